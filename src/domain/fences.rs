@@ -1,0 +1,294 @@
+//! The fence index: a sparse, sorted sample of the key space.
+//!
+//! Every `target`-th key becomes a *fence*, and each fence remembers roughly how many keys lie between
+//! it and the next one. With it a listing can ask etcd for `[key, fence)` instead of
+//! `[key, prefix_end)`, so a page costs O(page + target) instead of O(keys after key). The index is
+//! built once by a scan and kept current by a watch (creates add to a bucket, deletes take away; a
+//! bucket that grows past `2 × target` is split by reading just that bucket).
+//!
+//! Counts are estimates used to size reads; correctness never depends on them, because every page
+//! reads real keys from etcd and follows up any read that was cut short.
+
+use std::collections::BTreeMap;
+
+use crate::domain::listing::FenceView;
+
+/// A split the index asks for: read `[start, end)` and pass its middle key to [`Fences::split`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SplitRequest {
+    /// The bucket's fence.
+    pub start: Vec<u8>,
+    /// The next fence (`None`: end of the key space).
+    pub end: Option<Vec<u8>>,
+    /// Keys believed to be in the bucket.
+    pub count: u64,
+}
+
+/// Sorted fences with the estimated number of keys from each to the next.
+#[derive(Debug, Clone)]
+pub struct Fences {
+    buckets: BTreeMap<Vec<u8>, u64>,
+    target: u64,
+}
+
+impl Fences {
+    /// An index with one bucket holding `count` keys; `target` is the bucket size aimed for.
+    pub fn new(target: u64) -> Fences {
+        let mut buckets = BTreeMap::new();
+        buckets.insert(Vec::new(), 0);
+        Fences {
+            buckets,
+            target: target.max(2),
+        }
+    }
+
+    /// The bucket size aimed for.
+    pub fn target(&self) -> u64 {
+        self.target
+    }
+
+    /// Number of buckets.
+    pub fn len(&self) -> usize {
+        self.buckets.len()
+    }
+
+    /// Always false: the first bucket (from the empty key) always exists.
+    pub fn is_empty(&self) -> bool {
+        self.buckets.is_empty()
+    }
+
+    /// Estimated number of keys in the whole key space.
+    pub fn total(&self) -> u64 {
+        self.buckets.values().sum()
+    }
+
+    /// Adds a key in scan order (keys must arrive sorted): every `target`-th key opens a bucket.
+    pub fn push_scanned(&mut self, key: &[u8]) {
+        let target = self.target;
+        if let Some((_, count)) = self.buckets.iter_mut().next_back() {
+            if *count < target {
+                *count += 1;
+                return;
+            }
+        }
+        self.buckets.insert(key.to_vec(), 1);
+    }
+
+    fn bucket_of(&self, key: &[u8]) -> Vec<u8> {
+        self.buckets
+            .range::<[u8], _>((std::ops::Bound::Unbounded, std::ops::Bound::Included(key)))
+            .next_back()
+            .map(|(k, _)| k.clone())
+            .unwrap_or_default()
+    }
+
+    fn next_fence(&self, fence: &[u8]) -> Option<Vec<u8>> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        self.buckets
+            .range::<[u8], _>((Excluded(fence), Unbounded))
+            .next()
+            .map(|(k, _)| k.clone())
+    }
+
+    /// A key was created; returns a split request when its bucket grew past twice the target.
+    pub fn on_create(&mut self, key: &[u8]) -> Option<SplitRequest> {
+        let fence = self.bucket_of(key);
+        let count = {
+            let c = self.buckets.entry(fence.clone()).or_insert(0);
+            *c += 1;
+            *c
+        };
+        (count > 2 * self.target).then(|| SplitRequest {
+            end: self.next_fence(&fence),
+            start: fence,
+            count,
+        })
+    }
+
+    /// A key was deleted; small neighbouring buckets are merged so the index stays compact.
+    pub fn on_delete(&mut self, key: &[u8]) {
+        let fence = self.bucket_of(key);
+        let count = match self.buckets.get_mut(&fence) {
+            Some(c) => {
+                *c = c.saturating_sub(1);
+                *c
+            }
+            None => return,
+        };
+        if let Some(next) = self.next_fence(&fence) {
+            let next_count = self.buckets.get(&next).copied().unwrap_or(0);
+            if count + next_count < self.target / 2 {
+                self.buckets.remove(&next);
+                self.buckets.insert(fence, count + next_count);
+            }
+        }
+    }
+
+    /// Splits the bucket `start` at `at` (a key inside it): `left` keys stay before `at`.
+    pub fn split(&mut self, start: &[u8], at: Vec<u8>, left: u64) {
+        let Some(count) = self.buckets.get(start).copied() else {
+            return;
+        };
+        if at.as_slice() <= start || self.bucket_of(&at) != start {
+            return;
+        }
+        self.buckets.insert(start.to_vec(), left.min(count));
+        self.buckets.insert(at, count.saturating_sub(left));
+    }
+
+    /// The first bucket that needs splitting, if any (after a rebuild or many creates).
+    pub fn oversized(&self) -> Option<SplitRequest> {
+        let (start, count) = self.buckets.iter().find(|(_, c)| **c > 2 * self.target)?;
+        Some(SplitRequest {
+            start: start.clone(),
+            end: self.next_fence(start),
+            count: *count,
+        })
+    }
+}
+
+impl FenceView for Fences {
+    fn buckets(&self, from: &[u8], end: Option<&[u8]>, max: usize) -> Vec<(Option<Vec<u8>>, u64)> {
+        let first = self.bucket_of(from);
+        let mut out = Vec::new();
+        let mut iter = self.buckets.range::<[u8], _>((std::ops::Bound::Included(first.as_slice()), std::ops::Bound::Unbounded)).peekable();
+        while let Some((_, count)) = iter.next() {
+            if out.len() >= max {
+                break;
+            }
+            let hi = iter.peek().map(|(k, _)| (*k).clone());
+            let past_end = match (&hi, end) {
+                (Some(h), Some(e)) => h.as_slice() >= e,
+                (None, _) => true,
+                (Some(_), None) => false,
+            };
+            out.push((hi, *count));
+            if past_end {
+                break;
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::listing::{list_page, ListReq, Mode};
+    use crate::domain::listing::tests::{list_all, MemSource};
+
+    fn build(keys: &MemSource, target: u64) -> Fences {
+        let mut f = Fences::new(target);
+        for k in &keys.keys {
+            f.push_scanned(k);
+        }
+        f
+    }
+
+    fn numeric(n: u32) -> MemSource {
+        MemSource::new((1..=n).map(|i| i.to_string().into_bytes()))
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+    }
+
+    fn first_page(src: &MemSource, f: &Fences, prefix: &[u8], start: &[u8], mode: Mode) -> crate::domain::listing::Page {
+        let req = ListReq {
+            prefix: prefix.to_vec(),
+            start: start.to_vec(),
+            mode,
+            limit: 100,
+            revision: None,
+            hint: None,
+        };
+        block_on(list_page(src, Some(f), &req)).unwrap()
+    }
+
+    #[test]
+    fn scan_builds_buckets_of_the_target_size() {
+        let src = numeric(10_000);
+        let f = build(&src, 256);
+        assert_eq!(f.total(), 10_000);
+        assert_eq!(f.len(), 40);
+    }
+
+    #[test]
+    fn a_flat_page_anywhere_costs_about_a_page_plus_a_bucket() {
+        let src = numeric(200_000);
+        let f = build(&src, 1024);
+        for start in [&b"1"[..], b"150000", b"5"] {
+            let page = first_page(&src, &f, b"", start, Mode::Flat);
+            assert_eq!(page.items.len(), 100);
+            assert!(page.cost <= 100 + 3 * 1024, "cost {} from {start:?}", page.cost);
+            assert_eq!(page.rounds, 1);
+        }
+    }
+
+    #[test]
+    fn tree_root_of_many_directories_costs_o_of_the_directories_read() {
+        let src = MemSource::new((0..1000).flat_map(|d| (0..200).map(move |k| format!("/d{d:04}/k{k:04}").into_bytes())));
+        for target in [128, 256] {
+            let f = build(&src, target);
+            let page = first_page(&src, &f, b"/", b"/", Mode::Tree { sep: b"/".to_vec() });
+            assert_eq!(page.items.len(), 100);
+            assert!(page.items.iter().all(|i| i.dir));
+            // 101 directories of 200 keys (20k keys) out of 200k: etcd counts a small multiple of
+            // what those directories hold, never the whole prefix.
+            eprintln!("target {target}: cost {} rounds {} batches {:?}", page.cost, page.rounds, src.log.lock().unwrap());
+            src.log.lock().unwrap().clear();
+            assert!(page.cost < 3 * 20_200 + 2 * target, "cost {}", page.cost);
+            assert!(page.rounds <= 8, "rounds {}", page.rounds);
+        }
+    }
+
+    #[test]
+    fn listings_with_the_index_match_listings_without_it() {
+        let mut keys: Vec<Vec<u8>> = (1..=5000).map(|n: u32| n.to_string().into_bytes()).collect();
+        for d in 0..60 {
+            for k in 0..(d * 13 % 70 + 1) {
+                keys.push(format!("/dir{d:03}/k{k}").into_bytes());
+            }
+        }
+        keys.push(b"/dir007".to_vec());
+        keys.push(b"\xff\x00".to_vec());
+        let src = MemSource::new(keys);
+        for target in [2, 16, 300] {
+            let f = build(&src, target);
+            for prefix in [&b""[..], b"/", b"/dir01", b"2", b"/dir007/"] {
+                for mode in [Mode::Flat, Mode::Tree { sep: b"/".to_vec() }] {
+                    for limit in [1, 7, 100] {
+                        let req = ListReq { prefix: prefix.to_vec(), start: prefix.to_vec(), mode: mode.clone(), limit, revision: None, hint: None };
+                        let with = list_all(&src, Some(&f), req.clone());
+                        let without = list_all(&src, None, req);
+                        assert_eq!(with, without, "target {target} prefix {prefix:?} {mode:?} limit {limit}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn creates_and_deletes_keep_counts_and_split_oversized_buckets() {
+        let mut f = Fences::new(4);
+        for k in [&b"a"[..], b"b", b"c", b"d", b"e", b"f"] {
+            f.push_scanned(k);
+        }
+        assert_eq!(f.len(), 2);
+        let mut split = None;
+        for k in [&b"a1"[..], b"a2", b"a3", b"a4", b"a5"] {
+            split = split.or(f.on_create(k));
+        }
+        let req = split.expect("bucket grew past 2x target");
+        assert_eq!(req.start, b"".to_vec());
+        assert_eq!(req.end, Some(b"e".to_vec()));
+        f.split(&req.start, b"a4".to_vec(), 4);
+        assert_eq!(f.len(), 3);
+        assert_eq!(f.total(), 11);
+        for k in [&b"a4"[..], b"a5", b"b", b"c", b"d"] {
+            f.on_delete(k);
+        }
+        assert_eq!(f.total(), 6);
+        assert!(f.len() <= 3);
+    }
+}

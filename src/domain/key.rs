@@ -1,0 +1,167 @@
+//! Keys are bytes, end to end.
+//!
+//! etcd keys are arbitrary byte strings, so nothing here assumes UTF-8. Text is only a *view* of a key:
+//! [`display_text`] says whether a key can be shown as text, and [`b64_std`] / [`b64_url_decode`] carry
+//! the exact bytes through JSON and URLs.
+
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+
+/// The smallest key strictly greater than every key that starts with `prefix`, or `None` when no such
+/// key exists (the empty prefix, or a prefix of only 0xff bytes): the range then has no upper end.
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.last_mut() {
+        if *last < 0xff {
+            *last += 1;
+            return Some(end);
+        }
+        end.pop();
+    }
+    None
+}
+
+/// The smallest key strictly greater than `key` (the key with a 0x00 byte appended).
+pub fn key_after(key: &[u8]) -> Vec<u8> {
+    let mut next = Vec::with_capacity(key.len() + 1);
+    next.extend_from_slice(key);
+    next.push(0);
+    next
+}
+
+/// `Some(text)` when the bytes are valid UTF-8, so that JSON can carry them as a string; `None` otherwise.
+pub fn display_text(bytes: &[u8]) -> Option<&str> {
+    std::str::from_utf8(bytes).ok()
+}
+
+/// Standard base64 (RFC 4648 §4, padded), as the API returns `key_b64` / `value_b64`.
+pub fn b64_std(bytes: &[u8]) -> String {
+    STANDARD.encode(bytes)
+}
+
+/// Base64url without padding (RFC 4648 §5), used inside URLs and cursors.
+pub fn b64_url(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Decodes base64url with or without padding; also accepts the standard alphabet so that a `key_b64`
+/// copied from a response works as a parameter.
+pub fn b64_url_decode(text: &str) -> Option<Vec<u8>> {
+    let trimmed = text.trim_end_matches('=');
+    let normalised: String = trimmed
+        .chars()
+        .map(|c| match c {
+            '+' => '-',
+            '/' => '_',
+            other => other,
+        })
+        .collect();
+    URL_SAFE_NO_PAD.decode(normalised.as_bytes()).ok()
+}
+
+/// Percent-encodes arbitrary bytes for a query parameter value: unreserved characters and `/` stay
+/// readable (deep links to `/app/config` look like the key), everything else is `%XX`.
+pub fn percent_encode_query(bytes: &[u8]) -> String {
+    const UNRESERVED_AND_SLASH: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~')
+        .remove(b'/');
+    percent_encoding::percent_encode(bytes, UNRESERVED_AND_SLASH).to_string()
+}
+
+/// A parsed query string: parameter names are text, values are the exact bytes after percent-decoding
+/// (`+` is a space), so a key with any bytes survives the URL.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RawQuery {
+    pairs: Vec<(String, Vec<u8>)>,
+}
+
+impl RawQuery {
+    /// Parses `a=1&b=%FF`; never fails (malformed escapes are kept literally, as browsers do).
+    pub fn parse(query: Option<&str>) -> RawQuery {
+        let mut pairs = Vec::new();
+        for part in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+            let (name, value) = part.split_once('=').unwrap_or((part, ""));
+            let name = String::from_utf8_lossy(&decode_component(name)).into_owned();
+            pairs.push((name, decode_component(value)));
+        }
+        RawQuery { pairs }
+    }
+
+    /// The first value of `name`, as bytes.
+    pub fn bytes(&self, name: &str) -> Option<&[u8]> {
+        self.pairs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// The first value of `name` as text; `Err` names the parameter when it is not UTF-8.
+    pub fn text(&self, name: &str) -> Result<Option<&str>, String> {
+        match self.bytes(name) {
+            None => Ok(None),
+            Some(b) => std::str::from_utf8(b)
+                .map(Some)
+                .map_err(|_| format!("parameter `{name}` must be text")),
+        }
+    }
+
+    /// Reads a byte parameter given either raw (`name=`) or as base64url (`name_b64=`); the base64
+    /// twin wins when both are present. `Err` says which parameter is malformed.
+    pub fn bytes_or_b64(&self, name: &str) -> Result<Option<Vec<u8>>, String> {
+        let b64_name = format!("{name}_b64");
+        if let Some(encoded) = self.text(&b64_name)? {
+            return b64_url_decode(encoded)
+                .map(Some)
+                .ok_or_else(|| format!("parameter `{b64_name}` is not valid base64url"));
+        }
+        Ok(self.bytes(name).map(<[u8]>::to_vec))
+    }
+}
+
+fn decode_component(text: &str) -> Vec<u8> {
+    let spaced = text.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_end_increments_last_byte_and_drops_trailing_ff() {
+        assert_eq!(prefix_end(b"a/"), Some(b"a0".to_vec()));
+        assert_eq!(prefix_end(b"a\xff"), Some(b"b".to_vec()));
+        assert_eq!(prefix_end(b"\xff\xff"), None);
+        assert_eq!(prefix_end(b""), None);
+    }
+
+    #[test]
+    fn query_values_keep_every_byte() {
+        let q = RawQuery::parse(Some("key=%FF%00a+b&prefix=/x/&n=%zz"));
+        assert_eq!(q.bytes("key"), Some(&b"\xff\x00a b"[..]));
+        assert_eq!(q.bytes("prefix"), Some(&b"/x/"[..]));
+        assert_eq!(q.bytes("n"), Some(&b"%zz"[..]));
+        assert!(q.text("key").is_err());
+    }
+
+    #[test]
+    fn b64_twin_wins_and_accepts_both_alphabets_and_padding() {
+        let q = RawQuery::parse(Some("key=plain&key_b64=_-8="));
+        assert_eq!(q.bytes_or_b64("key").unwrap(), Some(vec![0xff, 0xef]));
+        let q = RawQuery::parse(Some("key_b64=/%2B8%3D"));
+        assert_eq!(q.bytes_or_b64("key").unwrap(), Some(vec![0xff, 0xef]));
+        let q = RawQuery::parse(Some("key_b64=***"));
+        assert!(q.bytes_or_b64("key").is_err());
+    }
+
+    #[test]
+    fn percent_encoding_round_trips_through_the_parser() {
+        let key: Vec<u8> = (0u8..=255).collect();
+        let url = format!("key={}", percent_encode_query(&key));
+        assert_eq!(RawQuery::parse(Some(&url)).bytes("key"), Some(&key[..]));
+        assert_eq!(percent_encode_query(b"/app/a b"), "/app/a%20b");
+    }
+}

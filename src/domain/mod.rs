@@ -1,0 +1,5 @@
+//! Pure types and logic, no I/O: keys as bytes, listing pages, the fence index.
+
+pub mod fences;
+pub mod key;
+pub mod listing;
