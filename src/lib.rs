@@ -1,4 +1,23 @@
 //! etcdboard: a web dashboard for etcd clusters that run on Kubernetes.
+//!
+//! A request flows router → handler (`web`) → domain parsing (`domain`) → etcd gateway (`etcd`) →
+//! view (`views`) → template; errors end in [`error::AppError`].
 
+/// Building and running the server: state, router, listener.
+pub mod app;
+/// Typed configuration from flags, env and file.
+pub mod config;
+/// `etcdboard demo`: a local etcd with sample data, and the dashboard on it.
+pub mod demo;
 /// Pure types and logic, no I/O.
 pub mod domain;
+/// One error type and its responses.
+pub mod error;
+/// The etcd gateway: per-member clients, bounded reads, the fence index, local clusters.
+pub mod etcd;
+/// Logging setup.
+pub mod telemetry;
+/// askama view structs.
+pub mod views;
+/// HTTP handlers.
+pub mod web;

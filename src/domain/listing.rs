@@ -222,7 +222,7 @@ fn lt_end(key: &[u8], end: &Option<Vec<u8>>) -> bool {
 /// listing probes geometrically growing ranges and learns their density as it goes.
 pub async fn list_page<S: RangeSource>(
     source: &S,
-    fences: Option<&dyn FenceView>,
+    fences: Option<&(dyn FenceView + Sync)>,
     req: &ListReq,
 ) -> Result<Page, S::Error> {
     let range_end = prefix_end(&req.prefix);
@@ -425,7 +425,7 @@ fn walk(req: &ListReq, segments: &[Segment]) -> (Vec<Item>, Option<usize>) {
 #[allow(clippy::too_many_arguments)]
 fn read_ahead(
     req: &ListReq,
-    fences: Option<&dyn FenceView>,
+    fences: Option<&(dyn FenceView + Sync)>,
     frontier: &[u8],
     range_end: &Option<Vec<u8>>,
     need: usize,
@@ -630,7 +630,7 @@ pub(crate) mod tests {
     }
 
     /// Lists every page and returns all items, checking cursors on the way.
-    pub(crate) fn list_all(src: &MemSource, fences: Option<&dyn FenceView>, mut r: ListReq) -> Vec<Item> {
+    pub(crate) fn list_all(src: &MemSource, fences: Option<&(dyn FenceView + Sync)>, mut r: ListReq) -> Vec<Item> {
         let mut out = Vec::new();
         for _ in 0..100_000 {
             let page = block_on(list_page(src, fences, &r)).unwrap();

@@ -1,5 +1,7 @@
 //! Pure types and logic, no I/O: keys as bytes, listing pages, the fence index.
 
 pub mod fences;
+pub mod format;
 pub mod key;
 pub mod listing;
+pub mod record;

@@ -179,7 +179,7 @@ impl LocalClusterError {
     }
 }
 
-/// One etcd process slot; the process may be running, SIGSTOPped or killed.
+/// One etcd process slot; the process may be running, stopped (`SIGSTOP`) or killed.
 #[derive(Debug)]
 struct Member {
     name: String,
@@ -199,22 +199,35 @@ impl Member {
     fn child(&self) -> MutexGuard<'_, Option<Child>> {
         // A panic while holding this lock cannot leave the Option in a bad
         // state, so poisoning is ignored (shutdown must work while unwinding).
-        self.child.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.child
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The pid while the process is alive (running or stopped). `None` once
+    /// it was killed by us or exited on its own: an exited child is reaped
+    /// by `try_wait`, after which its pid may belong to another process.
+    fn live_pid(child: &mut Child) -> Option<libc::pid_t> {
+        match child.try_wait() {
+            Ok(None) => libc::pid_t::try_from(child.id()).ok(),
+            Ok(Some(_)) | Err(_) => None,
+        }
     }
 
     fn pid(&self) -> Option<u32> {
-        self.child().as_ref().map(Child::id)
+        let mut guard = self.child();
+        let pid = Self::live_pid(guard.as_mut()?)?;
+        u32::try_from(pid).ok()
     }
 
     fn signal(&self, sig: libc::c_int) {
-        if let Some(child) = self.child().as_ref() {
-            if let Ok(pid) = libc::pid_t::try_from(child.id()) {
-                // SAFETY: kill(2) has no memory-safety preconditions. The pid
-                // belongs to our unreaped child (we hold its `Child` under the
-                // lock), so it cannot have been recycled for another process.
-                unsafe {
-                    libc::kill(pid, sig);
-                }
+        let mut guard = self.child();
+        if let Some(pid) = guard.as_mut().and_then(Self::live_pid) {
+            // SAFETY: kill(2) has no memory-safety preconditions. The pid is
+            // that of our child, which `live_pid` just found not yet reaped
+            // while we hold the lock, so it cannot be another process.
+            unsafe {
+                libc::kill(pid, sig);
             }
         }
     }
@@ -223,39 +236,37 @@ impl Member {
     fn kill_and_reap(&self) {
         let mut guard = self.child();
         if let Some(mut child) = guard.take() {
-            if self.stopped.swap(false, Ordering::SeqCst) {
-                if let Ok(pid) = libc::pid_t::try_from(child.id()) {
-                    // SAFETY: as in `signal`: our own, not yet reaped child.
+            let was_stopped = self.stopped.swap(false, Ordering::SeqCst);
+            if let Some(pid) = Self::live_pid(&mut child) {
+                if was_stopped {
+                    // SAFETY: as in `signal`: our own child, not yet reaped.
                     unsafe {
                         libc::kill(pid, libc::SIGCONT);
                     }
                 }
+                if let Err(err) = child.kill() {
+                    tracing::debug!(member = %self.name, %err, "kill etcd member");
+                }
             }
-            if let Err(err) = child.kill() {
-                tracing::debug!(member = %self.name, %err, "kill etcd member");
-            }
+            // Returns at once with the cached status if already reaped.
             if let Err(err) = child.wait() {
                 tracing::warn!(member = %self.name, %err, "reap etcd member");
             }
         }
     }
 
-    /// `Some(error)` when the process has exited on its own.
+    /// `Some(error)` while the process has exited on its own (it stays
+    /// reported until the member is restarted or killed).
     fn exited(&self) -> Option<LocalClusterError> {
         let mut guard = self.child();
         let child = guard.as_mut()?;
         match child.try_wait() {
-            Ok(Some(status)) => {
-                // Reaped now: forget it so pid()/shutdown do not touch a
-                // recycled pid.
-                *guard = None;
-                Some(LocalClusterError::MemberExited {
-                    member: self.name.clone(),
-                    status: status.to_string(),
-                    log: self.log_path.clone(),
-                    log_tail: log_tail(&self.log_path, LOG_TAIL_LINES),
-                })
-            }
+            Ok(Some(status)) => Some(LocalClusterError::MemberExited {
+                member: self.name.clone(),
+                status: status.to_string(),
+                log: self.log_path.clone(),
+                log_tail: log_tail(&self.log_path, LOG_TAIL_LINES),
+            }),
             Ok(None) => None,
             Err(err) => {
                 tracing::warn!(member = %self.name, %err, "try_wait on etcd member");
@@ -264,8 +275,9 @@ impl Member {
         }
     }
 
-    fn is_running(&self) -> bool {
-        self.child().is_some()
+    /// Killed on purpose by [`LocalCluster::kill`] (or never started).
+    fn is_killed(&self) -> bool {
+        self.child().is_none()
     }
 }
 
@@ -389,7 +401,8 @@ impl LocalCluster {
         self.members.iter().map(|m| m.name.clone()).collect()
     }
 
-    /// OS pid of member `i`, or `None` if it is killed or `i` is out of range;
+    /// OS pid of member `i` while its process is alive (running or stopped),
+    /// or `None` if it was killed, exited on its own, or `i` is out of range;
     /// lets tests check the process really exists or is gone.
     pub fn pid(&self, i: usize) -> Option<u32> {
         self.members.get(i).and_then(Member::pid)
@@ -414,7 +427,7 @@ impl LocalCluster {
     /// [`cont`](Self::cont). No-op if it is killed or `i` is out of range.
     pub fn stop(&self, i: usize) {
         if let Some(member) = self.members.get(i) {
-            if member.is_running() {
+            if member.pid().is_some() {
                 member.stopped.store(true, Ordering::SeqCst);
                 member.signal(libc::SIGSTOP);
             }
@@ -451,7 +464,11 @@ impl LocalCluster {
     /// Wait until member `i`'s peer port answers HTTP, which etcd does as
     /// soon as its server is set up (no quorum needed). Fails early with the
     /// member's log if it exits.
-    async fn wait_peer_serving(&self, i: usize, timeout: Duration) -> Result<(), LocalClusterError> {
+    async fn wait_peer_serving(
+        &self,
+        i: usize,
+        timeout: Duration,
+    ) -> Result<(), LocalClusterError> {
         let member = &self.members[i];
         let started = Instant::now();
         loop {
@@ -477,7 +494,7 @@ impl LocalCluster {
         }
     }
 
-    /// Wait until every running member (not killed, not SIGSTOPped) sees a
+    /// Wait until every running member (not killed, not stopped with `SIGSTOP`) sees a
     /// leader and answers a linearizable get through its own endpoint, so a
     /// test can tell "cluster recovered" from "cluster still converging".
     /// Fails early, with its log, if a member process exited on its own.
@@ -495,7 +512,7 @@ impl LocalCluster {
         loop {
             let mut probes = Vec::new();
             for (i, member) in self.members.iter().enumerate() {
-                if member.stopped.load(Ordering::SeqCst) || !member.is_running() {
+                if member.stopped.load(Ordering::SeqCst) || member.is_killed() {
                     continue;
                 }
                 if let Some(err) = member.exited() {
@@ -590,17 +607,20 @@ impl LocalCluster {
 
     async fn spawn_member(&self, i: usize, state: &str) -> Result<(), LocalClusterError> {
         let member = &self.members[i];
-        let io_err = |context: String| {
-            move |source: io::Error| LocalClusterError::Io { context, source }
-        };
+        let io_err =
+            |context: String| move |source: io::Error| LocalClusterError::Io { context, source };
         let log = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&member.log_path)
-            .map_err(io_err(format!("open log file {}", member.log_path.display())))?;
-        let log_err = log
-            .try_clone()
-            .map_err(io_err(format!("clone log file {}", member.log_path.display())))?;
+            .map_err(io_err(format!(
+                "open log file {}",
+                member.log_path.display()
+            )))?;
+        let log_err = log.try_clone().map_err(io_err(format!(
+            "clone log file {}",
+            member.log_path.display()
+        )))?;
         let mut cmd = Command::new(&self.etcd);
         cmd.args(self.member_args(i, state))
             .current_dir(self.dir.path())
@@ -623,8 +643,13 @@ impl LocalCluster {
         // errno value, none of which allocates or takes locks.
         unsafe {
             cmd.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0)
-                    != 0
+                if libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                ) != 0
                 {
                     return Err(io::Error::last_os_error());
                 }
@@ -636,11 +661,13 @@ impl LocalCluster {
                 Ok(())
             });
         }
-        let child = spawn_from_long_lived_thread(cmd).await.map_err(io_err(format!(
-            "spawn {} for member {}",
-            self.etcd.display(),
-            member.name
-        )))?;
+        let child = spawn_from_long_lived_thread(cmd)
+            .await
+            .map_err(io_err(format!(
+                "spawn {} for member {}",
+                self.etcd.display(),
+                member.name
+            )))?;
         tracing::debug!(member = %member.name, pid = child.id(), state, "spawned etcd member");
         member.stopped.store(false, Ordering::SeqCst);
         *member.child() = Some(child);
@@ -664,9 +691,9 @@ async fn probe_member(url: &str, step_timeout: Duration) -> Result<(), String> {
         .with_timeout(step_timeout)
         .with_require_leader(true);
     let mut client = tokio::time::timeout(step_timeout, Client::connect([url], Some(options)))
-    .await
-    .map_err(|_| "connect timed out".to_string())?
-    .map_err(|e| format!("connect: {e}"))?;
+        .await
+        .map_err(|_| "connect timed out".to_string())?
+        .map_err(|e| format!("connect: {e}"))?;
     let status = tokio::time::timeout(step_timeout, client.status())
         .await
         .map_err(|_| "status timed out".to_string())?
@@ -694,7 +721,10 @@ async fn peer_answers_http(addr: SocketAddr) -> bool {
         stream.read_exact(&mut head).await?;
         Ok::<bool, io::Error>(head.starts_with(b"HTTP/1."))
     };
-    matches!(tokio::time::timeout(PEER_PROBE_TIMEOUT, exchange).await, Ok(Ok(true)))
+    matches!(
+        tokio::time::timeout(PEER_PROBE_TIMEOUT, exchange).await,
+        Ok(Ok(true))
+    )
 }
 
 /// `count` distinct free loopback ports. All probe sockets are held open
@@ -729,8 +759,7 @@ fn unique_token() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
+        .map_or(0, |d| d.as_nanos());
     format!(
         "etcdboard-{}-{nanos}-{}",
         std::process::id(),
@@ -740,8 +769,7 @@ fn unique_token() -> String {
 
 fn is_executable(path: &Path) -> bool {
     path.metadata()
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 fn resolve_etcd_binary(configured: Option<&Path>) -> Result<PathBuf, LocalClusterError> {
@@ -833,6 +861,7 @@ async fn spawn_from_long_lived_thread(mut cmd: Command) -> io::Result<Child> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -23,6 +23,7 @@
 //! fails with `etcd_client::Error::IoError` of kind
 //! [`std::io::ErrorKind::TimedOut`].
 
+use std::fmt::Write as _;
 use std::future::Future;
 use std::io;
 use std::time::{Duration, Instant};
@@ -90,7 +91,7 @@ pub async fn seed_demo(
     let fixtures = fixtures();
     let total = fixtures.len() + 1 + flat_keys;
 
-    for (key, value) in fixtures.iter() {
+    for (key, value) in &fixtures {
         with_deadline("put", client.put(key.clone(), value.clone(), None)).await?;
     }
     let lease = with_deadline("lease grant", client.lease_grant(LEASE_TTL_SECS, None)).await?;
@@ -199,14 +200,21 @@ fn fixtures() -> Vec<(Vec<u8>, Vec<u8>)> {
     for i in 0..3 {
         kvs.push(text(
             &format!("/services/web/instances/web-{i}"),
-            &format!(r#"{{"host":"10.0.0.{}","port":8080,"zone":"zone-{}"}}"#, 10 + i, i % 2),
+            &format!(
+                r#"{{"host":"10.0.0.{}","port":8080,"zone":"zone-{}"}}"#,
+                10 + i,
+                i % 2
+            ),
         ));
     }
     kvs.push((
         BINARY_VALUE_KEY.as_bytes().to_vec(),
         (0..=255u8).collect::<Vec<u8>>(),
     ));
-    kvs.push((NON_UTF8_KEY.to_vec(), b"value of a key that is not UTF-8".to_vec()));
+    kvs.push((
+        NON_UTF8_KEY.to_vec(),
+        b"value of a key that is not UTF-8".to_vec(),
+    ));
     kvs.push((BIG_VALUE_KEY.as_bytes().to_vec(), big_text().into_bytes()));
     kvs
 }
@@ -216,15 +224,17 @@ fn big_text() -> String {
     let mut out = String::with_capacity(BIG_VALUE_MIN_BYTES + 128);
     let mut line = 1usize;
     while out.len() < BIG_VALUE_MIN_BYTES {
-        out.push_str(&format!(
-            "{line:06}: Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor.\n"
-        ));
+        let _ = writeln!(
+            out,
+            "{line:06}: Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor."
+        );
         line += 1;
     }
     out
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -254,4 +264,21 @@ mod tests {
         sorted.dedup();
         assert_eq!(sorted.len(), keys.len(), "duplicate fixture keys");
     }
+}
+
+/// Connects to `endpoints` and seeds the demo data (see [`seed_demo`]); for callers outside this
+/// module, which never see an etcd client.
+pub async fn seed_endpoints(
+    endpoints: &[String],
+    flat_keys: usize,
+    progress: impl FnMut(usize, usize),
+) -> Result<SeedReport, String> {
+    let options = etcd_client::ConnectOptions::new().with_connect_timeout(Duration::from_secs(2));
+    let mut client = tokio::time::timeout(CALL_TIMEOUT, etcd_client::Client::connect(endpoints, Some(options)))
+        .await
+        .map_err(|_| "connecting to the demo cluster timed out".to_string())?
+        .map_err(|e| format!("connecting to the demo cluster: {e}"))?;
+    seed_demo(&mut client, flat_keys, progress)
+        .await
+        .map_err(|e| format!("seeding: {e}"))
 }

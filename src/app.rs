@@ -1,0 +1,148 @@
+//! Building and running the server: shared state, the router, the listener.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::routing::get;
+use axum::Router;
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+
+use crate::config::Config;
+use crate::domain::listing::{list_page, FenceView, ListReq, Page};
+use crate::error::AppError;
+use crate::etcd::{EtcdCluster, EtcdError};
+use crate::web;
+
+/// State shared by all handlers: the configuration and one gateway per configured cluster.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Config,
+    clusters: Vec<Arc<EtcdCluster>>,
+}
+
+impl AppState {
+    /// Creates a gateway per configured cluster (nothing is dialled yet).
+    pub fn new(config: Config) -> Result<AppState, EtcdError> {
+        let clusters = config
+            .clusters
+            .iter()
+            .map(|c| EtcdCluster::new(c, config.etcd_timeout))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(AppState {
+            inner: Arc::new(Inner { config, clusters }),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The base path (`""` or `/prefix`).
+    pub fn base(&self) -> &str {
+        &self.inner.config.base_path
+    }
+
+    /// All configured clusters, in configuration order.
+    pub fn clusters(&self) -> &[Arc<EtcdCluster>] {
+        &self.inner.clusters
+    }
+
+    /// A configured cluster by name; anything else is a 404 (no request can name an endpoint).
+    pub fn cluster(&self, name: &str) -> Result<&Arc<EtcdCluster>, AppError> {
+        self.inner
+            .clusters
+            .iter()
+            .find(|c| c.name() == name)
+            .ok_or_else(|| AppError::NotFound(format!("no cluster named `{name}` is configured")))
+    }
+
+    /// Lists one page, bounded by the cluster's fence index once it is ready.
+    pub async fn list(&self, cluster: &Arc<EtcdCluster>, req: &ListReq) -> Result<Page, AppError> {
+        cluster.ensure_index();
+        let index = cluster.index();
+        let fences: Option<&(dyn FenceView + Sync)> = if index.is_ready() {
+            Some(index.as_ref())
+        } else {
+            None
+        };
+        Ok(list_page(cluster.as_ref(), fences, req).await?)
+    }
+}
+
+/// The whole HTTP surface. A plain function so tests can drive it without a socket.
+pub fn router(state: AppState) -> Router {
+    let base = state.base().to_string();
+    let p = |path: &str| format!("{base}{path}");
+    let pages = Router::new()
+        .route(&p("/"), get(web::keys::home))
+        .route(&p("/go"), get(web::keys::go))
+        .route(&p("/clusters"), get(web::keys::clusters_page))
+        .route(&p("/clusters/{cluster}"), get(web::keys::cluster_home))
+        .route(&p("/clusters/{cluster}/keys"), get(web::keys::page))
+        .route(&p("/clusters/{cluster}/ui/nodes"), get(web::keys::nodes))
+        .route(&p("/clusters/{cluster}/ui/key"), get(web::keys::key_view))
+        .fallback(web::keys::not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), web::html_errors));
+    let mut app = Router::new()
+        .route(&p("/api/v1/clusters"), get(web::api::clusters))
+        .route(&p("/api/v1/clusters/{cluster}/keys"), get(web::api::keys))
+        .route(&p("/api/v1/clusters/{cluster}/key"), get(web::api::key))
+        .route(&p("/static/{*path}"), get(web::assets::serve))
+        .route(&p("/healthz"), get(|| async { "ok" }));
+    if !base.is_empty() {
+        app = app.route(&base, get(web::keys::home));
+    }
+    app.merge(pages)
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// A bound, ready-to-run server.
+pub struct App {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+}
+
+impl App {
+    /// Binds the listener (port 0 picks a free port) and prepares the router; starts building each
+    /// cluster's listing index in the background.
+    pub async fn build(config: Config) -> Result<App, Box<dyn std::error::Error + Send + Sync>> {
+        let listener = TcpListener::bind(config.listen).await?;
+        let state = AppState::new(config)?;
+        for c in state.clusters() {
+            c.ensure_index();
+        }
+        Ok(App {
+            router: router(state.clone()),
+            listener,
+            state,
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Shared state (for tests that want to inspect it).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then finishes in-flight requests.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}

@@ -1,0 +1,63 @@
+//! One error type for every handler, and one way it becomes a response.
+//!
+//! Handlers return [`AppError`]; it renders as `{"error": "..."}` with the right status. For the
+//! HTML pages, [`crate::web::html_errors`] turns that JSON into an error page (same status, same
+//! message, with a way back). Internal details are logged once here and never shown raw.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use crate::etcd::EtcdError;
+
+/// Everything a request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// 400: the request itself is malformed (bad parameter, bad cursor).
+    #[error("{0}")]
+    BadRequest(String),
+    /// 404: unknown cluster, key or page.
+    #[error("{0}")]
+    NotFound(String),
+    /// 503 / 410 / 502 depending on what etcd said (see [`EtcdError`]).
+    #[error(transparent)]
+    Etcd(#[from] EtcdError),
+    /// 500: a bug or an unexpected failure; the details are logged, not shown.
+    #[error("internal error")]
+    Internal(String),
+}
+
+/// Marker put on error responses so the HTML layer can render a page for them.
+#[derive(Debug, Clone)]
+pub struct ErrorMessage(pub String);
+
+impl AppError {
+    /// The HTTP status of this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::Etcd(EtcdError::Unavailable { .. }) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Etcd(EtcdError::Compacted(_)) => StatusCode::GONE,
+            AppError::Etcd(EtcdError::Rejected(_)) => StatusCode::BAD_GATEWAY,
+            AppError::Etcd(EtcdError::Config { .. }) | AppError::Internal(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        match &self {
+            AppError::Internal(detail) => tracing::error!(%detail, "internal error"),
+            AppError::Etcd(e) => tracing::warn!(error = %e, "etcd error"),
+            _ => tracing::debug!(error = %self, "request error"),
+        }
+        let message = self.to_string();
+        let mut response = (status, Json(serde_json::json!({ "error": message }))).into_response();
+        response.extensions_mut().insert(ErrorMessage(message));
+        response
+    }
+}

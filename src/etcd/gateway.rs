@@ -1,0 +1,450 @@
+//! One long-lived connection set per configured cluster, and reads that never hang.
+//!
+//! Each member endpoint has its own client (connected lazily, so a member that is down at start
+//! costs nothing). A read goes to the member that answered last; if it fails or has not answered
+//! after a short hedge delay, the next member is asked as well, and the first answer wins. When no
+//! member can give a linearizable answer (quorum lost), members are asked for their local copy
+//! (serializable) and the answer is marked stale — all within a bounded time.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use etcd_client::{Client, ConnectOptions, GetOptions, Txn, TxnOp, TxnOpResponse};
+use futures::stream::{FuturesUnordered, StreamExt};
+use tracing::{debug, warn};
+
+use crate::config::ClusterConfig;
+use crate::domain::listing::{Batch, RangeReq, RangeResp, RangeSource};
+use crate::domain::record::{KeyRecord, Read};
+use crate::etcd::index::FenceIndex;
+
+/// etcd refuses txns with more operations than `--max-txn-ops` (128 by default).
+const MAX_TXN_OPS: usize = 128;
+/// After this long without an answer, the next member is asked too.
+const HEDGE_DELAY: Duration = Duration::from_millis(250);
+/// How long to wait for a stale (serializable) answer once linearizable reads failed.
+const STALE_BUDGET: Duration = Duration::from_millis(600);
+/// The longest the linearizable phase of a read may take, so that a page answers within 2 s even
+/// without quorum.
+const LINEARIZABLE_BUDGET: Duration = Duration::from_millis(1200);
+
+/// What can go wrong talking to etcd, in terms the web layer can map to a status.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EtcdError {
+    /// No member answered in time (every member down, hung or unreachable).
+    #[error("no member of cluster `{cluster}` answered within {waited_ms} ms ({detail})")]
+    Unavailable {
+        /// Cluster name.
+        cluster: String,
+        /// How long we waited.
+        waited_ms: u128,
+        /// Short reason from the last member tried (never an address the user did not configure).
+        detail: String,
+    },
+    /// The pinned revision of a listing was compacted away.
+    #[error("revision {0} has been compacted; start the listing again")]
+    Compacted(i64),
+    /// etcd rejected the request itself.
+    #[error("etcd rejected the request: {0}")]
+    Rejected(String),
+    /// A configuration problem (bad TLS material).
+    #[error("cluster `{cluster}`: {detail}")]
+    Config {
+        /// Cluster name.
+        cluster: String,
+        /// What is wrong.
+        detail: String,
+    },
+}
+
+/// Why a member attempt failed: try another member, or give up.
+enum Failure {
+    Retry(String),
+    Fatal(EtcdError),
+}
+
+fn classify(err: etcd_client::Error, revision: Option<i64>) -> Failure {
+    match err {
+        etcd_client::Error::GRpcStatus(status) => {
+            let msg = status.message().to_string();
+            if msg.contains("compacted") {
+                return Failure::Fatal(EtcdError::Compacted(revision.unwrap_or(0)));
+            }
+            let code: i32 = status.code().into();
+            match code {
+                CANCELLED | UNKNOWN | DEADLINE_EXCEEDED | RESOURCE_EXHAUSTED | INTERNAL | UNAVAILABLE => {
+                    Failure::Retry(msg)
+                }
+                // A lagging member cannot serve a revision it has not applied yet: ask another.
+                OUT_OF_RANGE if msg.contains("future revision") => Failure::Retry(msg),
+                _ => Failure::Fatal(EtcdError::Rejected(msg)),
+            }
+        }
+        other => Failure::Retry(short_reason(&other)),
+    }
+}
+
+// gRPC status codes (by number, as in the gRPC spec) that mean "this member cannot answer now".
+const CANCELLED: i32 = 1;
+const UNKNOWN: i32 = 2;
+const DEADLINE_EXCEEDED: i32 = 4;
+const RESOURCE_EXHAUSTED: i32 = 8;
+const OUT_OF_RANGE: i32 = 11;
+const INTERNAL: i32 = 13;
+const UNAVAILABLE: i32 = 14;
+
+struct MemberSlot {
+    endpoint: String,
+    client: Mutex<Option<Client>>,
+}
+
+/// A configured etcd cluster: its member clients, read policy and fence index.
+pub struct EtcdCluster {
+    name: String,
+    members: Vec<MemberSlot>,
+    preferred: AtomicUsize,
+    options: ConnectOptions,
+    timeout: Duration,
+    index: Arc<FenceIndex>,
+    separator: String,
+}
+
+impl std::fmt::Debug for EtcdCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdCluster").field("name", &self.name).finish()
+    }
+}
+
+impl EtcdCluster {
+    /// Prepares clients for every member of `cfg`; nothing is dialled until the first request.
+    pub fn new(cfg: &ClusterConfig, timeout: Duration) -> Result<Arc<EtcdCluster>, EtcdError> {
+        let mut options = ConnectOptions::new()
+            .with_connect_timeout(Duration::from_millis(800).min(timeout))
+            .with_timeout(timeout)
+            .with_keep_alive(Duration::from_secs(5), Duration::from_secs(3))
+            .with_keep_alive_while_idle(true)
+            .with_require_leader(true);
+        if let Some(c) = &cfg.credentials {
+            options = options.with_user(c.username.clone(), c.password.expose().to_string());
+        }
+        if let Some(tls) = &cfg.tls {
+            let mut t = etcd_client::TlsOptions::new();
+            if let Some(ca) = &tls.ca_pem {
+                t = t.ca_certificate(etcd_client::Certificate::from_pem(ca));
+            }
+            if let Some((cert, key)) = &tls.identity_pem {
+                t = t.identity(etcd_client::Identity::from_pem(cert, key.expose()));
+            }
+            if let Some(name) = &tls.server_name {
+                t = t.domain_name(name.clone());
+            }
+            options = options.with_tls(t);
+        }
+        let members = cfg
+            .endpoints
+            .iter()
+            .map(|e| MemberSlot {
+                endpoint: e.clone(),
+                client: Mutex::new(None),
+            })
+            .collect();
+        Ok(Arc::new(EtcdCluster {
+            name: cfg.name.clone(),
+            members,
+            preferred: AtomicUsize::new(0),
+            options,
+            timeout,
+            index: Arc::new(FenceIndex::default()),
+            separator: cfg.separator.clone(),
+        }))
+    }
+
+    /// The cluster's configured name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The tree separator configured for this cluster.
+    pub fn separator(&self) -> &str {
+        &self.separator
+    }
+
+    /// The configured client URLs.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.members.iter().map(|m| m.endpoint.clone()).collect()
+    }
+
+    /// The fence index of this cluster (started on first use by [`EtcdCluster::ensure_index`]).
+    pub fn index(&self) -> &Arc<FenceIndex> {
+        &self.index
+    }
+
+    /// Starts building the fence index in the background if that has not happened yet.
+    pub fn ensure_index(self: &Arc<Self>) {
+        FenceIndex::ensure_started(self);
+    }
+
+    /// The client of member `i`, connecting it on first use.
+    pub(crate) async fn client(&self, i: usize) -> Result<Client, String> {
+        let slot = &self.members[i];
+        if let Ok(guard) = slot.client.lock() {
+            if let Some(c) = guard.as_ref() {
+                return Ok(c.clone());
+            }
+        }
+        let connect = Client::connect([slot.endpoint.as_str()], Some(self.options.clone()));
+        let client = tokio::time::timeout(self.timeout, connect)
+            .await
+            .map_err(|_| "connect timed out".to_string())?
+            .map_err(|e| short_reason(&e))?;
+        if let Ok(mut guard) = slot.client.lock() {
+            *guard = Some(client.clone());
+        }
+        Ok(client)
+    }
+
+    fn order(&self) -> Vec<usize> {
+        let n = self.members.len();
+        let first = self.preferred.load(Ordering::Relaxed) % n.max(1);
+        (0..n).map(|k| (first + k) % n).collect()
+    }
+
+    /// Runs `op` against the cluster: linearizable on one member at a time (hedged), then, if none
+    /// could answer, serializable on all members at once. Never takes much longer than 2 s.
+    pub async fn read<T, F, Fut>(&self, revision: Option<i64>, op: F) -> Result<Read<T>, EtcdError>
+    where
+        F: Fn(Client, bool) -> Fut,
+        Fut: std::future::Future<Output = Result<(T, i64), etcd_client::Error>>,
+    {
+        let started = Instant::now();
+        let budget = LINEARIZABLE_BUDGET.min(self.timeout);
+        let mut last_reason = String::from("no member tried");
+        match self.race(&op, false, revision, budget, HEDGE_DELAY, &mut last_reason).await {
+            Ok(Some((value, rev))) => return Ok(Read { value, revision: rev, stale: false }),
+            Ok(None) => {}
+            Err(e) => return Err(e),
+        }
+        debug!(cluster = %self.name, reason = %last_reason, "linearizable read failed; trying serializable");
+        match self
+            .race(&op, true, revision, STALE_BUDGET, Duration::ZERO, &mut last_reason)
+            .await
+        {
+            Ok(Some((value, rev))) => {
+                warn!(cluster = %self.name, "answered from a member's local copy: no quorum");
+                Ok(Read { value, revision: rev, stale: true })
+            }
+            Ok(None) => Err(EtcdError::Unavailable {
+                cluster: self.name.clone(),
+                waited_ms: started.elapsed().as_millis(),
+                detail: last_reason,
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Asks members in order, starting the next one when the previous failed or after `hedge`;
+    /// the first answer wins. `Ok(None)` when no member answered within `budget`.
+    async fn race<T, F, Fut>(
+        &self,
+        op: &F,
+        serializable: bool,
+        revision: Option<i64>,
+        budget: Duration,
+        hedge: Duration,
+        last_reason: &mut String,
+    ) -> Result<Option<(T, i64)>, EtcdError>
+    where
+        F: Fn(Client, bool) -> Fut,
+        Fut: std::future::Future<Output = Result<(T, i64), etcd_client::Error>>,
+    {
+        let deadline = tokio::time::Instant::now() + budget;
+        let order = self.order();
+        let mut next = 0usize;
+        let mut running = FuturesUnordered::new();
+        let attempt = |i: usize| async move {
+            let client = match self.client(i).await {
+                Ok(c) => c,
+                Err(reason) => return (i, Err(Failure::Retry(reason))),
+            };
+            (i, op(client, serializable).await.map_err(|e| classify(e, revision)))
+        };
+        loop {
+            if next < order.len() && (running.is_empty() || hedge.is_zero()) {
+                running.push(attempt(order[next]));
+                next += 1;
+                if hedge.is_zero() {
+                    continue;
+                }
+            }
+            let hedge_timer = tokio::time::sleep(if next < order.len() { hedge } else { budget });
+            tokio::select! {
+                done = running.next() => match done {
+                    Some((i, Ok(v))) => {
+                        if !serializable {
+                            self.preferred.store(i, Ordering::Relaxed);
+                        }
+                        return Ok(Some(v));
+                    }
+                    Some((i, Err(Failure::Retry(reason)))) => {
+                        debug!(cluster = %self.name, member = i, %reason, "member failed");
+                        *last_reason = reason;
+                        if running.is_empty() && next >= order.len() {
+                            return Ok(None);
+                        }
+                    }
+                    Some((_, Err(Failure::Fatal(e)))) => return Err(e),
+                    None => return Ok(None),
+                },
+                _ = hedge_timer, if next < order.len() => {
+                    running.push(attempt(order[next]));
+                    next += 1;
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    *last_reason = format!("no answer after {} ms", budget.as_millis());
+                    return Ok(None);
+                }
+            }
+        }
+    }
+
+    /// Reads one key with its metadata and, when it has a lease, the lease's remaining TTL.
+    pub async fn get(&self, key: &[u8]) -> Result<Read<Option<KeyRecord>>, EtcdError> {
+        let key = key.to_vec();
+        let read = self
+            .read(None, |mut client, serializable| {
+                let key = key.clone();
+                async move {
+                    let mut opts = GetOptions::new();
+                    if serializable {
+                        opts = opts.with_serializable();
+                    }
+                    let mut resp = client.get(key, Some(opts)).await?;
+                    let rev = resp.header().map_or(0, |h| h.revision());
+                    let record = resp.take_kvs().into_iter().next().map(|kv| KeyRecord {
+                        create_revision: kv.create_revision(),
+                        mod_revision: kv.mod_revision(),
+                        version: kv.version(),
+                        lease: kv.lease(),
+                        ttl: None,
+                        key: kv.key().to_vec(),
+                        value: kv.value().to_vec(),
+                    });
+                    Ok((record, rev))
+                }
+            })
+            .await?;
+        let mut read = read;
+        if let Some(rec) = read.value.as_mut() {
+            if rec.lease != 0 {
+                rec.ttl = self.lease_ttl(rec.lease).await;
+            }
+        }
+        Ok(read)
+    }
+
+    /// Remaining TTL of a lease, or `None` when it cannot be read quickly (it needs the leader).
+    async fn lease_ttl(&self, lease: i64) -> Option<i64> {
+        let read = self
+            .read(None, |mut client, _| async move {
+                let resp = client.lease_time_to_live(lease, None).await?;
+                Ok((resp.ttl(), resp.header().map_or(0, |h| h.revision())))
+            })
+            .await
+            .ok()?;
+        (!read.stale).then_some(read.value)
+    }
+
+    /// Runs one chunk of ranges as a single read-only txn.
+    async fn txn_ranges(
+        client: &mut Client,
+        reqs: &[RangeReq],
+        revision: Option<i64>,
+        serializable: bool,
+    ) -> Result<(Vec<RangeResp>, i64), etcd_client::Error> {
+        let ops: Vec<TxnOp> = reqs
+            .iter()
+            .map(|r| {
+                let mut o = GetOptions::new()
+                    .with_keys_only()
+                    .with_limit(r.limit.max(1) as i64)
+                    .with_range(r.end.clone().unwrap_or_else(|| vec![0]));
+                if let Some(rev) = revision {
+                    o = o.with_revision(rev);
+                }
+                if serializable {
+                    o = o.with_serializable();
+                }
+                // etcd has no empty key; the empty start means "from the first key".
+                let start = if r.start.is_empty() { vec![0] } else { r.start.clone() };
+                TxnOp::get(start, Some(o))
+            })
+            .collect();
+        let resp = client.txn(Txn::new().and_then(ops)).await?;
+        let rev = resp.header().map_or(0, |h| h.revision());
+        let out = resp
+            .op_responses()
+            .into_iter()
+            .map(|op| match op {
+                TxnOpResponse::Get(mut g) => RangeResp {
+                    count: g.count().max(0) as u64,
+                    keys: g.take_kvs().into_iter().map(|kv| kv.key().to_vec()).collect(),
+                },
+                _ => RangeResp::default(),
+            })
+            .collect();
+        Ok((out, rev))
+    }
+}
+
+impl RangeSource for EtcdCluster {
+    type Error = EtcdError;
+
+    async fn ranges(&self, reqs: Vec<RangeReq>, revision: Option<i64>) -> Result<Batch, EtcdError> {
+        let reqs = Arc::new(reqs);
+        let read = self
+            .read(revision, |mut client, serializable| {
+                let reqs = reqs.clone();
+                async move {
+                    let mut chunks = reqs.chunks(MAX_TXN_OPS);
+                    let Some(first) = chunks.next() else {
+                        return Ok((Vec::new(), revision.unwrap_or(0)));
+                    };
+                    // The first chunk fixes the revision when none is pinned, so that all chunks
+                    // of one batch read the same snapshot.
+                    let (mut out, rev) =
+                        Self::txn_ranges(&mut client, first, revision, serializable).await?;
+                    let pinned = revision.or(Some(rev).filter(|r| *r > 0));
+                    let rest: Vec<_> = chunks
+                        .map(|chunk| {
+                            let mut c = client.clone();
+                            async move { Self::txn_ranges(&mut c, chunk, pinned, serializable).await }
+                        })
+                        .collect();
+                    for result in futures::future::join_all(rest).await {
+                        out.extend(result?.0);
+                    }
+                    Ok((out, pinned.unwrap_or(rev)))
+                }
+            })
+            .await?;
+        Ok(Batch {
+            revision: read.revision,
+            responses: read.value,
+            stale: read.stale,
+        })
+    }
+}
+
+/// A short, address-free reason for logs and error pages.
+pub(crate) fn short_reason(e: &etcd_client::Error) -> String {
+    match e {
+        etcd_client::Error::GRpcStatus(s) => s.message().to_string(),
+        etcd_client::Error::TransportError(_) => "transport error (connection refused or reset)".into(),
+        etcd_client::Error::IoError(e) => format!("i/o error: {}", e.kind()),
+        other => {
+            let text = other.to_string();
+            text.chars().take(120).collect()
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! Builds and maintains a cluster's fence index (see [`crate::domain::fences`]) in the background.
+//!
+//! The build scans the key space once, keys only, in bounded pages pinned to one revision (the
+//! scan itself uses the index-less listing, so it never sends an unbounded range). A watch from the
+//! next revision then keeps bucket counts current and splits buckets that grow too large. On any
+//! error (member gone, watch cancelled, compaction) the index is rebuilt after a pause; listings
+//! stay correct meanwhile, only their cost grows.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, Weak};
+use std::time::Duration;
+
+use etcd_client::{EventType, GetOptions, WatchOptions};
+use tracing::{info, warn};
+
+use crate::domain::fences::Fences;
+use crate::domain::listing::{list_page, FenceView, ListReq, Mode};
+use crate::etcd::gateway::EtcdCluster;
+
+/// Keys per bucket aimed for: a flat page costs at most about a page plus two buckets.
+pub const FENCE_TARGET: u64 = 256;
+/// Keys per page of the build scan.
+const SCAN_PAGE: usize = 4096;
+
+/// Where the index stands, for the UI and `/api`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IndexStatus {
+    /// Not started (no listing asked yet).
+    Idle,
+    /// Scanning; this many keys seen so far.
+    Building(u64),
+    /// Ready: about this many keys, current as of the watch.
+    Ready(u64),
+    /// The last build failed; it is retried.
+    Failed(String),
+}
+
+/// A cluster's fence index, shared by all requests; read briefly under a lock, never across awaits.
+#[derive(Debug)]
+pub struct FenceIndex {
+    fences: RwLock<Option<Fences>>,
+    status: RwLock<IndexStatus>,
+    scanned: AtomicU64,
+    started: AtomicBool,
+}
+
+impl Default for FenceIndex {
+    fn default() -> Self {
+        FenceIndex {
+            fences: RwLock::new(None),
+            status: RwLock::new(IndexStatus::Idle),
+            scanned: AtomicU64::new(0),
+            started: AtomicBool::new(false),
+        }
+    }
+}
+
+impl FenceIndex {
+    /// True once the index can bound reads.
+    pub fn is_ready(&self) -> bool {
+        self.fences.read().map(|f| f.is_some()).unwrap_or(false)
+    }
+
+    /// Current status.
+    pub fn status(&self) -> IndexStatus {
+        let status = self.status.read().map(|s| s.clone()).unwrap_or(IndexStatus::Idle);
+        match status {
+            IndexStatus::Building(_) => IndexStatus::Building(self.scanned.load(Ordering::Relaxed)),
+            IndexStatus::Ready(_) => IndexStatus::Ready(
+                self.fences
+                    .read()
+                    .ok()
+                    .and_then(|f| f.as_ref().map(Fences::total))
+                    .unwrap_or(0),
+            ),
+            other => other,
+        }
+    }
+
+    fn set_status(&self, s: IndexStatus) {
+        if let Ok(mut g) = self.status.write() {
+            *g = s;
+        }
+    }
+
+    /// Spawns the build-and-watch task once per cluster; it ends when the cluster is dropped.
+    pub(crate) fn ensure_started(cluster: &Arc<EtcdCluster>) {
+        let index = cluster.index();
+        if index.started.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let weak = Arc::downgrade(cluster);
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(500);
+            loop {
+                let Some(cluster) = weak.upgrade() else { return };
+                match build_and_watch(&cluster, &weak).await {
+                    Ok(()) => return,
+                    Err(reason) => {
+                        warn!(cluster = cluster.name(), %reason, "fence index lost; rebuilding");
+                        if !cluster.index().is_ready() {
+                            cluster.index().set_status(IndexStatus::Failed(reason));
+                        }
+                    }
+                }
+                drop(cluster);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        });
+    }
+}
+
+/// The listing reads fences through this view; the lock is held only while choosing boundaries.
+impl FenceView for FenceIndex {
+    fn buckets(&self, from: &[u8], end: Option<&[u8]>, max: usize) -> Vec<(Option<Vec<u8>>, u64)> {
+        match self.fences.read() {
+            Ok(guard) => match guard.as_ref() {
+                Some(f) => f.buckets(from, end, max),
+                None => Vec::new(),
+            },
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
+async fn build_and_watch(cluster: &Arc<EtcdCluster>, weak: &Weak<EtcdCluster>) -> Result<(), String> {
+    let index = cluster.index().clone();
+    index.scanned.store(0, Ordering::Relaxed);
+    if !index.is_ready() {
+        index.set_status(IndexStatus::Building(0));
+    }
+    let started = std::time::Instant::now();
+    let mut fences = Fences::new(FENCE_TARGET);
+    let mut req = ListReq {
+        prefix: Vec::new(),
+        start: Vec::new(),
+        mode: Mode::Flat,
+        limit: SCAN_PAGE,
+        revision: None,
+        hint: None,
+    };
+    let revision = loop {
+        let page = list_page(cluster.as_ref(), None, &req)
+            .await
+            .map_err(|e| e.to_string())?;
+        if page.stale {
+            return Err("no quorum; the index is built from linearizable reads only".into());
+        }
+        for item in &page.items {
+            fences.push_scanned(&item.key);
+        }
+        index.scanned.fetch_add(page.items.len() as u64, Ordering::Relaxed);
+        match page.next {
+            Some(c) => {
+                req.start = c.start;
+                req.revision = Some(c.revision);
+                req.hint = Some(c.hint);
+            }
+            None => break page.revision,
+        }
+    };
+    info!(
+        cluster = cluster.name(),
+        keys = fences.total(),
+        buckets = fences.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "fence index built"
+    );
+    if let Ok(mut g) = index.fences.write() {
+        *g = Some(fences);
+    }
+    index.set_status(IndexStatus::Ready(0));
+
+    // Keep it current.
+    let mut client = cluster.client(0).await.or_else(|_| Err("no member to watch".to_string()));
+    for i in 0..cluster.endpoints().len() {
+        if client.is_ok() {
+            break;
+        }
+        client = cluster.client(i).await;
+    }
+    let mut client = client?;
+    let opts = WatchOptions::new()
+        .with_range(vec![0])
+        .with_start_revision(revision + 1)
+        .with_progress_notify();
+    let mut stream = tokio::time::timeout(Duration::from_secs(5), client.watch(vec![0], Some(opts)))
+        .await
+        .map_err(|_| "watch did not start in 5 s".to_string())?
+        .map_err(|e| e.to_string())?;
+    loop {
+        let msg = stream.message().await.map_err(|e| e.to_string())?;
+        let Some(resp) = msg else {
+            return Err("watch stream ended".into());
+        };
+        if resp.canceled() || resp.compact_revision() > 0 {
+            return Err(format!("watch cancelled: {}", resp.cancel_reason()));
+        }
+        if weak.strong_count() <= 1 {
+            // Only this task holds the cluster: nobody can list it any more.
+            return Ok(());
+        }
+        let mut splits = Vec::new();
+        if let Ok(mut guard) = index.fences.write() {
+            if let Some(f) = guard.as_mut() {
+                for ev in resp.events() {
+                    let Some(kv) = ev.kv() else { continue };
+                    match ev.event_type() {
+                        EventType::Put if kv.version() == 1 => {
+                            if let Some(s) = f.on_create(kv.key()) {
+                                splits.push(s);
+                            }
+                        }
+                        EventType::Delete => f.on_delete(kv.key()),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        for split in splits {
+            split_bucket(cluster, &index, split).await;
+        }
+    }
+}
+
+/// Splits an oversized bucket at its middle key by reading just that bucket.
+async fn split_bucket(cluster: &EtcdCluster, index: &FenceIndex, split: crate::domain::fences::SplitRequest) {
+    let half = (split.count / 2).max(1);
+    let start = if split.start.is_empty() { vec![0] } else { split.start.clone() };
+    let end = split.end.clone().unwrap_or_else(|| vec![0]);
+    let read = cluster
+        .read(None, |mut client, serializable| {
+            let (start, end) = (start.clone(), end.clone());
+            async move {
+                let mut o = GetOptions::new()
+                    .with_keys_only()
+                    .with_range(end)
+                    .with_limit(half as i64 + 1);
+                if serializable {
+                    o = o.with_serializable();
+                }
+                let mut r = client.get(start, Some(o)).await?;
+                let rev = r.header().map_or(0, |h| h.revision());
+                Ok((r.take_kvs().into_iter().map(|kv| kv.key().to_vec()).collect::<Vec<_>>(), rev))
+            }
+        })
+        .await;
+    if let Ok(read) = read {
+        if let Some(mid) = read.value.get(half as usize).cloned() {
+            if let Ok(mut g) = index.fences.write() {
+                if let Some(f) = g.as_mut() {
+                    f.split(&split.start, mid, half);
+                }
+            }
+        }
+    }
+}

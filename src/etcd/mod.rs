@@ -1,0 +1,8 @@
+//! The only module that talks to etcd (the only user of `etcd_client`): it speaks domain types.
+
+pub mod gateway;
+pub mod index;
+pub mod local;
+pub mod seed;
+
+pub use gateway::{EtcdCluster, EtcdError};

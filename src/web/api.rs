@@ -1,0 +1,134 @@
+//! The JSON API (`/api/v1`): the same data as the pages, for scripts and tests.
+
+use axum::extract::{Path, RawQuery as AxumQuery, State};
+use axum::Json;
+use serde::Serialize;
+
+use crate::app::AppState;
+use crate::domain::key::{b64_std, display_text, RawQuery};
+use crate::domain::listing::Page;
+use crate::error::AppError;
+use crate::web::common::list_request;
+
+/// One configured cluster.
+#[derive(Serialize)]
+pub struct ClusterJson {
+    name: String,
+    endpoints: Vec<String>,
+}
+
+/// `GET /api/v1/clusters`.
+pub async fn clusters(State(state): State<AppState>) -> Json<Vec<ClusterJson>> {
+    Json(
+        state
+            .clusters()
+            .iter()
+            .map(|c| ClusterJson {
+                name: c.name().to_string(),
+                endpoints: c.endpoints(),
+            })
+            .collect(),
+    )
+}
+
+/// One listing entry.
+#[derive(Serialize)]
+pub struct ItemJson {
+    key: Option<String>,
+    key_b64: String,
+    dir: bool,
+}
+
+/// A page of a listing.
+#[derive(Serialize)]
+pub struct PageJson {
+    revision: i64,
+    items: Vec<ItemJson>,
+    next: Option<String>,
+    stale: bool,
+}
+
+impl From<Page> for PageJson {
+    fn from(page: Page) -> Self {
+        PageJson {
+            revision: page.revision,
+            items: page
+                .items
+                .into_iter()
+                .map(|i| ItemJson {
+                    key: display_text(&i.key).map(str::to_string),
+                    key_b64: b64_std(&i.key),
+                    dir: i.dir,
+                })
+                .collect(),
+            next: page.next.map(|c| c.encode()),
+            stale: page.stale,
+        }
+    }
+}
+
+/// `GET /api/v1/clusters/{cluster}/keys?prefix=&mode=&limit=&after=&start=`.
+pub async fn keys(
+    State(state): State<AppState>,
+    Path(cluster): Path<String>,
+    AxumQuery(query): AxumQuery,
+) -> Result<Json<PageJson>, AppError> {
+    let cluster = state.cluster(&cluster)?;
+    let req = list_request(&RawQuery::parse(query.as_deref()), cluster.separator(), state.config().page_size)?;
+    let page = state.list(cluster, &req).await?;
+    Ok(Json(page.into()))
+}
+
+/// One key.
+#[derive(Serialize)]
+pub struct KeyJson {
+    key: Option<String>,
+    key_b64: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value: Option<String>,
+    value_b64: String,
+    create_revision: i64,
+    mod_revision: i64,
+    version: i64,
+    lease: i64,
+    ttl: Option<i64>,
+    revision: i64,
+    stale: bool,
+}
+
+/// `GET /api/v1/clusters/{cluster}/key?key=` (or `key_b64=`).
+pub async fn key(
+    State(state): State<AppState>,
+    Path(cluster): Path<String>,
+    AxumQuery(query): AxumQuery,
+) -> Result<Json<KeyJson>, AppError> {
+    let cluster = state.cluster(&cluster)?;
+    let key = required_key(&RawQuery::parse(query.as_deref()))?;
+    let read = cluster.get(&key).await?;
+    let rec = read
+        .value
+        .ok_or_else(|| AppError::NotFound("key not found".into()))?;
+    Ok(Json(KeyJson {
+        key: display_text(&rec.key).map(str::to_string),
+        key_b64: b64_std(&rec.key),
+        value: display_text(&rec.value).map(str::to_string),
+        value_b64: b64_std(&rec.value),
+        create_revision: rec.create_revision,
+        mod_revision: rec.mod_revision,
+        version: rec.version,
+        lease: rec.lease,
+        ttl: rec.ttl,
+        revision: read.revision,
+        stale: read.stale,
+    }))
+}
+
+/// The `key` / `key_b64` parameter, required and non-empty.
+pub fn required_key(q: &RawQuery) -> Result<Vec<u8>, AppError> {
+    match q.bytes_or_b64("key").map_err(AppError::BadRequest)? {
+        Some(k) if !k.is_empty() => Ok(k),
+        _ => Err(AppError::BadRequest(
+            "parameter `key` (or `key_b64`) is required and must not be empty".into(),
+        )),
+    }
+}

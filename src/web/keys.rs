@@ -1,0 +1,458 @@
+//! The key browser pages: the full page (tree or flat, deep-linkable), and the fragments htmx loads
+//! (a level of the tree, a page of the list, a key view).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, RawQuery as AxumQuery, State};
+use axum::http::{header, HeaderValue};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+
+use crate::app::AppState;
+use crate::domain::format::{display_bytes, render, Rendered};
+use crate::domain::key::{b64_std, RawQuery};
+use crate::domain::listing::{Item, ListReq, Mode, Page};
+use crate::domain::record::KeyRecord;
+use crate::error::AppError;
+use crate::etcd::index::IndexStatus;
+use crate::etcd::EtcdCluster;
+use crate::views::{
+    ClustersPage, HexLine, KeyView, KeysPage, Layout, MoreView, NodeView, NodesView, PickerOption,
+    SearchForm, TokenView,
+};
+use crate::web::api::required_key;
+use crate::web::assets;
+use crate::web::common::{list_request, mode_name, Urls};
+
+/// Values larger than this are shown truncated, with a "load all" link.
+const SHOW_BYTES: usize = 64 * 1024;
+
+fn render_html<T: askama::Template>(t: &T) -> Result<String, AppError> {
+    t.render().map_err(|e| AppError::Internal(format!("template: {e}")))
+}
+
+fn html(body: String) -> Response {
+    let mut r = Html(body).into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// The layout of every page; `cluster` selects the picker entry and enables the search form.
+pub fn layout(state: &AppState, cluster: Option<&str>, search: Option<SearchForm>) -> Layout {
+    let base = state.base();
+    Layout {
+        home: format!("{base}/"),
+        css: assets::url(base, "app.css"),
+        js: assets::url(base, "app.js"),
+        htmx: assets::url(base, "vendor/htmx/htmx.min.js"),
+        go: format!("{base}/go"),
+        clusters: state
+            .clusters()
+            .iter()
+            .map(|c| PickerOption {
+                name: c.name().to_string(),
+                url: Urls::new(base, c.name()).page("tree", None, None),
+                selected: Some(c.name()) == cluster,
+            })
+            .collect(),
+        search,
+    }
+}
+
+/// `GET /`: the first cluster's key browser (or the list when there are several).
+pub async fn home(State(state): State<AppState>) -> Result<Response, AppError> {
+    match state.clusters() {
+        [only] => Ok(Redirect::to(&Urls::new(state.base(), only.name()).page("tree", None, None)).into_response()),
+        _ => clusters_page(State(state)).await,
+    }
+}
+
+/// `GET /clusters`: every configured cluster.
+pub async fn clusters_page(State(state): State<AppState>) -> Result<Response, AppError> {
+    let page = ClustersPage {
+        layout: layout(&state, None, None),
+        clusters: state
+            .clusters()
+            .iter()
+            .map(|c| {
+                (
+                    c.name().to_string(),
+                    c.endpoints().join(", "),
+                    Urls::new(state.base(), c.name()).page("tree", None, None),
+                )
+            })
+            .collect(),
+    };
+    Ok(html(render_html(&page)?))
+}
+
+/// `GET /clusters/{cluster}`: the key browser of that cluster.
+pub async fn cluster_home(State(state): State<AppState>, Path(cluster): Path<String>) -> Result<Response, AppError> {
+    let c = state.cluster(&cluster)?;
+    Ok(Redirect::to(&Urls::new(state.base(), c.name()).page("tree", None, None)).into_response())
+}
+
+/// `GET /go?to=URL`: the cluster picker without JavaScript. Only our own pages are redirect targets.
+pub async fn go(State(state): State<AppState>, AxumQuery(query): AxumQuery) -> Result<Response, AppError> {
+    let q = RawQuery::parse(query.as_deref());
+    let to = q.text("to").map_err(AppError::BadRequest)?.unwrap_or_default();
+    let ours = state
+        .clusters()
+        .iter()
+        .any(|c| to == Urls::new(state.base(), c.name()).page("tree", None, None));
+    if !ours {
+        return Err(AppError::BadRequest("unknown destination".into()));
+    }
+    Ok(Redirect::to(to).into_response())
+}
+
+/// Fallback for unknown pages.
+pub async fn not_found() -> AppError {
+    AppError::NotFound("no such page".into())
+}
+
+fn index_note(cluster: &EtcdCluster) -> String {
+    match cluster.index().status() {
+        IndexStatus::Ready(_) | IndexStatus::Idle => String::new(),
+        IndexStatus::Building(n) => format!("indexing… {n} keys"),
+        IndexStatus::Failed(_) => "index unavailable; retrying".into(),
+    }
+}
+
+fn node(urls: &Urls, req: &ListReq, item: &Item, selected_key: Option<&[u8]>) -> NodeView {
+    let mode = mode_name(&req.mode);
+    let shown = match req.mode {
+        Mode::Tree { .. } => item.key.get(req.prefix.len()..).unwrap_or(&item.key),
+        Mode::Flat => &item.key,
+    };
+    let mut label = display_bytes(shown);
+    if label.is_empty() {
+        label = "(this prefix itself)".into();
+    }
+    if item.dir {
+        NodeView {
+            label,
+            dir: true,
+            href: urls.page("tree", Some(&item.key), None),
+            fragment: urls.nodes("tree", &item.key, None),
+            expanded: false,
+            selected: false,
+            children_html: String::new(),
+        }
+    } else {
+        NodeView {
+            label,
+            dir: false,
+            href: urls.page(mode, Some(&req.prefix), Some(&item.key)),
+            fragment: urls.key_view(&item.key, false),
+            expanded: false,
+            selected: selected_key == Some(item.key.as_slice()),
+            children_html: String::new(),
+        }
+    }
+}
+
+fn nodes_view(urls: &Urls, req: &ListReq, page: &Page, selected_key: Option<&[u8]>) -> NodesView {
+    let mode = mode_name(&req.mode);
+    NodesView {
+        gap: None,
+        nodes: page.items.iter().map(|i| node(urls, req, i, selected_key)).collect(),
+        more: page.next.as_ref().map(|c| {
+            let after = c.encode();
+            MoreView {
+                href: urls.page_after(mode, &req.prefix, &after),
+                fragment: urls.nodes(mode, &req.prefix, Some(&after)),
+            }
+        }),
+        empty: page.items.is_empty() && page.next.is_none() && req.start == req.prefix,
+    }
+}
+
+/// `GET /clusters/{cluster}/ui/nodes?prefix=&mode=&after=`: `<li>` rows of one level or page.
+pub async fn nodes(
+    State(state): State<AppState>,
+    Path(cluster): Path<String>,
+    AxumQuery(query): AxumQuery,
+) -> Result<Response, AppError> {
+    let c = state.cluster(&cluster)?;
+    let req = list_request(&RawQuery::parse(query.as_deref()), c.separator(), state.config().page_size)?;
+    let page = state.list(c, &req).await?;
+    let urls = Urls::new(state.base(), c.name());
+    let mut view = nodes_view(&urls, &req, &page, None);
+    if page.stale {
+        view.gap = Some(("no quorum: this listing may be stale".into(), urls.page(mode_name(&req.mode), Some(&req.prefix), None)));
+    }
+    Ok(html(render_html(&view)?))
+}
+
+fn human_size(n: usize) -> String {
+    if n < 1024 {
+        format!("{n} B")
+    } else if n < 1024 * 1024 {
+        format!("{:.1} KiB", n as f64 / 1024.0)
+    } else {
+        format!("{:.2} MiB", n as f64 / (1024.0 * 1024.0))
+    }
+}
+
+fn key_view_for(urls: &Urls, key: &[u8], rec: Option<&KeyRecord>, revision: i64, stale: bool, full: bool) -> KeyView {
+    let mut view = KeyView {
+        key_label: display_bytes(key),
+        key_b64: b64_std(key),
+        found: rec.is_some(),
+        mod_revision: 0,
+        create_revision: 0,
+        version: 0,
+        lease_hex: String::new(),
+        ttl: String::new(),
+        size: String::new(),
+        format: "",
+        tokens: Vec::new(),
+        text: None,
+        hex: Vec::new(),
+        value_b64: String::new(),
+        load_all: None,
+        truncated_note: String::new(),
+        stale,
+        revision,
+        permalink: urls.page("tree", None, Some(key)),
+    };
+    let Some(rec) = rec else { return view };
+    view.mod_revision = rec.mod_revision;
+    view.create_revision = rec.create_revision;
+    view.version = rec.version;
+    if rec.lease != 0 {
+        view.lease_hex = format!("{:x}", rec.lease);
+        view.ttl = match rec.ttl {
+            Some(t) if t > 0 => format!("{t} s"),
+            Some(_) => "expired".into(),
+            None => "unknown".into(),
+        };
+    }
+    view.size = human_size(rec.value.len());
+    view.value_b64 = b64_std(&rec.value);
+    let shown: &[u8] = if !full && rec.value.len() > SHOW_BYTES {
+        // Cut at a character boundary so valid text stays text.
+        let mut cut = SHOW_BYTES;
+        while cut > SHOW_BYTES - 4 && std::str::from_utf8(&rec.value[..cut]).is_err() {
+            cut -= 1;
+        }
+        view.load_all = Some(urls.key_view(key, true));
+        view.truncated_note = format!(
+            "Showing the first {} of {}.",
+            human_size(cut),
+            human_size(rec.value.len())
+        );
+        &rec.value[..cut]
+    } else {
+        &rec.value
+    };
+    let rendered = render(shown);
+    view.format = rendered.label();
+    match rendered {
+        Rendered::Json(t) | Rendered::Yaml(t) => view.tokens = TokenView::list(t),
+        Rendered::Text(t) => view.text = Some(t),
+        Rendered::Binary(lines) => {
+            view.hex = lines
+                .into_iter()
+                .map(|(off, hex, ascii)| HexLine { off, hex, ascii })
+                .collect()
+        }
+    }
+    view
+}
+
+/// `GET /clusters/{cluster}/ui/key?key=&full=`: the key view fragment.
+pub async fn key_view(
+    State(state): State<AppState>,
+    Path(cluster): Path<String>,
+    AxumQuery(query): AxumQuery,
+) -> Result<Response, AppError> {
+    let c = state.cluster(&cluster)?;
+    let q = RawQuery::parse(query.as_deref());
+    let key = required_key(&q)?;
+    let full = q.text("full").map_err(AppError::BadRequest)? == Some("1");
+    let read = c.get(&key).await?;
+    let urls = Urls::new(state.base(), c.name());
+    let view = key_view_for(&urls, &key, read.value.as_ref(), read.revision, read.stale, full);
+    Ok(html(render_html(&view)?))
+}
+
+/// The directories from `prefix` down to `key`'s parent, each ending with the separator.
+fn ancestors(prefix: &[u8], key: &[u8], sep: &[u8]) -> Vec<Vec<u8>> {
+    let mut levels = vec![prefix.to_vec()];
+    let mut from = prefix.len();
+    while let Some(at) = key
+        .get(from..)
+        .and_then(|rest| rest.windows(sep.len()).position(|w| w == sep))
+    {
+        let end = from + at + sep.len();
+        levels.push(key[..end].to_vec());
+        from = end;
+    }
+    levels
+}
+
+/// Renders the tree with every directory on the way to `key` expanded, innermost first.
+async fn tree_path(
+    state: &AppState,
+    c: &Arc<EtcdCluster>,
+    urls: &Urls,
+    base_req: &ListReq,
+    key: &[u8],
+) -> Result<(String, Page), AppError> {
+    let sep = match &base_req.mode {
+        Mode::Tree { sep } => sep.clone(),
+        Mode::Flat => Vec::new(),
+    };
+    let levels = ancestors(&base_req.prefix, key, &sep);
+    let mut inner = String::new();
+    let mut root_page = None;
+    for (i, dir) in levels.iter().enumerate().rev() {
+        let target = match levels.get(i + 1) {
+            Some(child_dir) => Item { key: child_dir.clone(), dir: true },
+            None => Item { key: key.to_vec(), dir: false },
+        };
+        let mut req = ListReq {
+            prefix: dir.clone(),
+            start: dir.clone(),
+            revision: None,
+            hint: None,
+            ..base_req.clone()
+        };
+        let mut page = state.list(c, &req).await?;
+        let mut gap = None;
+        if !page.items.contains(&target) {
+            req.start = target.key.clone();
+            req.revision = Some(page.revision);
+            page = state.list(c, &req).await?;
+            gap = Some((
+                "… earlier entries (show from the start)".to_string(),
+                urls.page("tree", Some(dir), None),
+            ));
+        }
+        let mut view = nodes_view(urls, &req, &page, Some(key));
+        view.gap = gap;
+        if target.dir {
+            let fragment = urls.nodes("tree", &target.key, None);
+            if let Some(n) = view.nodes.iter_mut().find(|n| n.dir && n.fragment == fragment) {
+                n.expanded = true;
+                n.children_html = std::mem::take(&mut inner);
+            }
+        }
+        inner = render_html(&view)?;
+        root_page = Some(page);
+    }
+    let page = root_page.ok_or_else(|| AppError::Internal("no tree level".into()))?;
+    Ok((inner, page))
+}
+
+/// `GET /clusters/{cluster}/keys?mode=&prefix=&key=&q=&go=&after=`: the key browser.
+pub async fn page(
+    State(state): State<AppState>,
+    Path(cluster): Path<String>,
+    AxumQuery(query): AxumQuery,
+) -> Result<Response, AppError> {
+    let c = state.cluster(&cluster)?;
+    let q = RawQuery::parse(query.as_deref());
+    let mut req = list_request(&q, c.separator(), state.config().page_size)?;
+    let mode = mode_name(&req.mode);
+    let urls = Urls::new(state.base(), c.name());
+    let mut key = q.bytes_or_b64("key").map_err(AppError::BadRequest)?.filter(|k| !k.is_empty());
+    let mut notice = None;
+    let search_text = q.bytes("q").map(<[u8]>::to_vec).unwrap_or_default();
+    if !search_text.is_empty() {
+        if q.text("go").map_err(AppError::BadRequest)? == Some("prefix") {
+            req.prefix = search_text.clone();
+            req.start = search_text.clone();
+            key = None;
+        } else {
+            key = Some(search_text.clone());
+        }
+    }
+    if let Some(k) = &key {
+        if !k.starts_with(&req.prefix) {
+            req.prefix.clear();
+            req.start.clear();
+        }
+    }
+
+    let record = match &key {
+        Some(k) => Some(c.get(k).await?),
+        None => None,
+    };
+    if let (Some(k), Some(read)) = (&key, &record) {
+        if read.value.is_none() && !search_text.is_empty() {
+            notice = Some(format!("No key {} — showing where it would be.", display_bytes(k)));
+        }
+    }
+
+    let (nodes_html, page) = match (&key, &req.mode) {
+        (Some(k), Mode::Tree { .. }) => tree_path(&state, c, &urls, &req, k).await?,
+        _ => {
+            let mut gap = None;
+            if let Some(k) = &key {
+                if req.start == req.prefix && k.as_slice() > req.prefix.as_slice() {
+                    req.start = k.clone();
+                    gap = Some(("… earlier keys (show from the start)".to_string(), urls.page(mode, Some(&req.prefix), None)));
+                }
+            }
+            if req.start != req.prefix && gap.is_none() {
+                gap = Some(("… earlier keys (show from the start)".to_string(), urls.page(mode, Some(&req.prefix), None)));
+            }
+            let page = state.list(c, &req).await?;
+            let mut view = nodes_view(&urls, &req, &page, key.as_deref());
+            view.gap = gap;
+            (render_html(&view)?, page)
+        }
+    };
+
+    let key_html = match (&key, &record) {
+        (Some(k), Some(read)) => Some(render_html(&key_view_for(
+            &urls,
+            k,
+            read.value.as_ref(),
+            read.revision,
+            read.stale,
+            q.text("full").ok().flatten() == Some("1"),
+        ))?),
+        _ => None,
+    };
+    let stale = page.stale || record.as_ref().is_some_and(|r| r.stale);
+    let view = KeysPage {
+        layout: layout(
+            &state,
+            Some(c.name()),
+            Some(SearchForm {
+                action: format!("{}/clusters/{}/keys", state.base(), c.name()),
+                mode: mode.to_string(),
+                value: display_bytes(&search_text),
+            }),
+        ),
+        cluster: c.name().to_string(),
+        mode: mode.to_string(),
+        tree_href: urls.page("tree", Some(&req.prefix), key.as_deref()),
+        flat_href: urls.page("flat", Some(&req.prefix), key.as_deref()),
+        prefix_label: display_bytes(&req.prefix),
+        clear_filter: urls.page(mode, None, None),
+        revision: page.revision,
+        index_note: index_note(c),
+        notice,
+        nodes_html,
+        key_html,
+        stale,
+    };
+    Ok(html(render_html(&view)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ancestors_walk_every_separator_including_empty_segments() {
+        assert_eq!(ancestors(b"", b"/a//b", b"/"), vec![b"".to_vec(), b"/".to_vec(), b"/a/".to_vec(), b"/a//".to_vec()]);
+        assert_eq!(ancestors(b"/a/", b"/a/x", b"/"), vec![b"/a/".to_vec()]);
+        assert_eq!(ancestors(b"", b"noslash", b"/"), vec![b"".to_vec()]);
+    }
+}
