@@ -23,6 +23,10 @@ use crate::etcd::index::FenceIndex;
 const MAX_TXN_OPS: usize = 128;
 /// After this long without an answer, the next member is asked too.
 const HEDGE_DELAY: Duration = Duration::from_millis(250);
+/// After a stale answer, reads go straight to members' local copies for this long.
+const DEGRADED_FOR: Duration = Duration::from_secs(1);
+/// Pause before asking every member again when all refused at once.
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
 /// How long to wait for a stale (serializable) answer once linearizable reads failed.
 const STALE_BUDGET: Duration = Duration::from_millis(600);
 /// The longest the linearizable phase of a read may take, so that a page answers within 2 s even
@@ -94,9 +98,13 @@ const OUT_OF_RANGE: i32 = 11;
 const INTERNAL: i32 = 13;
 const UNAVAILABLE: i32 = 14;
 
+/// One member endpoint with two lazily connected clients: `strict` sends etcd's require-leader
+/// header (a member without a leader refuses at once instead of blocking), `local` does not, so it
+/// can still serve serializable reads when quorum is lost.
 struct MemberSlot {
     endpoint: String,
-    client: Mutex<Option<Client>>,
+    strict: Mutex<Option<Client>>,
+    local: Mutex<Option<Client>>,
 }
 
 /// A configured etcd cluster: its member clients, read policy and fence index.
@@ -105,6 +113,10 @@ pub struct EtcdCluster {
     members: Vec<MemberSlot>,
     preferred: AtomicUsize,
     options: ConnectOptions,
+    local_options: ConnectOptions,
+    /// Until when reads skip the linearizable attempt because quorum was just found lost, so one
+    /// page with several reads does not pay the linearizable budget each time.
+    degraded_until: Mutex<Option<Instant>>,
     timeout: Duration,
     index: Arc<FenceIndex>,
     separator: String,
@@ -123,8 +135,7 @@ impl EtcdCluster {
             .with_connect_timeout(Duration::from_millis(800).min(timeout))
             .with_timeout(timeout)
             .with_keep_alive(Duration::from_secs(5), Duration::from_secs(3))
-            .with_keep_alive_while_idle(true)
-            .with_require_leader(true);
+            .with_keep_alive_while_idle(true);
         if let Some(c) = &cfg.credentials {
             options = options.with_user(c.username.clone(), c.password.expose().to_string());
         }
@@ -146,14 +157,19 @@ impl EtcdCluster {
             .iter()
             .map(|e| MemberSlot {
                 endpoint: e.clone(),
-                client: Mutex::new(None),
+                strict: Mutex::new(None),
+                local: Mutex::new(None),
             })
             .collect();
+        let local_options = options.clone();
+        let options = options.with_require_leader(true);
         Ok(Arc::new(EtcdCluster {
             name: cfg.name.clone(),
             members,
             preferred: AtomicUsize::new(0),
             options,
+            local_options,
+            degraded_until: Mutex::new(None),
             timeout,
             index: Arc::new(FenceIndex::default()),
             separator: cfg.separator.clone(),
@@ -185,20 +201,25 @@ impl EtcdCluster {
         FenceIndex::ensure_started(self);
     }
 
-    /// The client of member `i`, connecting it on first use.
-    pub(crate) async fn client(&self, i: usize) -> Result<Client, String> {
+    /// The client of member `i` (`local`: without require-leader), connecting it on first use.
+    pub(crate) async fn client(&self, i: usize, local: bool) -> Result<Client, String> {
         let slot = &self.members[i];
-        if let Ok(guard) = slot.client.lock() {
+        let (cell, options) = if local {
+            (&slot.local, &self.local_options)
+        } else {
+            (&slot.strict, &self.options)
+        };
+        if let Ok(guard) = cell.lock() {
             if let Some(c) = guard.as_ref() {
                 return Ok(c.clone());
             }
         }
-        let connect = Client::connect([slot.endpoint.as_str()], Some(self.options.clone()));
+        let connect = Client::connect([slot.endpoint.as_str()], Some(options.clone()));
         let client = tokio::time::timeout(self.timeout, connect)
             .await
             .map_err(|_| "connect timed out".to_string())?
             .map_err(|e| short_reason(&e))?;
-        if let Ok(mut guard) = slot.client.lock() {
+        if let Ok(mut guard) = cell.lock() {
             *guard = Some(client.clone());
         }
         Ok(client)
@@ -220,10 +241,23 @@ impl EtcdCluster {
         let started = Instant::now();
         let budget = LINEARIZABLE_BUDGET.min(self.timeout);
         let mut last_reason = String::from("no member tried");
-        match self.race(&op, false, revision, budget, HEDGE_DELAY, &mut last_reason).await {
-            Ok(Some((value, rev))) => return Ok(Read { value, revision: rev, stale: false }),
-            Ok(None) => {}
-            Err(e) => return Err(e),
+        let degraded = self
+            .degraded_until
+            .lock()
+            .ok()
+            .and_then(|g| *g)
+            .is_some_and(|until| Instant::now() < until);
+        if !degraded {
+            match self.race(&op, false, revision, budget, HEDGE_DELAY, &mut last_reason).await {
+                Ok(Some((value, rev))) => {
+                    if let Ok(mut g) = self.degraded_until.lock() {
+                        *g = None;
+                    }
+                    return Ok(Read { value, revision: rev, stale: false });
+                }
+                Ok(None) => {}
+                Err(e) => return Err(e),
+            }
         }
         debug!(cluster = %self.name, reason = %last_reason, "linearizable read failed; trying serializable");
         match self
@@ -231,7 +265,14 @@ impl EtcdCluster {
             .await
         {
             Ok(Some((value, rev))) => {
-                warn!(cluster = %self.name, "answered from a member's local copy: no quorum");
+                // Only a failed linearizable attempt (re)starts the degraded window, so a
+                // linearizable read is tried again at least once per window.
+                if !degraded {
+                    if let Ok(mut g) = self.degraded_until.lock() {
+                        *g = Some(Instant::now() + DEGRADED_FOR);
+                    }
+                    warn!(cluster = %self.name, "answered from a member's local copy: no quorum");
+                }
                 Ok(Read { value, revision: rev, stale: true })
             }
             Ok(None) => Err(EtcdError::Unavailable {
@@ -263,7 +304,7 @@ impl EtcdCluster {
         let mut next = 0usize;
         let mut running = FuturesUnordered::new();
         let attempt = |i: usize| async move {
-            let client = match self.client(i).await {
+            let client = match self.client(i, serializable).await {
                 Ok(c) => c,
                 Err(reason) => return (i, Err(Failure::Retry(reason))),
             };
@@ -290,7 +331,14 @@ impl EtcdCluster {
                         debug!(cluster = %self.name, member = i, %reason, "member failed");
                         *last_reason = reason;
                         if running.is_empty() && next >= order.len() {
-                            return Ok(None);
+                            // Every member refused at once (e.g. "no leader" during an election):
+                            // go round again while the budget lasts, then give up.
+                            let pause = tokio::time::Instant::now() + RETRY_PAUSE;
+                            if serializable || pause >= deadline {
+                                return Ok(None);
+                            }
+                            tokio::time::sleep_until(pause).await;
+                            next = 0;
                         }
                     }
                     Some((_, Err(Failure::Fatal(e)))) => return Err(e),

@@ -173,12 +173,12 @@ async fn build_and_watch(cluster: &Arc<EtcdCluster>, weak: &Weak<EtcdCluster>) -
     index.set_status(IndexStatus::Ready(0));
 
     // Keep it current.
-    let mut client = cluster.client(0).await.or_else(|_| Err("no member to watch".to_string()));
+    let mut client = Err("no member to watch".to_string());
     for i in 0..cluster.endpoints().len() {
+        client = cluster.client(i, false).await;
         if client.is_ok() {
             break;
         }
-        client = cluster.client(i).await;
     }
     let mut client = client?;
     let opts = WatchOptions::new()

@@ -8,6 +8,7 @@ use crate::app::AppState;
 use crate::domain::key::{b64_std, display_text, RawQuery};
 use crate::domain::listing::Page;
 use crate::error::AppError;
+use crate::etcd::index::IndexStatus;
 use crate::web::common::list_request;
 
 /// One configured cluster.
@@ -46,6 +47,8 @@ pub struct PageJson {
     items: Vec<ItemJson>,
     next: Option<String>,
     stale: bool,
+    /// State of the listing index: `ready`, `building`, `failed` or `idle`.
+    index: &'static str,
 }
 
 impl From<Page> for PageJson {
@@ -63,6 +66,7 @@ impl From<Page> for PageJson {
                 .collect(),
             next: page.next.map(|c| c.encode()),
             stale: page.stale,
+            index: "idle",
         }
     }
 }
@@ -76,7 +80,14 @@ pub async fn keys(
     let cluster = state.cluster(&cluster)?;
     let req = list_request(&RawQuery::parse(query.as_deref()), cluster.separator(), state.config().page_size)?;
     let page = state.list(cluster, &req).await?;
-    Ok(Json(page.into()))
+    let mut json = PageJson::from(page);
+    json.index = match cluster.index().status() {
+        IndexStatus::Ready(_) => "ready",
+        IndexStatus::Building(_) => "building",
+        IndexStatus::Failed(_) => "failed",
+        IndexStatus::Idle => "idle",
+    };
+    Ok(Json(json))
 }
 
 /// One key.

@@ -1,0 +1,132 @@
+//! Failure behaviour against a real cluster: members killed (SIGKILL), hung (SIGSTOP), quorum lost.
+//! Pages must never fail because one member died, never hang, and say when data may be stale.
+
+use std::time::{Duration, Instant};
+
+use crate::helpers::spawn_app;
+
+async fn seed(app: &crate::helpers::TestApp, n: usize) {
+    let kvs: Vec<(String, String)> = (0..n).map(|i| (format!("/k/{i:05}"), format!("v{i}"))).collect();
+    app.put_all(&kvs).await;
+}
+
+#[tokio::test]
+async fn killing_a_member_mid_listing_fails_no_request() {
+    let mut app = spawn_app().await;
+    seed(&app, 2000).await;
+    let http = app.http.clone();
+    let base = app.url("/api/v1/clusters/test");
+    let browse = tokio::spawn(async move {
+        let mut ok = 0;
+        let deadline = Instant::now() + Duration::from_secs(4);
+        while Instant::now() < deadline {
+            let mut after: Option<String> = None;
+            loop {
+                let url = match &after {
+                    Some(a) => format!("{base}/keys?mode=flat&prefix=/k/&limit=200&after={a}"),
+                    None => format!("{base}/keys?mode=flat&prefix=/k/&limit=200"),
+                };
+                let resp = http.get(&url).send().await.expect("request");
+                let status = resp.status().as_u16();
+                let body: serde_json::Value = resp.json().await.expect("json");
+                assert_eq!(status, 200, "a listing request failed while a member died: {body}");
+                let got = http.get(format!("{base}/key?key=/k/00042")).send().await.expect("request");
+                assert_eq!(got.status().as_u16(), 200);
+                ok += 2;
+                match body["next"].as_str() {
+                    Some(n) => after = Some(n.to_string()),
+                    None => break,
+                }
+            }
+        }
+        ok
+    });
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Member 0 is the one the gateway prefers first.
+    app.etcd.kill(0);
+    let ok = browse.await.expect("browser task");
+    assert!(ok > 20, "only {ok} requests ran");
+}
+
+#[tokio::test]
+async fn a_hung_member_does_not_hang_pages() {
+    let app = spawn_app().await;
+    seed(&app, 100).await;
+    // Warm up so member 0 is the preferred one, then hang it.
+    let (status, _) = app.get_json("/api/v1/clusters/test/keys?prefix=/k/").await;
+    assert_eq!(status, 200);
+    app.etcd.stop(0);
+    for path in ["/api/v1/clusters/test/keys?prefix=/k/&mode=flat", "/api/v1/clusters/test/key?key=/k/00001"] {
+        let started = Instant::now();
+        let (status, body) = app.get_json(path).await;
+        let took = started.elapsed();
+        assert_eq!(status, 200, "{path}: {body}");
+        assert_eq!(body["stale"], false, "two healthy members still have quorum");
+        assert!(took < Duration::from_millis(1500), "{path} took {took:?}");
+    }
+    let started = Instant::now();
+    let (status, _) = app.get_text("/clusters/test/keys?key=/k/00001").await;
+    assert_eq!(status, 200);
+    assert!(started.elapsed() < Duration::from_millis(1500));
+    app.etcd.cont(0);
+}
+
+#[tokio::test]
+async fn with_quorum_lost_pages_answer_within_two_seconds_and_say_data_may_be_stale() {
+    let mut app = spawn_app().await;
+    seed(&app, 300).await;
+    let (status, _) = app.get_json("/api/v1/clusters/test/keys?prefix=/k/").await;
+    assert_eq!(status, 200);
+    app.etcd.kill(1);
+    app.etcd.kill(2);
+    for path in [
+        "/api/v1/clusters/test/keys?prefix=/k/&mode=flat&limit=50",
+        "/api/v1/clusters/test/keys?mode=tree",
+        "/api/v1/clusters/test/key?key=/k/00007",
+    ] {
+        let started = Instant::now();
+        let (status, body) = app.get_json(path).await;
+        let took = started.elapsed();
+        assert_eq!(status, 200, "{path}: {body}");
+        assert_eq!(body["stale"], true, "{path}: answered without quorum must be marked stale: {body}");
+        assert!(took < Duration::from_secs(2), "{path} took {took:?}");
+    }
+    let (_, body) = app.get_json("/api/v1/clusters/test/key?key=/k/00007").await;
+    assert_eq!(body["value"], "v7");
+    let started = Instant::now();
+    let (status, html) = app.get_text("/clusters/test/keys?key=/k/00007").await;
+    assert_eq!(status, 200);
+    assert!(started.elapsed() < Duration::from_secs(2), "page took {:?}", started.elapsed());
+    assert!(html.contains("No quorum"), "the page says plainly that data may be stale");
+
+    // Quorum back: answers are fresh again.
+    app.etcd.restart(1).await.expect("restart");
+    app.etcd.wait_healthy(Duration::from_secs(10)).await.expect("healthy");
+    let mut fresh = false;
+    for _ in 0..40 {
+        let (_, body) = app.get_json("/api/v1/clusters/test/key?key=/k/00007").await;
+        if body["stale"] == false {
+            fresh = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(fresh, "answers are fresh once quorum is back");
+}
+
+#[tokio::test]
+async fn with_every_member_down_requests_fail_fast_with_a_clear_error() {
+    let mut app = spawn_app().await;
+    for i in 0..3 {
+        app.etcd.kill(i);
+    }
+    let started = Instant::now();
+    let (status, body) = app.get_json("/api/v1/clusters/test/keys").await;
+    assert_eq!(status, 503, "{body}");
+    let msg = body["error"].as_str().unwrap_or_default();
+    assert!(msg.contains("no member of cluster `test` answered"), "{msg}");
+    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    let (status, html) = app.get_text("/clusters/test/keys").await;
+    assert_eq!(status, 503);
+    assert!(html.contains("no member of cluster"), "an error page, not a bare 500");
+}
