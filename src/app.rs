@@ -88,7 +88,10 @@ pub fn router(state: AppState) -> Router {
         .route(&p("/clusters/{cluster}/ui/nodes"), get(web::keys::nodes))
         .route(&p("/clusters/{cluster}/ui/key"), get(web::keys::key_view))
         .fallback(web::keys::not_found)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), web::html_errors));
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            web::html_errors,
+        ));
     let mut app = Router::new()
         .route(&p("/api/v1/clusters"), get(web::api::clusters))
         .route(&p("/api/v1/clusters/{cluster}/keys"), get(web::api::keys))

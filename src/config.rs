@@ -10,13 +10,23 @@ use serde::Deserialize;
 
 /// Command line of the `etcdboard` binary.
 #[derive(Debug, Parser)]
-#[command(name = "etcdboard", version, about = "A web dashboard for etcd clusters on Kubernetes")]
+#[command(
+    name = "etcdboard",
+    version,
+    about = "A web dashboard for etcd clusters on Kubernetes"
+)]
 pub struct Cli {
     /// What to run.
     #[command(subcommand)]
     pub command: Command,
     /// Log format: human-readable text or one JSON object per line.
-    #[arg(long, env = "ETCDBOARD_LOG_FORMAT", value_enum, default_value = "text", global = true)]
+    #[arg(
+        long,
+        env = "ETCDBOARD_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
     pub log_format: LogFormat,
 }
 
@@ -326,17 +336,23 @@ fn load_file(path: &std::path::Path) -> Result<Vec<ClusterConfig>, ConfigError> 
         let tls = match fc.tls {
             None => None,
             Some(t) => {
-                let read = |p: &Option<PathBuf>, name: &str| -> Result<Option<Vec<u8>>, ConfigError> {
-                    match p {
-                        None => Ok(None),
-                        Some(p) => std::fs::read(p).map(Some).map_err(|e| {
-                            ConfigError(format!("{field}.tls.{name}: cannot read {}: {e}", p.display()))
-                        }),
-                    }
-                };
+                let read =
+                    |p: &Option<PathBuf>, name: &str| -> Result<Option<Vec<u8>>, ConfigError> {
+                        match p {
+                            None => Ok(None),
+                            Some(p) => std::fs::read(p).map(Some).map_err(|e| {
+                                ConfigError(format!(
+                                    "{field}.tls.{name}: cannot read {}: {e}",
+                                    p.display()
+                                ))
+                            }),
+                        }
+                    };
                 let ca_pem = read(&t.ca, "ca")?;
                 let identity_pem = match (read(&t.cert, "cert")?, read(&t.key, "key")?) {
-                    (Some(c), Some(k)) => Some((c, Secret(String::from_utf8_lossy(&k).into_owned()))),
+                    (Some(c), Some(k)) => {
+                        Some((c, Secret(String::from_utf8_lossy(&k).into_owned())))
+                    }
                     (None, None) => None,
                     _ => return err(format!("{field}.tls: cert and key go together")),
                 };
@@ -375,7 +391,9 @@ fn check_cluster(field: &str, c: ClusterConfig) -> Result<ClusterConfig, ConfigE
         ));
     }
     if c.endpoints.is_empty() {
-        return err(format!("{field}.endpoints: at least one client URL is required"));
+        return err(format!(
+            "{field}.endpoints: at least one client URL is required"
+        ));
     }
     for (i, e) in c.endpoints.iter().enumerate() {
         let ok = (e.starts_with("http://") || e.starts_with("https://"))
@@ -422,15 +440,30 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.yaml");
         std::fs::write(&path, "clusters:\n  - name: a\n    endpoints: [http://x:1]\n  - name: b\n    endpoints: [ftp://nope]\n").unwrap();
-        let args = ServeArgs { http: http(), endpoints: vec![], config: Some(path) };
+        let args = ServeArgs {
+            http: http(),
+            endpoints: vec![],
+            config: Some(path),
+        };
         let e = Config::from_serve(&args).unwrap_err().to_string();
         assert!(e.contains("clusters[1].endpoints[0]"), "{e}");
 
         let path = dir.path().join("d.toml");
-        std::fs::write(&path, "[[clusters]]\nname = \"a\"\nendpoints = [\"http://x:1\"]\nusername = \"root\"\n").unwrap();
-        let args = ServeArgs { http: http(), endpoints: vec![], config: Some(path) };
+        std::fs::write(
+            &path,
+            "[[clusters]]\nname = \"a\"\nendpoints = [\"http://x:1\"]\nusername = \"root\"\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            http: http(),
+            endpoints: vec![],
+            config: Some(path),
+        };
         let e = Config::from_serve(&args).unwrap_err().to_string();
-        assert!(e.contains("clusters[0]") && e.contains("password_env"), "{e}");
+        assert!(
+            e.contains("clusters[0]") && e.contains("password_env"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -439,7 +472,11 @@ mod tests {
         let path = dir.path().join("c.yaml");
         std::fs::write(&path, "clusters:\n  - name: a\n    endpoints: [http://x:1]\n    username: root\n    password_file: PW\n".replace("PW", &dir.path().join("pw").display().to_string())).unwrap();
         std::fs::write(dir.path().join("pw"), "s3cret\n").unwrap();
-        let args = ServeArgs { http: http(), endpoints: vec![], config: Some(path) };
+        let args = ServeArgs {
+            http: http(),
+            endpoints: vec![],
+            config: Some(path),
+        };
         let c = Config::from_serve(&args).unwrap();
         let creds = c.clusters[0].credentials.as_ref().unwrap();
         assert_eq!(creds.password.expose(), "s3cret");

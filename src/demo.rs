@@ -30,7 +30,11 @@ pub async fn run(
             return Err(e.into());
         }
     };
-    eprintln!("seeded {} keys in {:.1} s", report.keys, report.elapsed.as_secs_f64());
+    eprintln!(
+        "seeded {} keys in {:.1} s",
+        report.keys,
+        report.elapsed.as_secs_f64()
+    );
     let config = Config::new(
         &args.http,
         vec![ClusterConfig {
@@ -44,7 +48,9 @@ pub async fn run(
     let base = config.base_path.clone();
     let app = App::build(config).await?;
     let addr = app.local_addr()?;
-    println!("etcdboard demo: http://{addr}{base}/  (Ctrl-C stops the dashboard and every etcd member)");
+    println!(
+        "etcdboard demo: http://{addr}{base}/  (Ctrl-C stops the dashboard and every etcd member)"
+    );
     let served = app.run_until_stopped(shutdown).await;
     cluster.shutdown();
     eprintln!("stopped the demo etcd members");

@@ -151,7 +151,13 @@ impl FenceView for Fences {
     fn buckets(&self, from: &[u8], end: Option<&[u8]>, max: usize) -> Vec<(Option<Vec<u8>>, u64)> {
         let first = self.bucket_of(from);
         let mut out = Vec::new();
-        let mut iter = self.buckets.range::<[u8], _>((std::ops::Bound::Included(first.as_slice()), std::ops::Bound::Unbounded)).peekable();
+        let mut iter = self
+            .buckets
+            .range::<[u8], _>((
+                std::ops::Bound::Included(first.as_slice()),
+                std::ops::Bound::Unbounded,
+            ))
+            .peekable();
         while let Some((_, count)) = iter.next() {
             if out.len() >= max {
                 break;
@@ -174,8 +180,8 @@ impl FenceView for Fences {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::listing::{list_page, ListReq, Mode};
     use crate::domain::listing::tests::{list_all, MemSource};
+    use crate::domain::listing::{list_page, ListReq, Mode};
 
     fn build(keys: &MemSource, target: u64) -> Fences {
         let mut f = Fences::new(target);
@@ -190,10 +196,19 @@ mod tests {
     }
 
     fn block_on<F: std::future::Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
     }
 
-    fn first_page(src: &MemSource, f: &Fences, prefix: &[u8], start: &[u8], mode: Mode) -> crate::domain::listing::Page {
+    fn first_page(
+        src: &MemSource,
+        f: &Fences,
+        prefix: &[u8],
+        start: &[u8],
+        mode: Mode,
+    ) -> crate::domain::listing::Page {
         let req = ListReq {
             prefix: prefix.to_vec(),
             start: start.to_vec(),
@@ -220,14 +235,20 @@ mod tests {
         for start in [&b"1"[..], b"150000", b"5"] {
             let page = first_page(&src, &f, b"", start, Mode::Flat);
             assert_eq!(page.items.len(), 100);
-            assert!(page.cost <= 100 + 3 * 1024, "cost {} from {start:?}", page.cost);
+            assert!(
+                page.cost <= 100 + 3 * 1024,
+                "cost {} from {start:?}",
+                page.cost
+            );
             assert_eq!(page.rounds, 1);
         }
     }
 
     #[test]
     fn tree_root_of_many_directories_costs_o_of_the_directories_read() {
-        let src = MemSource::new((0..1000).flat_map(|d| (0..200).map(move |k| format!("/d{d:04}/k{k:04}").into_bytes())));
+        let src = MemSource::new(
+            (0..1000).flat_map(|d| (0..200).map(move |k| format!("/d{d:04}/k{k:04}").into_bytes())),
+        );
         for target in [128, 256] {
             let f = build(&src, target);
             let page = first_page(&src, &f, b"/", b"/", Mode::Tree { sep: b"/".to_vec() });
@@ -235,7 +256,12 @@ mod tests {
             assert!(page.items.iter().all(|i| i.dir));
             // 101 directories of 200 keys (20k keys) out of 200k: etcd counts a small multiple of
             // what those directories hold, never the whole prefix.
-            eprintln!("target {target}: cost {} rounds {} batches {:?}", page.cost, page.rounds, src.log.lock().unwrap());
+            eprintln!(
+                "target {target}: cost {} rounds {} batches {:?}",
+                page.cost,
+                page.rounds,
+                src.log.lock().unwrap()
+            );
             src.log.lock().unwrap().clear();
             assert!(page.cost < 3 * 20_200 + 2 * target, "cost {}", page.cost);
             assert!(page.rounds <= 8, "rounds {}", page.rounds);
@@ -244,7 +270,9 @@ mod tests {
 
     #[test]
     fn listings_with_the_index_match_listings_without_it() {
-        let mut keys: Vec<Vec<u8>> = (1..=5000).map(|n: u32| n.to_string().into_bytes()).collect();
+        let mut keys: Vec<Vec<u8>> = (1..=5000)
+            .map(|n: u32| n.to_string().into_bytes())
+            .collect();
         for d in 0..60 {
             for k in 0..(d * 13 % 70 + 1) {
                 keys.push(format!("/dir{d:03}/k{k}").into_bytes());
@@ -258,10 +286,20 @@ mod tests {
             for prefix in [&b""[..], b"/", b"/dir01", b"2", b"/dir007/"] {
                 for mode in [Mode::Flat, Mode::Tree { sep: b"/".to_vec() }] {
                     for limit in [1, 7, 100] {
-                        let req = ListReq { prefix: prefix.to_vec(), start: prefix.to_vec(), mode: mode.clone(), limit, revision: None, hint: None };
+                        let req = ListReq {
+                            prefix: prefix.to_vec(),
+                            start: prefix.to_vec(),
+                            mode: mode.clone(),
+                            limit,
+                            revision: None,
+                            hint: None,
+                        };
                         let with = list_all(&src, Some(&f), req.clone());
                         let without = list_all(&src, None, req);
-                        assert_eq!(with, without, "target {target} prefix {prefix:?} {mode:?} limit {limit}");
+                        assert_eq!(
+                            with, without,
+                            "target {target} prefix {prefix:?} {mode:?} limit {limit}"
+                        );
                     }
                 }
             }

@@ -123,7 +123,8 @@ fn json_tokens(pretty: &str) -> Vec<(Tok, String)> {
             push(&mut out, if is_key { Tok::Key } else { Tok::Str }, s);
         } else if c == '-' || c.is_ascii_digit() {
             let start = i;
-            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || "+-.".contains(chars[i])) {
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || "+-.".contains(chars[i]))
+            {
                 i += 1;
             }
             push(&mut out, Tok::Num, chars[start..i].iter().collect());
@@ -166,7 +167,10 @@ fn yaml_tokens(text: &str) -> Vec<(Tok, String)> {
         if !dash.is_empty() {
             out.push((Tok::Punct, dash.to_string()));
         }
-        match rest.find(": ").or_else(|| rest.trim_end().strip_suffix(':').map(|k| k.len())) {
+        match rest
+            .find(": ")
+            .or_else(|| rest.trim_end().strip_suffix(':').map(|k| k.len()))
+        {
             Some(at) if !rest.starts_with('"') || rest[..at].ends_with('"') => {
                 out.push((Tok::Key, rest[..at].to_string()));
                 out.push((Tok::Punct, ":".to_string()));
@@ -193,7 +197,13 @@ pub fn hex_dump(bytes: &[u8]) -> Vec<(String, String, String)> {
             }
             let ascii: String = chunk
                 .iter()
-                .map(|b| if b.is_ascii_graphic() || *b == b' ' { *b as char } else { '.' })
+                .map(|b| {
+                    if b.is_ascii_graphic() || *b == b' ' {
+                        *b as char
+                    } else {
+                        '.'
+                    }
+                })
                 .collect();
             (format!("{:08x}", n * 16), hex, ascii)
         })
@@ -246,18 +256,24 @@ mod tests {
     #[test]
     fn json_is_pretty_printed_and_keys_are_marked() {
         let r = render(br#"{"replicas":3,"name":"a","on":true,"x":null,"l":[1,-2.5e3]}"#);
-        let Rendered::Json(t) = r else { panic!("not json") };
+        let Rendered::Json(t) = r else {
+            panic!("not json")
+        };
         assert!(text_of(&t).contains("\n  \"replicas\": 3"));
         assert!(t.contains(&(Tok::Key, "\"name\"".into())));
         assert!(t.contains(&(Tok::Str, "\"a\"".into())));
-        assert!(t.contains(&(Tok::Num, "-2500.0".into())) || t.contains(&(Tok::Num, "-2500".into())));
+        assert!(
+            t.contains(&(Tok::Num, "-2500.0".into())) || t.contains(&(Tok::Num, "-2500".into()))
+        );
         assert!(t.contains(&(Tok::Null, "null".into())));
     }
 
     #[test]
     fn yaml_mapping_is_highlighted_and_kept_verbatim() {
         let src = "# deploy\nreplicas: 3\nimage: nginx:1.25\nports:\n  - 80\n";
-        let Rendered::Yaml(t) = render(src.as_bytes()) else { panic!("not yaml") };
+        let Rendered::Yaml(t) = render(src.as_bytes()) else {
+            panic!("not yaml")
+        };
         assert_eq!(text_of(&t), src);
         assert!(t.contains(&(Tok::Comment, "# deploy\n".into())));
         assert!(t.contains(&(Tok::Key, "replicas".into())));
@@ -267,8 +283,13 @@ mod tests {
     fn plain_text_and_binary_are_told_apart() {
         assert_eq!(render(b"hello"), Rendered::Text("hello".into()));
         assert_eq!(render(b"12345"), Rendered::Text("12345".into()));
-        let Rendered::Binary(lines) = render(&[0xff, 0x00, b'A']) else { panic!() };
-        assert_eq!(lines[0], ("00000000".into(), "ff 00 41 ".into(), "..A".into()));
+        let Rendered::Binary(lines) = render(&[0xff, 0x00, b'A']) else {
+            panic!()
+        };
+        assert_eq!(
+            lines[0],
+            ("00000000".into(), "ff 00 41 ".into(), "..A".into())
+        );
     }
 
     #[test]

@@ -235,7 +235,10 @@ pub async fn list_page<S: RangeSource>(
     let mut stale = false;
     let mut cost = 0u64;
     let mut rounds = 0u32;
-    let mut exp = req.hint.map(u32::from).unwrap_or_else(|| blind_start_exp(req));
+    let mut exp = req
+        .hint
+        .map(u32::from)
+        .unwrap_or_else(|| blind_start_exp(req));
     // Segments read ahead so far, to estimate how many children one bucket yields.
     let mut probes_done = 0usize;
 
@@ -282,7 +285,14 @@ pub async fn list_page<S: RangeSource>(
                 } else {
                     SMALL_LIMIT.min(need)
                 };
-                plan.push((i, RangeReq { start: from.clone(), end: seg.hi.clone(), limit: lim }));
+                plan.push((
+                    i,
+                    RangeReq {
+                        start: from.clone(),
+                        end: seg.hi.clone(),
+                        limit: lim,
+                    },
+                ));
             }
         }
         // Read ahead while the children known or expected (each pending segment holds at least
@@ -295,12 +305,38 @@ pub async fn list_page<S: RangeSource>(
         if let Some(from) = frontier.take_if(|_| expected < want && mostly_known) {
             let mut lo = Some(from);
             let ahead_need = want - expected;
-            for (hi, _) in read_ahead(req, fences, lo.as_deref().unwrap_or_default(), &range_end, ahead_need, known, probes_done, exp) {
+            for (hi, _) in read_ahead(
+                req,
+                fences,
+                lo.as_deref().unwrap_or_default(),
+                &range_end,
+                ahead_need,
+                known,
+                probes_done,
+                exp,
+            ) {
                 let Some(start) = lo.take() else { break };
-                let lim = if plan.is_empty() || req.mode == Mode::Flat { need } else { SMALL_LIMIT.min(need) };
-                plan.push((segments.len(), RangeReq { start, end: hi.clone(), limit: lim }));
+                let lim = if plan.is_empty() || req.mode == Mode::Flat {
+                    need
+                } else {
+                    SMALL_LIMIT.min(need)
+                };
+                plan.push((
+                    segments.len(),
+                    RangeReq {
+                        start,
+                        end: hi.clone(),
+                        limit: lim,
+                    },
+                ));
                 probes_done += 1;
-                segments.push(Segment { hi: hi.clone(), keys: Vec::new(), pending: None, remaining: 0, reads: 0 });
+                segments.push(Segment {
+                    hi: hi.clone(),
+                    keys: Vec::new(),
+                    pending: None,
+                    remaining: 0,
+                    reads: 0,
+                });
                 lo = hi.filter(|h| lt_end(h, &range_end));
                 if lo.is_none() {
                     break;
@@ -463,7 +499,11 @@ fn read_ahead(
                     have as f64 / probes_done as f64
                 };
                 let count = if per_probe <= 0.0 {
-                    if probes_done == 0 { 32 } else { MAX_PROBES }
+                    if probes_done == 0 {
+                        32
+                    } else {
+                        MAX_PROBES
+                    }
                 } else {
                     ((need as f64 / per_probe) * 1.2).ceil() as usize
                 };
@@ -507,7 +547,11 @@ fn key_at(prefix: &[u8], pos: u128) -> Vec<u8> {
 }
 
 fn blind_start_exp(req: &ListReq) -> u32 {
-    let depth = req.start.len().saturating_sub(req.prefix.len()).min(POS_BYTES - 1);
+    let depth = req
+        .start
+        .len()
+        .saturating_sub(req.prefix.len())
+        .min(POS_BYTES - 1);
     (128 - 8 * (depth as u32 + 1)).max(8)
 }
 
@@ -630,7 +674,11 @@ pub(crate) mod tests {
     }
 
     /// Lists every page and returns all items, checking cursors on the way.
-    pub(crate) fn list_all(src: &MemSource, fences: Option<&(dyn FenceView + Sync)>, mut r: ListReq) -> Vec<Item> {
+    pub(crate) fn list_all(
+        src: &MemSource,
+        fences: Option<&(dyn FenceView + Sync)>,
+        mut r: ListReq,
+    ) -> Vec<Item> {
         let mut out = Vec::new();
         for _ in 0..100_000 {
             let page = block_on(list_page(src, fences, &r)).unwrap();
@@ -660,7 +708,9 @@ pub(crate) mod tests {
     }
 
     fn sample_keys() -> Vec<Vec<u8>> {
-        let mut keys: Vec<Vec<u8>> = (1..=3000).map(|n: u32| n.to_string().into_bytes()).collect();
+        let mut keys: Vec<Vec<u8>> = (1..=3000)
+            .map(|n: u32| n.to_string().into_bytes())
+            .collect();
         for d in 0..40 {
             for k in 0..(d * 7 % 50 + 1) {
                 keys.push(format!("/dir{d:03}/k{k}").into_bytes());
@@ -684,7 +734,11 @@ pub(crate) mod tests {
             for mode in [Mode::Flat, tree()] {
                 for limit in [1, 3, 100] {
                     let got = list_all(&src, None, req(prefix, mode.clone(), limit));
-                    assert_eq!(got, expected(&src.keys, prefix, &mode), "{prefix:?} {mode:?} {limit}");
+                    assert_eq!(
+                        got,
+                        expected(&src.keys, prefix, &mode),
+                        "{prefix:?} {mode:?} {limit}"
+                    );
                 }
             }
         }
@@ -697,8 +751,14 @@ pub(crate) mod tests {
         assert_eq!(
             got,
             vec![
-                Item { key: b"/a/".to_vec(), dir: false },
-                Item { key: b"/a//".to_vec(), dir: true },
+                Item {
+                    key: b"/a/".to_vec(),
+                    dir: false
+                },
+                Item {
+                    key: b"/a//".to_vec(),
+                    dir: true
+                },
             ]
         );
         let root = list_all(&src, None, req(b"", tree(), 10));
@@ -707,18 +767,41 @@ pub(crate) mod tests {
 
     #[test]
     fn cursor_round_trips_and_rejects_garbage() {
-        let c = Cursor { revision: 42, start: b"\xff/x".to_vec(), hint: 9 };
+        let c = Cursor {
+            revision: 42,
+            start: b"\xff/x".to_vec(),
+            hint: 9,
+        };
         assert_eq!(Cursor::decode(&c.encode()), Some(c));
         assert_eq!(Cursor::decode("not a cursor"), None);
         assert_eq!(Cursor::decode(""), None);
-        assert_eq!(Cursor::decode(&crate::domain::key::b64_url(&[1, 0, 0, 0, 0, 0, 0, 0, 0, 0])), None);
+        assert_eq!(
+            Cursor::decode(&crate::domain::key::b64_url(&[
+                1, 0, 0, 0, 0, 0, 0, 0, 0, 0
+            ])),
+            None
+        );
     }
 
     #[test]
     fn item_for_groups_by_multi_byte_separator() {
-        let m = Mode::Tree { sep: b"::".to_vec() };
-        assert_eq!(item_for(b"a::", &m, b"a::b::c"), Item { key: b"a::b::".to_vec(), dir: true });
-        assert_eq!(item_for(b"a::", &m, b"a::b:c"), Item { key: b"a::b:c".to_vec(), dir: false });
+        let m = Mode::Tree {
+            sep: b"::".to_vec(),
+        };
+        assert_eq!(
+            item_for(b"a::", &m, b"a::b::c"),
+            Item {
+                key: b"a::b::".to_vec(),
+                dir: true
+            }
+        );
+        assert_eq!(
+            item_for(b"a::", &m, b"a::b:c"),
+            Item {
+                key: b"a::b:c".to_vec(),
+                dir: false
+            }
+        );
     }
 
     #[test]

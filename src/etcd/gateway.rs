@@ -77,9 +77,8 @@ fn classify(err: etcd_client::Error, revision: Option<i64>) -> Failure {
             }
             let code: i32 = status.code().into();
             match code {
-                CANCELLED | UNKNOWN | DEADLINE_EXCEEDED | RESOURCE_EXHAUSTED | INTERNAL | UNAVAILABLE => {
-                    Failure::Retry(msg)
-                }
+                CANCELLED | UNKNOWN | DEADLINE_EXCEEDED | RESOURCE_EXHAUSTED | INTERNAL
+                | UNAVAILABLE => Failure::Retry(msg),
                 // A lagging member cannot serve a revision it has not applied yet: ask another.
                 OUT_OF_RANGE if msg.contains("future revision") => Failure::Retry(msg),
                 _ => Failure::Fatal(EtcdError::Rejected(msg)),
@@ -124,7 +123,9 @@ pub struct EtcdCluster {
 
 impl std::fmt::Debug for EtcdCluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EtcdCluster").field("name", &self.name).finish()
+        f.debug_struct("EtcdCluster")
+            .field("name", &self.name)
+            .finish()
     }
 }
 
@@ -248,12 +249,19 @@ impl EtcdCluster {
             .and_then(|g| *g)
             .is_some_and(|until| Instant::now() < until);
         if !degraded {
-            match self.race(&op, false, revision, budget, HEDGE_DELAY, &mut last_reason).await {
+            match self
+                .race(&op, false, revision, budget, HEDGE_DELAY, &mut last_reason)
+                .await
+            {
                 Ok(Some((value, rev))) => {
                     if let Ok(mut g) = self.degraded_until.lock() {
                         *g = None;
                     }
-                    return Ok(Read { value, revision: rev, stale: false });
+                    return Ok(Read {
+                        value,
+                        revision: rev,
+                        stale: false,
+                    });
                 }
                 Ok(None) => {}
                 Err(e) => return Err(e),
@@ -261,7 +269,14 @@ impl EtcdCluster {
         }
         debug!(cluster = %self.name, reason = %last_reason, "linearizable read failed; trying serializable");
         match self
-            .race(&op, true, revision, STALE_BUDGET, Duration::ZERO, &mut last_reason)
+            .race(
+                &op,
+                true,
+                revision,
+                STALE_BUDGET,
+                Duration::ZERO,
+                &mut last_reason,
+            )
             .await
         {
             Ok(Some((value, rev))) => {
@@ -273,7 +288,11 @@ impl EtcdCluster {
                     }
                     warn!(cluster = %self.name, "answered from a member's local copy: no quorum");
                 }
-                Ok(Read { value, revision: rev, stale: true })
+                Ok(Read {
+                    value,
+                    revision: rev,
+                    stale: true,
+                })
             }
             Ok(None) => Err(EtcdError::Unavailable {
                 cluster: self.name.clone(),
@@ -308,7 +327,12 @@ impl EtcdCluster {
                 Ok(c) => c,
                 Err(reason) => return (i, Err(Failure::Retry(reason))),
             };
-            (i, op(client, serializable).await.map_err(|e| classify(e, revision)))
+            (
+                i,
+                op(client, serializable)
+                    .await
+                    .map_err(|e| classify(e, revision)),
+            )
         };
         loop {
             if next < order.len() && (running.is_empty() || hedge.is_zero()) {
@@ -424,7 +448,11 @@ impl EtcdCluster {
                     o = o.with_serializable();
                 }
                 // etcd has no empty key; the empty start means "from the first key".
-                let start = if r.start.is_empty() { vec![0] } else { r.start.clone() };
+                let start = if r.start.is_empty() {
+                    vec![0]
+                } else {
+                    r.start.clone()
+                };
                 TxnOp::get(start, Some(o))
             })
             .collect();
@@ -436,7 +464,11 @@ impl EtcdCluster {
             .map(|op| match op {
                 TxnOpResponse::Get(mut g) => RangeResp {
                     count: g.count().max(0) as u64,
-                    keys: g.take_kvs().into_iter().map(|kv| kv.key().to_vec()).collect(),
+                    keys: g
+                        .take_kvs()
+                        .into_iter()
+                        .map(|kv| kv.key().to_vec())
+                        .collect(),
                 },
                 _ => RangeResp::default(),
             })
@@ -463,12 +495,15 @@ impl RangeSource for EtcdCluster {
                     let (mut out, rev) =
                         Self::txn_ranges(&mut client, first, revision, serializable).await?;
                     let pinned = revision.or(Some(rev).filter(|r| *r > 0));
-                    let rest: Vec<_> = chunks
-                        .map(|chunk| {
-                            let mut c = client.clone();
-                            async move { Self::txn_ranges(&mut c, chunk, pinned, serializable).await }
-                        })
-                        .collect();
+                    let rest: Vec<_> =
+                        chunks
+                            .map(|chunk| {
+                                let mut c = client.clone();
+                                async move {
+                                    Self::txn_ranges(&mut c, chunk, pinned, serializable).await
+                                }
+                            })
+                            .collect();
                     for result in futures::future::join_all(rest).await {
                         out.extend(result?.0);
                     }
@@ -488,7 +523,9 @@ impl RangeSource for EtcdCluster {
 pub(crate) fn short_reason(e: &etcd_client::Error) -> String {
     match e {
         etcd_client::Error::GRpcStatus(s) => s.message().to_string(),
-        etcd_client::Error::TransportError(_) => "transport error (connection refused or reset)".into(),
+        etcd_client::Error::TransportError(_) => {
+            "transport error (connection refused or reset)".into()
+        }
         etcd_client::Error::IoError(e) => format!("i/o error: {}", e.kind()),
         other => {
             let text = other.to_string();

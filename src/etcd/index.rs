@@ -63,7 +63,11 @@ impl FenceIndex {
 
     /// Current status.
     pub fn status(&self) -> IndexStatus {
-        let status = self.status.read().map(|s| s.clone()).unwrap_or(IndexStatus::Idle);
+        let status = self
+            .status
+            .read()
+            .map(|s| s.clone())
+            .unwrap_or(IndexStatus::Idle);
         match status {
             IndexStatus::Building(_) => IndexStatus::Building(self.scanned.load(Ordering::Relaxed)),
             IndexStatus::Ready(_) => IndexStatus::Ready(
@@ -93,7 +97,9 @@ impl FenceIndex {
         tokio::spawn(async move {
             let mut backoff = Duration::from_millis(500);
             loop {
-                let Some(cluster) = weak.upgrade() else { return };
+                let Some(cluster) = weak.upgrade() else {
+                    return;
+                };
                 match build_and_watch(&cluster, &weak).await {
                     Ok(()) => return,
                     Err(reason) => {
@@ -124,7 +130,10 @@ impl FenceView for FenceIndex {
     }
 }
 
-async fn build_and_watch(cluster: &Arc<EtcdCluster>, weak: &Weak<EtcdCluster>) -> Result<(), String> {
+async fn build_and_watch(
+    cluster: &Arc<EtcdCluster>,
+    weak: &Weak<EtcdCluster>,
+) -> Result<(), String> {
     let index = cluster.index().clone();
     index.scanned.store(0, Ordering::Relaxed);
     if !index.is_ready() {
@@ -150,7 +159,9 @@ async fn build_and_watch(cluster: &Arc<EtcdCluster>, weak: &Weak<EtcdCluster>) -
         for item in &page.items {
             fences.push_scanned(&item.key);
         }
-        index.scanned.fetch_add(page.items.len() as u64, Ordering::Relaxed);
+        index
+            .scanned
+            .fetch_add(page.items.len() as u64, Ordering::Relaxed);
         match page.next {
             Some(c) => {
                 req.start = c.start;
@@ -185,10 +196,11 @@ async fn build_and_watch(cluster: &Arc<EtcdCluster>, weak: &Weak<EtcdCluster>) -
         .with_range(vec![0])
         .with_start_revision(revision + 1)
         .with_progress_notify();
-    let mut stream = tokio::time::timeout(Duration::from_secs(5), client.watch(vec![0], Some(opts)))
-        .await
-        .map_err(|_| "watch did not start in 5 s".to_string())?
-        .map_err(|e| e.to_string())?;
+    let mut stream =
+        tokio::time::timeout(Duration::from_secs(5), client.watch(vec![0], Some(opts)))
+            .await
+            .map_err(|_| "watch did not start in 5 s".to_string())?
+            .map_err(|e| e.to_string())?;
     loop {
         let msg = stream.message().await.map_err(|e| e.to_string())?;
         let Some(resp) = msg else {
@@ -225,9 +237,17 @@ async fn build_and_watch(cluster: &Arc<EtcdCluster>, weak: &Weak<EtcdCluster>) -
 }
 
 /// Splits an oversized bucket at its middle key by reading just that bucket.
-async fn split_bucket(cluster: &EtcdCluster, index: &FenceIndex, split: crate::domain::fences::SplitRequest) {
+async fn split_bucket(
+    cluster: &EtcdCluster,
+    index: &FenceIndex,
+    split: crate::domain::fences::SplitRequest,
+) {
     let half = (split.count / 2).max(1);
-    let start = if split.start.is_empty() { vec![0] } else { split.start.clone() };
+    let start = if split.start.is_empty() {
+        vec![0]
+    } else {
+        split.start.clone()
+    };
     let end = split.end.clone().unwrap_or_else(|| vec![0]);
     let read = cluster
         .read(None, |mut client, serializable| {
@@ -242,7 +262,13 @@ async fn split_bucket(cluster: &EtcdCluster, index: &FenceIndex, split: crate::d
                 }
                 let mut r = client.get(start, Some(o)).await?;
                 let rev = r.header().map_or(0, |h| h.revision());
-                Ok((r.take_kvs().into_iter().map(|kv| kv.key().to_vec()).collect::<Vec<_>>(), rev))
+                Ok((
+                    r.take_kvs()
+                        .into_iter()
+                        .map(|kv| kv.key().to_vec())
+                        .collect::<Vec<_>>(),
+                    rev,
+                ))
             }
         })
         .await;

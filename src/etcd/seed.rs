@@ -233,6 +233,26 @@ fn big_text() -> String {
     out
 }
 
+/// Connects to `endpoints` and seeds the demo data (see [`seed_demo`]); for callers outside this
+/// module, which never see an etcd client.
+pub async fn seed_endpoints(
+    endpoints: &[String],
+    flat_keys: usize,
+    progress: impl FnMut(usize, usize),
+) -> Result<SeedReport, String> {
+    let options = etcd_client::ConnectOptions::new().with_connect_timeout(Duration::from_secs(2));
+    let mut client = tokio::time::timeout(
+        CALL_TIMEOUT,
+        etcd_client::Client::connect(endpoints, Some(options)),
+    )
+    .await
+    .map_err(|_| "connecting to the demo cluster timed out".to_string())?
+    .map_err(|e| format!("connecting to the demo cluster: {e}"))?;
+    seed_demo(&mut client, flat_keys, progress)
+        .await
+        .map_err(|e| format!("seeding: {e}"))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -264,21 +284,4 @@ mod tests {
         sorted.dedup();
         assert_eq!(sorted.len(), keys.len(), "duplicate fixture keys");
     }
-}
-
-/// Connects to `endpoints` and seeds the demo data (see [`seed_demo`]); for callers outside this
-/// module, which never see an etcd client.
-pub async fn seed_endpoints(
-    endpoints: &[String],
-    flat_keys: usize,
-    progress: impl FnMut(usize, usize),
-) -> Result<SeedReport, String> {
-    let options = etcd_client::ConnectOptions::new().with_connect_timeout(Duration::from_secs(2));
-    let mut client = tokio::time::timeout(CALL_TIMEOUT, etcd_client::Client::connect(endpoints, Some(options)))
-        .await
-        .map_err(|_| "connecting to the demo cluster timed out".to_string())?
-        .map_err(|e| format!("connecting to the demo cluster: {e}"))?;
-    seed_demo(&mut client, flat_keys, progress)
-        .await
-        .map_err(|e| format!("seeding: {e}"))
 }

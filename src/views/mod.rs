@@ -102,7 +102,10 @@ impl TokenView {
     pub fn list(tokens: Vec<(Tok, String)>) -> Vec<TokenView> {
         tokens
             .into_iter()
-            .map(|(t, text)| TokenView { class: t.class(), text })
+            .map(|(t, text)| TokenView {
+                class: t.class(),
+                text,
+            })
             .collect()
     }
 }

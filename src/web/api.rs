@@ -78,7 +78,11 @@ pub async fn keys(
     AxumQuery(query): AxumQuery,
 ) -> Result<Json<PageJson>, AppError> {
     let cluster = state.cluster(&cluster)?;
-    let req = list_request(&RawQuery::parse(query.as_deref()), cluster.separator(), state.config().page_size)?;
+    let req = list_request(
+        &RawQuery::parse(query.as_deref()),
+        cluster.separator(),
+        state.config().page_size,
+    )?;
     let page = state.list(cluster, &req).await?;
     let mut json = PageJson::from(page);
     json.index = match cluster.index().status() {

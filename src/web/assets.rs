@@ -25,7 +25,11 @@ pub fn url(base: &str, path: &str) -> String {
 }
 
 /// `GET /static/{*path}`.
-pub async fn serve(Path(path): Path<String>, RawQuery(query): RawQuery, headers: HeaderMap) -> Response {
+pub async fn serve(
+    Path(path): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
     let Some(file) = Assets::get(&path) else {
         return (StatusCode::NOT_FOUND, "no such asset").into_response();
     };
@@ -56,6 +60,9 @@ pub async fn serve(Path(path): Path<String>, RawQuery(query): RawQuery, headers:
         h.insert(header::ETAG, v);
     }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     resp
 }

@@ -9,10 +9,18 @@ pub const MAX_LIMIT: usize = 1000;
 
 /// Parses `mode`, `prefix`/`prefix_b64`, `limit`, `after`, `start`/`start_b64`, `sep` into a listing
 /// request. Every malformed parameter is a 400 that names it.
-pub fn list_request(q: &RawQuery, default_sep: &str, page_size: usize) -> Result<ListReq, AppError> {
+pub fn list_request(
+    q: &RawQuery,
+    default_sep: &str,
+    page_size: usize,
+) -> Result<ListReq, AppError> {
     let bad = AppError::BadRequest;
     let sep = match q.text("sep").map_err(bad)? {
-        Some("") => return Err(AppError::BadRequest("parameter `sep` must not be empty".into())),
+        Some("") => {
+            return Err(AppError::BadRequest(
+                "parameter `sep` must not be empty".into(),
+            ))
+        }
         Some(s) => s.as_bytes().to_vec(),
         None => default_sep.as_bytes().to_vec(),
     };
@@ -31,7 +39,9 @@ pub fn list_request(q: &RawQuery, default_sep: &str, page_size: usize) -> Result
             .parse::<usize>()
             .ok()
             .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| AppError::BadRequest(format!("parameter `limit` must be 1..={MAX_LIMIT}")))?,
+            .ok_or_else(|| {
+                AppError::BadRequest(format!("parameter `limit` must be 1..={MAX_LIMIT}"))
+            })?,
     };
     let prefix = q.bytes_or_b64("prefix").map_err(bad)?.unwrap_or_default();
     let mut req = ListReq {
@@ -43,8 +53,9 @@ pub fn list_request(q: &RawQuery, default_sep: &str, page_size: usize) -> Result
         hint: None,
     };
     if let Some(after) = q.text("after").map_err(bad)? {
-        let cursor = Cursor::decode(after)
-            .ok_or_else(|| AppError::BadRequest("parameter `after` is not a valid cursor".into()))?;
+        let cursor = Cursor::decode(after).ok_or_else(|| {
+            AppError::BadRequest("parameter `after` is not a valid cursor".into())
+        })?;
         let inside = cursor.start >= req.prefix
             && prefix_end(&req.prefix).is_none_or(|end| cursor.start < end);
         if !inside {
@@ -112,7 +123,10 @@ impl Urls {
 
     /// A level of the tree (or a page of the list) as `<li>` rows.
     pub fn nodes(&self, mode: &str, prefix: &[u8], after: Option<&str>) -> String {
-        let url = format!("{}/clusters/{}/ui/nodes?mode={mode}", self.base, self.cluster);
+        let url = format!(
+            "{}/clusters/{}/ui/nodes?mode={mode}",
+            self.base, self.cluster
+        );
         let url = Self::with(url, "prefix", Some(prefix).filter(|p| !p.is_empty()));
         Self::with(url, "after", after.map(str::as_bytes))
     }
@@ -143,7 +157,14 @@ mod tests {
         assert_eq!(r.prefix, b"/a/");
         assert_eq!(r.mode, Mode::Flat);
         assert_eq!(r.limit, 5);
-        for (query, word) in [("mode=x", "mode"), ("limit=0", "limit"), ("limit=5000", "limit"), ("after=zz", "after"), ("sep=", "sep"), ("prefix_b64=*", "prefix_b64")] {
+        for (query, word) in [
+            ("mode=x", "mode"),
+            ("limit=0", "limit"),
+            ("limit=5000", "limit"),
+            ("after=zz", "after"),
+            ("sep=", "sep"),
+            ("prefix_b64=*", "prefix_b64"),
+        ] {
             let e = list_request(&q(query), "/", 100).unwrap_err().to_string();
             assert!(e.contains(word), "{query}: {e}");
         }
@@ -151,7 +172,12 @@ mod tests {
 
     #[test]
     fn a_cursor_from_another_prefix_is_refused() {
-        let c = Cursor { revision: 3, start: b"/b/x".to_vec(), hint: 0 }.encode();
+        let c = Cursor {
+            revision: 3,
+            start: b"/b/x".to_vec(),
+            hint: 0,
+        }
+        .encode();
         assert!(list_request(&q(&format!("prefix=/a/&after={c}")), "/", 100).is_err());
         let r = list_request(&q(&format!("prefix=/b/&after={c}")), "/", 100).unwrap();
         assert_eq!((r.start, r.revision), (b"/b/x".to_vec(), Some(3)));
@@ -168,7 +194,13 @@ mod tests {
     #[test]
     fn urls_carry_the_base_path_and_exact_bytes() {
         let u = Urls::new("/etcd", "prod");
-        assert_eq!(u.page("tree", Some(b""), Some(b"/a b\xff")), "/etcd/clusters/prod/keys?mode=tree&key=/a%20b%FF");
-        assert_eq!(u.key_view(b"k&x=1", true), "/etcd/clusters/prod/ui/key?key=k%26x%3D1&full=1");
+        assert_eq!(
+            u.page("tree", Some(b""), Some(b"/a b\xff")),
+            "/etcd/clusters/prod/keys?mode=tree&key=/a%20b%FF"
+        );
+        assert_eq!(
+            u.key_view(b"k&x=1", true),
+            "/etcd/clusters/prod/ui/key?key=k%26x%3D1&full=1"
+        );
     }
 }

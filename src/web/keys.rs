@@ -27,7 +27,8 @@ use crate::web::common::{list_request, mode_name, Urls};
 const SHOW_BYTES: usize = 64 * 1024;
 
 fn render_html<T: askama::Template>(t: &T) -> Result<String, AppError> {
-    t.render().map_err(|e| AppError::Internal(format!("template: {e}")))
+    t.render()
+        .map_err(|e| AppError::Internal(format!("template: {e}")))
 }
 
 fn html(body: String) -> Response {
@@ -62,7 +63,10 @@ pub fn layout(state: &AppState, cluster: Option<&str>, search: Option<SearchForm
 /// `GET /`: the first cluster's key browser (or the list when there are several).
 pub async fn home(State(state): State<AppState>) -> Result<Response, AppError> {
     match state.clusters() {
-        [only] => Ok(Redirect::to(&Urls::new(state.base(), only.name()).page("tree", None, None)).into_response()),
+        [only] => Ok(
+            Redirect::to(&Urls::new(state.base(), only.name()).page("tree", None, None))
+                .into_response(),
+        ),
         _ => clusters_page(State(state)).await,
     }
 }
@@ -87,15 +91,24 @@ pub async fn clusters_page(State(state): State<AppState>) -> Result<Response, Ap
 }
 
 /// `GET /clusters/{cluster}`: the key browser of that cluster.
-pub async fn cluster_home(State(state): State<AppState>, Path(cluster): Path<String>) -> Result<Response, AppError> {
+pub async fn cluster_home(
+    State(state): State<AppState>,
+    Path(cluster): Path<String>,
+) -> Result<Response, AppError> {
     let c = state.cluster(&cluster)?;
     Ok(Redirect::to(&Urls::new(state.base(), c.name()).page("tree", None, None)).into_response())
 }
 
 /// `GET /go?to=URL`: the cluster picker without JavaScript. Only our own pages are redirect targets.
-pub async fn go(State(state): State<AppState>, AxumQuery(query): AxumQuery) -> Result<Response, AppError> {
+pub async fn go(
+    State(state): State<AppState>,
+    AxumQuery(query): AxumQuery,
+) -> Result<Response, AppError> {
     let q = RawQuery::parse(query.as_deref());
-    let to = q.text("to").map_err(AppError::BadRequest)?.unwrap_or_default();
+    let to = q
+        .text("to")
+        .map_err(AppError::BadRequest)?
+        .unwrap_or_default();
     let ours = state
         .clusters()
         .iter()
@@ -156,7 +169,11 @@ fn nodes_view(urls: &Urls, req: &ListReq, page: &Page, selected_key: Option<&[u8
     let mode = mode_name(&req.mode);
     NodesView {
         gap: None,
-        nodes: page.items.iter().map(|i| node(urls, req, i, selected_key)).collect(),
+        nodes: page
+            .items
+            .iter()
+            .map(|i| node(urls, req, i, selected_key))
+            .collect(),
         more: page.next.as_ref().map(|c| {
             let after = c.encode();
             MoreView {
@@ -175,12 +192,19 @@ pub async fn nodes(
     AxumQuery(query): AxumQuery,
 ) -> Result<Response, AppError> {
     let c = state.cluster(&cluster)?;
-    let req = list_request(&RawQuery::parse(query.as_deref()), c.separator(), state.config().page_size)?;
+    let req = list_request(
+        &RawQuery::parse(query.as_deref()),
+        c.separator(),
+        state.config().page_size,
+    )?;
     let page = state.list(c, &req).await?;
     let urls = Urls::new(state.base(), c.name());
     let mut view = nodes_view(&urls, &req, &page, None);
     if page.stale {
-        view.gap = Some(("no quorum: this listing may be stale".into(), urls.page(mode_name(&req.mode), Some(&req.prefix), None)));
+        view.gap = Some((
+            "no quorum: this listing may be stale".into(),
+            urls.page(mode_name(&req.mode), Some(&req.prefix), None),
+        ));
     }
     Ok(html(render_html(&view)?))
 }
@@ -195,7 +219,14 @@ fn human_size(n: usize) -> String {
     }
 }
 
-fn key_view_for(urls: &Urls, key: &[u8], rec: Option<&KeyRecord>, revision: i64, stale: bool, full: bool) -> KeyView {
+fn key_view_for(
+    urls: &Urls,
+    key: &[u8],
+    rec: Option<&KeyRecord>,
+    revision: i64,
+    stale: bool,
+    full: bool,
+) -> KeyView {
     let mut view = KeyView {
         key_label: display_bytes(key),
         key_b64: b64_std(key),
@@ -274,7 +305,14 @@ pub async fn key_view(
     let full = q.text("full").map_err(AppError::BadRequest)? == Some("1");
     let read = c.get(&key).await?;
     let urls = Urls::new(state.base(), c.name());
-    let view = key_view_for(&urls, &key, read.value.as_ref(), read.revision, read.stale, full);
+    let view = key_view_for(
+        &urls,
+        &key,
+        read.value.as_ref(),
+        read.revision,
+        read.stale,
+        full,
+    );
     Ok(html(render_html(&view)?))
 }
 
@@ -310,8 +348,14 @@ async fn tree_path(
     let mut root_page = None;
     for (i, dir) in levels.iter().enumerate().rev() {
         let target = match levels.get(i + 1) {
-            Some(child_dir) => Item { key: child_dir.clone(), dir: true },
-            None => Item { key: key.to_vec(), dir: false },
+            Some(child_dir) => Item {
+                key: child_dir.clone(),
+                dir: true,
+            },
+            None => Item {
+                key: key.to_vec(),
+                dir: false,
+            },
         };
         let mut req = ListReq {
             prefix: dir.clone(),
@@ -335,7 +379,11 @@ async fn tree_path(
         view.gap = gap;
         if target.dir {
             let fragment = urls.nodes("tree", &target.key, None);
-            if let Some(n) = view.nodes.iter_mut().find(|n| n.dir && n.fragment == fragment) {
+            if let Some(n) = view
+                .nodes
+                .iter_mut()
+                .find(|n| n.dir && n.fragment == fragment)
+            {
                 n.expanded = true;
                 n.children_html = std::mem::take(&mut inner);
             }
@@ -358,7 +406,10 @@ pub async fn page(
     let mut req = list_request(&q, c.separator(), state.config().page_size)?;
     let mode = mode_name(&req.mode);
     let urls = Urls::new(state.base(), c.name());
-    let mut key = q.bytes_or_b64("key").map_err(AppError::BadRequest)?.filter(|k| !k.is_empty());
+    let mut key = q
+        .bytes_or_b64("key")
+        .map_err(AppError::BadRequest)?
+        .filter(|k| !k.is_empty());
     let mut notice = None;
     let search_text = q.bytes("q").map(<[u8]>::to_vec).unwrap_or_default();
     if !search_text.is_empty() {
@@ -383,7 +434,10 @@ pub async fn page(
     };
     if let (Some(k), Some(read)) = (&key, &record) {
         if read.value.is_none() && !search_text.is_empty() {
-            notice = Some(format!("No key {} — showing where it would be.", display_bytes(k)));
+            notice = Some(format!(
+                "No key {} — showing where it would be.",
+                display_bytes(k)
+            ));
         }
     }
 
@@ -394,11 +448,17 @@ pub async fn page(
             if let Some(k) = &key {
                 if req.start == req.prefix && k.as_slice() > req.prefix.as_slice() {
                     req.start = k.clone();
-                    gap = Some(("… earlier keys (show from the start)".to_string(), urls.page(mode, Some(&req.prefix), None)));
+                    gap = Some((
+                        "… earlier keys (show from the start)".to_string(),
+                        urls.page(mode, Some(&req.prefix), None),
+                    ));
                 }
             }
             if req.start != req.prefix && gap.is_none() {
-                gap = Some(("… earlier keys (show from the start)".to_string(), urls.page(mode, Some(&req.prefix), None)));
+                gap = Some((
+                    "… earlier keys (show from the start)".to_string(),
+                    urls.page(mode, Some(&req.prefix), None),
+                ));
             }
             let page = state.list(c, &req).await?;
             let mut view = nodes_view(&urls, &req, &page, key.as_deref());
@@ -451,7 +511,15 @@ mod tests {
 
     #[test]
     fn ancestors_walk_every_separator_including_empty_segments() {
-        assert_eq!(ancestors(b"", b"/a//b", b"/"), vec![b"".to_vec(), b"/".to_vec(), b"/a/".to_vec(), b"/a//".to_vec()]);
+        assert_eq!(
+            ancestors(b"", b"/a//b", b"/"),
+            vec![
+                b"".to_vec(),
+                b"/".to_vec(),
+                b"/a/".to_vec(),
+                b"/a//".to_vec()
+            ]
+        );
         assert_eq!(ancestors(b"/a/", b"/a/x", b"/"), vec![b"/a/".to_vec()]);
         assert_eq!(ancestors(b"", b"noslash", b"/"), vec![b"".to_vec()]);
     }

@@ -38,9 +38,7 @@ pub async fn html_errors(State(state): State<AppState>, req: Request, next: Next
         askama::Template::render(&page).unwrap_or_else(|_| "error".into())
     };
     let mut out = (status, Html(body)).into_response();
-    out.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("no-store"),
-    );
+    out.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     out
 }

@@ -8,7 +8,14 @@ fn keys_of(items: &[(String, bool)]) -> Vec<(Vec<u8>, bool)> {
     use base64::Engine;
     items
         .iter()
-        .map(|(k, d)| (base64::engine::general_purpose::STANDARD.decode(k).expect("b64"), *d))
+        .map(|(k, d)| {
+            (
+                base64::engine::general_purpose::STANDARD
+                    .decode(k)
+                    .expect("b64"),
+                *d,
+            )
+        })
         .collect()
 }
 
@@ -26,24 +33,49 @@ async fn wait_for_index(app: &TestApp) {
 #[tokio::test]
 async fn tree_and_flat_listings_show_keys_without_slash_double_slashes_and_empty_segments() {
     let app = spawn_app().await;
-    let keys: Vec<&[u8]> = vec![b"noslash", b"top", b"/a/", b"/a/b", b"/a/b/c", b"/a//c", b"//x", b"/z"];
-    app.put_all(&keys.iter().map(|k| (*k, b"v")).collect::<Vec<_>>()).await;
+    let keys: Vec<&[u8]> = vec![
+        b"noslash", b"top", b"/a/", b"/a/b", b"/a/b/c", b"/a//c", b"//x", b"/z",
+    ];
+    app.put_all(&keys.iter().map(|k| (*k, b"v")).collect::<Vec<_>>())
+        .await;
 
     let root = keys_of(&app.list_all("mode=tree").await);
-    assert_eq!(root, vec![(b"/".to_vec(), true), (b"noslash".to_vec(), false), (b"top".to_vec(), false)]);
+    assert_eq!(
+        root,
+        vec![
+            (b"/".to_vec(), true),
+            (b"noslash".to_vec(), false),
+            (b"top".to_vec(), false)
+        ]
+    );
 
     let slash = keys_of(&app.list_all("mode=tree&prefix=/").await);
-    assert_eq!(slash, vec![(b"//".to_vec(), true), (b"/a/".to_vec(), true), (b"/z".to_vec(), false)]);
+    assert_eq!(
+        slash,
+        vec![
+            (b"//".to_vec(), true),
+            (b"/a/".to_vec(), true),
+            (b"/z".to_vec(), false)
+        ]
+    );
 
     let a = keys_of(&app.list_all("mode=tree&prefix=/a/").await);
     assert_eq!(
         a,
-        vec![(b"/a/".to_vec(), false), (b"/a//".to_vec(), true), (b"/a/b".to_vec(), false), (b"/a/b/".to_vec(), true)]
+        vec![
+            (b"/a/".to_vec(), false),
+            (b"/a//".to_vec(), true),
+            (b"/a/b".to_vec(), false),
+            (b"/a/b/".to_vec(), true)
+        ]
     );
 
     let mut sorted: Vec<Vec<u8>> = keys.iter().map(|k| k.to_vec()).collect();
     sorted.sort();
-    let flat: Vec<Vec<u8>> = keys_of(&app.list_all("mode=flat&limit=3").await).into_iter().map(|(k, _)| k).collect();
+    let flat: Vec<Vec<u8>> = keys_of(&app.list_all("mode=flat&limit=3").await)
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
     assert_eq!(flat, sorted);
 }
 
@@ -54,18 +86,38 @@ async fn non_utf8_keys_and_values_round_trip_byte_exact() {
     let value: Vec<u8> = (0u8..=255).collect();
     app.put_all(&[(key, value.as_slice())]).await;
 
-    let (status, page) = app.get_json(&format!("/api/v1/clusters/test/keys?mode=flat&prefix_b64={}", b64url(b"/bin/"))).await;
+    let (status, page) = app
+        .get_json(&format!(
+            "/api/v1/clusters/test/keys?mode=flat&prefix_b64={}",
+            b64url(b"/bin/")
+        ))
+        .await;
     assert_eq!(status, 200);
     let item = &page["items"][0];
-    assert!(item["key"].is_null(), "a non-UTF-8 key has no text form: {item}");
+    assert!(
+        item["key"].is_null(),
+        "a non-UTF-8 key has no text form: {item}"
+    );
     assert_eq!(item["key_b64"], b64(key));
 
-    for query in [format!("key_b64={}", b64url(key)), format!("key={}", pct(key)), format!("key_b64={}", b64(key).replace('+', "%2B").replace('/', "%2F"))] {
-        let (status, body) = app.get_json(&format!("/api/v1/clusters/test/key?{query}")).await;
+    for query in [
+        format!("key_b64={}", b64url(key)),
+        format!("key={}", pct(key)),
+        format!(
+            "key_b64={}",
+            b64(key).replace('+', "%2B").replace('/', "%2F")
+        ),
+    ] {
+        let (status, body) = app
+            .get_json(&format!("/api/v1/clusters/test/key?{query}"))
+            .await;
         assert_eq!(status, 200, "{query}: {body}");
         assert_eq!(body["key_b64"], b64(key));
         assert_eq!(body["value_b64"], b64(&value));
-        assert!(body.get("value").is_none(), "binary values have no text form");
+        assert!(
+            body.get("value").is_none(),
+            "binary values have no text form"
+        );
     }
 }
 
@@ -74,8 +126,20 @@ async fn utf8_values_come_back_as_text_with_metadata_and_lease_ttl() {
     let app = spawn_app().await;
     let mut c = app.client().await;
     let lease = c.lease_grant(120, None).await.expect("lease").id();
-    c.put("/svc/web", "{\"port\": 80}", Some(etcd_client::PutOptions::new().with_lease(lease))).await.expect("put");
-    c.put("/svc/web", "{\"port\": 81}", Some(etcd_client::PutOptions::new().with_lease(lease))).await.expect("put");
+    c.put(
+        "/svc/web",
+        "{\"port\": 80}",
+        Some(etcd_client::PutOptions::new().with_lease(lease)),
+    )
+    .await
+    .expect("put");
+    c.put(
+        "/svc/web",
+        "{\"port\": 81}",
+        Some(etcd_client::PutOptions::new().with_lease(lease)),
+    )
+    .await
+    .expect("put");
     let (status, body) = app.get_json("/api/v1/clusters/test/key?key=/svc/web").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["value"], "{\"port\": 81}");
@@ -90,13 +154,22 @@ async fn utf8_values_come_back_as_text_with_metadata_and_lease_ttl() {
 #[tokio::test]
 async fn pages_of_one_listing_are_read_at_one_revision_while_writes_happen() {
     let app = spawn_app().await;
-    let original: Vec<(String, String)> = (0..350).map(|i| (format!("/p/{i:03}"), "v".to_string())).collect();
+    let original: Vec<(String, String)> = (0..350)
+        .map(|i| (format!("/p/{i:03}"), "v".to_string()))
+        .collect();
     app.put_all(&original).await;
     let mut c = app.client().await;
 
-    let (_, first) = app.get_json("/api/v1/clusters/test/keys?mode=flat&prefix=/p/&limit=100").await;
+    let (_, first) = app
+        .get_json("/api/v1/clusters/test/keys?mode=flat&prefix=/p/&limit=100")
+        .await;
     let revision = first["revision"].as_i64().expect("revision");
-    let mut seen: Vec<String> = first["items"].as_array().unwrap().iter().map(|i| i["key"].as_str().unwrap().to_string()).collect();
+    let mut seen: Vec<String> = first["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["key"].as_str().unwrap().to_string())
+        .collect();
     let mut after = first["next"].as_str().expect("next").to_string();
     let mut n = 0;
     loop {
@@ -104,10 +177,23 @@ async fn pages_of_one_listing_are_read_at_one_revision_while_writes_happen() {
         c.put(format!("/p/{n:03}x"), "new", None).await.unwrap();
         c.delete(format!("/p/{:03}", 340 - n), None).await.unwrap();
         n += 1;
-        let (status, page) = app.get_json(&format!("/api/v1/clusters/test/keys?mode=flat&prefix=/p/&limit=100&after={after}")).await;
+        let (status, page) = app
+            .get_json(&format!(
+                "/api/v1/clusters/test/keys?mode=flat&prefix=/p/&limit=100&after={after}"
+            ))
+            .await;
         assert_eq!(status, 200, "{page}");
-        assert_eq!(page["revision"], revision, "every page is read at the first page's revision");
-        seen.extend(page["items"].as_array().unwrap().iter().map(|i| i["key"].as_str().unwrap().to_string()));
+        assert_eq!(
+            page["revision"], revision,
+            "every page is read at the first page's revision"
+        );
+        seen.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["key"].as_str().unwrap().to_string()),
+        );
         match page["next"].as_str() {
             Some(next) => after = next.to_string(),
             None => break,
@@ -120,17 +206,31 @@ async fn pages_of_one_listing_are_read_at_one_revision_while_writes_happen() {
 #[tokio::test]
 async fn the_indexed_listing_stays_exact_as_keys_come_and_go() {
     let app = spawn_app().await;
-    let keys: Vec<(String, String)> = (0..3000).map(|i| (format!("/d{:02}/k{:04}", i % 37, i), "v".into())).collect();
+    let keys: Vec<(String, String)> = (0..3000)
+        .map(|i| (format!("/d{:02}/k{:04}", i % 37, i), "v".into()))
+        .collect();
     app.put_all(&keys).await;
     wait_for_index(&app).await;
     // Changes after the index was built reach it through the watch.
-    let more: Vec<(String, String)> = (0..1500).map(|i| (format!("/d05/new{i:04}"), "v".into())).collect();
+    let more: Vec<(String, String)> = (0..1500)
+        .map(|i| (format!("/d05/new{i:04}"), "v".into()))
+        .collect();
     app.put_all(&more).await;
     let mut c = app.client().await;
-    c.delete("/d07/", Some(etcd_client::DeleteOptions::new().with_prefix())).await.unwrap();
+    c.delete(
+        "/d07/",
+        Some(etcd_client::DeleteOptions::new().with_prefix()),
+    )
+    .await
+    .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    let mut all: Vec<String> = keys.iter().chain(more.iter()).map(|(k, _)| k.clone()).filter(|k| !k.starts_with("/d07/")).collect();
+    let mut all: Vec<String> = keys
+        .iter()
+        .chain(more.iter())
+        .map(|(k, _)| k.clone())
+        .filter(|k| !k.starts_with("/d07/"))
+        .collect();
     all.sort();
     let flat: Vec<String> = keys_of(&app.list_all("mode=flat&limit=97").await)
         .into_iter()
@@ -141,19 +241,44 @@ async fn the_indexed_listing_stays_exact_as_keys_come_and_go() {
         .into_iter()
         .map(|(k, _)| String::from_utf8(k).unwrap())
         .collect();
-    let expected: Vec<String> = (0..37).filter(|d| *d != 7).map(|d| format!("/d{d:02}/")).collect();
+    let expected: Vec<String> = (0..37)
+        .filter(|d| *d != 7)
+        .map(|d| format!("/d{d:02}/"))
+        .collect();
     assert_eq!(dirs, expected);
 }
 
 #[tokio::test]
 async fn jumping_to_a_key_starts_the_listing_there() {
     let app = spawn_app().await;
-    app.put_all(&(1..=500).map(|n| (n.to_string(), n.to_string())).collect::<Vec<_>>()).await;
-    let (_, body) = app.get_json("/api/v1/clusters/test/keys?mode=flat&start=250&limit=3").await;
-    let keys: Vec<&str> = body["items"].as_array().unwrap().iter().map(|i| i["key"].as_str().unwrap()).collect();
+    app.put_all(
+        &(1..=500)
+            .map(|n| (n.to_string(), n.to_string()))
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    let (_, body) = app
+        .get_json("/api/v1/clusters/test/keys?mode=flat&start=250&limit=3")
+        .await;
+    let keys: Vec<&str> = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["key"].as_str().unwrap())
+        .collect();
     assert_eq!(keys, vec!["250", "251", "252"]);
-    let (_, body) = app.get_json(&format!("/api/v1/clusters/test/keys?mode=flat&start_b64={}&limit=2", b64url(b"499"))).await;
-    let keys: Vec<&str> = body["items"].as_array().unwrap().iter().map(|i| i["key"].as_str().unwrap()).collect();
+    let (_, body) = app
+        .get_json(&format!(
+            "/api/v1/clusters/test/keys?mode=flat&start_b64={}&limit=2",
+            b64url(b"499")
+        ))
+        .await;
+    let keys: Vec<&str> = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["key"].as_str().unwrap())
+        .collect();
     assert_eq!(keys, vec!["499", "5"]);
 }
 
@@ -174,11 +299,17 @@ async fn errors_are_json_with_the_right_status() {
     for (path, want) in cases {
         let (status, body) = app.get_json(path).await;
         assert_eq!(status, want, "{path}: {body}");
-        assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()), "{path}: {body}");
+        assert!(
+            body["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{path}: {body}"
+        );
     }
     let (status, html) = app.get_text("/clusters/nope/keys").await;
     assert_eq!(status, 404);
-    assert!(html.contains("<html") && html.contains("no cluster named"), "{html}");
+    assert!(
+        html.contains("<html") && html.contains("no cluster named"),
+        "{html}"
+    );
 }
 
 #[tokio::test]
@@ -193,12 +324,24 @@ async fn the_cluster_list_names_configured_clusters_only() {
 #[tokio::test]
 async fn pages_escape_markup_in_keys_and_values() {
     let app = spawn_app().await;
-    app.put_all(&[("/xss/<img src=x onerror=alert(1)>", "<script>alert(2)</script>")]).await;
-    let (status, html) = app.get_text("/clusters/test/keys?key=/xss/%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E").await;
+    app.put_all(&[(
+        "/xss/<img src=x onerror=alert(1)>",
+        "<script>alert(2)</script>",
+    )])
+    .await;
+    let (status, html) = app
+        .get_text("/clusters/test/keys?key=/xss/%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E")
+        .await;
     assert_eq!(status, 200);
     // askama writes `<` as `&#60;`; either entity form is text to the browser.
     let html = html.replace("&#60;", "&lt;").replace("&#62;", "&gt;");
-    assert!(html.contains("&lt;img src=x onerror=alert(1)&gt;"), "key shown as text: {html}");
-    assert!(html.contains("&lt;script&gt;alert(2)&lt;/script&gt;"), "value shown as text");
+    assert!(
+        html.contains("&lt;img src=x onerror=alert(1)&gt;"),
+        "key shown as text: {html}"
+    );
+    assert!(
+        html.contains("&lt;script&gt;alert(2)&lt;/script&gt;"),
+        "value shown as text"
+    );
     assert!(!html.contains("<img src=x") && !html.contains("<script>alert"));
 }

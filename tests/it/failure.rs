@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 use crate::helpers::spawn_app;
 
 async fn seed(app: &crate::helpers::TestApp, n: usize) {
-    let kvs: Vec<(String, String)> = (0..n).map(|i| (format!("/k/{i:05}"), format!("v{i}"))).collect();
+    let kvs: Vec<(String, String)> = (0..n)
+        .map(|i| (format!("/k/{i:05}"), format!("v{i}")))
+        .collect();
     app.put_all(&kvs).await;
 }
 
@@ -29,8 +31,15 @@ async fn killing_a_member_mid_listing_fails_no_request() {
                 let resp = http.get(&url).send().await.expect("request");
                 let status = resp.status().as_u16();
                 let body: serde_json::Value = resp.json().await.expect("json");
-                assert_eq!(status, 200, "a listing request failed while a member died: {body}");
-                let got = http.get(format!("{base}/key?key=/k/00042")).send().await.expect("request");
+                assert_eq!(
+                    status, 200,
+                    "a listing request failed while a member died: {body}"
+                );
+                let got = http
+                    .get(format!("{base}/key?key=/k/00042"))
+                    .send()
+                    .await
+                    .expect("request");
                 assert_eq!(got.status().as_u16(), 200);
                 ok += 2;
                 match body["next"].as_str() {
@@ -56,12 +65,18 @@ async fn a_hung_member_does_not_hang_pages() {
     let (status, _) = app.get_json("/api/v1/clusters/test/keys?prefix=/k/").await;
     assert_eq!(status, 200);
     app.etcd.stop(0);
-    for path in ["/api/v1/clusters/test/keys?prefix=/k/&mode=flat", "/api/v1/clusters/test/key?key=/k/00001"] {
+    for path in [
+        "/api/v1/clusters/test/keys?prefix=/k/&mode=flat",
+        "/api/v1/clusters/test/key?key=/k/00001",
+    ] {
         let started = Instant::now();
         let (status, body) = app.get_json(path).await;
         let took = started.elapsed();
         assert_eq!(status, 200, "{path}: {body}");
-        assert_eq!(body["stale"], false, "two healthy members still have quorum");
+        assert_eq!(
+            body["stale"], false,
+            "two healthy members still have quorum"
+        );
         assert!(took < Duration::from_millis(1500), "{path} took {took:?}");
     }
     let started = Instant::now();
@@ -88,7 +103,10 @@ async fn with_quorum_lost_pages_answer_within_two_seconds_and_say_data_may_be_st
         let (status, body) = app.get_json(path).await;
         let took = started.elapsed();
         assert_eq!(status, 200, "{path}: {body}");
-        assert_eq!(body["stale"], true, "{path}: answered without quorum must be marked stale: {body}");
+        assert_eq!(
+            body["stale"], true,
+            "{path}: answered without quorum must be marked stale: {body}"
+        );
         assert!(took < Duration::from_secs(2), "{path} took {took:?}");
     }
     let (_, body) = app.get_json("/api/v1/clusters/test/key?key=/k/00007").await;
@@ -96,12 +114,22 @@ async fn with_quorum_lost_pages_answer_within_two_seconds_and_say_data_may_be_st
     let started = Instant::now();
     let (status, html) = app.get_text("/clusters/test/keys?key=/k/00007").await;
     assert_eq!(status, 200);
-    assert!(started.elapsed() < Duration::from_secs(2), "page took {:?}", started.elapsed());
-    assert!(html.contains("No quorum"), "the page says plainly that data may be stale");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "page took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        html.contains("No quorum"),
+        "the page says plainly that data may be stale"
+    );
 
     // Quorum back: answers are fresh again.
     app.etcd.restart(1).await.expect("restart");
-    app.etcd.wait_healthy(Duration::from_secs(10)).await.expect("healthy");
+    app.etcd
+        .wait_healthy(Duration::from_secs(10))
+        .await
+        .expect("healthy");
     let mut fresh = false;
     for _ in 0..40 {
         let (_, body) = app.get_json("/api/v1/clusters/test/key?key=/k/00007").await;
@@ -124,9 +152,19 @@ async fn with_every_member_down_requests_fail_fast_with_a_clear_error() {
     let (status, body) = app.get_json("/api/v1/clusters/test/keys").await;
     assert_eq!(status, 503, "{body}");
     let msg = body["error"].as_str().unwrap_or_default();
-    assert!(msg.contains("no member of cluster `test` answered"), "{msg}");
-    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    assert!(
+        msg.contains("no member of cluster `test` answered"),
+        "{msg}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
     let (status, html) = app.get_text("/clusters/test/keys").await;
     assert_eq!(status, 503);
-    assert!(html.contains("no member of cluster"), "an error page, not a bare 500");
+    assert!(
+        html.contains("no member of cluster"),
+        "an error page, not a bare 500"
+    );
 }

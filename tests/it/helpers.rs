@@ -158,9 +158,13 @@ impl TestApp {
         for chunk in kvs.chunks(128) {
             let ops: Vec<etcd_client::TxnOp> = chunk
                 .iter()
-                .map(|(k, v)| etcd_client::TxnOp::put(k.as_ref().to_vec(), v.as_ref().to_vec(), None))
+                .map(|(k, v)| {
+                    etcd_client::TxnOp::put(k.as_ref().to_vec(), v.as_ref().to_vec(), None)
+                })
                 .collect();
-            c.txn(etcd_client::Txn::new().and_then(ops)).await.expect("txn");
+            c.txn(etcd_client::Txn::new().and_then(ops))
+                .await
+                .expect("txn");
         }
     }
 
@@ -173,7 +177,9 @@ impl TestApp {
                 Some(a) => format!("{query}&after={a}"),
                 None => query.to_string(),
             };
-            let (status, body) = self.get_json(&format!("/api/v1/clusters/test/keys?{q}")).await;
+            let (status, body) = self
+                .get_json(&format!("/api/v1/clusters/test/keys?{q}"))
+                .await;
             assert_eq!(status, 200, "{body}");
             for item in body["items"].as_array().expect("items") {
                 out.push((
