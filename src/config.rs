@@ -377,6 +377,15 @@ fn load_file(path: &std::path::Path) -> Result<Vec<ClusterConfig>, ConfigError> 
     Ok(out)
 }
 
+/// Names a sub-field: `clusters[0].endpoints` in a file, just `--endpoints` for the flag.
+fn sub(field: &str, name: &str) -> String {
+    if field.starts_with("--") {
+        field.to_string()
+    } else {
+        format!("{field}.{name}")
+    }
+}
+
 fn check_cluster(field: &str, c: ClusterConfig) -> Result<ClusterConfig, ConfigError> {
     if c.name.is_empty()
         || c.name.len() > 63
@@ -386,7 +395,8 @@ fn check_cluster(field: &str, c: ClusterConfig) -> Result<ClusterConfig, ConfigE
             .all(|ch| ch.is_ascii_alphanumeric() || "-._".contains(ch))
     {
         return err(format!(
-            "{field}.name: `{}` must be 1-63 characters of letters, digits, `-`, `.` or `_`",
+            "{}: `{}` must be 1-63 characters of letters, digits, `-`, `.` or `_`",
+            sub(field, "name"),
             c.name
         ));
     }
@@ -400,12 +410,13 @@ fn check_cluster(field: &str, c: ClusterConfig) -> Result<ClusterConfig, ConfigE
             && e.parse::<http::Uri>().is_ok_and(|u| u.host().is_some());
         if !ok {
             return err(format!(
-                "{field}.endpoints[{i}]: `{e}` is not a client URL like http://127.0.0.1:2379"
+                "{}[{i}]: `{e}` is not a client URL like http://127.0.0.1:2379",
+                sub(field, "endpoints")
             ));
         }
     }
     if c.separator.is_empty() {
-        return err(format!("{field}.separator: must not be empty"));
+        return err(format!("{}: must not be empty", sub(field, "separator")));
     }
     Ok(c)
 }

@@ -164,4 +164,22 @@ mod tests {
         assert_eq!(RawQuery::parse(Some(&url)).bytes("key"), Some(&key[..]));
         assert_eq!(percent_encode_query(b"/app/a b"), "/app/a%20b");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_key_survives_url_and_base64(key in proptest::collection::vec(proptest::num::u8::ANY, 0..64)) {
+            let url = format!("key={}&x=1", percent_encode_query(&key));
+            let parsed = RawQuery::parse(Some(&url));
+            proptest::prop_assert_eq!(parsed.bytes("key"), Some(&key[..]));
+            proptest::prop_assert_eq!(b64_url_decode(&b64_url(&key)), Some(key.clone()));
+            proptest::prop_assert_eq!(b64_url_decode(&b64_std(&key)), Some(key.clone()));
+        }
+
+        #[test]
+        fn parsing_any_query_never_panics(query in ".{0,80}") {
+            let q = RawQuery::parse(Some(&query));
+            let _ = q.bytes_or_b64("key");
+            let _ = q.text("mode");
+        }
+    }
 }

@@ -810,4 +810,32 @@ pub(crate) mod tests {
         assert!(adapt_exp(40, 10, 100, 4) > 40);
         assert!(adapt_exp(40, 100_000, 100, 4) < 40);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn cursors_round_trip_and_garbage_never_panics(
+            rev in 1i64..i64::MAX,
+            hint in 0u8..128,
+            start in proptest::collection::vec(proptest::num::u8::ANY, 0..40),
+            junk in ".{0,60}",
+        ) {
+            let c = Cursor { revision: rev, start, hint };
+            proptest::prop_assert_eq!(Cursor::decode(&c.encode()), Some(c));
+            let _ = Cursor::decode(&junk);
+        }
+
+        #[test]
+        fn blind_listing_of_random_keys_is_exact(
+            keys in proptest::collection::btree_set(proptest::collection::vec(proptest::sample::select(vec![b'/', b'a', b'b', 0u8, 0xff]), 1..6), 0..60),
+            limit in 1usize..7,
+            tree_mode in proptest::bool::ANY,
+        ) {
+            let src = MemSource::new(keys);
+            let mode = if tree_mode { tree() } else { Mode::Flat };
+            for prefix in [&b""[..], b"/", b"a"] {
+                let got = list_all(&src, None, req(prefix, mode.clone(), limit));
+                proptest::prop_assert_eq!(got, expected(&src.keys, prefix, &mode));
+            }
+        }
+    }
 }
