@@ -1,0 +1,373 @@
+/* etcdboard front-end behaviour. Vanilla JS, no build step; loaded with `defer` after htmx.
+ *
+ * - Every listener is delegated from `document`, so it keeps working after htmx swaps and
+ *   htmx history restores (which replace the body's HTML).
+ * - URLs only ever come from the DOM (href / data-* / option values): the app may be
+ *   mounted under a sub-path, so nothing here builds a path.
+ * - No inline styles, no eval, no inline handlers: works under a strict CSP.
+ */
+(function () {
+  "use strict";
+  const doc = document;
+  const root = doc.documentElement;
+  root.classList.add("js"); // lets CSS hide .nojs-only fallbacks
+  const NAV = ".tree, .list";        // containers with roving keyboard focus
+  const ROW = "a.row";               // the focusable rows inside them
+  const FETCH_TIMEOUT_MS = 15000;    // "never hang": give up and say so
+  let modality = "pointer";          // last input kind: "key" or "pointer"
+
+  /* ---------- helpers ------------------------------------------------ */
+  const isVisible = (n) => n.getClientRects().length > 0; // false inside [hidden]
+  const isTyping = (n) => !!n && (n.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(n.tagName));
+  const navOf = (n) => (n && n.closest ? n.closest(NAV) : null);
+  const rowOf = (li) => (li ? li.querySelector(":scope > a.row") : null);
+  const childList = (li) => li.querySelector(":scope > ul.children");
+  const isDir = (li) => !!li && li.matches("li.node[aria-expanded]");
+  const isOpen = (li) => li.getAttribute("aria-expanded") === "true";
+  const visibleRows = (nav) => Array.from(nav.querySelectorAll(ROW)).filter(isVisible);
+  const currentNav = () => Array.from(doc.querySelectorAll(NAV)).find(isVisible) || null;
+  const query = (sel) => { try { return sel ? doc.querySelector(sel) : null; } catch (_) { return null; } };
+  const el = (tag, cls, text) => {
+    const e = doc.createElement(tag);
+    if (cls) e.className = cls;
+    if (text != null) e.textContent = text;
+    return e;
+  };
+  // In-flight requests (ours + htmx) drive the page-wide progress line (html.loading).
+  let inflight = 0;
+  const busy = (delta) => root.classList.toggle("loading", (inflight = Math.max(0, inflight + delta)) > 0);
+
+  /* ---------- roving focus ------------------------------------------- */
+  // Only one row per container is in the Tab order (tabindex=0); arrows/j/k move it.
+  function setRoving(nav, row) {
+    nav.querySelectorAll('a.row[tabindex="0"]').forEach((r) => { if (r !== row) r.tabIndex = -1; });
+    row.tabIndex = 0;
+  }
+  function rovingRow(nav) {
+    const cur = nav.querySelector('a.row[tabindex="0"]');
+    if (cur && isVisible(cur)) return cur;
+    const sel = nav.querySelector("a.row.selected");
+    if (sel && isVisible(sel)) return sel;
+    return visibleRows(nav)[0] || sel || nav.querySelector(ROW);
+  }
+  function initRoving(nav) {
+    nav.querySelectorAll("a.row:not([tabindex])").forEach((r) => { r.tabIndex = -1; });
+    const cur = rovingRow(nav);
+    if (cur) setRoving(nav, cur);
+  }
+  const initAll = () => doc.querySelectorAll(NAV).forEach(initRoving);
+  function focusRow(row) {
+    if (navOf(row)) setRoving(navOf(row), row);
+    row.focus({ preventScroll: true });
+    row.scrollIntoView({ block: "nearest" });
+  }
+  function move(delta, from) {
+    const nav = navOf(from) || currentNav();
+    const rows = nav ? visibleRows(nav) : [];
+    if (!rows.length) return;
+    let i = rows.indexOf(from);
+    // Focus elsewhere (e.g. on the key view after opening a key): continue from the
+    // container's current row, so `j` after Enter goes to the next key.
+    if (i < 0) i = rows.indexOf(rovingRow(nav));
+    if (i < 0) { focusRow(rows[delta > 0 ? 0 : rows.length - 1]); return; }
+    focusRow(rows[Math.max(0, Math.min(rows.length - 1, i + delta))]);
+  }
+  // The selected leaf carries .selected and aria-current="true" (as the server renders it).
+  function select(row) {
+    doc.querySelectorAll("a.row.selected, a.row[aria-current]").forEach((r) => {
+      if (r !== row) { r.classList.remove("selected"); r.removeAttribute("aria-current"); }
+    });
+    row.classList.add("selected");
+    row.setAttribute("aria-current", "true");
+    if (navOf(row)) setRoving(navOf(row), row);
+  }
+
+  /* ---------- fetching fragments ------------------------------------- */
+  // The server answers these URLs with bare <li> elements. Anything else (a login page
+  // after a session expired, a proxy's error page) is reported, never inserted.
+  function parseItems(html) {
+    const t = doc.createElement("template");
+    t.innerHTML = html;
+    const items = [];
+    for (const n of Array.from(t.content.childNodes)) {
+      if (n.nodeType === 1 && n.tagName === "LI") items.push(n);
+      else if (n.nodeType === 1 || (n.nodeType === 3 && n.textContent.trim())) throw new Error("unexpected response");
+    }
+    return items;
+  }
+  async function load(url, busyEl) {
+    busyEl.setAttribute("aria-busy", "true");
+    busy(1);
+    const ctl = new AbortController();
+    const timer = setTimeout(() => ctl.abort(), FETCH_TIMEOUT_MS);
+    try {
+      const res = await fetch(url, { headers: { "HX-Request": "true" }, credentials: "same-origin", signal: ctl.signal });
+      if (!res.ok) throw new Error(`${res.status} ${res.statusText}`.trim());
+      return parseItems(await res.text());
+    } catch (err) {
+      if (ctl.signal.aborted) throw new Error(`no answer after ${FETCH_TIMEOUT_MS / 1000} s`);
+      throw err instanceof TypeError ? new Error("network error") : err;
+    } finally {
+      clearTimeout(timer);
+      busyEl.removeAttribute("aria-busy");
+      busy(-1);
+    }
+  }
+  // New rows: let htmx wire their hx-* attributes, and keep them out of the Tab order.
+  function afterInsert(nav, items) {
+    if (window.htmx) items.forEach((n) => window.htmx.process(n));
+    if (nav) initRoving(nav);
+  }
+
+  /* ---------- tree --------------------------------------------------- */
+  const show = (li, ul) => { ul.hidden = false; li.setAttribute("aria-expanded", "true"); };
+  function expand(li) {
+    const ul = childList(li);
+    if (!ul || li.getAttribute("aria-busy") === "true") return;
+    const url = li.getAttribute("data-children-url");
+    // Already loaded (by us, or rendered open by the server with data-loaded): just show.
+    if (!url || li.getAttribute("data-loaded") === "true" ||
+        Array.from(ul.children).some((c) => !c.classList.contains("error"))) { show(li, ul); return; }
+    ul.replaceChildren(); // drop a previous error row
+    load(url, li).then((items) => {
+      if (!items.length) items = [el("li", "empty", "empty")];
+      ul.append(...items);
+      li.setAttribute("data-loaded", "true");
+      show(li, ul);
+      afterInsert(navOf(li), items);
+    }, (err) => {
+      const item = el("li", "error");
+      item.setAttribute("role", "treeitem");
+      const a = el("a", "row retry");
+      a.href = rowOf(li) ? rowOf(li).href : "#"; // Ctrl-click: the full-page fallback
+      a.tabIndex = -1;
+      a.append(el("span", "name", `could not load: ${err.message}`), el("span", "badge", "retry"));
+      item.append(a);
+      ul.append(item);
+      show(li, ul);
+    });
+  }
+  function collapse(li) {
+    const ul = childList(li);
+    const row = rowOf(li);
+    if (!ul || !row) return;
+    const hadFocus = ul.contains(doc.activeElement);
+    ul.hidden = true;
+    li.setAttribute("aria-expanded", "false");
+    // Never leave the Tab stop (or focus) on a row that just became hidden.
+    if (hadFocus) focusRow(row);
+    else if (ul.querySelector('a.row[tabindex="0"]')) setRoving(navOf(li), row);
+  }
+
+  /* ---------- load more ---------------------------------------------- */
+  function loadMore(li, link) {
+    if (li.getAttribute("aria-busy") === "true") return;
+    const nav = navOf(li);
+    const hadFocus = li.contains(doc.activeElement);
+    if (!link.dataset.label) link.dataset.label = link.textContent;
+    load(link.getAttribute("data-more-url"), li).then((items) => {
+      li.replaceWith(...items);
+      afterInsert(nav, items);
+      const first = items.map((n) => n.querySelector(ROW)).find(Boolean);
+      if (hadFocus && first) focusRow(first);
+    }, (err) => {
+      li.classList.add("error"); // the same link retries
+      link.textContent = `${link.dataset.label} failed: ${err.message} — retry`;
+    });
+  }
+
+  /* ---------- copy --------------------------------------------------- */
+  const copyTimers = new WeakMap();
+  function flash(btn, label, ok) {
+    if (!btn.dataset.label) btn.dataset.label = btn.textContent;
+    btn.textContent = label;
+    btn.classList.toggle("copied", ok);
+    btn.setAttribute("aria-live", "polite"); // screen readers hear "copied"
+    clearTimeout(copyTimers.get(btn));
+    copyTimers.set(btn, setTimeout(() => { btn.textContent = btn.dataset.label; btn.classList.remove("copied"); }, 1500));
+  }
+  // execCommand fallback for non-secure contexts (plain http to a host other than localhost).
+  function legacyCopy(text, near) {
+    const ta = Object.assign(el("textarea", "copy-buffer"), { value: text, readOnly: true, tabIndex: -1 });
+    const prev = doc.activeElement;
+    (near.closest("dialog") || doc.body).append(ta); // outside an open modal everything is inert
+    ta.select();
+    let ok = false;
+    try { ok = doc.execCommand("copy"); } catch (_) { /* unsupported */ }
+    ta.remove();
+    if (prev && prev.focus) prev.focus({ preventScroll: true });
+    return ok;
+  }
+  function copy(btn) {
+    const target = query(btn.getAttribute("data-copy-target"));
+    if (!target) { flash(btn, "nothing to copy", false); return; }
+    const text = target instanceof HTMLInputElement || target instanceof HTMLTextAreaElement ? target.value : target.textContent;
+    const done = (ok) => flash(btn, ok ? "copied" : "copy failed", ok);
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(() => done(true), () => done(legacyCopy(text, btn)));
+    } else done(legacyCopy(text, btn));
+  }
+  function openDialog(sel) {
+    const d = query(sel);
+    if (d && d.tagName === "DIALOG" && !d.open) d.showModal();
+  }
+
+  /* ---------- events ------------------------------------------------- */
+  doc.addEventListener("pointerdown", () => { modality = "pointer"; }, true);
+  // Tab, click or script focusing a row makes it its container's Tab stop.
+  doc.addEventListener("focusin", (e) => {
+    const nav = e.target instanceof Element && e.target.matches(ROW) ? navOf(e.target) : null;
+    if (nav) setRoving(nav, e.target);
+  });
+  doc.addEventListener("click", (e) => {
+    const t = e.target instanceof Element ? e.target : null;
+    if (!t) return;
+    // A click on a modal's backdrop lands on the <dialog> itself, outside its box: close.
+    if (t.tagName === "DIALOG" && t.open) {
+      const r = t.getBoundingClientRect();
+      if (e.clientX < r.left || e.clientX > r.right || e.clientY < r.top || e.clientY > r.bottom) t.close();
+      return;
+    }
+    const btn = t.closest("button.copy[data-copy-target]");
+    if (btn) { e.preventDefault(); copy(btn); return; }
+    const opener = t.closest("[data-open-dialog], #help-btn");
+    if (opener) { e.preventDefault(); openDialog(opener.getAttribute("data-open-dialog") || "dialog#help"); return; }
+    const row = t.closest(ROW);
+    // Ctrl/Cmd/Shift-click: let the browser open the href (the full-page fallback).
+    if (!row || !navOf(row) || e.ctrlKey || e.metaKey || e.shiftKey || e.altKey || e.button !== 0) return;
+    const li = row.parentElement;
+    if (row.classList.contains("retry")) {
+      e.preventDefault();
+      const dir = li.parentElement && li.parentElement.closest("li.node");
+      if (dir) { li.remove(); focusRow(rowOf(dir)); expand(dir); }
+    } else if (row.hasAttribute("data-more-url") && li.classList.contains("more")) {
+      e.preventDefault();
+      loadMore(li, row);
+    } else if (isDir(li) && childList(li)) {
+      e.preventDefault(); // JS handles it; without JS the href is a full page
+      setRoving(navOf(row), row);
+      if (isOpen(li)) collapse(li); else expand(li);
+    } else if (row.matches(".leaf, [hx-get]")) {
+      select(row); // a leaf: htmx (hx-get on the row) does the loading
+    } // anything else (e.g. li.gap's link) is a plain link
+
+  });
+  doc.addEventListener("change", (e) => {
+    const s = e.target;
+    if (!(s instanceof HTMLSelectElement) || s.id !== "cluster-picker" || !s.value) return;
+    const url = new URL(s.value, location.href);
+    if (url.origin === location.origin) location.assign(url.href);
+  });
+  doc.addEventListener("keydown", (e) => {
+    modality = "key";
+    if (e.defaultPrevented || e.ctrlKey || e.metaKey || e.altKey || e.isComposing) return;
+    const t = doc.activeElement;
+    if (e.key === "Escape") {
+      const help = doc.getElementById("help");
+      // Other modal dialogs close natively (so their own cancel handlers still run).
+      if (help && help.open) { e.preventDefault(); help.close(); }
+      else if (t && (t.id === "search-input" || t.type === "search")) { e.preventDefault(); t.blur(); }
+      return;
+    }
+    if (isTyping(t) || doc.querySelector("dialog[open]")) return;
+    const onRow = !!(t && t.matches && t.matches(ROW) && navOf(t));
+    const arrows = onRow || !t || t === doc.body || t === root; // don't steal scrolling elsewhere
+    const li = onRow ? t.parentElement : null;
+    let handled = true;
+    switch (e.key) {
+      case "/": { const s = doc.getElementById("search-input"); if (s) { s.focus(); s.select(); } else handled = false; break; }
+      case "?": openDialog("dialog#help"); break;
+      case "j": move(1, t); break;
+      case "k": move(-1, t); break;
+      case "ArrowDown": if (arrows) move(1, t); else handled = false; break;
+      case "ArrowUp": if (arrows) move(-1, t); else handled = false; break;
+      case "ArrowRight": {
+        if (!isDir(li)) { handled = false; break; }
+        if (!isOpen(li)) { expand(li); break; }
+        const first = Array.from(childList(li).querySelectorAll(ROW)).find(isVisible);
+        if (first) focusRow(first);
+        break;
+      }
+      case "ArrowLeft": {
+        if (!li) { handled = false; break; }
+        if (isDir(li) && isOpen(li)) { collapse(li); break; }
+        const parent = li.parentElement && li.parentElement.closest("li.node");
+        if (parent && navOf(parent) === navOf(li)) focusRow(rowOf(parent));
+        break;
+      }
+      // Enter needs nothing: on a focused row link the browser itself fires a click.
+      default: handled = false;
+    }
+    if (handled) e.preventDefault();
+  });
+
+  /* ---------- htmx integration --------------------------------------- */
+  // Mark the request's target busy (progress bar + fade) and count it for the page line.
+  const busyTargets = new WeakMap();
+  doc.addEventListener("htmx:beforeRequest", (e) => {
+    const d = e.detail || {};
+    if (!d.xhr || busyTargets.has(d.xhr)) return;
+    if (d.target instanceof Element) d.target.setAttribute("aria-busy", "true");
+    busyTargets.set(d.xhr, d.target);
+    busy(1);
+  });
+  doc.addEventListener("htmx:afterRequest", (e) => {
+    const d = e.detail || {};
+    if (d.xhr && busyTargets.has(d.xhr)) { // afterRequest may fire twice for one request
+      const target = busyTargets.get(d.xhr);
+      busyTargets.delete(d.xhr);
+      if (target instanceof Element) target.removeAttribute("aria-busy");
+      busy(-1);
+    }
+    const elt = e.target;
+    if (d.successful !== false && elt instanceof Element && elt.matches(ROW) && navOf(elt)) select(elt);
+  });
+  // htmx does not swap error responses by default: say so in the target instead of
+  // leaving stale content that looks current.
+  function requestFailed(e, why) {
+    const target = e.detail && e.detail.target;
+    if (!(target instanceof Element) || !target.isConnected || target.matches("a, span, button, input, select, textarea")) return;
+    target.querySelectorAll(":scope > .banner.js-error").forEach((b) => b.remove());
+    const b = el("div", "banner error js-error");
+    b.setAttribute("role", "alert");
+    b.append(el("strong", null, "Could not load"), el("span", null, why));
+    target.prepend(b);
+  }
+  doc.addEventListener("htmx:responseError", (e) => requestFailed(e, `${e.detail.xhr.status} ${e.detail.xhr.statusText}`.trim()));
+  doc.addEventListener("htmx:sendError", (e) => requestFailed(e, "network error"));
+  doc.addEventListener("htmx:timeout", (e) => requestFailed(e, "no answer in time"));
+  // Did a keyboard action cause this swap? A click synthesised from Enter/Space has
+  // detail 0; a form submit counts when the last input was a key. Polling and other
+  // triggers never move focus.
+  function fromKeyboard(ev) {
+    if (!ev || !ev.isTrusted) return false;
+    return ev.type === "click" ? ev.detail === 0 : ev.type === "submit" && modality === "key";
+  }
+  const focusedSwaps = new WeakSet();
+  doc.addEventListener("htmx:afterSwap", (e) => {
+    const d = e.detail || {};
+    if (!(d.target instanceof Element) || d.target.id !== "keyview") return;
+    if (d.xhr) { if (focusedSwaps.has(d.xhr)) return; focusedSwaps.add(d.xhr); }
+    const h1 = d.target.querySelector("h1");
+    if (!h1 || !fromKeyboard(d.requestConfig && d.requestConfig.triggeringEvent)) return;
+    if (!h1.hasAttribute("tabindex")) h1.tabIndex = -1;
+    h1.focus();
+  });
+  // Swapped-in lists need their rows taken out of the Tab order again.
+  doc.addEventListener("htmx:afterSettle", initAll);
+  // htmx snapshots the page for history while a request is still in flight, so a restored
+  // page can carry stale aria-busy marks; nothing in the restored DOM is loading.
+  doc.addEventListener("htmx:historyRestore", () => {
+    doc.querySelectorAll("[aria-busy]").forEach((n) => n.removeAttribute("aria-busy"));
+    initAll();
+  });
+  initAll();
+  // Full-page load of a deep key: bring its selected row into the tree pane's view
+  // (only the pane scrolls, never the page).
+  const sel = doc.querySelector(".tree-pane a.row.selected");
+  const pane = sel && sel.closest(".tree-pane");
+  if (pane) {
+    const d = sel.getBoundingClientRect().top - pane.getBoundingClientRect().top;
+    if (d < 40 || d > pane.clientHeight - 30) pane.scrollTop += d - pane.clientHeight / 3;
+  }
+})();
