@@ -16,6 +16,8 @@ pub struct Layout {
     pub js: String,
     /// Versioned htmx URL.
     pub htmx: String,
+    /// Versioned favicon URL.
+    pub icon: String,
     /// `{base}/go`, the no-JS target of the cluster picker.
     pub go: String,
     /// Cluster picker entries.

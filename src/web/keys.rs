@@ -46,6 +46,7 @@ pub fn layout(state: &AppState, cluster: Option<&str>, search: Option<SearchForm
         css: assets::url(base, "app.css"),
         js: assets::url(base, "app.js"),
         htmx: assets::url(base, "vendor/htmx/htmx.min.js"),
+        icon: assets::url(base, "favicon.svg"),
         go: format!("{base}/go"),
         clusters: state
             .clusters()
@@ -156,7 +157,12 @@ fn node(urls: &Urls, req: &ListReq, item: &Item, selected_key: Option<&[u8]>) ->
         NodeView {
             label,
             dir: false,
-            href: urls.page(mode, Some(&req.prefix), Some(&item.key)),
+            // Tree mode links the key alone (the page expands the path to it, whatever level this
+            // fragment was); flat mode keeps the listing's prefix filter.
+            href: match req.mode {
+                Mode::Tree { .. } => urls.page("tree", None, Some(&item.key)),
+                Mode::Flat => urls.page(mode, Some(&req.prefix), Some(&item.key)),
+            },
             fragment: urls.key_view(&item.key, false),
             expanded: false,
             selected: selected_key == Some(item.key.as_slice()),

@@ -1,0 +1,13 @@
+//! Integration tests against real things: a real 3-member etcd, a real browser, real nginx.
+//! One binary, so helpers are compiled once.
+
+// Tests may panic on the unexpected: that is how they fail.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod api;
+mod browser;
+mod failure;
+mod helpers;
+mod ingress;
+mod support_browser;
+mod support_nginx;
