@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
@@ -95,13 +96,38 @@ pub fn router(state: AppState) -> Router {
     let mut app = Router::new()
         .route(&p("/api/v1/clusters"), get(web::api::clusters))
         .route(&p("/api/v1/clusters/{cluster}/keys"), get(web::api::keys))
-        .route(&p("/api/v1/clusters/{cluster}/key"), get(web::api::key))
+        .route(
+            &p("/api/v1/clusters/{cluster}/key"),
+            get(web::api::key)
+                .put(web::edit::put_key)
+                .delete(web::edit::delete_key),
+        )
+        .route(
+            &p("/api/v1/clusters/{cluster}/delete-prefix"),
+            get(web::edit::delete_prefix_preview).post(web::edit::delete_prefix),
+        )
+        .route(
+            &p("/api/v1/clusters/{cluster}/history"),
+            get(web::edit::history),
+        )
+        .route(
+            &p("/api/v1/clusters/{cluster}/leases"),
+            get(web::edit::leases),
+        )
+        .route(
+            &p("/api/v1/clusters/{cluster}/leases/{id}"),
+            axum::routing::delete(web::edit::revoke_lease),
+        )
         .route(&p("/static/{*path}"), get(web::assets::serve))
         .route(&p("/healthz"), get(|| async { "ok" }));
     if !base.is_empty() {
         app = app.route(&base, get(web::keys::home));
     }
     app.merge(pages)
+        .layer(axum::middleware::from_fn(web::same_origin_writes))
+        .layer(DefaultBodyLimit::max(
+            state.config().max_value_bytes * 2 + 64 * 1024,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

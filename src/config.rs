@@ -63,6 +63,13 @@ pub struct HttpArgs {
     /// Page size of key listings.
     #[arg(long, env = "ETCDBOARD_PAGE_SIZE", default_value_t = 100)]
     pub page_size: usize,
+    /// Largest key + value accepted in one write (etcd's `--max-request-bytes`, 1.5 MiB by default);
+    /// larger writes get a 413 before etcd sees them.
+    #[arg(long, env = "ETCDBOARD_MAX_VALUE_BYTES", default_value_t = crate::domain::edit::DEFAULT_MAX_VALUE_BYTES)]
+    pub max_value_bytes: usize,
+    /// Allow deleting the empty prefix (every key of a cluster). Off by default.
+    #[arg(long, env = "ETCDBOARD_ALLOW_DELETE_ALL", default_value_t = false)]
+    pub allow_delete_all: bool,
 }
 
 /// `etcdboard serve`.
@@ -175,6 +182,10 @@ pub struct Config {
     pub etcd_timeout: Duration,
     /// Listing page size.
     pub page_size: usize,
+    /// Largest key + value accepted in one write.
+    pub max_value_bytes: usize,
+    /// Whether deleting the empty prefix is allowed.
+    pub allow_delete_all: bool,
     /// Configured clusters, in the order given.
     pub clusters: Vec<ClusterConfig>,
 }
@@ -288,6 +299,8 @@ impl Config {
             base_path: normalise_base_path(&http.base_path)?,
             etcd_timeout: http.etcd_timeout,
             page_size: http.page_size,
+            max_value_bytes: http.max_value_bytes,
+            allow_delete_all: http.allow_delete_all,
             clusters,
         })
     }
@@ -431,6 +444,8 @@ mod tests {
             base_path: "etcd/".into(),
             etcd_timeout: Duration::from_secs(3),
             page_size: 100,
+            max_value_bytes: 1024,
+            allow_delete_all: false,
         }
     }
 

@@ -19,6 +19,15 @@ pub enum AppError {
     /// 404: unknown cluster, key or page.
     #[error("{0}")]
     NotFound(String),
+    /// 403: refused by policy (cross-site request, a forbidden operation).
+    #[error("{0}")]
+    Forbidden(String),
+    /// 409: the data changed since the user saw it; the JSON carries what is there now.
+    #[error("{0}")]
+    Conflict(String, serde_json::Value),
+    /// 413: the request is larger than allowed.
+    #[error("{0}")]
+    TooLarge(String),
     /// 503 / 410 / 502 depending on what etcd said (see [`EtcdError`]).
     #[error(transparent)]
     Etcd(#[from] EtcdError),
@@ -37,6 +46,9 @@ impl AppError {
         match self {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::Conflict(..) => StatusCode::CONFLICT,
+            AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Etcd(EtcdError::Unavailable { .. }) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Etcd(EtcdError::Compacted(_)) => StatusCode::GONE,
             AppError::Etcd(EtcdError::Rejected(_)) => StatusCode::BAD_GATEWAY,
@@ -56,7 +68,15 @@ impl IntoResponse for AppError {
             _ => tracing::debug!(error = %self, "request error"),
         }
         let message = self.to_string();
-        let mut response = (status, Json(serde_json::json!({ "error": message }))).into_response();
+        let mut body = serde_json::json!({ "error": message });
+        if let (AppError::Conflict(_, serde_json::Value::Object(extra)), Some(obj)) =
+            (&self, body.as_object_mut())
+        {
+            for (k, v) in extra {
+                obj.insert(k.clone(), v.clone());
+            }
+        }
+        let mut response = (status, Json(body)).into_response();
         response.extensions_mut().insert(ErrorMessage(message));
         response
     }

@@ -1,5 +1,6 @@
 //! Pure types and logic, no I/O: keys as bytes, listing pages, the fence index.
 
+pub mod edit;
 pub mod fences;
 pub mod format;
 pub mod key;

@@ -305,7 +305,7 @@ impl EtcdCluster {
 
     /// Asks members in order, starting the next one when the previous failed or after `hedge`;
     /// the first answer wins. `Ok(None)` when no member answered within `budget`.
-    async fn race<T, F, Fut>(
+    pub(crate) async fn race<T, F, Fut>(
         &self,
         op: &F,
         serializable: bool,
@@ -380,6 +380,39 @@ impl EtcdCluster {
         }
     }
 
+    /// Runs a write on one member at a time (the next only after a failure), within the timeout.
+    /// Writes are never answered from a stale copy: without quorum this is `Unavailable`.
+    pub async fn write<T, F, Fut>(&self, op: F) -> Result<Read<T>, EtcdError>
+    where
+        F: Fn(Client, bool) -> Fut,
+        Fut: std::future::Future<Output = Result<(T, i64), etcd_client::Error>>,
+    {
+        let started = Instant::now();
+        let mut last_reason = String::from("no member tried");
+        match self
+            .race(
+                &op,
+                false,
+                None,
+                self.timeout,
+                self.timeout,
+                &mut last_reason,
+            )
+            .await?
+        {
+            Some((value, revision)) => Ok(Read {
+                value,
+                revision,
+                stale: false,
+            }),
+            None => Err(EtcdError::Unavailable {
+                cluster: self.name.clone(),
+                waited_ms: started.elapsed().as_millis(),
+                detail: last_reason,
+            }),
+        }
+    }
+
     /// Reads one key with its metadata and, when it has a lease, the lease's remaining TTL.
     pub async fn get(&self, key: &[u8]) -> Result<Read<Option<KeyRecord>>, EtcdError> {
         let key = key.to_vec();
@@ -391,17 +424,9 @@ impl EtcdCluster {
                     if serializable {
                         opts = opts.with_serializable();
                     }
-                    let mut resp = client.get(key, Some(opts)).await?;
+                    let resp = client.get(key, Some(opts)).await?;
                     let rev = resp.header().map_or(0, |h| h.revision());
-                    let record = resp.take_kvs().into_iter().next().map(|kv| KeyRecord {
-                        create_revision: kv.create_revision(),
-                        mod_revision: kv.mod_revision(),
-                        version: kv.version(),
-                        lease: kv.lease(),
-                        ttl: None,
-                        key: kv.key().to_vec(),
-                        value: kv.value().to_vec(),
-                    });
+                    let record = resp.kvs().first().map(record_of);
                     Ok((record, rev))
                 }
             })
@@ -516,6 +541,19 @@ impl RangeSource for EtcdCluster {
             responses: read.value,
             stale: read.stale,
         })
+    }
+}
+
+/// A key-value from etcd as a domain record (TTL not known yet).
+pub(crate) fn record_of(kv: &etcd_client::KeyValue) -> KeyRecord {
+    KeyRecord {
+        create_revision: kv.create_revision(),
+        mod_revision: kv.mod_revision(),
+        version: kv.version(),
+        lease: kv.lease(),
+        ttl: None,
+        key: kv.key().to_vec(),
+        value: kv.value().to_vec(),
     }
 }
 

@@ -4,5 +4,6 @@ pub mod gateway;
 pub mod index;
 pub mod local;
 pub mod seed;
+pub mod writes;
 
 pub use gateway::{EtcdCluster, EtcdError};

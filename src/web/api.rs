@@ -7,6 +7,7 @@ use serde::Serialize;
 use crate::app::AppState;
 use crate::domain::key::{b64_std, display_text, RawQuery};
 use crate::domain::listing::Page;
+use crate::domain::record::KeyRecord;
 use crate::error::AppError;
 use crate::etcd::index::IndexStatus;
 use crate::web::common::list_request;
@@ -123,7 +124,12 @@ pub async fn key(
     let rec = read
         .value
         .ok_or_else(|| AppError::NotFound("key not found".into()))?;
-    Ok(Json(KeyJson {
+    Ok(Json(key_json(&rec, read.revision, read.stale)))
+}
+
+/// The JSON form of a key record.
+pub fn key_json(rec: &KeyRecord, revision: i64, stale: bool) -> KeyJson {
+    KeyJson {
         key: display_text(&rec.key).map(str::to_string),
         key_b64: b64_std(&rec.key),
         value: display_text(&rec.value).map(str::to_string),
@@ -133,9 +139,9 @@ pub async fn key(
         version: rec.version,
         lease: rec.lease,
         ttl: rec.ttl,
-        revision: read.revision,
-        stale: read.stale,
-    }))
+        revision,
+        stale,
+    }
 }
 
 /// The `key` / `key_b64` parameter, required and non-empty.

@@ -3,15 +3,16 @@
 pub mod api;
 pub mod assets;
 pub mod common;
+pub mod edit;
 pub mod keys;
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 
 use crate::app::AppState;
-use crate::error::ErrorMessage;
+use crate::error::{AppError, ErrorMessage};
 use crate::views::ErrorPage;
 
 /// Turns error responses of HTML routes into an error page (full page for navigations, a short
@@ -41,4 +42,149 @@ pub async fn html_errors(State(state): State<AppState>, req: Request, next: Next
     out.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     out
+}
+
+fn host_only(authority: &str) -> &str {
+    let authority = authority.trim();
+    if let Some(rest) = authority.strip_prefix('[') {
+        // [::1]:8080
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    authority.split(':').next().unwrap_or(authority)
+}
+
+/// Why a mutating request is refused as cross-site, or `None` when it may go on.
+///
+/// Works behind an ingress and with several replicas (no session store): a browser always sends
+/// `Sec-Fetch-Site` and/or `Origin` on a cross-site POST/PUT/DELETE, and a cross-site page cannot
+/// send `Content-Type: application/json` without a CORS preflight, which this server never grants.
+/// A script (curl) sends neither header and is not a cross-site request.
+pub fn cross_site_reason(method: &Method, headers: &HeaderMap) -> Option<String> {
+    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return None;
+    }
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        if site != "same-origin" && site != "none" {
+            return Some(format!(
+                "cross-site request refused (Sec-Fetch-Site: {site})"
+            ));
+        }
+    }
+    if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        let host = headers
+            .get("x-forwarded-host")
+            .or_else(|| headers.get(header::HOST))
+            .and_then(|v| v.to_str().ok())
+            .map(|h| host_only(h.split(',').next().unwrap_or(h)).to_ascii_lowercase());
+        let origin_host = origin
+            .split_once("://")
+            .map(|(_, rest)| host_only(rest).to_ascii_lowercase());
+        if origin_host.is_none() || origin_host != host {
+            return Some(format!("cross-site request refused (Origin: {origin})"));
+        }
+    }
+    let has_body = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|l| l != "0")
+        || headers.contains_key(header::TRANSFER_ENCODING);
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| {
+            t.trim()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
+    if has_body && !json {
+        return Some("writes must be sent as Content-Type: application/json".into());
+    }
+    None
+}
+
+/// Refuses cross-site mutations (see [`cross_site_reason`]) with a 403.
+pub async fn same_origin_writes(req: Request, next: Next) -> Response {
+    match cross_site_reason(req.method(), req.headers()) {
+        Some(reason) => {
+            tracing::warn!(method = %req.method(), path = %req.uri().path(), %reason, "refused");
+            AppError::Forbidden(reason).into_response()
+        }
+        None => next.run(req).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn scripts_and_same_origin_pages_may_write_cross_site_pages_may_not() {
+        let put = Method::PUT;
+        let json = ("content-type", "application/json");
+        assert_eq!(
+            cross_site_reason(&put, &headers(&[json, ("content-length", "5")])),
+            None
+        );
+        assert_eq!(
+            cross_site_reason(
+                &put,
+                &headers(&[
+                    json,
+                    ("host", "dash.example:8080"),
+                    ("origin", "https://dash.example"),
+                    ("sec-fetch-site", "same-origin")
+                ])
+            ),
+            None
+        );
+        assert!(
+            cross_site_reason(&put, &headers(&[json, ("sec-fetch-site", "cross-site")])).is_some()
+        );
+        assert!(cross_site_reason(
+            &put,
+            &headers(&[
+                json,
+                ("host", "dash.example"),
+                ("origin", "https://evil.example")
+            ])
+        )
+        .is_some());
+        assert!(cross_site_reason(
+            &put,
+            &headers(&[json, ("host", "dash.example"), ("origin", "null")])
+        )
+        .is_some());
+        assert!(cross_site_reason(
+            &Method::POST,
+            &headers(&[
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("content-length", "3")
+            ])
+        )
+        .is_some());
+        assert_eq!(
+            cross_site_reason(&Method::GET, &headers(&[("sec-fetch-site", "cross-site")])),
+            None
+        );
+        assert_eq!(
+            cross_site_reason(
+                &put,
+                &headers(&[
+                    json,
+                    ("host", "10.0.0.1"),
+                    ("x-forwarded-host", "dash.example"),
+                    ("origin", "https://dash.example")
+                ])
+            ),
+            None
+        );
+    }
 }

@@ -94,6 +94,8 @@ pub async fn serve_on(etcd: LocalCluster, opts: AppOptions) -> TestApp {
         base_path: opts.base_path.clone(),
         etcd_timeout: opts.etcd_timeout,
         page_size: 100,
+        max_value_bytes: etcdboard::domain::edit::DEFAULT_MAX_VALUE_BYTES,
+        allow_delete_all: false,
     };
     let config = Config::new(
         &http,

@@ -1,0 +1,277 @@
+//! Edits as the user meant them: a compare-and-swap on the key's revision, the lease kept unless the
+//! request changes it, bytes exactly as sent. Parsing here turns a request body into an edit or a
+//! clear 400/413; the etcd gateway carries it out as one txn.
+
+use serde::Deserialize;
+
+use crate::domain::key::b64_url_decode;
+use crate::domain::record::KeyRecord;
+
+/// etcd's default request size limit (`--max-request-bytes`, 1.5 MiB).
+pub const DEFAULT_MAX_VALUE_BYTES: usize = 1536 * 1024;
+
+/// What happens to the key's lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseChange {
+    /// Keep whatever lease the key has (the default for an edit).
+    Keep,
+    /// Remove the lease: the key becomes permanent.
+    Detach,
+    /// Attach this existing lease.
+    Attach(i64),
+    /// Grant a new lease with this TTL (seconds) and attach it.
+    Ttl(i64),
+}
+
+/// A compare-and-swap put.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutRequest {
+    /// Key bytes.
+    pub key: Vec<u8>,
+    /// New value bytes.
+    pub value: Vec<u8>,
+    /// The key's mod_revision the user started from; 0 means "must not exist yet".
+    pub expected_mod_revision: i64,
+    /// Lease handling.
+    pub lease: LeaseChange,
+}
+
+/// The result of a CAS write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// Written at this revision.
+    Done {
+        /// Cluster revision of the write.
+        revision: i64,
+    },
+    /// The key changed since the user read it: what is there now (`None`: absent).
+    Conflict {
+        /// The key as it is now.
+        current: Option<KeyRecord>,
+        /// Revision of that read.
+        revision: i64,
+    },
+}
+
+/// Why a request body is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EditError {
+    /// 400 with this message.
+    Invalid(String),
+    /// 413: the value is larger than the limit.
+    TooLarge {
+        /// Bytes sent.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+}
+
+impl std::fmt::Display for EditError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EditError::Invalid(m) => f.write_str(m),
+            EditError::TooLarge { size, limit } => write!(
+                f,
+                "the value is {size} bytes; this cluster accepts at most {limit} bytes per request"
+            ),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PutBody {
+    key: Option<String>,
+    key_b64: Option<String>,
+    value: Option<String>,
+    value_b64: Option<String>,
+    expected_mod_revision: Option<i64>,
+    ttl: Option<i64>,
+    lease: Option<i64>,
+}
+
+/// Picks `text` or its base64 twin (exactly one must be present).
+pub fn text_or_b64(
+    text: Option<String>,
+    b64: Option<&str>,
+    name: &str,
+) -> Result<Vec<u8>, EditError> {
+    match (text, b64) {
+        (Some(t), None) => Ok(t.into_bytes()),
+        (None, Some(b)) => b64_url_decode(b)
+            .ok_or_else(|| EditError::Invalid(format!("`{name}_b64` is not valid base64"))),
+        (Some(_), Some(_)) => Err(EditError::Invalid(format!(
+            "give `{name}` or `{name}_b64`, not both"
+        ))),
+        (None, None) => Err(EditError::Invalid(format!(
+            "`{name}` (or `{name}_b64`) is required"
+        ))),
+    }
+}
+
+/// Parses the JSON body of `PUT …/key`.
+pub fn parse_put(body: &[u8], max_value: usize) -> Result<PutRequest, EditError> {
+    let b: PutBody = serde_json::from_slice(body)
+        .map_err(|e| EditError::Invalid(format!("body is not the expected JSON: {e}")))?;
+    let key = text_or_b64(b.key, b.key_b64.as_deref(), "key")?;
+    if key.is_empty() {
+        return Err(EditError::Invalid("`key` must not be empty".into()));
+    }
+    let value = text_or_b64(b.value, b.value_b64.as_deref(), "value")?;
+    if value.len() + key.len() > max_value {
+        return Err(EditError::TooLarge {
+            size: value.len() + key.len(),
+            limit: max_value,
+        });
+    }
+    let expected_mod_revision = b.expected_mod_revision.ok_or_else(|| {
+        EditError::Invalid(
+            "`expected_mod_revision` is required: the key's mod_revision you edited, or 0 to create"
+                .into(),
+        )
+    })?;
+    if expected_mod_revision < 0 {
+        return Err(EditError::Invalid(
+            "`expected_mod_revision` must be >= 0".into(),
+        ));
+    }
+    let lease = match (b.ttl, b.lease) {
+        (Some(_), Some(_)) => {
+            return Err(EditError::Invalid("give `ttl` or `lease`, not both".into()))
+        }
+        (Some(t), None) if (1..=10 * 365 * 86_400).contains(&t) => LeaseChange::Ttl(t),
+        (Some(_), None) => {
+            return Err(EditError::Invalid(
+                "`ttl` must be 1 second to 10 years".into(),
+            ))
+        }
+        (None, Some(0)) => LeaseChange::Detach,
+        (None, Some(id)) => LeaseChange::Attach(id),
+        (None, None) => LeaseChange::Keep,
+    };
+    Ok(PutRequest {
+        key,
+        value,
+        expected_mod_revision,
+        lease,
+    })
+}
+
+/// One line of a line diff.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DiffLine {
+    /// In both.
+    Same(String),
+    /// Only in the old text.
+    Removed(String),
+    /// Only in the new text.
+    Added(String),
+}
+
+/// A line diff (longest common subsequence). Inputs past `max_lines` lines are compared as a
+/// whole (one removed block, one added block) so a huge value cannot cost quadratic time.
+pub fn line_diff(old: &str, new: &str, max_lines: usize) -> Vec<DiffLine> {
+    let a: Vec<&str> = old.lines().collect();
+    let b: Vec<&str> = new.lines().collect();
+    if a.len() > max_lines || b.len() > max_lines {
+        let mut out: Vec<DiffLine> = a.iter().map(|l| DiffLine::Removed(l.to_string())).collect();
+        out.extend(b.iter().map(|l| DiffLine::Added(l.to_string())));
+        return out;
+    }
+    let (n, m) = (a.len(), b.len());
+    let mut lcs = vec![vec![0u32; m + 1]; n + 1];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            lcs[i][j] = if a[i] == b[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
+        }
+    }
+    let (mut i, mut j) = (0, 0);
+    let mut out = Vec::new();
+    while i < n && j < m {
+        if a[i] == b[j] {
+            out.push(DiffLine::Same(a[i].to_string()));
+            i += 1;
+            j += 1;
+        } else if lcs[i + 1][j] >= lcs[i][j + 1] {
+            out.push(DiffLine::Removed(a[i].to_string()));
+            i += 1;
+        } else {
+            out.push(DiffLine::Added(b[j].to_string()));
+            j += 1;
+        }
+    }
+    out.extend(a[i..].iter().map(|l| DiffLine::Removed(l.to_string())));
+    out.extend(b[j..].iter().map(|l| DiffLine::Added(l.to_string())));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_put_needs_the_revision_it_started_from() {
+        let e = parse_put(br#"{"key":"a","value":"b"}"#, 100).unwrap_err();
+        assert!(e.to_string().contains("expected_mod_revision"));
+        let p = parse_put(br#"{"key":"a","value":"b","expected_mod_revision":0}"#, 100).unwrap();
+        assert_eq!(p.lease, LeaseChange::Keep);
+        assert_eq!(p.expected_mod_revision, 0);
+    }
+
+    #[test]
+    fn bytes_lease_and_size_are_parsed_exactly() {
+        let p = parse_put(
+            br#"{"key_b64":"_w","value_b64":"AAH_","expected_mod_revision":5,"ttl":30}"#,
+            100,
+        )
+        .unwrap();
+        assert_eq!(
+            (p.key, p.value, p.lease),
+            (vec![0xff], vec![0, 1, 0xff], LeaseChange::Ttl(30))
+        );
+        let p = parse_put(
+            br#"{"key":"a","value":"b","expected_mod_revision":5,"lease":0}"#,
+            100,
+        )
+        .unwrap();
+        assert_eq!(p.lease, LeaseChange::Detach);
+        assert!(matches!(
+            parse_put(
+                br#"{"key":"a","value":"0123456789","expected_mod_revision":1}"#,
+                5
+            ),
+            Err(EditError::TooLarge { .. })
+        ));
+        assert!(parse_put(
+            br#"{"key":"a","value":"b","value_b64":"Yg","expected_mod_revision":1}"#,
+            100
+        )
+        .is_err());
+        assert!(parse_put(
+            br#"{"key":"a","value":"b","expected_mod_revision":1,"extra":1}"#,
+            100
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn line_diff_marks_changes() {
+        let d = line_diff("a\nb\nc\n", "a\nB\nc\nd\n", 100);
+        assert_eq!(
+            d,
+            vec![
+                DiffLine::Same("a".into()),
+                DiffLine::Removed("b".into()),
+                DiffLine::Added("B".into()),
+                DiffLine::Same("c".into()),
+                DiffLine::Added("d".into()),
+            ]
+        );
+        assert_eq!(line_diff("x\ny", "z", 1).len(), 3);
+    }
+}

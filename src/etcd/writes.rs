@@ -1,0 +1,425 @@
+//! Writes, each a single etcd txn guarded by a compare on the revision the user saw, so nothing is
+//! ever overwritten unseen: CAS put (lease kept unless changed), CAS delete, delete of a prefix that
+//! refuses when the prefix changed, plus history, leases and export reads.
+
+use etcd_client::{
+    Compare, CompareOp, DeleteOptions, GetOptions, LeaseTimeToLiveOptions, PutOptions, Txn, TxnOp,
+    TxnOpResponse,
+};
+
+use crate::domain::edit::{LeaseChange, PutRequest, WriteOutcome};
+use crate::domain::key::prefix_end;
+use crate::domain::record::{KeyRecord, Read};
+use crate::etcd::gateway::{record_of, EtcdCluster, EtcdError};
+
+/// What a prefix deletion would remove.
+#[derive(Debug, Clone)]
+pub struct PrefixPreview {
+    /// Keys under the prefix.
+    pub count: u64,
+    /// The first few of them.
+    pub sample: Vec<Vec<u8>>,
+}
+
+/// Result of a prefix deletion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeletePrefixOutcome {
+    /// Deleted this many keys at this revision.
+    Done {
+        /// Keys deleted.
+        deleted: u64,
+        /// Revision of the delete.
+        revision: i64,
+    },
+    /// The prefix changed since the user saw its count: nothing was deleted.
+    Changed {
+        /// Keys under the prefix now.
+        count: u64,
+    },
+}
+
+/// One version of a key from its retained history.
+#[derive(Debug, Clone)]
+pub struct HistoryPage {
+    /// Versions, newest first.
+    pub versions: Vec<KeyRecord>,
+    /// Older versions exist but were compacted away.
+    pub compacted: bool,
+    /// Where to continue (the revision to read older versions at), if there are more.
+    pub older: Option<i64>,
+}
+
+/// A lease with what is attached to it.
+#[derive(Debug, Clone)]
+pub struct LeaseInfo {
+    /// Lease id.
+    pub id: i64,
+    /// Seconds left (-1: expired).
+    pub ttl: i64,
+    /// TTL it was granted with.
+    pub granted_ttl: i64,
+    /// Keys attached.
+    pub keys: Vec<Vec<u8>>,
+}
+
+fn range_end_or_all(prefix: &[u8]) -> Vec<u8> {
+    prefix_end(prefix).unwrap_or_else(|| vec![0])
+}
+
+fn range_start(prefix: &[u8]) -> Vec<u8> {
+    if prefix.is_empty() {
+        vec![0]
+    } else {
+        prefix.to_vec()
+    }
+}
+
+impl EtcdCluster {
+    /// A compare-and-swap put: written only if the key's mod_revision is still the expected one.
+    pub async fn put_cas(&self, req: &PutRequest) -> Result<Read<WriteOutcome>, EtcdError> {
+        let granted = match req.lease {
+            LeaseChange::Ttl(ttl) => Some(
+                self.write(|mut c, _| async move {
+                    let r = c.lease_grant(ttl, None).await?;
+                    let rev = r.header().map_or(0, |h| h.revision());
+                    Ok((r.id(), rev))
+                })
+                .await?
+                .value,
+            ),
+            _ => None,
+        };
+        let result = self
+            .write(|mut c, _| {
+                let req = req.clone();
+                async move {
+                    let mut opts = PutOptions::new();
+                    match (req.lease.clone(), granted) {
+                        (_, Some(id)) | (LeaseChange::Attach(id), _) => opts = opts.with_lease(id),
+                        (LeaseChange::Keep, _) if req.expected_mod_revision > 0 => {
+                            opts = opts.with_ignore_lease()
+                        }
+                        _ => {}
+                    }
+                    let txn = Txn::new()
+                        .when([Compare::mod_revision(
+                            req.key.clone(),
+                            CompareOp::Equal,
+                            req.expected_mod_revision,
+                        )])
+                        .and_then([TxnOp::put(req.key.clone(), req.value.clone(), Some(opts))])
+                        .or_else([TxnOp::get(req.key.clone(), None)]);
+                    let resp = c.txn(txn).await?;
+                    let rev = resp.header().map_or(0, |h| h.revision());
+                    if resp.succeeded() {
+                        return Ok((WriteOutcome::Done { revision: rev }, rev));
+                    }
+                    let current = resp.op_responses().into_iter().find_map(|op| match op {
+                        TxnOpResponse::Get(g) => Some(g.kvs().first().map(record_of)),
+                        _ => None,
+                    });
+                    Ok((
+                        WriteOutcome::Conflict {
+                            current: current.flatten(),
+                            revision: rev,
+                        },
+                        rev,
+                    ))
+                }
+            })
+            .await;
+        // A lease granted for a write that did not happen would only linger: give it back.
+        let failed = !matches!(
+            &result,
+            Ok(Read {
+                value: WriteOutcome::Done { .. },
+                ..
+            })
+        );
+        if let (Some(id), true) = (granted, failed) {
+            let _ = self
+                .write(|mut c, _| async move {
+                    c.lease_revoke(id).await?;
+                    Ok(((), 0))
+                })
+                .await;
+        }
+        result
+    }
+
+    /// A compare-and-swap delete of one key.
+    pub async fn delete_cas(
+        &self,
+        key: &[u8],
+        expected_mod_revision: i64,
+    ) -> Result<Read<WriteOutcome>, EtcdError> {
+        let key = key.to_vec();
+        self.write(|mut c, _| {
+            let key = key.clone();
+            async move {
+                let txn = Txn::new()
+                    .when([Compare::mod_revision(
+                        key.clone(),
+                        CompareOp::Equal,
+                        expected_mod_revision,
+                    )])
+                    .and_then([TxnOp::delete(key.clone(), None)])
+                    .or_else([TxnOp::get(key.clone(), None)]);
+                let resp = c.txn(txn).await?;
+                let rev = resp.header().map_or(0, |h| h.revision());
+                if resp.succeeded() {
+                    return Ok((WriteOutcome::Done { revision: rev }, rev));
+                }
+                let current = resp.op_responses().into_iter().find_map(|op| match op {
+                    TxnOpResponse::Get(g) => Some(g.kvs().first().map(record_of)),
+                    _ => None,
+                });
+                Ok((
+                    WriteOutcome::Conflict {
+                        current: current.flatten(),
+                        revision: rev,
+                    },
+                    rev,
+                ))
+            }
+        })
+        .await
+    }
+
+    /// How many keys a prefix holds and the first few of them (one counting read: it is O(prefix),
+    /// acceptable for a deliberate deletion, never used for browsing).
+    pub async fn prefix_preview(
+        &self,
+        prefix: &[u8],
+        sample: usize,
+    ) -> Result<Read<PrefixPreview>, EtcdError> {
+        let (start, end) = (range_start(prefix), range_end_or_all(prefix));
+        self.read(None, |mut c, serializable| {
+            let (start, end) = (start.clone(), end.clone());
+            async move {
+                let mut o = GetOptions::new()
+                    .with_range(end)
+                    .with_keys_only()
+                    .with_limit(sample.max(1) as i64);
+                if serializable {
+                    o = o.with_serializable();
+                }
+                let r = c.get(start, Some(o)).await?;
+                let rev = r.header().map_or(0, |h| h.revision());
+                Ok((
+                    PrefixPreview {
+                        count: r.count().max(0) as u64,
+                        sample: r.kvs().iter().map(|kv| kv.key().to_vec()).collect(),
+                    },
+                    rev,
+                ))
+            }
+        })
+        .await
+    }
+
+    /// Deletes every key under `prefix`, but only if it still holds `expected_count` keys and none
+    /// was created or changed since that count was read.
+    pub async fn delete_prefix_cas(
+        &self,
+        prefix: &[u8],
+        expected_count: u64,
+    ) -> Result<DeletePrefixOutcome, EtcdError> {
+        let seen = self.prefix_preview(prefix, 1).await?;
+        if seen.stale {
+            return Err(EtcdError::Unavailable {
+                cluster: self.name().to_string(),
+                waited_ms: 0,
+                detail: "no quorum: nothing is deleted without it".into(),
+            });
+        }
+        if seen.value.count != expected_count {
+            return Ok(DeletePrefixOutcome::Changed {
+                count: seen.value.count,
+            });
+        }
+        let (start, end) = (range_start(prefix), range_end_or_all(prefix));
+        let at = seen.revision;
+        let out = self
+            .write(|mut c, _| {
+                let (start, end) = (start.clone(), end.clone());
+                async move {
+                    // Every key still there was last changed at or before the counted revision:
+                    // nothing was created or modified in between.
+                    let txn = Txn::new()
+                        .when([
+                            Compare::mod_revision(start.clone(), CompareOp::Less, at + 1)
+                                .with_range(end.clone()),
+                        ])
+                        .and_then([TxnOp::delete(
+                            start.clone(),
+                            Some(DeleteOptions::new().with_range(end.clone())),
+                        )])
+                        .or_else([TxnOp::get(
+                            start,
+                            Some(GetOptions::new().with_range(end).with_count_only()),
+                        )]);
+                    let resp = c.txn(txn).await?;
+                    let rev = resp.header().map_or(0, |h| h.revision());
+                    let mut deleted = 0;
+                    let mut count = 0;
+                    for op in resp.op_responses() {
+                        match op {
+                            TxnOpResponse::Delete(d) => deleted = d.deleted().max(0) as u64,
+                            TxnOpResponse::Get(g) => count = g.count().max(0) as u64,
+                            _ => {}
+                        }
+                    }
+                    let outcome = if resp.succeeded() {
+                        DeletePrefixOutcome::Done {
+                            deleted,
+                            revision: rev,
+                        }
+                    } else {
+                        DeletePrefixOutcome::Changed { count }
+                    };
+                    Ok((outcome, rev))
+                }
+            })
+            .await?;
+        Ok(out.value)
+    }
+
+    /// Up to `max` versions of `key`, newest first, starting at revision `at` (latest when `None`).
+    /// Stops at the key's creation or where etcd has compacted its history.
+    pub async fn history(
+        &self,
+        key: &[u8],
+        at: Option<i64>,
+        max: usize,
+    ) -> Result<HistoryPage, EtcdError> {
+        let mut versions: Vec<KeyRecord> = Vec::new();
+        let mut rev = at;
+        let mut compacted = false;
+        while versions.len() < max {
+            let key = key.to_vec();
+            let got = self
+                .read(None, |mut c, serializable| {
+                    let key = key.clone();
+                    async move {
+                        let mut o = GetOptions::new();
+                        if let Some(r) = rev {
+                            o = o.with_revision(r);
+                        }
+                        if serializable {
+                            o = o.with_serializable();
+                        }
+                        let r = c.get(key, Some(o)).await?;
+                        let head = r.header().map_or(0, |h| h.revision());
+                        Ok((r.kvs().first().map(record_of), head))
+                    }
+                })
+                .await;
+            match got {
+                Ok(read) => match read.value {
+                    Some(rec) => {
+                        let created = rec.version <= 1;
+                        rev = Some(rec.mod_revision - 1);
+                        versions.push(rec);
+                        if created {
+                            rev = None;
+                            break;
+                        }
+                    }
+                    None => {
+                        rev = None;
+                        break;
+                    }
+                },
+                Err(EtcdError::Compacted(_)) => {
+                    compacted = true;
+                    rev = None;
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(HistoryPage {
+            versions,
+            compacted,
+            older: rev.filter(|r| *r > 0),
+        })
+    }
+
+    /// Every lease with its TTL and attached keys (at most `max` leases).
+    pub async fn leases(&self, max: usize) -> Result<Vec<LeaseInfo>, EtcdError> {
+        let ids = self
+            .read(None, |mut c, _| async move {
+                let r = c.leases().await?;
+                let rev = r.header().map_or(0, |h| h.revision());
+                Ok((r.leases().iter().map(|l| l.id()).collect::<Vec<_>>(), rev))
+            })
+            .await?
+            .value;
+        let mut out = Vec::new();
+        for id in ids.into_iter().take(max) {
+            out.push(self.lease_info(id).await?);
+        }
+        out.sort_by_key(|l| l.id);
+        Ok(out)
+    }
+
+    /// One lease's TTL and keys.
+    pub async fn lease_info(&self, id: i64) -> Result<LeaseInfo, EtcdError> {
+        self.read(None, |mut c, _| async move {
+            let r = c
+                .lease_time_to_live(id, Some(LeaseTimeToLiveOptions::new().with_keys()))
+                .await?;
+            let rev = r.header().map_or(0, |h| h.revision());
+            Ok((
+                LeaseInfo {
+                    id,
+                    ttl: r.ttl(),
+                    granted_ttl: r.granted_ttl(),
+                    keys: r.keys().to_vec(),
+                },
+                rev,
+            ))
+        })
+        .await
+        .map(|r| r.value)
+    }
+
+    /// Revokes a lease: every key attached to it is deleted by etcd.
+    pub async fn revoke_lease(&self, id: i64) -> Result<i64, EtcdError> {
+        self.write(|mut c, _| async move {
+            let r = c.lease_revoke(id).await?;
+            let rev = r.header().map_or(0, |h| h.revision());
+            Ok((rev, rev))
+        })
+        .await
+        .map(|r| r.value)
+    }
+
+    /// Keys with values in `[start, end)` at `revision`, at most `limit` (used by export, where the
+    /// range was first bounded by a listing page so it holds about `limit` keys).
+    pub async fn values_in(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        revision: i64,
+        limit: usize,
+    ) -> Result<Read<Vec<KeyRecord>>, EtcdError> {
+        let (start, end) = (start.to_vec(), end.to_vec());
+        self.read(Some(revision), |mut c, serializable| {
+            let (start, end) = (start.clone(), end.clone());
+            async move {
+                let mut o = GetOptions::new()
+                    .with_range(end)
+                    .with_revision(revision)
+                    .with_limit(limit as i64);
+                if serializable {
+                    o = o.with_serializable();
+                }
+                let r = c.get(start, Some(o)).await?;
+                Ok((r.kvs().iter().map(record_of).collect(), revision))
+            }
+        })
+        .await
+    }
+}

@@ -1,0 +1,290 @@
+//! Write endpoints of the JSON API. Every write is a CAS in etcd (see [`crate::etcd::writes`]);
+//! every mutation leaves one audit line (who when known, cluster, key, old → new revision; never
+//! the value).
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery as AxumQuery, State};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::app::AppState;
+use crate::domain::edit::{parse_put, text_or_b64, EditError, WriteOutcome};
+use crate::domain::format::display_bytes;
+use crate::domain::key::{b64_std, display_text, RawQuery};
+use crate::error::AppError;
+use crate::etcd::writes::DeletePrefixOutcome;
+use crate::web::api::{key_json, required_key};
+
+/// Logs one mutation on the `audit` target.
+pub fn audit(
+    cluster: &str,
+    action: &str,
+    key: &[u8],
+    old_rev: i64,
+    new_rev: Option<i64>,
+    result: &str,
+) {
+    tracing::info!(
+        target: "audit",
+        user = "anonymous",
+        cluster,
+        action,
+        key = %display_bytes(key),
+        old_revision = old_rev,
+        new_revision = new_rev.unwrap_or(0),
+        result,
+        "mutation"
+    );
+}
+
+fn edit_error(e: EditError) -> AppError {
+    match e {
+        EditError::Invalid(m) => AppError::BadRequest(m),
+        too_large @ EditError::TooLarge { .. } => AppError::TooLarge(too_large.to_string()),
+    }
+}
+
+fn conflict(
+    outcome_current: Option<&crate::domain::record::KeyRecord>,
+    revision: i64,
+    what: &str,
+) -> AppError {
+    let current = outcome_current.map(|rec| key_json(rec, revision, false));
+    let message = match outcome_current {
+        Some(rec) => format!(
+            "{what}: the key changed since you read it (it is now at revision {}); nothing was written",
+            rec.mod_revision
+        ),
+        None => format!("{what}: the key no longer exists (or already exists) since you read it; nothing was written"),
+    };
+    AppError::Conflict(message, json!({ "current": current, "revision": revision }))
+}
+
+/// `PUT /api/v1/clusters/{cluster}/key` with `{"key"|"key_b64", "value"|"value_b64",
+/// "expected_mod_revision", "ttl"?, "lease"?}`.
+pub async fn put_key(
+    State(state): State<AppState>,
+    Path(cluster): Path<String>,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let c = state.cluster(&cluster)?;
+    let req = parse_put(&body, state.config().max_value_bytes).map_err(edit_error)?;
+    let read = c.put_cas(&req).await?;
+    match read.value {
+        WriteOutcome::Done { revision } => {
+            audit(
+                c.name(),
+                "put",
+                &req.key,
+                req.expected_mod_revision,
+                Some(revision),
+                "ok",
+            );
+            Ok(Json(
+                json!({ "revision": revision, "mod_revision": revision }),
+            ))
+        }
+        WriteOutcome::Conflict { current, revision } => {
+            audit(
+                c.name(),
+                "put",
+                &req.key,
+                req.expected_mod_revision,
+                None,
+                "conflict",
+            );
+            Err(conflict(current.as_ref(), revision, "not saved"))
+        }
+    }
+}
+
+/// `DELETE /api/v1/clusters/{cluster}/key?key=K&expected_mod_revision=N`.
+pub async fn delete_key(
+    State(state): State<AppState>,
+    Path(cluster): Path<String>,
+    AxumQuery(query): AxumQuery,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let c = state.cluster(&cluster)?;
+    let q = RawQuery::parse(query.as_deref());
+    let key = required_key(&q)?;
+    let expected = q
+        .text("expected_mod_revision")
+        .map_err(AppError::BadRequest)?
+        .and_then(|t| t.parse::<i64>().ok())
+        .filter(|n| *n > 0)
+        .ok_or_else(|| AppError::BadRequest("parameter `expected_mod_revision` (the key's mod_revision you saw, > 0) is required".into()))?;
+    let read = c.delete_cas(&key, expected).await?;
+    match read.value {
+        WriteOutcome::Done { revision } => {
+            audit(c.name(), "delete", &key, expected, Some(revision), "ok");
+            Ok(Json(json!({ "revision": revision })))
+        }
+        WriteOutcome::Conflict { current, revision } => {
+            audit(c.name(), "delete", &key, expected, None, "conflict");
+            Err(conflict(current.as_ref(), revision, "not deleted"))
+        }
+    }
+}
+
+/// `GET /api/v1/clusters/{cluster}/delete-prefix?prefix=P`: what deleting P would remove.
+pub async fn delete_prefix_preview(
+    State(state): State<AppState>,
+    Path(cluster): Path<String>,
+    AxumQuery(query): AxumQuery,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let c = state.cluster(&cluster)?;
+    let q = RawQuery::parse(query.as_deref());
+    let prefix = q
+        .bytes_or_b64("prefix")
+        .map_err(AppError::BadRequest)?
+        .unwrap_or_default();
+    let read = c.prefix_preview(&prefix, 20).await?;
+    let sample: Vec<_> = read
+        .value
+        .sample
+        .iter()
+        .map(|k| json!({ "key": display_text(k), "key_b64": b64_std(k) }))
+        .collect();
+    Ok(Json(json!({
+        "prefix": display_text(&prefix),
+        "prefix_b64": b64_std(&prefix),
+        "count": read.value.count,
+        "sample": sample,
+        "revision": read.revision,
+        "stale": read.stale,
+        "allowed": !prefix.is_empty() || state.config().allow_delete_all,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeletePrefixBody {
+    prefix: Option<String>,
+    prefix_b64: Option<String>,
+    expected_count: Option<u64>,
+}
+
+/// `POST /api/v1/clusters/{cluster}/delete-prefix` with `{"prefix"|"prefix_b64", "expected_count"}`.
+pub async fn delete_prefix(
+    State(state): State<AppState>,
+    Path(cluster): Path<String>,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let c = state.cluster(&cluster)?;
+    let b: DeletePrefixBody = serde_json::from_slice(&body)
+        .map_err(|e| AppError::BadRequest(format!("body is not the expected JSON: {e}")))?;
+    let prefix = text_or_b64(b.prefix, b.prefix_b64.as_deref(), "prefix").map_err(edit_error)?;
+    let expected = b.expected_count.ok_or_else(|| {
+        AppError::BadRequest("`expected_count` (the count you were shown) is required".into())
+    })?;
+    if prefix.is_empty() && !state.config().allow_delete_all {
+        return Err(AppError::Forbidden(
+            "deleting the empty prefix (every key) is disabled; start etcdboard with --allow-delete-all to permit it".into(),
+        ));
+    }
+    match c.delete_prefix_cas(&prefix, expected).await? {
+        DeletePrefixOutcome::Done { deleted, revision } => {
+            audit(
+                c.name(),
+                "delete-prefix",
+                &prefix,
+                0,
+                Some(revision),
+                &format!("deleted {deleted}"),
+            );
+            Ok(Json(json!({ "deleted": deleted, "revision": revision })))
+        }
+        DeletePrefixOutcome::Changed { count } => {
+            audit(c.name(), "delete-prefix", &prefix, 0, None, "changed");
+            Err(AppError::Conflict(
+                format!("the prefix changed since you looked (it holds {count} keys now, you confirmed {expected}); nothing was deleted"),
+                json!({ "count": count }),
+            ))
+        }
+    }
+}
+
+/// `GET /api/v1/clusters/{cluster}/history?key=K&before=REV&limit=N`: retained versions, newest first.
+pub async fn history(
+    State(state): State<AppState>,
+    Path(cluster): Path<String>,
+    AxumQuery(query): AxumQuery,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let c = state.cluster(&cluster)?;
+    let q = RawQuery::parse(query.as_deref());
+    let key = required_key(&q)?;
+    let before = match q.text("before").map_err(AppError::BadRequest)? {
+        None => None,
+        Some(t) => Some(t.parse::<i64>().ok().filter(|r| *r > 0).ok_or_else(|| {
+            AppError::BadRequest("parameter `before` must be a revision > 0".into())
+        })?),
+    };
+    let limit = q
+        .text("limit")
+        .map_err(AppError::BadRequest)?
+        .map(|t| t.parse::<usize>().ok().filter(|n| (1..=200).contains(n)))
+        .unwrap_or(Some(50))
+        .ok_or_else(|| AppError::BadRequest("parameter `limit` must be 1..=200".into()))?;
+    let page = c.history(&key, before, limit).await?;
+    if page.versions.is_empty() && before.is_none() && !page.compacted {
+        return Err(AppError::NotFound("key not found".into()));
+    }
+    Ok(Json(json!({
+        "versions": page.versions.iter().map(|r| key_json(r, r.mod_revision, false)).collect::<Vec<_>>(),
+        "compacted": page.compacted,
+        "older": page.older,
+    })))
+}
+
+/// `GET /api/v1/clusters/{cluster}/leases`.
+pub async fn leases(
+    State(state): State<AppState>,
+    Path(cluster): Path<String>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let c = state.cluster(&cluster)?;
+    let leases = c.leases(500).await?;
+    Ok(Json(json!(leases
+        .iter()
+        .map(|l| json!({
+            "id": l.id,
+            "id_hex": format!("{:x}", l.id),
+            "ttl": l.ttl,
+            "granted_ttl": l.granted_ttl,
+            "keys": l.keys.iter().map(|k| json!({ "key": display_text(k), "key_b64": b64_std(k) })).collect::<Vec<_>>(),
+        }))
+        .collect::<Vec<_>>())))
+}
+
+/// `DELETE /api/v1/clusters/{cluster}/leases/{id}`: revokes the lease (its keys are deleted).
+pub async fn revoke_lease(
+    State(state): State<AppState>,
+    Path((cluster, id)): Path<(String, String)>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let c = state.cluster(&cluster)?;
+    let id = id
+        .parse::<i64>()
+        .ok()
+        .or_else(|| i64::from_str_radix(id.trim_start_matches("0x"), 16).ok())
+        .ok_or_else(|| AppError::BadRequest("lease id must be decimal or hex".into()))?;
+    let info = c.lease_info(id).await?;
+    if info.ttl < 0 {
+        return Err(AppError::NotFound(format!(
+            "lease {id:x} does not exist (or expired)"
+        )));
+    }
+    let revision = c.revoke_lease(id).await?;
+    for k in &info.keys {
+        audit(
+            c.name(),
+            "revoke-lease",
+            k,
+            0,
+            Some(revision),
+            &format!("lease {id:x}"),
+        );
+    }
+    Ok(Json(
+        json!({ "revision": revision, "deleted_keys": info.keys.len() }),
+    ))
+}
