@@ -24,6 +24,7 @@ pub struct AppState {
 struct Inner {
     config: Config,
     clusters: Vec<Arc<EtcdCluster>>,
+    live: Arc<web::live::LiveHub>,
 }
 
 impl AppState {
@@ -35,7 +36,11 @@ impl AppState {
             .map(|c| EtcdCluster::new(c, config.etcd_timeout))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(AppState {
-            inner: Arc::new(Inner { config, clusters }),
+            inner: Arc::new(Inner {
+                config,
+                clusters,
+                live: Arc::new(web::live::LiveHub::default()),
+            }),
         })
     }
 
@@ -47,6 +52,11 @@ impl AppState {
     /// The base path (`""` or `/prefix`).
     pub fn base(&self) -> &str {
         &self.inner.config.base_path
+    }
+
+    /// Shared live-update watches.
+    pub fn live(&self) -> &Arc<web::live::LiveHub> {
+        &self.inner.live
     }
 
     /// All configured clusters, in configuration order.
@@ -75,6 +85,9 @@ impl AppState {
         Ok(list_page(cluster.as_ref(), fences, req).await?)
     }
 }
+
+/// Largest import document accepted (100,000 keys export to about 10 MiB).
+const IMPORT_BODY_LIMIT: usize = 512 * 1024 * 1024;
 
 /// The whole HTTP surface. A plain function so tests can drive it without a socket.
 pub fn router(state: AppState) -> Router {
@@ -109,6 +122,19 @@ pub fn router(state: AppState) -> Router {
         .route(
             &p("/api/v1/clusters/{cluster}/history"),
             get(web::edit::history),
+        )
+        .route(
+            &p("/api/v1/clusters/{cluster}/watch"),
+            get(web::live::watch),
+        )
+        .route(
+            &p("/api/v1/clusters/{cluster}/export"),
+            get(web::transfer::export),
+        )
+        .route(
+            &p("/api/v1/clusters/{cluster}/import"),
+            axum::routing::post(web::transfer::import)
+                .layer(DefaultBodyLimit::max(IMPORT_BODY_LIMIT)),
         )
         .route(
             &p("/api/v1/clusters/{cluster}/leases"),

@@ -6,3 +6,4 @@ pub mod format;
 pub mod key;
 pub mod listing;
 pub mod record;
+pub mod transfer;

@@ -4,6 +4,7 @@ pub mod gateway;
 pub mod index;
 pub mod local;
 pub mod seed;
+pub mod watch;
 pub mod writes;
 
 pub use gateway::{EtcdCluster, EtcdError};

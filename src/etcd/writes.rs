@@ -422,4 +422,79 @@ impl EtcdCluster {
         })
         .await
     }
+
+    /// The current value and mod_revision of each key (one txn; at most 128 keys).
+    pub async fn get_many(
+        &self,
+        keys: &[Vec<u8>],
+    ) -> Result<Vec<Option<(Vec<u8>, i64)>>, EtcdError> {
+        let keys = keys.to_vec();
+        self.read(None, |mut c, serializable| {
+            let keys = keys.clone();
+            async move {
+                let ops: Vec<TxnOp> = keys
+                    .iter()
+                    .map(|k| {
+                        let o = if serializable {
+                            GetOptions::new().with_serializable()
+                        } else {
+                            GetOptions::new()
+                        };
+                        TxnOp::get(k.clone(), Some(o))
+                    })
+                    .collect();
+                let resp = c.txn(Txn::new().and_then(ops)).await?;
+                let rev = resp.header().map_or(0, |h| h.revision());
+                let out = resp
+                    .op_responses()
+                    .into_iter()
+                    .map(|op| match op {
+                        TxnOpResponse::Get(g) => g
+                            .kvs()
+                            .first()
+                            .map(|kv| (kv.value().to_vec(), kv.mod_revision())),
+                        _ => None,
+                    })
+                    .collect();
+                Ok((out, rev))
+            }
+        })
+        .await
+        .map(|r| r.value)
+    }
+
+    /// Puts all `(key, value, expected_mod_revision)` in one txn, only if every key is still at its
+    /// expected revision (0: absent). Returns false, writing nothing, when any changed. An existing
+    /// key keeps its lease. At most 128 entries.
+    pub async fn put_many_cas(
+        &self,
+        entries: &[(Vec<u8>, Vec<u8>, i64)],
+    ) -> Result<bool, EtcdError> {
+        let entries = entries.to_vec();
+        self.write(|mut c, _| {
+            let entries = entries.clone();
+            async move {
+                let compares: Vec<Compare> = entries
+                    .iter()
+                    .map(|(k, _, rev)| Compare::mod_revision(k.clone(), CompareOp::Equal, *rev))
+                    .collect();
+                let puts: Vec<TxnOp> = entries
+                    .iter()
+                    .map(|(k, v, rev)| {
+                        let o = if *rev > 0 {
+                            Some(PutOptions::new().with_ignore_lease())
+                        } else {
+                            None
+                        };
+                        TxnOp::put(k.clone(), v.clone(), o)
+                    })
+                    .collect();
+                let resp = c.txn(Txn::new().when(compares).and_then(puts)).await?;
+                let rev = resp.header().map_or(0, |h| h.revision());
+                Ok((resp.succeeded(), rev))
+            }
+        })
+        .await
+        .map(|r| r.value)
+    }
 }

@@ -5,6 +5,8 @@ pub mod assets;
 pub mod common;
 pub mod edit;
 pub mod keys;
+pub mod live;
+pub mod transfer;
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method};
@@ -88,16 +90,25 @@ pub fn cross_site_reason(method: &Method, headers: &HeaderMap) -> Option<String>
         .and_then(|v| v.to_str().ok())
         .is_some_and(|l| l != "0")
         || headers.contains_key(header::TRANSFER_ENCODING);
-    let json = headers
+    // HTML forms (and cross-site fetches without a CORS preflight) can only send these types.
+    let form_like = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| {
-            t.trim()
-                .to_ascii_lowercase()
-                .starts_with("application/json")
+        .map(|t| t.trim().to_ascii_lowercase())
+        .is_none_or(|t| {
+            [
+                "application/x-www-form-urlencoded",
+                "multipart/form-data",
+                "text/plain",
+            ]
+            .iter()
+            .any(|simple| t.starts_with(simple))
         });
-    if has_body && !json {
-        return Some("writes must be sent as Content-Type: application/json".into());
+    if has_body && form_like {
+        return Some(
+            "writes must be sent as Content-Type: application/json (or application/yaml for imports)"
+                .into(),
+        );
     }
     None
 }

@@ -1,0 +1,116 @@
+//! Watching a prefix for live updates. The watch task resumes on another member after a failure
+//! from the last revision it delivered, so no change is lost, and ends when nobody listens.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use etcd_client::{EventType, WatchOptions};
+use tokio::sync::mpsc;
+
+use crate::domain::key::prefix_end;
+use crate::etcd::gateway::EtcdCluster;
+
+/// One change under a watched prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyEvent {
+    /// The key.
+    pub key: Vec<u8>,
+    /// True for a delete.
+    pub deleted: bool,
+    /// Revision of the change.
+    pub revision: i64,
+}
+
+/// What a watch delivers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchItem {
+    /// Changes, in revision order.
+    Events(Vec<KeyEvent>),
+    /// History needed to resume was compacted: viewers should reload.
+    Resync,
+}
+
+impl EtcdCluster {
+    /// Watches every key under `prefix` from now on; the receiver yields batches of changes. Dropping
+    /// the receiver ends the watch.
+    pub fn watch_prefix(self: &Arc<Self>, prefix: &[u8]) -> mpsc::Receiver<WatchItem> {
+        let (tx, rx) = mpsc::channel(64);
+        let cluster = Arc::clone(self);
+        let prefix = prefix.to_vec();
+        tokio::spawn(async move {
+            let start = if prefix.is_empty() {
+                vec![0]
+            } else {
+                prefix.clone()
+            };
+            let end = prefix_end(&prefix).unwrap_or_else(|| vec![0]);
+            let mut next_rev: Option<i64> = None;
+            let mut member = 0usize;
+            let members = cluster.endpoints().len().max(1);
+            loop {
+                if tx.is_closed() {
+                    return;
+                }
+                let client = cluster.client(member % members, false).await;
+                member += 1;
+                let Ok(mut client) = client else {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    continue;
+                };
+                let mut opts = WatchOptions::new().with_range(end.clone());
+                if let Some(r) = next_rev {
+                    opts = opts.with_start_revision(r);
+                }
+                let stream = tokio::time::timeout(
+                    Duration::from_secs(3),
+                    client.watch(start.clone(), Some(opts)),
+                )
+                .await;
+                let Ok(Ok(mut stream)) = stream else {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    continue;
+                };
+                loop {
+                    tokio::select! {
+                        _ = tx.closed() => return,
+                        msg = stream.message() => match msg {
+                            Ok(Some(resp)) => {
+                                if resp.compact_revision() > 0 {
+                                    next_rev = None;
+                                    if tx.send(WatchItem::Resync).await.is_err() {
+                                        return;
+                                    }
+                                    break;
+                                }
+                                if resp.canceled() {
+                                    break;
+                                }
+                                let events: Vec<KeyEvent> = resp
+                                    .events()
+                                    .iter()
+                                    .filter_map(|ev| {
+                                        let kv = ev.kv()?;
+                                        Some(KeyEvent {
+                                            key: kv.key().to_vec(),
+                                            deleted: ev.event_type() == EventType::Delete,
+                                            revision: kv.mod_revision(),
+                                        })
+                                    })
+                                    .collect();
+                                if let Some(last) = events.last() {
+                                    next_rev = Some(last.revision + 1);
+                                }
+                                if !events.is_empty() && tx.send(WatchItem::Events(events)).await.is_err() {
+                                    return;
+                                }
+                            }
+                            _ => break,
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        });
+        rx
+    }
+}
