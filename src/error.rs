@@ -51,6 +51,10 @@ impl AppError {
             AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Etcd(EtcdError::Unavailable { .. }) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Etcd(EtcdError::Compacted(_)) => StatusCode::GONE,
+            // A safety net: etcdboard checks sizes first, but etcd's own limit may be lower.
+            AppError::Etcd(EtcdError::Rejected(m)) if m.contains("request is too large") => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             AppError::Etcd(EtcdError::Rejected(_)) => StatusCode::BAD_GATEWAY,
             AppError::Etcd(EtcdError::Config { .. }) | AppError::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR

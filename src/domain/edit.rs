@@ -10,6 +10,16 @@ use crate::domain::record::KeyRecord;
 /// etcd's default request size limit (`--max-request-bytes`, 1.5 MiB).
 pub const DEFAULT_MAX_VALUE_BYTES: usize = 1536 * 1024;
 
+/// Bytes etcd counts against its request limit for a CAS put: the key travels three times (compare,
+/// put, and the read-back on conflict) plus protobuf framing, bounded generously.
+pub fn request_size(key_len: usize, value_len: usize) -> usize {
+    value_len + 3 * key_len + REQUEST_OVERHEAD
+}
+
+/// Framing of a CAS put txn beyond its key and value bytes (field tags, lengths, revision, lease,
+/// raft header), rounded up.
+pub const REQUEST_OVERHEAD: usize = 256;
+
 /// What happens to the key's lease.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LeaseChange {
@@ -73,7 +83,7 @@ impl std::fmt::Display for EditError {
             EditError::Invalid(m) => f.write_str(m),
             EditError::TooLarge { size, limit } => write!(
                 f,
-                "the value is {size} bytes; this cluster accepts at most {limit} bytes per request"
+                "this write would be a {size}-byte request; etcd accepts at most {limit} bytes per request (--max-request-bytes), so the value must be smaller"
             ),
         }
     }
@@ -119,11 +129,9 @@ pub fn parse_put(body: &[u8], max_value: usize) -> Result<PutRequest, EditError>
         return Err(EditError::Invalid("`key` must not be empty".into()));
     }
     let value = text_or_b64(b.value, b.value_b64.as_deref(), "value")?;
-    if value.len() + key.len() > max_value {
-        return Err(EditError::TooLarge {
-            size: value.len() + key.len(),
-            limit: max_value,
-        });
+    let size = request_size(key.len(), value.len());
+    if size > max_value {
+        return Err(EditError::TooLarge { size, limit: max_value });
     }
     let expected_mod_revision = b.expected_mod_revision.ok_or_else(|| {
         EditError::Invalid(
@@ -216,9 +224,9 @@ mod tests {
 
     #[test]
     fn a_put_needs_the_revision_it_started_from() {
-        let e = parse_put(br#"{"key":"a","value":"b"}"#, 100).unwrap_err();
+        let e = parse_put(br#"{"key":"a","value":"b"}"#, 1000).unwrap_err();
         assert!(e.to_string().contains("expected_mod_revision"));
-        let p = parse_put(br#"{"key":"a","value":"b","expected_mod_revision":0}"#, 100).unwrap();
+        let p = parse_put(br#"{"key":"a","value":"b","expected_mod_revision":0}"#, 1000).unwrap();
         assert_eq!(p.lease, LeaseChange::Keep);
         assert_eq!(p.expected_mod_revision, 0);
     }

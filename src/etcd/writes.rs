@@ -219,11 +219,13 @@ impl EtcdCluster {
     }
 
     /// Deletes every key under `prefix`, but only if it still holds `expected_count` keys and none
-    /// was created or changed since that count was read.
+    /// was created or changed since `seen_revision` (the revision of the preview the user confirmed;
+    /// without it, since this call's own count).
     pub async fn delete_prefix_cas(
         &self,
         prefix: &[u8],
         expected_count: u64,
+        seen_revision: Option<i64>,
     ) -> Result<DeletePrefixOutcome, EtcdError> {
         let seen = self.prefix_preview(prefix, 1).await?;
         if seen.stale {
@@ -239,7 +241,7 @@ impl EtcdCluster {
             });
         }
         let (start, end) = (range_start(prefix), range_end_or_all(prefix));
-        let at = seen.revision;
+        let at = seen_revision.unwrap_or(seen.revision);
         let out = self
             .write(|mut c, _| {
                 let (start, end) = (start.clone(), end.clone());

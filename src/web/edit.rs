@@ -163,9 +163,13 @@ struct DeletePrefixBody {
     prefix: Option<String>,
     prefix_b64: Option<String>,
     expected_count: Option<u64>,
+    /// The `revision` of the preview the user confirmed: a key created or changed after it makes
+    /// the deletion refuse (without it, only a changed count does).
+    revision: Option<i64>,
 }
 
-/// `POST /api/v1/clusters/{cluster}/delete-prefix` with `{"prefix"|"prefix_b64", "expected_count"}`.
+/// `POST /api/v1/clusters/{cluster}/delete-prefix` with `{"prefix"|"prefix_b64", "expected_count",
+/// "revision"}` (`revision`: the preview's, recommended).
 pub async fn delete_prefix(
     State(state): State<AppState>,
     Path(cluster): Path<String>,
@@ -183,7 +187,7 @@ pub async fn delete_prefix(
             "deleting the empty prefix (every key) is disabled; start etcdboard with --allow-delete-all to permit it".into(),
         ));
     }
-    match c.delete_prefix_cas(&prefix, expected).await? {
+    match c.delete_prefix_cas(&prefix, expected, b.revision.filter(|r| *r > 0)).await? {
         DeletePrefixOutcome::Done { deleted, revision } => {
             audit(
                 c.name(),

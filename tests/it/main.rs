@@ -6,6 +6,7 @@
 
 mod api;
 mod browser;
+mod edit;
 mod failure;
 mod helpers;
 mod ingress;

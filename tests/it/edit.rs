@@ -1,0 +1,1182 @@
+//! The write API (CAS put / delete, delete-prefix, history, leases, cross-site refusal) against a
+//! real 3-member etcd. Every outcome is checked against etcd itself through a raw client, never
+//! only through the API that made the change.
+
+use std::time::Duration;
+
+use etcd_client::{GetOptions, LeaseTimeToLiveOptions, PutOptions};
+use serde_json::{json, Value};
+
+use crate::helpers::{b64, b64url, pct, spawn_app, TestApp};
+
+const KEY_PATH: &str = "/api/v1/clusters/test/key";
+const PREFIX_PATH: &str = "/api/v1/clusters/test/delete-prefix";
+
+/// PUT a JSON body to the key endpoint the way a script does (JSON, no Origin).
+async fn put(app: &TestApp, body: &Value) -> (u16, Value) {
+    let resp = app
+        .http
+        .put(app.url(KEY_PATH))
+        .json(body)
+        .send()
+        .await
+        .expect("request");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.expect("json body"))
+}
+
+/// DELETE the key endpoint with a query string.
+async fn delete(app: &TestApp, query: &str) -> (u16, Value) {
+    let resp = app
+        .http
+        .delete(app.url(&format!("{KEY_PATH}?{query}")))
+        .send()
+        .await
+        .expect("request");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.expect("json body"))
+}
+
+/// POST to delete-prefix.
+async fn delete_prefix(app: &TestApp, body: &Value) -> (u16, Value) {
+    let resp = app
+        .http
+        .post(app.url(PREFIX_PATH))
+        .json(body)
+        .send()
+        .await
+        .expect("request");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.expect("json body"))
+}
+
+/// The preview of deleting a prefix (text prefix).
+async fn preview(app: &TestApp, prefix: &str) -> Value {
+    let (status, body) = app
+        .get_json(&format!("{PREFIX_PATH}?prefix={}", pct(prefix.as_bytes())))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// The key as etcd has it (linearizable read), or `None`.
+async fn raw_get(c: &mut etcd_client::Client, key: &[u8]) -> Option<etcd_client::KeyValue> {
+    c.get(key, None)
+        .await
+        .expect("raw get")
+        .kvs()
+        .first()
+        .cloned()
+}
+
+/// The cluster's current revision.
+async fn raw_revision(c: &mut etcd_client::Client) -> i64 {
+    c.get("\0", None)
+        .await
+        .expect("raw get")
+        .header()
+        .expect("header")
+        .revision()
+}
+
+/// Every key under a prefix with its value and mod_revision, in key order.
+async fn raw_prefix(c: &mut etcd_client::Client, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>, i64)> {
+    c.get(prefix, Some(GetOptions::new().with_prefix()))
+        .await
+        .expect("raw range")
+        .kvs()
+        .iter()
+        .map(|kv| (kv.key().to_vec(), kv.value().to_vec(), kv.mod_revision()))
+        .collect()
+}
+
+/// Whether a lease exists (asked of the leader: `LeaseTimeToLive` is forwarded to it, while
+/// etcd 3.4 answers `LeaseLeases` from the member's own, possibly lagging, lessor).
+async fn lease_alive(c: &mut etcd_client::Client, id: i64) -> bool {
+    c.lease_time_to_live(id, None).await.expect("ttl").ttl() > 0
+}
+
+/// Ids of the leases that exist, once the member asked has caught up with `want` (within 3 s).
+async fn live_leases_settled(c: &mut etcd_client::Client, want: &[i64]) -> Vec<i64> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let listed: Vec<i64> = c
+            .leases()
+            .await
+            .expect("leases")
+            .leases()
+            .iter()
+            .map(|l| l.id())
+            .collect();
+        let mut ids = Vec::new();
+        for id in listed {
+            if lease_alive(c, id).await {
+                ids.push(id);
+            }
+        }
+        ids.sort_unstable();
+        if ids == want || tokio::time::Instant::now() > deadline {
+            return ids;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn rev_of(body: &Value) -> i64 {
+    body["mod_revision"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no mod_revision in {body}"))
+}
+
+#[derive(Debug)]
+struct Editor {
+    /// The value this editor saved (the counter it wrote), if it got through.
+    saved: Option<u64>,
+    conflicts: u32,
+    attempts: u32,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_editors_of_one_counter_lose_no_update() {
+    const EDITORS: u64 = 50;
+    const ATTEMPTS: u32 = 30;
+    let app = spawn_app().await;
+    let (status, body) = put(
+        &app,
+        &json!({"key": "counter", "value": "0", "expected_mod_revision": 0}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    let get_url = app.url(&format!("{KEY_PATH}?key=counter"));
+    let put_url = app.url(KEY_PATH);
+    let mut tasks = Vec::new();
+    for i in 0..EDITORS {
+        let http = app.http.clone();
+        let (get_url, put_url) = (get_url.clone(), put_url.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut me = Editor {
+                saved: None,
+                conflicts: 0,
+                attempts: 0,
+            };
+            while me.attempts < ATTEMPTS {
+                me.attempts += 1;
+                let resp = http.get(&get_url).send().await.expect("get");
+                assert_eq!(resp.status().as_u16(), 200);
+                let seen: Value = resp.json().await.expect("json");
+                let n: u64 = seen["value"]
+                    .as_str()
+                    .expect("text value")
+                    .parse()
+                    .expect("an integer");
+                let rev = rev_of(&seen);
+                let resp = http
+                    .put(&put_url)
+                    .json(&json!({
+                        "key": "counter",
+                        "value": (n + 1).to_string(),
+                        "expected_mod_revision": rev,
+                    }))
+                    .send()
+                    .await
+                    .expect("put");
+                let status = resp.status().as_u16();
+                let body: Value = resp.json().await.expect("json");
+                match status {
+                    200 => {
+                        assert!(rev_of(&body) > rev, "{body}");
+                        assert_eq!(body["revision"], body["mod_revision"], "{body}");
+                        me.saved = Some(n + 1);
+                        return me;
+                    }
+                    409 => {
+                        let current = &body["current"];
+                        assert!(current.is_object(), "a 409 carries the key: {body}");
+                        assert_eq!(current["key"], "counter");
+                        assert!(
+                            rev_of(current) > rev,
+                            "the conflict shows a newer version than the one edited: {body}"
+                        );
+                        assert!(body["error"].is_string(), "{body}");
+                        assert!(body["revision"].as_i64().unwrap() >= rev_of(current));
+                        me.conflicts += 1;
+                        // A little jitter so the editors do not retry in lockstep.
+                        let pause = (i * 7 + u64::from(me.attempts) * 13) % 25;
+                        tokio::time::sleep(Duration::from_millis(pause)).await;
+                    }
+                    other => panic!("unexpected {other}: {body}"),
+                }
+            }
+            me
+        }));
+    }
+    let mut editors = Vec::new();
+    for t in tasks {
+        editors.push(t.await.expect("editor task"));
+    }
+
+    let mut saved: Vec<u64> = editors.iter().filter_map(|e| e.saved).collect();
+    saved.sort_unstable();
+    let successes = saved.len() as u64;
+    let conflicts: u32 = editors.iter().map(|e| e.conflicts).sum();
+    let exhausted = editors
+        .iter()
+        .filter(|e| e.saved.is_none() && e.attempts == ATTEMPTS)
+        .count() as u64;
+    assert_eq!(
+        successes + exhausted,
+        EDITORS,
+        "every editor saved or ran out of attempts: {editors:?}"
+    );
+    assert!(successes >= 1);
+    assert!(
+        conflicts > 0,
+        "50 concurrent editors must have collided at least once"
+    );
+    // Each save wrote the successor of the value it read: no two saves wrote the same number.
+    assert_eq!(
+        saved,
+        (1..=successes).collect::<Vec<_>>(),
+        "each successful save incremented a value no other save had incremented"
+    );
+
+    let mut c = app.client().await;
+    let kv = raw_get(&mut c, b"counter").await.expect("counter exists");
+    assert_eq!(kv.value_str().unwrap(), successes.to_string());
+    assert_eq!(kv.version() as u64, successes + 1);
+    eprintln!("counter: {successes} saves, {exhausted} gave up, {conflicts} conflicts");
+}
+
+#[tokio::test]
+async fn editing_a_leased_key_keeps_its_lease() {
+    let app = spawn_app().await;
+    let mut c = app.client().await;
+    let lease = c.lease_grant(300, None).await.expect("grant").id();
+    c.put("/leased/k", "v1", Some(PutOptions::new().with_lease(lease)))
+        .await
+        .expect("put");
+    let rev1 = raw_get(&mut c, b"/leased/k").await.unwrap().mod_revision();
+
+    // An edit that says nothing about the lease keeps it.
+    let (status, body) = put(
+        &app,
+        &json!({"key": "/leased/k", "value": "v2", "expected_mod_revision": rev1}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let rev2 = rev_of(&body);
+    let kv = raw_get(&mut c, b"/leased/k").await.unwrap();
+    assert_eq!(kv.value(), b"v2");
+    assert_eq!(kv.mod_revision(), rev2);
+    assert_eq!(kv.lease(), lease, "the edit kept the key's lease");
+    let ttl = c
+        .lease_time_to_live(lease, Some(LeaseTimeToLiveOptions::new().with_keys()))
+        .await
+        .expect("ttl");
+    assert!(ttl.ttl() > 0 && ttl.ttl() <= 300, "ttl {}", ttl.ttl());
+    assert_eq!(ttl.keys(), [b"/leased/k".to_vec()]);
+    let (status, seen) = app.get_json(&format!("{KEY_PATH}?key=/leased/k")).await;
+    assert_eq!(status, 200, "{seen}");
+    assert_eq!(seen["lease"], lease);
+    let api_ttl = seen["ttl"].as_i64().expect("ttl");
+    assert!((1..=300).contains(&api_ttl), "ttl {api_ttl}");
+
+    // `ttl` grants a new lease of at most that many seconds.
+    let (status, body) = put(
+        &app,
+        &json!({"key": "/leased/k", "value": "v3", "expected_mod_revision": rev2, "ttl": 60}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let rev3 = rev_of(&body);
+    let kv = raw_get(&mut c, b"/leased/k").await.unwrap();
+    let new_lease = kv.lease();
+    assert_eq!(kv.value(), b"v3");
+    assert_ne!(new_lease, 0);
+    assert_ne!(new_lease, lease, "a ttl means a new lease");
+    let ttl = c.lease_time_to_live(new_lease, None).await.expect("ttl");
+    assert_eq!(ttl.granted_ttl(), 60);
+    assert!(ttl.ttl() > 0 && ttl.ttl() <= 60, "ttl {}", ttl.ttl());
+    let (_, seen) = app.get_json(&format!("{KEY_PATH}?key=/leased/k")).await;
+    assert_eq!(seen["lease"], new_lease);
+    let api_ttl = seen["ttl"].as_i64().expect("ttl");
+    assert!((1..=60).contains(&api_ttl), "ttl {api_ttl}");
+
+    // A refused edit with a ttl leaves no lease behind.
+    let mut leases_before = vec![lease, new_lease];
+    leases_before.sort_unstable();
+    assert_eq!(
+        live_leases_settled(&mut c, &leases_before).await,
+        leases_before
+    );
+    let (status, body) = put(
+        &app,
+        &json!({"key": "/leased/k", "value": "nope", "expected_mod_revision": rev2, "ttl": 60}),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(
+        live_leases_settled(&mut c, &leases_before).await,
+        leases_before,
+        "the lease granted for the refused edit was given back"
+    );
+    let kv = raw_get(&mut c, b"/leased/k").await.unwrap();
+    assert_eq!((kv.value(), kv.lease()), (&b"v3"[..], new_lease));
+
+    // `lease: 0` detaches: the key becomes permanent and survives its old lease.
+    let (status, body) = put(
+        &app,
+        &json!({"key": "/leased/k", "value": "v4", "expected_mod_revision": rev3, "lease": 0}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let rev4 = rev_of(&body);
+    let kv = raw_get(&mut c, b"/leased/k").await.unwrap();
+    assert_eq!((kv.value(), kv.lease()), (&b"v4"[..], 0));
+    let (_, seen) = app.get_json(&format!("{KEY_PATH}?key=/leased/k")).await;
+    assert_eq!(seen["lease"], 0);
+    assert!(seen["ttl"].is_null(), "{seen}");
+    c.lease_revoke(new_lease).await.expect("revoke");
+    assert!(raw_get(&mut c, b"/leased/k").await.is_some());
+
+    // `lease: id` attaches an existing lease.
+    let (status, body) = put(
+        &app,
+        &json!({"key": "/leased/k", "value": "v5", "expected_mod_revision": rev4, "lease": lease}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(raw_get(&mut c, b"/leased/k").await.unwrap().lease(), lease);
+}
+
+#[tokio::test]
+async fn a_binary_value_edit_round_trips_byte_exact() {
+    let app = spawn_app().await;
+    let mut c = app.client().await;
+    let key: &[u8] = b"/bin/\xff\x00\xfe\x80 k";
+    let value: Vec<u8> = (0u8..=255).rev().collect();
+
+    // key_b64 in the standard alphabet (as the API returns it), value_b64 in base64url.
+    let (status, body) = put(
+        &app,
+        &json!({"key_b64": b64(key), "value_b64": b64url(&value), "expected_mod_revision": 0}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let rev1 = rev_of(&body);
+    let kv = raw_get(&mut c, key).await.expect("created");
+    assert_eq!(kv.key(), key);
+    assert_eq!(kv.value(), value.as_slice());
+    assert_eq!(kv.version(), 1);
+    assert_eq!(kv.mod_revision(), rev1);
+    let created = kv.create_revision();
+
+    let value2: Vec<u8> = vec![0xff, 0x00, 0xc3, 0x28, b'\n', b'\r', 0x00];
+    let (status, body) = put(
+        &app,
+        &json!({"key_b64": b64url(key), "value_b64": b64(&value2), "expected_mod_revision": rev1}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let rev2 = rev_of(&body);
+    let kv = raw_get(&mut c, key).await.expect("still there");
+    assert_eq!(kv.value(), value2.as_slice());
+    assert_eq!(kv.version(), 2, "the edit incremented the version");
+    assert_eq!(kv.create_revision(), created);
+    assert_eq!(kv.mod_revision(), rev2);
+    // Only that one key exists under the prefix: no mangled twin was written.
+    assert_eq!(raw_prefix(&mut c, b"/bin/").await.len(), 1);
+
+    let (status, seen) = app
+        .get_json(&format!("{KEY_PATH}?key_b64={}", b64url(key)))
+        .await;
+    assert_eq!(status, 200, "{seen}");
+    assert_eq!(seen["key_b64"], b64(key));
+    assert_eq!(seen["value_b64"], b64(&value2));
+    assert!(seen.get("value").is_none(), "{seen}");
+
+    // The empty value is a value too.
+    let (status, body) = put(
+        &app,
+        &json!({"key_b64": b64(key), "value_b64": "", "expected_mod_revision": rev2}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let kv = raw_get(&mut c, key).await.expect("still there");
+    assert_eq!(kv.value(), b"");
+    assert_eq!(kv.version(), 3);
+}
+
+#[tokio::test]
+async fn creating_requires_absence_and_a_stale_edit_is_refused_with_the_current_value() {
+    let app = spawn_app().await;
+    let mut c = app.client().await;
+    c.put("/cfg/a", "original", None).await.expect("put");
+    let m0 = raw_get(&mut c, b"/cfg/a").await.unwrap().mod_revision();
+
+    // Creating over an existing key.
+    let (status, body) = put(
+        &app,
+        &json!({"key": "/cfg/a", "value": "mine", "expected_mod_revision": 0}),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body["error"].is_string(), "{body}");
+    assert_eq!(body["current"]["value"], "original");
+    assert_eq!(body["current"]["value_b64"], b64(b"original"));
+    assert_eq!(body["current"]["mod_revision"], m0);
+    assert!(body["revision"].as_i64().unwrap() >= m0, "{body}");
+    let kv = raw_get(&mut c, b"/cfg/a").await.unwrap();
+    assert_eq!((kv.value(), kv.mod_revision()), (&b"original"[..], m0));
+
+    // Someone else saves; my edit started from m0.
+    c.put("/cfg/a", "theirs", None).await.expect("put");
+    let m1 = raw_get(&mut c, b"/cfg/a").await.unwrap().mod_revision();
+    let (status, body) = put(
+        &app,
+        &json!({"key": "/cfg/a", "value": "mine", "expected_mod_revision": m0}),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["current"]["value_b64"], b64(b"theirs"));
+    assert_eq!(body["current"]["mod_revision"], m1);
+    assert_eq!(body["current"]["version"], 2);
+    let kv = raw_get(&mut c, b"/cfg/a").await.unwrap();
+    assert_eq!(
+        (kv.value(), kv.mod_revision(), kv.version()),
+        (&b"theirs"[..], m1, 2)
+    );
+
+    // Editing a key that no longer exists: 409 with `current: null`, nothing created.
+    let (status, body) = put(
+        &app,
+        &json!({"key": "/cfg/gone", "value": "x", "expected_mod_revision": m1}),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body["current"].is_null(), "{body}");
+    assert!(
+        body.get("current").is_some(),
+        "`current` is present: {body}"
+    );
+    assert!(raw_get(&mut c, b"/cfg/gone").await.is_none());
+
+    // Malformed bodies are 400s and write nothing.
+    let revision = raw_revision(&mut c).await;
+    for bad in [
+        json!({"key": "/cfg/b", "value": "x"}),
+        json!({"key": "/cfg/b", "value": "x", "expected_mod_revision": -1}),
+        json!({"key": "/cfg/b", "value": "x", "expected_mod_revision": 0, "extra": 1}),
+        json!({"key": "", "value": "x", "expected_mod_revision": 0}),
+        json!({"key": "/cfg/b", "key_b64": "L2NmZy9i", "value": "x", "expected_mod_revision": 0}),
+        json!({"key": "/cfg/b", "value_b64": "%%%", "expected_mod_revision": 0}),
+        json!({"key": "/cfg/b", "value": "x", "expected_mod_revision": 0, "ttl": 5, "lease": 0}),
+        json!({"key": "/cfg/b", "value": "x", "expected_mod_revision": 0, "ttl": 0}),
+    ] {
+        let (status, body) = put(&app, &bad).await;
+        assert_eq!(status, 400, "{bad} → {body}");
+        assert!(body["error"].is_string(), "{body}");
+    }
+    let resp = app
+        .http
+        .put(app.url(KEY_PATH))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    assert_eq!(raw_revision(&mut c).await, revision, "nothing was written");
+
+    // Creating an absent key works.
+    let (status, body) = put(
+        &app,
+        &json!({"key": "/cfg/b", "value": "new", "expected_mod_revision": 0}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let kv = raw_get(&mut c, b"/cfg/b").await.unwrap();
+    assert_eq!((kv.value(), kv.version()), (&b"new"[..], 1));
+    assert_eq!(kv.mod_revision(), rev_of(&body));
+}
+
+#[tokio::test]
+async fn deleting_needs_the_current_revision() {
+    let app = spawn_app().await;
+    let mut c = app.client().await;
+    c.put("/del/a", "1", None).await.expect("put");
+    let old = raw_get(&mut c, b"/del/a").await.unwrap().mod_revision();
+    c.put("/del/a", "2", None).await.expect("put");
+    let now = raw_get(&mut c, b"/del/a").await.unwrap().mod_revision();
+
+    let (status, body) = delete(&app, &format!("key=/del/a&expected_mod_revision={old}")).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["current"]["value"], "2");
+    assert_eq!(body["current"]["mod_revision"], now);
+    let kv = raw_get(&mut c, b"/del/a").await.expect("still there");
+    assert_eq!((kv.value(), kv.mod_revision()), (&b"2"[..], now));
+
+    // No revision, or a nonsensical one, is a 400.
+    for q in [
+        "key=/del/a".to_string(),
+        "key=/del/a&expected_mod_revision=0".to_string(),
+        "key=/del/a&expected_mod_revision=abc".to_string(),
+        format!("expected_mod_revision={now}"),
+    ] {
+        let (status, body) = delete(&app, &q).await;
+        assert_eq!(status, 400, "{q}: {body}");
+    }
+    assert!(raw_get(&mut c, b"/del/a").await.is_some());
+
+    let (status, body) = delete(
+        &app,
+        &format!("key_b64={}&expected_mod_revision={now}", b64url(b"/del/a")),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["revision"].as_i64().unwrap() > now, "{body}");
+    assert!(raw_get(&mut c, b"/del/a").await.is_none(), "deleted");
+
+    // Deleting it again (from the same stale view) is a conflict with nothing there.
+    let (status, body) = delete(&app, &format!("key=/del/a&expected_mod_revision={now}")).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body["current"].is_null(), "{body}");
+}
+
+#[tokio::test]
+async fn delete_prefix_refuses_when_the_count_changed() {
+    let app = spawn_app().await;
+    let mut c = app.client().await;
+    app.put_all(&[
+        ("/p/a", "1"),
+        ("/p/b", "2"),
+        ("/p/c/d", "3"),
+        ("/pother", "outside"),
+        ("/p", "the prefix without its slash"),
+        ("/q/x", "outside"),
+    ])
+    .await;
+
+    let seen = preview(&app, "/p/").await;
+    assert_eq!(seen["count"], 3, "{seen}");
+    assert_eq!(seen["allowed"], true);
+    let sample: Vec<&str> = seen["sample"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(sample, ["/p/a", "/p/b", "/p/c/d"]);
+    assert_eq!(seen["sample"][0]["key_b64"], b64(b"/p/a"));
+
+    // A key is added after the preview: the old count is refused, nothing is deleted.
+    c.put("/p/new", "4", None).await.expect("put");
+    let (status, body) = delete_prefix(&app, &json!({"prefix": "/p/", "expected_count": 3})).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["count"], 4, "{body}");
+    assert!(body["error"].is_string());
+    assert_eq!(raw_prefix(&mut c, b"/p/").await.len(), 4, "nothing deleted");
+
+    // Preview again and confirm the new count.
+    let seen = preview(&app, "/p/").await;
+    assert_eq!(seen["count"], 4, "{seen}");
+    let (status, body) = delete_prefix(
+        &app,
+        &json!({"prefix_b64": b64url(b"/p/"), "expected_count": 4}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["deleted"], 4, "{body}");
+    assert!(body["revision"].as_i64().unwrap() > 0);
+    assert!(raw_prefix(&mut c, b"/p/").await.is_empty());
+    // Keys that merely share the bytes before the prefix survive.
+    let left: Vec<Vec<u8>> = raw_prefix(&mut c, b"/")
+        .await
+        .into_iter()
+        .map(|(k, _, _)| k)
+        .collect();
+    assert_eq!(
+        left,
+        [b"/p".to_vec(), b"/pother".to_vec(), b"/q/x".to_vec()]
+    );
+
+    // The empty prefix (every key) is refused, and the preview says so.
+    let seen = preview(&app, "").await;
+    assert_eq!(seen["allowed"], false, "{seen}");
+    assert_eq!(seen["count"], 3, "{seen}");
+    let (status, body) = delete_prefix(&app, &json!({"prefix": "", "expected_count": 3})).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body["error"].is_string());
+    let (status, _) = delete_prefix(&app, &json!({"prefix_b64": "", "expected_count": 3})).await;
+    assert_eq!(status, 403);
+    assert_eq!(raw_prefix(&mut c, b"").await.len(), 3, "nothing deleted");
+
+    // A body without the count is a 400.
+    let (status, body) = delete_prefix(&app, &json!({"prefix": "/q/"})).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(raw_prefix(&mut c, b"/q/").await.len(), 1);
+}
+
+#[tokio::test]
+async fn delete_prefix_refuses_when_a_key_changed_after_the_preview() {
+    let app = spawn_app().await;
+    let mut c = app.client().await;
+    app.put_all(&[("/r/a", "1"), ("/r/b", "2"), ("/s/x", "outside")])
+        .await;
+    let seen = preview(&app, "/r/").await;
+    assert_eq!(seen["count"], 2, "{seen}");
+
+    // Someone changes a key the user was shown (the count stays 2). The UI sends back the
+    // preview's revision, which is what makes this detectable.
+    c.put("/r/a", "changed", None).await.expect("put");
+    let (status, body) = delete_prefix(
+        &app,
+        &json!({"prefix": "/r/", "expected_count": 2, "revision": seen["revision"]}),
+    )
+    .await;
+    assert_eq!(
+        status, 409,
+        "a key under the prefix changed since the preview: {body}"
+    );
+    assert_eq!(raw_prefix(&mut c, b"/r/").await.len(), 2, "nothing deleted");
+
+    // Same for a swap: one key deleted and another created, so the count is unchanged.
+    let seen = preview(&app, "/r/").await;
+    assert_eq!(seen["count"], 2, "{seen}");
+    c.delete("/r/b", None).await.expect("delete");
+    c.put("/r/z", "new", None).await.expect("put");
+    let (status, body) = delete_prefix(
+        &app,
+        &json!({"prefix": "/r/", "expected_count": 2, "revision": seen["revision"]}),
+    )
+    .await;
+    assert_eq!(status, 409, "a key was created since the preview: {body}");
+    assert_eq!(raw_prefix(&mut c, b"/r/").await.len(), 2, "nothing deleted");
+    assert_eq!(raw_prefix(&mut c, b"/s/").await.len(), 1);
+}
+
+#[tokio::test]
+async fn history_lists_versions_and_a_restore_is_a_cas_put() {
+    let app = spawn_app().await;
+    let mut c = app.client().await;
+    let mut revs = Vec::new();
+    let mut expected = 0;
+    for v in 1..=5 {
+        let (status, body) = put(
+            &app,
+            &json!({"key": "/h/k", "value": format!("v{v}"), "expected_mod_revision": expected}),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        expected = rev_of(&body);
+        revs.push(expected);
+        // An unrelated write between versions, so revisions are not consecutive.
+        c.put("/h/other", format!("{v}"), None).await.expect("put");
+    }
+
+    let (status, h) = app.get_json("/api/v1/clusters/test/history?key=/h/k").await;
+    assert_eq!(status, 200, "{h}");
+    let versions = h["versions"].as_array().unwrap();
+    let values: Vec<&str> = versions
+        .iter()
+        .map(|v| v["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(values, ["v5", "v4", "v3", "v2", "v1"], "newest first");
+    let mods: Vec<i64> = versions.iter().map(rev_of).collect();
+    assert_eq!(mods, revs.iter().rev().copied().collect::<Vec<_>>());
+    let nums: Vec<i64> = versions
+        .iter()
+        .map(|v| v["version"].as_i64().unwrap())
+        .collect();
+    assert_eq!(nums, [5, 4, 3, 2, 1]);
+    assert!(versions
+        .iter()
+        .all(|v| v["create_revision"] == revs[0] && v["key"] == "/h/k"));
+    assert_eq!(h["compacted"], false);
+    assert!(h["older"].is_null(), "{h}");
+
+    // Paging with `limit` and `before`.
+    let mut paged = Vec::new();
+    let mut query = "key=/h/k&limit=2".to_string();
+    for _ in 0..5 {
+        let (status, page) = app
+            .get_json(&format!("/api/v1/clusters/test/history?{query}"))
+            .await;
+        assert_eq!(status, 200, "{page}");
+        assert!(page["versions"].as_array().unwrap().len() <= 2);
+        paged.extend(
+            page["versions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v["value"].as_str().unwrap().to_string()),
+        );
+        match page["older"].as_i64() {
+            Some(older) => query = format!("key=/h/k&limit=2&before={older}"),
+            None => break,
+        }
+    }
+    assert_eq!(paged, ["v5", "v4", "v3", "v2", "v1"]);
+
+    // Restore version 2: a CAS put of its value against the current revision.
+    let v2 = versions.iter().find(|v| v["version"] == 2).unwrap();
+    let (status, body) = put(
+        &app,
+        &json!({"key": "/h/k", "value_b64": v2["value_b64"], "expected_mod_revision": revs[2]}),
+    )
+    .await;
+    assert_eq!(
+        status, 409,
+        "a restore from a stale view is refused: {body}"
+    );
+    let (status, body) = put(
+        &app,
+        &json!({"key": "/h/k", "value_b64": v2["value_b64"], "expected_mod_revision": revs[4]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let r6 = rev_of(&body);
+    let kv = raw_get(&mut c, b"/h/k").await.unwrap();
+    assert_eq!((kv.value(), kv.version()), (&b"v2"[..], 6));
+    let (_, seen) = app.get_json(&format!("{KEY_PATH}?key=/h/k")).await;
+    assert_eq!(seen["value"], "v2");
+
+    // Compact past v3: history shows what is retained and says the rest was compacted.
+    c.compact(revs[3], None).await.expect("compact");
+    let (status, h) = app.get_json("/api/v1/clusters/test/history?key=/h/k").await;
+    assert_eq!(status, 200, "{h}");
+    let mods: Vec<i64> = h["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(rev_of)
+        .collect();
+    assert_eq!(mods, [r6, revs[4], revs[3]], "{h}");
+    assert_eq!(h["compacted"], true, "{h}");
+    assert!(h["older"].is_null(), "{h}");
+
+    // Asking for a compacted range directly says so too.
+    let (status, h) = app
+        .get_json(&format!(
+            "/api/v1/clusters/test/history?key=/h/k&before={}",
+            revs[1]
+        ))
+        .await;
+    assert_eq!(status, 200, "{h}");
+    assert_eq!(h["versions"], json!([]));
+    assert_eq!(h["compacted"], true);
+
+    // A key that never existed is a 404; bad parameters are 400s.
+    let (status, _) = app
+        .get_json("/api/v1/clusters/test/history?key=/h/none")
+        .await;
+    assert_eq!(status, 404);
+    for q in [
+        "key=/h/k&limit=0",
+        "key=/h/k&limit=201",
+        "key=/h/k&before=0",
+        "limit=2",
+    ] {
+        let (status, body) = app
+            .get_json(&format!("/api/v1/clusters/test/history?{q}"))
+            .await;
+        assert_eq!(status, 400, "{q}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn leases_list_their_keys_and_revoking_deletes_them() {
+    let app = spawn_app().await;
+    let mut c = app.client().await;
+    let a = c.lease_grant(300, None).await.expect("grant").id();
+    let b = c.lease_grant(120, None).await.expect("grant").id();
+    let empty = c.lease_grant(60, None).await.expect("grant").id();
+    for (k, l) in [("/l/1", a), ("/l/2", a), ("/l/3", b)] {
+        c.put(k, "v", Some(PutOptions::new().with_lease(l)))
+            .await
+            .expect("put");
+    }
+    c.put(
+        b"/l/\xff".to_vec(),
+        "v",
+        Some(PutOptions::new().with_lease(a)),
+    )
+    .await
+    .expect("put");
+    c.put("/l/4", "permanent", None).await.expect("put");
+
+    let (status, list) = app.get_json("/api/v1/clusters/test/leases").await;
+    assert_eq!(status, 200, "{list}");
+    let list = list.as_array().unwrap().clone();
+    let ids: Vec<i64> = list.iter().map(|l| l["id"].as_i64().unwrap()).collect();
+    let mut want = vec![a, b, empty];
+    want.sort_unstable();
+    assert_eq!(ids, want, "every lease, by id");
+    let find = |id: i64| list.iter().find(|l| l["id"] == id).unwrap().clone();
+
+    let la = find(a);
+    assert_eq!(la["id_hex"], format!("{a:x}"));
+    assert_eq!(la["granted_ttl"], 300);
+    let ttl = la["ttl"].as_i64().unwrap();
+    assert!((1..=300).contains(&ttl), "ttl {ttl}");
+    let mut keys: Vec<String> = la["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["key_b64"].as_str().unwrap().to_string())
+        .collect();
+    keys.sort();
+    let mut want: Vec<String> = [&b"/l/1"[..], b"/l/2", b"/l/\xff"]
+        .iter()
+        .map(|k| b64(k))
+        .collect();
+    want.sort();
+    assert_eq!(keys, want);
+    let texts: Vec<&Value> = la["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| &k["key"])
+        .collect();
+    assert!(texts.contains(&&json!("/l/1")));
+    assert!(
+        texts.contains(&&Value::Null),
+        "a non-UTF-8 key has no text form: {la}"
+    );
+    let lb = find(b);
+    assert_eq!(lb["granted_ttl"], 120);
+    assert_eq!(
+        lb["keys"],
+        json!([{"key": "/l/3", "key_b64": b64(b"/l/3")}])
+    );
+    assert_eq!(find(empty)["keys"], json!([]));
+
+    // Revoking lease a deletes exactly its keys.
+    let resp = app
+        .http
+        .delete(app.url(&format!("/api/v1/clusters/test/leases/{a}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["deleted_keys"], 3, "{body}");
+    let left: Vec<Vec<u8>> = raw_prefix(&mut c, b"/l/")
+        .await
+        .into_iter()
+        .map(|(k, _, _)| k)
+        .collect();
+    assert_eq!(left, [b"/l/3".to_vec(), b"/l/4".to_vec()]);
+    assert!(!lease_alive(&mut c, a).await);
+
+    // Revoking by hex id (as `id_hex` shows it, with 0x) works too.
+    let resp = app
+        .http
+        .delete(app.url(&format!("/api/v1/clusters/test/leases/0x{b:x}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(raw_get(&mut c, b"/l/3").await.is_none());
+    assert!(
+        raw_get(&mut c, b"/l/4").await.is_some(),
+        "unleased key kept"
+    );
+
+    // A revoked lease is gone: 404; garbage is a 400.
+    let resp = app
+        .http
+        .delete(app.url(&format!("/api/v1/clusters/test/leases/{a}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 404);
+    let resp = app
+        .http
+        .delete(app.url("/api/v1/clusters/test/leases/not-a-lease"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+
+    let (_, list) = app.get_json("/api/v1/clusters/test/leases").await;
+    let ids: Vec<i64> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, [empty]);
+}
+
+#[tokio::test]
+async fn a_value_over_the_limit_is_refused_with_413_before_etcd() {
+    let app = spawn_app().await;
+    let mut c = app.client().await;
+    let limit = etcdboard::domain::edit::DEFAULT_MAX_VALUE_BYTES;
+    let before = raw_revision(&mut c).await;
+    let big = "x".repeat(2 * 1024 * 1024);
+    for body in [
+        json!({"key": "/big", "value": big, "expected_mod_revision": 0}),
+        json!({"key": "/big", "value_b64": b64(big.as_bytes()), "expected_mod_revision": 0}),
+    ] {
+        let (status, body) = put(&app, &body).await;
+        assert_eq!(status, 413, "{body}");
+        let msg = body["error"].as_str().expect("a JSON error");
+        assert!(
+            msg.contains(&limit.to_string()),
+            "mentions the limit: {msg}"
+        );
+    }
+    assert!(raw_get(&mut c, b"/big").await.is_none());
+    assert_eq!(raw_revision(&mut c).await, before, "etcd saw no write");
+
+    // One byte over counts too (key and value together).
+    let (status, _) = put(
+        &app,
+        &json!({"key": "/big", "value": "y".repeat(limit - 3), "expected_mod_revision": 0}),
+    )
+    .await;
+    assert_eq!(status, 413);
+    assert_eq!(raw_revision(&mut c).await, before);
+}
+
+#[tokio::test]
+async fn a_value_just_under_the_limit_is_saved() {
+    let app = spawn_app().await;
+    let mut c = app.client().await;
+    let limit = etcdboard::domain::edit::DEFAULT_MAX_VALUE_BYTES;
+    // 1 KiB under the limit: accepted by etcdboard's check, and must be by etcd too.
+    let value = "z".repeat(limit - 1024);
+    let (status, body) = put(
+        &app,
+        &json!({"key": "/big", "value": value, "expected_mod_revision": 0}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let kv = raw_get(&mut c, b"/big").await.expect("saved");
+    assert_eq!(kv.value().len(), value.len());
+}
+
+#[tokio::test]
+async fn a_value_exactly_at_the_limit_is_saved() {
+    let app = spawn_app().await;
+    let mut c = app.client().await;
+    let limit = etcdboard::domain::edit::DEFAULT_MAX_VALUE_BYTES;
+    // The limit is etcd's request limit: the largest write whose request fits is saved, one byte
+    // more is a 413 from etcdboard — never a 502 from etcd.
+    let fits = limit - etcdboard::domain::edit::request_size("/big".len(), 0);
+    let value = "z".repeat(fits);
+    let (status, body) = put(
+        &app,
+        &json!({"key": "/big", "value": value, "expected_mod_revision": 0}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let kv = raw_get(&mut c, b"/big").await.expect("saved");
+    assert_eq!(kv.value().len(), value.len());
+    let (status, body) = put(
+        &app,
+        &json!({"key": "/big2", "value": "z".repeat(fits + 1), "expected_mod_revision": 0}),
+    )
+    .await;
+    assert_eq!(status, 413, "{body}");
+    assert!(raw_get(&mut c, b"/big2").await.is_none());
+}
+
+#[tokio::test]
+async fn cross_site_writes_are_refused_and_scripts_are_not() {
+    let app = spawn_app().await;
+    let mut c = app.client().await;
+    c.put("/x/a", "v0", None).await.expect("put");
+    let rev = raw_get(&mut c, b"/x/a").await.unwrap().mod_revision();
+    let body = json!({"key": "/x/a", "value": "pwned", "expected_mod_revision": rev});
+    let text = body.to_string();
+    let same_origin = format!("http://{}", app.addr);
+
+    let refused: Vec<(&str, reqwest::RequestBuilder)> = vec![
+        (
+            "foreign Origin",
+            app.http
+                .put(app.url(KEY_PATH))
+                .header("origin", "http://evil.example")
+                .json(&body),
+        ),
+        (
+            "Origin null",
+            app.http
+                .put(app.url(KEY_PATH))
+                .header("origin", "null")
+                .json(&body),
+        ),
+        (
+            "Sec-Fetch-Site: cross-site",
+            app.http
+                .put(app.url(KEY_PATH))
+                .header("sec-fetch-site", "cross-site")
+                .json(&body),
+        ),
+        (
+            "Sec-Fetch-Site: same-site",
+            app.http
+                .put(app.url(KEY_PATH))
+                .header("sec-fetch-site", "same-site")
+                .header("origin", same_origin.as_str())
+                .json(&body),
+        ),
+        (
+            "form-encoded body",
+            app.http
+                .put(app.url(KEY_PATH))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(text.clone()),
+        ),
+        (
+            "text/plain body (what a cross-site form can send without preflight)",
+            app.http
+                .put(app.url(KEY_PATH))
+                .header("content-type", "text/plain")
+                .body(text.clone()),
+        ),
+        (
+            "no content type",
+            app.http.put(app.url(KEY_PATH)).body(text.clone()),
+        ),
+        (
+            "cross-site DELETE",
+            app.http
+                .delete(app.url(&format!("{KEY_PATH}?key=/x/a&expected_mod_revision={rev}")))
+                .header("origin", "http://evil.example"),
+        ),
+        (
+            "cross-site delete-prefix",
+            app.http
+                .post(app.url(PREFIX_PATH))
+                .header("sec-fetch-site", "cross-site")
+                .json(&json!({"prefix": "/x/", "expected_count": 1})),
+        ),
+    ];
+    for (what, req) in refused {
+        let resp = req.send().await.expect("request");
+        assert_eq!(resp.status().as_u16(), 403, "{what}");
+        let err: Value = resp.json().await.expect("json error");
+        assert!(err["error"].is_string(), "{what}: {err}");
+    }
+    let kv = raw_get(&mut c, b"/x/a").await.expect("untouched");
+    assert_eq!((kv.value(), kv.mod_revision()), (&b"v0"[..], rev));
+
+    // Reads are never blocked, whatever the headers say.
+    let resp = app
+        .http
+        .get(app.url(&format!("{KEY_PATH}?key=/x/a")))
+        .header("origin", "http://evil.example")
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+
+    // A same-origin page may write.
+    let resp = app
+        .http
+        .put(app.url(KEY_PATH))
+        .header("origin", same_origin.as_str())
+        .header("sec-fetch-site", "same-origin")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let body2: Value = resp.json().await.unwrap();
+    let rev2 = rev_of(&body2);
+    assert_eq!(raw_get(&mut c, b"/x/a").await.unwrap().value(), b"pwned");
+
+    // So may a script: JSON, no Origin.
+    let (status, body3) = put(
+        &app,
+        &json!({"key": "/x/a", "value": "script", "expected_mod_revision": rev2}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body3}");
+    assert_eq!(raw_get(&mut c, b"/x/a").await.unwrap().value(), b"script");
+    let resp = app
+        .http
+        .put(app.url(KEY_PATH))
+        .header("content-type", "application/json; charset=utf-8")
+        .body(
+            json!({"key": "/x/a", "value": "charset", "expected_mod_revision": rev_of(&body3)})
+                .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn get_never_mutates() {
+    let app = spawn_app().await;
+    let mut c = app.client().await;
+    let lease = c.lease_grant(300, None).await.expect("grant").id();
+    c.put("/x/a", "1", Some(PutOptions::new().with_lease(lease)))
+        .await
+        .expect("put");
+    c.put("/x/b", "2", None).await.expect("put");
+    let rev_a = raw_get(&mut c, b"/x/a").await.unwrap().mod_revision();
+    let before = raw_prefix(&mut c, b"").await;
+    let revision = raw_revision(&mut c).await;
+
+    let write_ish = format!("value=zzz&value_b64=eno&expected_mod_revision={rev_a}&expected_count=2&ttl=5&lease=0&method=DELETE&_method=PUT");
+    let gets = [
+        format!("/api/v1/clusters/test/key?key=/x/a&{write_ish}"),
+        format!("/api/v1/clusters/test/delete-prefix?prefix=/x/&{write_ish}"),
+        format!("/api/v1/clusters/test/delete-prefix?prefix=&{write_ish}"),
+        format!("/api/v1/clusters/test/history?key=/x/a&{write_ish}"),
+        format!("/api/v1/clusters/test/leases?id={lease}&revoke=1&{write_ish}"),
+        format!("/api/v1/clusters/test/leases/{lease}?{write_ish}"),
+        format!("/api/v1/clusters/test/keys?prefix=/x/&{write_ish}"),
+        format!("/api/v1/clusters?{write_ish}"),
+        format!("/clusters/test/keys?prefix=/x/&{write_ish}"),
+        format!("/clusters/test/ui/key?key=/x/a&{write_ish}"),
+        format!("/clusters/test/ui/nodes?prefix=/x/&{write_ish}"),
+        format!("/clusters/test?{write_ish}"),
+        format!("/go?key=/x/a&{write_ish}"),
+        format!("/?{write_ish}"),
+        format!("/clusters?{write_ish}"),
+        format!("/healthz?{write_ish}"),
+        format!("/static/app.js?{write_ish}"),
+    ];
+    for path in &gets {
+        for method in [reqwest::Method::GET, reqwest::Method::HEAD] {
+            let resp = app
+                .http
+                .request(method.clone(), app.url(path))
+                .send()
+                .await
+                .expect("request");
+            let status = resp.status().as_u16();
+            assert!(status < 500, "{method} {path} answered {status}");
+        }
+    }
+    // Overriding the method by header does nothing either.
+    let resp = app
+        .http
+        .get(app.url(&format!(
+            "{KEY_PATH}?key=/x/a&expected_mod_revision={rev_a}"
+        )))
+        .header("x-http-method-override", "DELETE")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+
+    assert_eq!(raw_revision(&mut c).await, revision, "no write happened");
+    assert_eq!(raw_prefix(&mut c, b"").await, before);
+    assert!(
+        lease_alive(&mut c, lease).await,
+        "the lease was not revoked"
+    );
+    let kv = raw_get(&mut c, b"/x/a").await.expect("still there");
+    assert_eq!(kv.lease(), lease);
+}
