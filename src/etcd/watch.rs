@@ -24,6 +24,8 @@ pub struct KeyEvent {
 /// What a watch delivers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WatchItem {
+    /// The watch exists in etcd and reports every change after this revision.
+    Started(i64),
     /// Changes, in revision order.
     Events(Vec<KeyEvent>),
     /// History needed to resume was compacted: viewers should reload.
@@ -84,6 +86,13 @@ impl EtcdCluster {
                                 }
                                 if resp.canceled() {
                                     break;
+                                }
+                                if resp.created() && next_rev.is_none() {
+                                    let at = resp.header().map_or(0, |h| h.revision());
+                                    next_rev = Some(at + 1);
+                                    if tx.send(WatchItem::Started(at)).await.is_err() {
+                                        return;
+                                    }
                                 }
                                 let events: Vec<KeyEvent> = resp
                                     .events()
