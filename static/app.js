@@ -5,6 +5,9 @@
  * - URLs only ever come from the DOM (href / data-* / option values): the app may be
  *   mounted under a sub-path, so nothing here builds a path.
  * - No inline styles, no eval, no inline handlers: works under a strict CSP.
+ * - Live updates: one EventSource per page (the URL is [data-watch-url]); a change refreshes the
+ *   tree levels it affects and marks an open key view stale. Editors (edit.js) hear it as the
+ *   document event "etcdboard:change" / "etcdboard:resync".
  */
 (function () {
   "use strict";
@@ -277,6 +280,12 @@
     switch (e.key) {
       case "/": { const s = doc.getElementById("search-input"); if (s) { s.focus(); s.select(); } else handled = false; break; }
       case "?": openDialog("dialog#help"); break;
+      // e: edit the open key, n: new key (whatever the page offers under data-shortcut).
+      case "e": case "n": {
+        const target = Array.from(doc.querySelectorAll(`[data-shortcut="${e.key}"]`)).find(isVisible);
+        if (target) target.click(); else handled = false;
+        break;
+      }
       case "j": move(1, t); break;
       case "k": move(-1, t); break;
       case "ArrowDown": if (arrows) move(1, t); else handled = false; break;
@@ -353,6 +362,19 @@
     if (!h1.hasAttribute("tabindex")) h1.tabIndex = -1;
     h1.focus();
   });
+  // A key view loaded without a click on its row (after a save, a reload, a live refresh)
+  // selects that row when the tree shows it.
+  function syncSelection() {
+    const art = doc.querySelector("#keyview article.key[data-view-url]");
+    if (!art) return;
+    const url = art.getAttribute("data-view-url");
+    const row = Array.from(doc.querySelectorAll(".tree a.row[hx-get]")).find((r) => r.getAttribute("hx-get") === url);
+    if (row && !row.classList.contains("selected")) select(row);
+  }
+  doc.addEventListener("htmx:afterSwap", (e) => {
+    const t = e.detail && e.detail.target;
+    if (t instanceof Element && t.id === "keyview") syncSelection();
+  });
   // Swapped-in lists need their rows taken out of the Tab order again.
   doc.addEventListener("htmx:afterSettle", initAll);
   // htmx snapshots the page for history while a request is still in flight, so a restored
@@ -361,6 +383,238 @@
     doc.querySelectorAll("[aria-busy]").forEach((n) => n.removeAttribute("aria-busy"));
     initAll();
   });
+
+  /* ---------- top bar sections --------------------------------------- */
+  doc.querySelectorAll("nav.sections a[href]").forEach((a) => {
+    if (a.pathname === location.pathname) a.setAttribute("aria-current", "page");
+  });
+
+  /* ---------- live updates ------------------------------------------- */
+  // Byte strings: keys and prefixes are compared as "binary strings" (one char per byte), which
+  // is what atob() returns for key_b64 and what percentBytes() returns for a URL parameter.
+  function percentBytes(raw) {
+    return raw.replace(/\+/g, " ").replace(/%([0-9a-fA-F]{2})/g, (_, h) => String.fromCharCode(parseInt(h, 16)));
+  }
+  // The exact bytes of parameter `name` in a URL the server rendered (null when absent).
+  function paramBytes(url, name) {
+    const q = url.indexOf("?");
+    if (q < 0) return null;
+    for (const part of url.slice(q + 1).split("#")[0].split("&")) {
+      const eq = part.indexOf("=");
+      const n = eq < 0 ? part : part.slice(0, eq);
+      if (n === name) return percentBytes(eq < 0 ? "" : part.slice(eq + 1));
+    }
+    return null;
+  }
+  const utf8Bytes = (text) => Array.from(new TextEncoder().encode(text), (b) => String.fromCharCode(b)).join("");
+  const LIVE_DEBOUNCE_MS = 500;   // gather a burst of changes into one refetch
+  const LIVE_MIN_GAP_MS = 1000;   // at most one refetch per level per second
+  const liveRoot = doc.querySelector("[data-watch-url]");
+  const levelTimers = new Map();  // level URL -> { timer, last }
+  let source = null;
+  let readies = 0;
+  let retryTimer = null;
+
+  function liveStatus(state, text, title) {
+    const s = doc.querySelector("[data-live-status]");
+    if (!s) return;
+    s.setAttribute("data-state", state);
+    s.textContent = text;
+    s.title = title;
+  }
+  // Every tree level that is showing rows: the top one and each loaded directory.
+  function liveLevels() {
+    const top = doc.querySelector("ul.tree[data-level-url]");
+    if (!top) return [];
+    const levels = [{ ul: top, li: null, url: top.getAttribute("data-level-url") }];
+    top.querySelectorAll('li.node[data-children-url][data-loaded="true"]').forEach((li) => {
+      const ul = childList(li);
+      if (ul) levels.push({ ul, li, url: li.getAttribute("data-children-url") });
+    });
+    return levels.map((l) => Object.assign(l, {
+      prefix: paramBytes(l.url, "prefix") || "",
+      flat: paramBytes(l.url, "mode") === "flat",
+    }));
+  }
+  // Whether `level` already has the row a put of `key` would show.
+  function levelHasRow(level, key, sep) {
+    const rest = key.slice(level.prefix.length);
+    const cut = level.flat || !sep ? -1 : rest.indexOf(sep);
+    for (const li of Array.from(level.ul.children)) {
+      if (cut >= 0) {
+        const url = li.getAttribute("data-children-url");
+        if (url && paramBytes(url, "prefix") === level.prefix + rest.slice(0, cut + sep.length)) return true;
+      } else {
+        const row = rowOf(li);
+        const url = row && row.getAttribute("hx-get");
+        if (url && paramBytes(url, "key") === key) return true;
+      }
+    }
+    return false;
+  }
+  // A level that shows only part of its rows ("load more", or started further down).
+  const isPartial = (ul) => !!ul.querySelector(":scope > li.more, :scope > li.gap");
+  function onTreeChange(key, deleted) {
+    const top = doc.querySelector("ul.tree[data-level-url]");
+    if (!top) return;
+    const sep = utf8Bytes(top.getAttribute("data-sep") || "");
+    for (const level of liveLevels()) {
+      if (!key.startsWith(level.prefix) || isPartial(level.ul)) continue;
+      if (level.li && !isOpen(level.li)) { invalidate(level.li); continue; }
+      if (deleted || !levelHasRow(level, key, sep)) scheduleLevel(level.url);
+    }
+  }
+  // A hidden (collapsed) level is dropped; expanding it again loads it fresh.
+  function invalidate(li) {
+    const ul = childList(li);
+    if (!ul || li.getAttribute("aria-busy") === "true") return;
+    ul.replaceChildren();
+    li.removeAttribute("data-loaded");
+  }
+  function scheduleLevel(url) {
+    const st = levelTimers.get(url) || { timer: null, last: 0 };
+    levelTimers.set(url, st);
+    if (st.timer) return;
+    const now = Date.now();
+    const at = Math.max(now + LIVE_DEBOUNCE_MS, st.last + LIVE_MIN_GAP_MS);
+    st.timer = setTimeout(() => { st.timer = null; st.last = Date.now(); refreshLevel(url); }, at - now);
+  }
+  function findLevel(url) {
+    return liveLevels().find((l) => l.url === url) || null;
+  }
+  async function refreshLevel(url) {
+    const level = findLevel(url);
+    if (!level) return;
+    if (level.li && !isOpen(level.li)) { invalidate(level.li); return; }
+    if ((level.li || level.ul).getAttribute("aria-busy") === "true") { scheduleLevel(url); return; }
+    let items;
+    try {
+      const res = await fetch(url, { headers: { "HX-Request": "true" }, credentials: "same-origin", signal: AbortSignal.timeout(FETCH_TIMEOUT_MS) });
+      if (!res.ok) return; // a failed background refresh leaves the rows as they were
+      items = parseItems(await res.text());
+    } catch (_) { return; }
+    const now = findLevel(url); // the tree may have changed while we waited
+    if (now) mergeLevel(now.ul, items);
+  }
+  // Replaces a level's rows, keeping expanded subtrees, the selected row and keyboard focus.
+  function mergeLevel(ul, items) {
+    const nav = navOf(ul);
+    const focused = ul.contains(doc.activeElement) ? doc.activeElement : null;
+    const focusedHref = focused && focused.matches(ROW) ? focused.getAttribute("href") : null;
+    const oldDirs = new Map();
+    const selected = new Set();
+    for (const li of Array.from(ul.children)) {
+      const url = li.getAttribute("data-children-url");
+      if (url && li.getAttribute("data-loaded") === "true") oldDirs.set(url, li);
+      const row = rowOf(li);
+      if (row && row.classList.contains("selected")) selected.add(row.getAttribute("hx-get"));
+    }
+    const fresh = [];
+    const next = items.map((li) => {
+      const kept = oldDirs.get(li.getAttribute("data-children-url") || "");
+      if (kept) return kept;
+      const row = rowOf(li);
+      if (row && selected.has(row.getAttribute("hx-get"))) {
+        row.classList.add("selected");
+        row.setAttribute("aria-current", "true");
+      }
+      fresh.push(li);
+      return li;
+    });
+    if (!next.length && ul !== doc.querySelector("ul.tree[data-level-url]")) next.push(el("li", "empty", "empty"));
+    ul.replaceChildren(...next);
+    afterInsert(nav, fresh);
+    syncSelection();
+    if (focused && focused.isConnected) focused.focus({ preventScroll: true });
+    else if (focusedHref) {
+      const again = Array.from(ul.querySelectorAll(ROW)).find((r) => r.getAttribute("href") === focusedHref);
+      if (again) focusRow(again);
+    }
+  }
+  // The open key view (or editor) learns that its key changed.
+  function markKeyView(d) {
+    const art = doc.querySelector("#keyview article.key[data-key-b64]");
+    if (!art || art.getAttribute("data-key-b64") !== d.key_b64) return;
+    if (d.revision <= Number(art.getAttribute("data-revision") || 0)) return; // already shown
+    staleBanner(art, d.type === "delete"
+      ? `Deleted by someone else at revision ${d.revision}.`
+      : `Changed by someone else at revision ${d.revision}.`);
+  }
+  function staleBanner(art, text) {
+    const slot = art.querySelector(".live-note");
+    if (!slot) return;
+    const b = el("div", "banner warn");
+    const reload = el("button", "btn small", "reload");
+    reload.type = "button";
+    reload.setAttribute("data-reload-view", art.getAttribute("data-view-url") || "");
+    const t = el("span", "banner-text");
+    t.append(el("strong", null, "Stale."), " ", text);
+    b.append(t, reload);
+    slot.replaceChildren(b);
+  }
+  function resync() {
+    for (const level of liveLevels()) {
+      if (level.li && !isOpen(level.li)) invalidate(level.li);
+      else scheduleLevel(level.url);
+    }
+    const art = doc.querySelector("#keyview article.key[data-key-b64]");
+    if (art) staleBanner(art, "Live updates were interrupted; this view may be out of date.");
+    doc.dispatchEvent(new CustomEvent("etcdboard:resync"));
+  }
+  function onChange(ev) {
+    let d;
+    try { d = JSON.parse(ev.data); } catch (_) { return; }
+    if (!d || typeof d.key_b64 !== "string") return;
+    let key;
+    try { key = atob(d.key_b64); } catch (_) { return; }
+    markKeyView(d);
+    onTreeChange(key, d.type === "delete");
+    doc.dispatchEvent(new CustomEvent("etcdboard:change", { detail: d }));
+  }
+  function openLive() {
+    const url = liveRoot && liveRoot.getAttribute("data-watch-url");
+    if (!url || source || typeof EventSource === "undefined") return;
+    clearTimeout(retryTimer);
+    readies = 0;
+    liveStatus("connecting", "connecting…", "opening live updates");
+    const es = new EventSource(url);
+    source = es;
+    es.addEventListener("ready", () => {
+      liveStatus("on", "live", "changes appear as they happen");
+      // A reconnect may have missed changes: reload what is shown.
+      if (++readies > 1) resync();
+    });
+    es.addEventListener("change", onChange);
+    es.addEventListener("resync", resync);
+    es.addEventListener("error", () => {
+      if (source !== es) return;
+      if (es.readyState === EventSource.CLOSED) {
+        // The server refused the stream (e.g. etcd unavailable): try again later ourselves.
+        source = null;
+        liveStatus("off", "offline", "live updates stopped; retrying in 10 s");
+        retryTimer = setTimeout(() => { openLive(); }, 10000);
+      } else {
+        liveStatus("off", "reconnecting…", "live updates lost the connection; retrying");
+      }
+    });
+  }
+  function closeLive() {
+    clearTimeout(retryTimer);
+    if (source) { source.close(); source = null; }
+  }
+  window.addEventListener("pagehide", closeLive);
+  window.addEventListener("pageshow", (e) => {
+    if (!e.persisted) return;
+    openLive();
+    resync(); // back from the page cache: anything may have changed meanwhile
+  });
+  doc.addEventListener("click", (e) => {
+    const btn = e.target instanceof Element ? e.target.closest("button[data-reload-view]") : null;
+    if (!btn) return;
+    const url = btn.getAttribute("data-reload-view");
+    if (url && window.htmx) window.htmx.ajax("GET", url, { target: "#keyview" });
+  });
+  openLive();
   initAll();
   // Full-page load of a deep key: bring its selected row into the tree pane's view
   // (only the pane scrolls, never the page).

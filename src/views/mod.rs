@@ -1,6 +1,9 @@
 //! askama view structs, one per template. They hold display-ready strings and URLs only; no etcd
 //! or HTTP types reach the templates (askama escapes every `{{ }}`: keys are attacker-controlled).
 
+pub mod cluster;
+pub mod edit;
+
 use askama::Template;
 
 use crate::domain::format::Tok;
@@ -165,6 +168,8 @@ pub struct KeyView {
     pub revision: i64,
     /// Permalink of this key.
     pub permalink: String,
+    /// Edit, history, delete and reload links.
+    pub actions: edit::KeyActions,
 }
 
 /// `keys/page.html`: the key browser.
@@ -197,6 +202,8 @@ pub struct KeysPage {
     pub key_html: Option<String>,
     /// Read without quorum.
     pub stale: bool,
+    /// Live updates and write actions.
+    pub live: edit::BrowserLinks,
 }
 
 /// `clusters.html`: the list of configured clusters.

@@ -22,6 +22,7 @@ use crate::views::{
 use crate::web::api::required_key;
 use crate::web::assets;
 use crate::web::common::{list_request, mode_name, Urls};
+use crate::web::ui_edit;
 
 /// Values larger than this are shown truncated, with a "load all" link.
 const SHOW_BYTES: usize = 64 * 1024;
@@ -232,6 +233,7 @@ fn key_view_for(
     revision: i64,
     stale: bool,
     full: bool,
+    actions: crate::views::edit::KeyActions,
 ) -> KeyView {
     let mut view = KeyView {
         key_label: display_bytes(key),
@@ -253,6 +255,7 @@ fn key_view_for(
         stale,
         revision,
         permalink: urls.page("tree", None, Some(key)),
+        actions,
     };
     let Some(rec) = rec else { return view };
     view.mod_revision = rec.mod_revision;
@@ -318,6 +321,7 @@ pub async fn key_view(
         read.revision,
         read.stale,
         full,
+        ui_edit::key_actions(state.base(), c, &key),
     );
     Ok(html(render_html(&view)?))
 }
@@ -481,6 +485,7 @@ pub async fn page(
             read.revision,
             read.stale,
             q.text("full").ok().flatten() == Some("1"),
+            ui_edit::key_actions(state.base(), c, k),
         ))?),
         _ => None,
     };
@@ -507,6 +512,7 @@ pub async fn page(
         nodes_html,
         key_html,
         stale,
+        live: ui_edit::browser_links(state.base(), c, mode, &req.prefix, page.revision),
     };
     Ok(html(render_html(&view)?))
 }
