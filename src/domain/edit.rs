@@ -131,7 +131,10 @@ pub fn parse_put(body: &[u8], max_value: usize) -> Result<PutRequest, EditError>
     let value = text_or_b64(b.value, b.value_b64.as_deref(), "value")?;
     let size = request_size(key.len(), value.len());
     if size > max_value {
-        return Err(EditError::TooLarge { size, limit: max_value });
+        return Err(EditError::TooLarge {
+            size,
+            limit: max_value,
+        });
     }
     let expected_mod_revision = b.expected_mod_revision.ok_or_else(|| {
         EditError::Invalid(
@@ -226,7 +229,11 @@ mod tests {
     fn a_put_needs_the_revision_it_started_from() {
         let e = parse_put(br#"{"key":"a","value":"b"}"#, 1000).unwrap_err();
         assert!(e.to_string().contains("expected_mod_revision"));
-        let p = parse_put(br#"{"key":"a","value":"b","expected_mod_revision":0}"#, 1000).unwrap();
+        let p = parse_put(
+            br#"{"key":"a","value":"b","expected_mod_revision":0}"#,
+            1000,
+        )
+        .unwrap();
         assert_eq!(p.lease, LeaseChange::Keep);
         assert_eq!(p.expected_mod_revision, 0);
     }
@@ -235,7 +242,7 @@ mod tests {
     fn bytes_lease_and_size_are_parsed_exactly() {
         let p = parse_put(
             br#"{"key_b64":"_w","value_b64":"AAH_","expected_mod_revision":5,"ttl":30}"#,
-            100,
+            1000,
         )
         .unwrap();
         assert_eq!(
@@ -244,25 +251,25 @@ mod tests {
         );
         let p = parse_put(
             br#"{"key":"a","value":"b","expected_mod_revision":5,"lease":0}"#,
-            100,
+            1000,
         )
         .unwrap();
         assert_eq!(p.lease, LeaseChange::Detach);
         assert!(matches!(
             parse_put(
                 br#"{"key":"a","value":"0123456789","expected_mod_revision":1}"#,
-                5
+                request_size(1, 9)
             ),
             Err(EditError::TooLarge { .. })
         ));
         assert!(parse_put(
             br#"{"key":"a","value":"b","value_b64":"Yg","expected_mod_revision":1}"#,
-            100
+            1000
         )
         .is_err());
         assert!(parse_put(
             br#"{"key":"a","value":"b","expected_mod_revision":1,"extra":1}"#,
-            100
+            1000
         )
         .is_err());
     }
