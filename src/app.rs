@@ -24,6 +24,7 @@ pub struct AppState {
 struct Inner {
     config: Config,
     clusters: Vec<Arc<EtcdCluster>>,
+    monitors: Vec<Arc<crate::monitor::Monitor>>,
     live: Arc<web::live::LiveHub>,
 }
 
@@ -35,9 +36,14 @@ impl AppState {
             .iter()
             .map(|c| EtcdCluster::new(c, config.etcd_timeout))
             .collect::<Result<Vec<_>, _>>()?;
+        let metrics_interval = config.metrics_interval;
         Ok(AppState {
             inner: Arc::new(Inner {
                 config,
+                monitors: clusters
+                    .iter()
+                    .map(|c| crate::monitor::Monitor::new(c.clone(), metrics_interval))
+                    .collect(),
                 clusters,
                 live: Arc::new(web::live::LiveHub::default()),
             }),
@@ -52,6 +58,28 @@ impl AppState {
     /// The base path (`""` or `/prefix`).
     pub fn base(&self) -> &str {
         &self.inner.config.base_path
+    }
+
+    /// The monitor of a configured cluster.
+    pub fn monitor(
+        &self,
+        cluster: &EtcdCluster,
+    ) -> Result<&Arc<crate::monitor::Monitor>, AppError> {
+        self.inner
+            .monitors
+            .iter()
+            .find(|m| m.cluster().name() == cluster.name())
+            .ok_or_else(|| {
+                AppError::NotFound(format!(
+                    "no cluster named `{}` is configured",
+                    cluster.name()
+                ))
+            })
+    }
+
+    /// Every monitor (one per cluster).
+    pub fn monitors(&self) -> &[Arc<crate::monitor::Monitor>] {
+        &self.inner.monitors
     }
 
     /// Shared live-update watches.
@@ -97,10 +125,34 @@ pub fn router(state: AppState) -> Router {
         .route(&p("/"), get(web::keys::home))
         .route(&p("/go"), get(web::keys::go))
         .route(&p("/clusters"), get(web::keys::clusters_page))
-        .route(&p("/clusters/{cluster}"), get(web::keys::cluster_home))
+        .route(&p("/clusters/{cluster}"), get(web::cluster::page))
+        .route(
+            &p("/clusters/{cluster}/ui/overview"),
+            get(web::cluster::overview_fragment),
+        )
         .route(&p("/clusters/{cluster}/keys"), get(web::keys::page))
         .route(&p("/clusters/{cluster}/ui/nodes"), get(web::keys::nodes))
         .route(&p("/clusters/{cluster}/ui/key"), get(web::keys::key_view))
+        .route(
+            &p("/clusters/{cluster}/ui/edit"),
+            get(web::ui_edit::editor_fragment),
+        )
+        .route(
+            &p("/clusters/{cluster}/edit"),
+            get(web::ui_edit::editor_page),
+        )
+        .route(
+            &p("/clusters/{cluster}/history"),
+            get(web::ui_edit::history_page),
+        )
+        .route(
+            &p("/clusters/{cluster}/leases"),
+            get(web::ui_edit::leases_page),
+        )
+        .route(
+            &p("/clusters/{cluster}/transfer"),
+            get(web::ui_edit::transfer_page),
+        )
         .fallback(web::keys::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -109,6 +161,18 @@ pub fn router(state: AppState) -> Router {
     let mut app = Router::new()
         .route(&p("/api/v1/clusters"), get(web::api::clusters))
         .route(&p("/api/v1/clusters/{cluster}/keys"), get(web::api::keys))
+        .route(
+            &p("/api/v1/clusters/{cluster}/members"),
+            get(web::cluster::members_json),
+        )
+        .route(
+            &p("/api/v1/clusters/{cluster}/snapshot"),
+            get(web::cluster::snapshot),
+        )
+        .route(
+            &p("/api/v1/clusters/{cluster}/maintenance/{action}"),
+            axum::routing::post(web::cluster::maintenance),
+        )
         .route(
             &p("/api/v1/clusters/{cluster}/key"),
             get(web::api::key)
@@ -173,6 +237,9 @@ impl App {
         let state = AppState::new(config)?;
         for c in state.clusters() {
             c.ensure_index();
+        }
+        for m in state.monitors() {
+            m.start();
         }
         Ok(App {
             router: router(state.clone()),

@@ -70,6 +70,9 @@ pub struct HttpArgs {
     /// Allow deleting the empty prefix (every key of a cluster). Off by default.
     #[arg(long, env = "ETCDBOARD_ALLOW_DELETE_ALL", default_value_t = false)]
     pub allow_delete_all: bool,
+    /// How often each member's `/metrics` is scraped for the cluster page's charts.
+    #[arg(long, env = "ETCDBOARD_METRICS_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    pub metrics_interval: Duration,
 }
 
 /// `etcdboard serve`.
@@ -186,6 +189,8 @@ pub struct Config {
     pub max_value_bytes: usize,
     /// Whether deleting the empty prefix is allowed.
     pub allow_delete_all: bool,
+    /// Metrics scrape interval.
+    pub metrics_interval: Duration,
     /// Configured clusters, in the order given.
     pub clusters: Vec<ClusterConfig>,
 }
@@ -301,6 +306,7 @@ impl Config {
             page_size: http.page_size,
             max_value_bytes: http.max_value_bytes,
             allow_delete_all: http.allow_delete_all,
+            metrics_interval: http.metrics_interval,
             clusters,
         })
     }
@@ -446,6 +452,7 @@ mod tests {
             page_size: 100,
             max_value_bytes: 1024,
             allow_delete_all: false,
+            metrics_interval: Duration::from_secs(10),
         }
     }
 

@@ -15,6 +15,8 @@ pub mod domain;
 pub mod error;
 /// The etcd gateway: per-member clients, bounded reads, the fence index, local clusters.
 pub mod etcd;
+/// Watching each cluster: members, timeline, metrics.
+pub mod monitor;
 /// Logging setup.
 pub mod telemetry;
 /// askama view structs.

@@ -1,9 +1,11 @@
 //! Pure types and logic, no I/O: keys as bytes, listing pages, the fence index.
 
+pub mod cluster;
 pub mod edit;
 pub mod fences;
 pub mod format;
 pub mod key;
 pub mod listing;
+pub mod metrics;
 pub mod record;
 pub mod transfer;

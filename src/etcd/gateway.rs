@@ -116,6 +116,8 @@ pub struct EtcdCluster {
     /// Until when reads skip the linearizable attempt because quorum was just found lost, so one
     /// page with several reads does not pay the linearizable budget each time.
     degraded_until: Mutex<Option<Instant>>,
+    /// Clients by member client URL (as the member list advertises them), for per-member calls.
+    url_clients: Mutex<std::collections::HashMap<(String, bool), Client>>,
     timeout: Duration,
     index: Arc<FenceIndex>,
     separator: String,
@@ -171,6 +173,7 @@ impl EtcdCluster {
             options,
             local_options,
             degraded_until: Mutex::new(None),
+            url_clients: Mutex::new(std::collections::HashMap::new()),
             timeout,
             index: Arc::new(FenceIndex::default()),
             separator: cfg.separator.clone(),
@@ -222,6 +225,32 @@ impl EtcdCluster {
             .map_err(|e| short_reason(&e))?;
         if let Ok(mut guard) = cell.lock() {
             *guard = Some(client.clone());
+        }
+        Ok(client)
+    }
+
+    /// A client for one member's own URL (`strict`: with require-leader), connected on first use,
+    /// so a call reports what *that* member says. Only URLs from the cluster's own member list or
+    /// configuration reach here, never one from a request.
+    pub(crate) async fn url_client(&self, url: &str, strict: bool) -> Result<Client, String> {
+        let cache_key = (url.to_string(), strict);
+        if let Ok(map) = self.url_clients.lock() {
+            if let Some(c) = map.get(&cache_key) {
+                return Ok(c.clone());
+            }
+        }
+        let options = if strict {
+            &self.options
+        } else {
+            &self.local_options
+        };
+        let client =
+            tokio::time::timeout(self.timeout, Client::connect([url], Some(options.clone())))
+                .await
+                .map_err(|_| "connect timed out".to_string())?
+                .map_err(|e| short_reason(&e))?;
+        if let Ok(mut map) = self.url_clients.lock() {
+            map.insert(cache_key, client.clone());
         }
         Ok(client)
     }
@@ -558,7 +587,7 @@ pub(crate) fn record_of(kv: &etcd_client::KeyValue) -> KeyRecord {
 }
 
 /// A short, address-free reason for logs and error pages.
-pub(crate) fn short_reason(e: &etcd_client::Error) -> String {
+pub fn short_reason(e: &etcd_client::Error) -> String {
     match e {
         etcd_client::Error::GRpcStatus(s) => s.message().to_string(),
         etcd_client::Error::TransportError(_) => {

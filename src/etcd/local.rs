@@ -16,7 +16,12 @@
 //!   thread rather than from whatever (possibly short-lived) runtime thread
 //!   called [`LocalCluster::start`].
 //!
-//! Every network call made here (health probes) has a deadline.
+//! Members can also be added and removed the way an operator does it
+//! ([`LocalCluster::add_member`], [`LocalCluster::remove_member`]), so the
+//! dashboard's membership views can be tested against real reconfigurations.
+//!
+//! Every network call made here (health probes, membership calls) has a
+//! deadline.
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -67,6 +72,19 @@ const PROBE_MAX_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// Pause between two rounds of health probes.
 const PROBE_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Deadline of one membership call (member list, add, update, remove) and
+/// of connecting the client that makes it.
+const MEMBERSHIP_CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a membership change is retried while etcd refuses it for a
+/// reason that passes: with its strict reconfiguration check etcd 3.4 only
+/// adds a member once every voting member has been connected for 5 s
+/// ("unhealthy cluster"), which a freshly started cluster is not yet.
+const MEMBERSHIP_RETRY_FOR: Duration = Duration::from_secs(20);
+
+/// Pause between two attempts of a refused membership change.
+const MEMBERSHIP_RETRY_INTERVAL: Duration = Duration::from_millis(250);
 
 /// How many lines of a member's log go into an error message.
 const LOG_TAIL_LINES: usize = 25;
@@ -153,6 +171,15 @@ pub enum LocalClusterError {
         /// The last lines of its log.
         log_tail: String,
     },
+    /// A membership change (member add/update/remove) was refused by etcd,
+    /// could not be asked in time, or is not possible for this member.
+    #[error("{what} failed: {reason}")]
+    Membership {
+        /// What was being done, e.g. `adding member m3`.
+        what: String,
+        /// Why it failed (etcd's answer, or ours).
+        reason: String,
+    },
     /// The cluster (or a member) did not become healthy in time. `detail`
     /// lists what each unhealthy member last answered plus its log tail.
     #[error("{what} not ready after {waited:?}:\n{detail}")]
@@ -188,6 +215,14 @@ struct Member {
     peer_addr: SocketAddr,
     data_dir: PathBuf,
     log_path: PathBuf,
+    /// `--initial-cluster` of this member: the bootstrap list for the first
+    /// members, the membership at the time it was added for members added by
+    /// [`LocalCluster::add_member`]. Only read by etcd on a member's first
+    /// start (an existing data dir wins).
+    initial_cluster: String,
+    /// Set by [`LocalCluster::remove_member`]: the slot stays (indexes stay
+    /// stable) but the member is gone from the cluster for good.
+    removed: AtomicBool,
     /// `None` once killed (and reaped). A mutex because health checks
     /// (`&self`) need `try_wait`, which takes `&mut Child`.
     child: Mutex<Option<Child>>,
@@ -196,6 +231,24 @@ struct Member {
 }
 
 impl Member {
+    /// Slot `i` (named `m{i}`) with its files in `dir`; not started.
+    fn new(dir: &Path, i: usize, client_port: u16, peer_port: u16) -> Member {
+        let name = format!("m{i}");
+        let peer_addr = SocketAddr::from(([127, 0, 0, 1], peer_port));
+        Member {
+            client_url: format!("http://127.0.0.1:{client_port}"),
+            peer_url: format!("http://{peer_addr}"),
+            peer_addr,
+            data_dir: dir.join(format!("{name}.etcd")),
+            log_path: dir.join(format!("{name}.log")),
+            name,
+            initial_cluster: String::new(),
+            removed: AtomicBool::new(false),
+            child: Mutex::new(None),
+            stopped: AtomicBool::new(false),
+        }
+    }
+
     fn child(&self) -> MutexGuard<'_, Option<Child>> {
         // A panic while holding this lock cannot leave the Option in a bad
         // state, so poisoning is ignored (shutdown must work while unwinding).
@@ -291,7 +344,6 @@ pub struct LocalCluster {
     members: Vec<Member>,
     etcd: PathBuf,
     token: String,
-    initial_cluster: String,
     quota_backend_bytes: Option<u64>,
     extra_args: Vec<String>,
     // Declared last so the directory is removed after members are gone.
@@ -335,31 +387,21 @@ impl LocalCluster {
                 source,
             })?;
         let ports = free_ports(opts.members * 2)?;
-        let mut members = Vec::with_capacity(opts.members);
-        for i in 0..opts.members {
-            let name = format!("m{i}");
-            let peer_addr = SocketAddr::from(([127, 0, 0, 1], ports[2 * i + 1]));
-            members.push(Member {
-                client_url: format!("http://127.0.0.1:{}", ports[2 * i]),
-                peer_url: format!("http://{peer_addr}"),
-                peer_addr,
-                data_dir: dir.path().join(format!("{name}.etcd")),
-                log_path: dir.path().join(format!("{name}.log")),
-                name,
-                child: Mutex::new(None),
-                stopped: AtomicBool::new(false),
-            });
-        }
+        let mut members: Vec<Member> = (0..opts.members)
+            .map(|i| Member::new(dir.path(), i, ports[2 * i], ports[2 * i + 1]))
+            .collect();
         let initial_cluster = members
             .iter()
             .map(|m| format!("{}={}", m.name, m.peer_url))
             .collect::<Vec<_>>()
             .join(",");
+        for member in &mut members {
+            member.initial_cluster.clone_from(&initial_cluster);
+        }
         let cluster = LocalCluster {
             members,
             etcd: etcd.to_path_buf(),
             token: unique_token(),
-            initial_cluster,
             quota_backend_bytes: opts.quota_backend_bytes,
             extra_args: opts.extra_args.clone(),
             dir,
@@ -390,7 +432,9 @@ impl LocalCluster {
     }
 
     /// Client URLs (`http://127.0.0.1:PORT`), one per member in member order,
-    /// to hand to a client or the dashboard.
+    /// to hand to a client or the dashboard. Members added with
+    /// [`add_member`](Self::add_member) come last; removed members keep their
+    /// place so that indexes stay stable.
     pub fn client_urls(&self) -> Vec<String> {
         self.members.iter().map(|m| m.client_url.clone()).collect()
     }
@@ -456,9 +500,168 @@ impl LocalCluster {
             .members
             .get(i)
             .ok_or(LocalClusterError::NoSuchMember { index: i, members })?;
+        if member.removed.load(Ordering::SeqCst) {
+            return Err(LocalClusterError::Membership {
+                what: format!("restarting member {}", member.name),
+                reason: "it was removed from the cluster".to_string(),
+            });
+        }
         member.kill_and_reap();
         self.spawn_member(i, "existing").await?;
         self.wait_peer_serving(i, RESTART_TIMEOUT).await
+    }
+
+    /// Add a new voting member the way an operator does: `MemberAdd` through
+    /// the running members, then start the new process with the membership
+    /// etcd answered and `--initial-cluster-state existing`. The new member
+    /// gets the next index and name (`m3` after `m0`–`m2`) and its own ports,
+    /// data dir and log in the cluster's directory, and is killed with the
+    /// rest (same no-orphans guarantees as the first members).
+    ///
+    /// Retries the `MemberAdd` while etcd refuses it for a passing reason (a
+    /// cluster younger than 5 s, an election); if another process takes the
+    /// new member's port before etcd binds it, the member is moved to fresh
+    /// ports with `MemberUpdate`. Returns the new index once the process
+    /// serves its peer port; call [`wait_healthy`](Self::wait_healthy) to wait
+    /// until it has caught up and serves clients.
+    pub async fn add_member(&mut self) -> Result<usize, LocalClusterError> {
+        let index = self.members.len();
+        let ports = free_ports(2)?;
+        let mut member = Member::new(self.dir.path(), index, ports[0], ports[1]);
+        let what = format!("adding member {} ({})", member.name, member.peer_url);
+        let admin = self.admin_client(None, &what).await?;
+        let peer_url = member.peer_url.clone();
+        let added = membership_call(&what, || {
+            let mut client = admin.clone();
+            let peer_url = peer_url.clone();
+            async move { client.member_add([peer_url], None).await }
+        })
+        .await?;
+        let id = added.member().map(etcd_client::Member::id).ok_or_else(|| {
+            LocalClusterError::Membership {
+                what: what.clone(),
+                reason: "etcd did not return the added member".to_string(),
+            }
+        })?;
+        let existing: Vec<(u64, String, Vec<String>)> = added
+            .member_list()
+            .iter()
+            .map(|m| (m.id(), m.name().to_string(), m.peer_urls().to_vec()))
+            .collect();
+        member.initial_cluster = initial_cluster_with(&existing, id, &member);
+        self.members.push(member);
+        // From here on the slot exists, so whatever was spawned for it is
+        // killed by `shutdown`/`Drop` like every other member.
+        let mut attempt = 1;
+        loop {
+            self.spawn_member(index, "existing").await?;
+            match self.wait_peer_serving(index, RESTART_TIMEOUT).await {
+                Ok(()) => {
+                    tracing::info!(member = %self.members[index].name, id = %format!("{id:x}"), "added etcd member");
+                    return Ok(index);
+                }
+                Err(err) if err.is_port_collision() && attempt < START_ATTEMPTS => {
+                    tracing::warn!(attempt, %err, "new etcd member lost a port race; moving it to fresh ports");
+                    attempt += 1;
+                    self.members[index].kill_and_reap();
+                    let ports = free_ports(2)?;
+                    let mut moved = Member::new(self.dir.path(), index, ports[0], ports[1]);
+                    let what = format!("moving new member {} to {}", moved.name, moved.peer_url);
+                    let peer_url = moved.peer_url.clone();
+                    membership_call(&what, || {
+                        let mut client = admin.clone();
+                        let peer_url = peer_url.clone();
+                        async move { client.member_update(id, [peer_url]).await }
+                    })
+                    .await?;
+                    moved.initial_cluster = initial_cluster_with(&existing, id, &moved);
+                    self.members[index] = moved;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    /// Remove member `i` from the cluster the way an operator does
+    /// (`MemberRemove` through the other running members, the member's id
+    /// found by its name), then kill and reap its process. Its slot stays, so
+    /// the indexes of the other members do not change; it cannot be
+    /// restarted. Removing a member that etcd no longer lists only kills its
+    /// process.
+    pub async fn remove_member(&mut self, i: usize) -> Result<(), LocalClusterError> {
+        let members = self.members.len();
+        let member = self
+            .members
+            .get(i)
+            .ok_or(LocalClusterError::NoSuchMember { index: i, members })?;
+        let what = format!("removing member {}", member.name);
+        let admin = self.admin_client(Some(i), &what).await?;
+        let listed = membership_call(&what, || {
+            let mut client = admin.clone();
+            async move { client.member_list().await }
+        })
+        .await?;
+        let id = listed
+            .members()
+            .iter()
+            .find(|m| m.name() == member.name || m.peer_urls().contains(&member.peer_url))
+            .map(etcd_client::Member::id);
+        if let Some(id) = id {
+            membership_call(&what, || {
+                let mut client = admin.clone();
+                async move { client.member_remove(id).await }
+            })
+            .await?;
+            tracing::info!(member = %member.name, id = %format!("{id:x}"), "removed etcd member");
+        }
+        // A removed etcd shuts itself down on its own; killing it here makes
+        // that certain, and the mark makes `restart` refuse the slot.
+        member.removed.store(true, Ordering::SeqCst);
+        member.kill_and_reap();
+        Ok(())
+    }
+
+    /// A client for membership calls through the running members (all but
+    /// `except`), requiring a leader, with deadlines.
+    async fn admin_client(
+        &self,
+        except: Option<usize>,
+        what: &str,
+    ) -> Result<Client, LocalClusterError> {
+        let urls: Vec<String> = self
+            .members
+            .iter()
+            .enumerate()
+            .filter(|(i, m)| {
+                Some(*i) != except
+                    && !m.is_killed()
+                    && !m.stopped.load(Ordering::SeqCst)
+                    && !m.removed.load(Ordering::SeqCst)
+            })
+            .map(|(_, m)| m.client_url.clone())
+            .collect();
+        if urls.is_empty() {
+            return Err(LocalClusterError::Membership {
+                what: what.to_string(),
+                reason: "no running member to ask".to_string(),
+            });
+        }
+        let options = ConnectOptions::new()
+            .with_connect_timeout(MEMBERSHIP_CALL_TIMEOUT)
+            .with_timeout(MEMBERSHIP_CALL_TIMEOUT)
+            .with_require_leader(true);
+        let connect = Client::connect(urls, Some(options));
+        match tokio::time::timeout(MEMBERSHIP_CALL_TIMEOUT, connect).await {
+            Ok(Ok(client)) => Ok(client),
+            Ok(Err(err)) => Err(LocalClusterError::Membership {
+                what: what.to_string(),
+                reason: format!("connect: {err}"),
+            }),
+            Err(_) => Err(LocalClusterError::Membership {
+                what: what.to_string(),
+                reason: format!("connect: no answer after {MEMBERSHIP_CALL_TIMEOUT:?}"),
+            }),
+        }
     }
 
     /// Wait until member `i`'s peer port answers HTTP, which etcd does as
@@ -581,7 +784,7 @@ impl LocalCluster {
             "--initial-advertise-peer-urls".into(),
             m.peer_url.clone().into(),
             "--initial-cluster".into(),
-            self.initial_cluster.clone().into(),
+            m.initial_cluster.clone().into(),
             "--initial-cluster-token".into(),
             self.token.clone().into(),
             "--initial-cluster-state".into(),
@@ -706,6 +909,56 @@ async fn probe_member(url: &str, step_timeout: Duration) -> Result<(), String> {
         .map_err(|_| "linearizable get timed out".to_string())?
         .map_err(|e| format!("linearizable get: {e}"))?;
     Ok(())
+}
+
+/// `--initial-cluster` for member `new` (etcd id `id`) joining a cluster
+/// whose membership, as `MemberAdd` answered, is `existing` (id, name, peer
+/// URLs). etcd matches this list against the real membership by peer URLs,
+/// so it must name every member; members without a name yet (added, never
+/// started) are named by their hex id.
+fn initial_cluster_with(existing: &[(u64, String, Vec<String>)], id: u64, new: &Member) -> String {
+    let mut entries = Vec::new();
+    for (member_id, name, peer_urls) in existing {
+        if *member_id == id {
+            continue;
+        }
+        let name = if name.is_empty() {
+            format!("{member_id:x}")
+        } else {
+            name.clone()
+        };
+        entries.extend(peer_urls.iter().map(|url| format!("{name}={url}")));
+    }
+    entries.push(format!("{}={}", new.name, new.peer_url));
+    entries.join(",")
+}
+
+/// Runs one membership call with a deadline, retrying while etcd refuses it
+/// for a reason that passes (see [`MEMBERSHIP_RETRY_FOR`]). Only refusals
+/// that guarantee nothing was applied are retried, so a retried `MemberAdd`
+/// can never add the member twice.
+async fn membership_call<T, F, Fut>(what: &str, call: F) -> Result<T, LocalClusterError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
+{
+    let started = Instant::now();
+    loop {
+        let reason = match tokio::time::timeout(MEMBERSHIP_CALL_TIMEOUT, call()).await {
+            Ok(Ok(answer)) => return Ok(answer),
+            Ok(Err(err)) => err.to_string(),
+            Err(_) => format!("no answer after {MEMBERSHIP_CALL_TIMEOUT:?}"),
+        };
+        let passing = reason.contains("unhealthy cluster") || reason.contains("no leader");
+        if !passing || started.elapsed() >= MEMBERSHIP_RETRY_FOR {
+            return Err(LocalClusterError::Membership {
+                what: what.to_string(),
+                reason,
+            });
+        }
+        tracing::debug!(what, %reason, "membership change refused for now; retrying");
+        tokio::time::sleep(MEMBERSHIP_RETRY_INTERVAL).await;
+    }
 }
 
 /// Whether an HTTP server answers on `addr` (any status), within
@@ -889,6 +1142,21 @@ mod tests {
         assert!(exited("listen tcp 127.0.0.1:1: bind: address already in use").is_port_collision());
         assert!(!exited("flag provided but not defined: -bogus").is_port_collision());
         assert!(!LocalClusterError::EtcdNotFound.is_port_collision());
+    }
+
+    #[test]
+    fn a_joining_member_lists_every_member_by_peer_url() {
+        let dir = Path::new("/tmp/x");
+        let new = Member::new(dir, 3, 1000, 1001);
+        let existing = vec![
+            (1, "m0".to_string(), vec!["http://127.0.0.1:2".to_string()]),
+            (7, String::new(), vec!["http://127.0.0.1:9".to_string()]),
+            (42, String::new(), vec!["http://127.0.0.1:1001".to_string()]),
+        ];
+        assert_eq!(
+            initial_cluster_with(&existing, 42, &new),
+            "m0=http://127.0.0.1:2,7=http://127.0.0.1:9,m3=http://127.0.0.1:1001"
+        );
     }
 
     #[test]

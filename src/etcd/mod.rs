@@ -3,6 +3,8 @@
 pub mod gateway;
 pub mod index;
 pub mod local;
+pub mod maintenance;
+pub mod members;
 pub mod seed;
 pub mod watch;
 pub mod writes;

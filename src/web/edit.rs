@@ -187,7 +187,10 @@ pub async fn delete_prefix(
             "deleting the empty prefix (every key) is disabled; start etcdboard with --allow-delete-all to permit it".into(),
         ));
     }
-    match c.delete_prefix_cas(&prefix, expected, b.revision.filter(|r| *r > 0)).await? {
+    match c
+        .delete_prefix_cas(&prefix, expected, b.revision.filter(|r| *r > 0))
+        .await?
+    {
         DeletePrefixOutcome::Done { deleted, revision } => {
             audit(
                 c.name(),

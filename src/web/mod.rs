@@ -2,11 +2,13 @@
 
 pub mod api;
 pub mod assets;
+pub mod cluster;
 pub mod common;
 pub mod edit;
 pub mod keys;
 pub mod live;
 pub mod transfer;
+pub mod ui_edit;
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method};

@@ -34,6 +34,8 @@ pub struct AppOptions {
     pub listen: SocketAddr,
     /// Deadline for etcd calls.
     pub etcd_timeout: Duration,
+    /// Metrics scrape interval of the cluster page.
+    pub metrics_interval: Duration,
 }
 
 impl Default for AppOptions {
@@ -43,6 +45,7 @@ impl Default for AppOptions {
             members: 3,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             etcd_timeout: Duration::from_secs(3),
+            metrics_interval: Duration::from_secs(10),
         }
     }
 }
@@ -96,6 +99,7 @@ pub async fn serve_on(etcd: LocalCluster, opts: AppOptions) -> TestApp {
         page_size: 100,
         max_value_bytes: etcdboard::domain::edit::DEFAULT_MAX_VALUE_BYTES,
         allow_delete_all: false,
+        metrics_interval: opts.metrics_interval,
     };
     let config = Config::new(
         &http,

@@ -6,6 +6,8 @@
 
 mod api;
 mod browser;
+mod browser_edit;
+mod cluster;
 mod edit;
 mod failure;
 mod helpers;

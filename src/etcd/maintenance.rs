@@ -1,0 +1,133 @@
+//! Maintenance actions on one member or the cluster: defragment, compact, move leadership, snapshot.
+//! Each is deliberate (the UI confirms it) and logged by the caller.
+
+use std::time::Duration;
+
+use etcd_client::CompactionOptions;
+use tokio::sync::mpsc;
+
+use crate::etcd::gateway::{short_reason, EtcdCluster, EtcdError};
+
+/// Defragmenting a large database can take minutes.
+const DEFRAG_DEADLINE: Duration = Duration::from_secs(300);
+
+/// A snapshot being streamed: total size (when the member says) and the chunks.
+pub struct SnapshotStream {
+    /// Bytes in the whole snapshot.
+    pub total: Option<u64>,
+    /// Chunks; an `Err` ends the stream early.
+    pub chunks: mpsc::Receiver<Result<Vec<u8>, String>>,
+}
+
+impl EtcdCluster {
+    async fn member_url(&self, member_hex: &str) -> Result<String, EtcdError> {
+        let obs = self.observe().await;
+        obs.members
+            .iter()
+            .find(|m| m.id == member_hex)
+            .and_then(|m| m.client_urls.first().cloned())
+            .ok_or_else(|| EtcdError::Rejected(format!("no member {member_hex} with a client URL")))
+    }
+
+    fn unavailable(&self, detail: String) -> EtcdError {
+        EtcdError::Unavailable {
+            cluster: self.name().to_string(),
+            waited_ms: 0,
+            detail,
+        }
+    }
+
+    /// Defragments one member (blocks that member while it runs).
+    pub async fn defragment(&self, member_hex: &str) -> Result<(), EtcdError> {
+        let url = self.member_url(member_hex).await?;
+        let mut c = self
+            .url_client(&url, false)
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        tokio::time::timeout(DEFRAG_DEADLINE, c.defragment())
+            .await
+            .map_err(|_| self.unavailable("defragment did not finish in 5 minutes".into()))?
+            .map_err(|e| EtcdError::Rejected(short_reason(&e)))?;
+        Ok(())
+    }
+
+    /// Compacts history up to `revision` (physically, so the space can be defragmented).
+    pub async fn compact(&self, revision: i64) -> Result<(), EtcdError> {
+        self.write(|mut c, _| async move {
+            c.compact(revision, Some(CompactionOptions::new().with_physical()))
+                .await?;
+            Ok(((), revision))
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Moves leadership to `member_hex` (asked of the current leader).
+    pub async fn move_leader(&self, member_hex: &str) -> Result<(), EtcdError> {
+        let target = u64::from_str_radix(member_hex, 16)
+            .map_err(|_| EtcdError::Rejected(format!("`{member_hex}` is not a member id")))?;
+        let obs = self.observe().await;
+        let leader_url = obs
+            .members
+            .iter()
+            .find(|m| m.leader)
+            .and_then(|m| m.client_urls.first().cloned())
+            .ok_or_else(|| self.unavailable("no leader to hand over from".into()))?;
+        let mut c = self
+            .url_client(&leader_url, true)
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        tokio::time::timeout(Duration::from_secs(10), c.move_leader(target))
+            .await
+            .map_err(|_| self.unavailable("move-leader did not finish in 10 s".into()))?
+            .map_err(|e| EtcdError::Rejected(short_reason(&e)))?;
+        Ok(())
+    }
+
+    /// Streams a snapshot of one member's database.
+    pub async fn snapshot(&self, member_hex: &str) -> Result<SnapshotStream, EtcdError> {
+        let url = self.member_url(member_hex).await?;
+        let mut c = self
+            .url_client(&url, false)
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        let mut stream = tokio::time::timeout(Duration::from_secs(10), c.snapshot())
+            .await
+            .map_err(|_| self.unavailable("snapshot did not start in 10 s".into()))?
+            .map_err(|e| EtcdError::Rejected(short_reason(&e)))?;
+        let first = tokio::time::timeout(Duration::from_secs(30), stream.message())
+            .await
+            .map_err(|_| self.unavailable("snapshot sent nothing for 30 s".into()))?
+            .map_err(|e| EtcdError::Rejected(short_reason(&e)))?;
+        let (tx, rx) = mpsc::channel(4);
+        let total = first
+            .as_ref()
+            .map(|r| r.blob().len() as u64 + r.remaining_bytes());
+        tokio::spawn(async move {
+            if let Some(r) = first {
+                if tx.send(Ok(r.blob().to_vec())).await.is_err() {
+                    return;
+                }
+            }
+            loop {
+                match tokio::time::timeout(Duration::from_secs(30), stream.message()).await {
+                    Ok(Ok(Some(r))) => {
+                        if tx.send(Ok(r.blob().to_vec())).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(Ok(None)) => return,
+                    Ok(Err(e)) => {
+                        let _ = tx.send(Err(short_reason(&e))).await;
+                        return;
+                    }
+                    Err(_) => {
+                        let _ = tx.send(Err("snapshot stalled for 30 s".into())).await;
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(SnapshotStream { total, chunks: rx })
+    }
+}

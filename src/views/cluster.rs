@@ -1,0 +1,135 @@
+//! View structs of the cluster page.
+
+use askama::Template;
+
+/// One member row.
+#[derive(Debug, Clone)]
+pub struct MemberRow {
+    /// Name or id.
+    pub name: String,
+    /// Hex id.
+    pub id: String,
+    /// `leader`, `member`, `learner` or `not started`.
+    pub role: &'static str,
+    /// `ok`, `down`, `unhealthy`, `not started`.
+    pub health: &'static str,
+    /// CSS state class: ok / warn / bad.
+    pub state: &'static str,
+    /// etcd version.
+    pub version: String,
+    /// "148 MB (61 % in use)".
+    pub db: String,
+    /// Share of quota used, when known ("7 %").
+    pub quota: String,
+    /// Quota close to full.
+    pub quota_warn: bool,
+    /// Raft index.
+    pub raft_index: String,
+    /// Lag behind the leader.
+    pub lag: String,
+    /// Status round trip.
+    pub rtt: String,
+    /// Errors or "no answer after 1.0 s".
+    pub errors: String,
+    /// Client URLs.
+    pub client_urls: String,
+    /// Peer URLs.
+    pub peer_urls: String,
+    /// Offer maintenance actions (reachable member with an id).
+    pub actionable: bool,
+    /// Is the leader.
+    pub is_leader: bool,
+}
+
+/// A warning or alarm line.
+#[derive(Debug, Clone)]
+pub struct Notice {
+    /// `critical`, `warning` or `info` (CSS).
+    pub level: &'static str,
+    /// What.
+    pub text: String,
+    /// What to do.
+    pub advice: String,
+}
+
+/// One chart: a polyline per member.
+#[derive(Debug, Clone)]
+pub struct Chart {
+    /// Title.
+    pub title: String,
+    /// Latest values per member ("m0 1.2 ms").
+    pub legend: Vec<(String, String, bool)>,
+    /// Polylines `(css class, points)`.
+    pub lines: Vec<(String, String)>,
+    /// Threshold line y, and its label.
+    pub threshold: Option<(f64, String)>,
+    /// Scale top label.
+    pub max_label: String,
+    /// No data yet.
+    pub empty: bool,
+}
+
+/// One timeline entry.
+#[derive(Debug, Clone)]
+pub struct EventRow {
+    /// "12 s ago".
+    pub ago: String,
+    /// Absolute time (UTC), for the title attribute.
+    pub at: String,
+    /// Kind (CSS class).
+    pub kind: &'static str,
+    /// Text.
+    pub text: String,
+}
+
+/// `cluster/overview.html`: the live part of the cluster page (refreshed by polling).
+#[derive(Template)]
+#[template(path = "cluster/overview.html")]
+pub struct Overview {
+    /// URL polled to refresh this fragment.
+    pub refresh_url: String,
+    /// `ok`, `warn` or `bad`.
+    pub state: &'static str,
+    /// The top line.
+    pub headline: String,
+    /// Alarms with advice.
+    pub alarms: Vec<Notice>,
+    /// Warnings with advice.
+    pub warnings: Vec<Notice>,
+    /// Member rows.
+    pub members: Vec<MemberRow>,
+    /// Quorum numbers: size, healthy, majority, tolerates.
+    pub quorum: (usize, usize, usize, usize),
+    /// "observed 1 s ago in 12 ms".
+    pub observed: String,
+    /// Why the member list could not be read.
+    pub error: Option<String>,
+    /// Charts.
+    pub charts: Vec<Chart>,
+    /// Timeline, newest first.
+    pub events: Vec<EventRow>,
+    /// Base URL of the maintenance API (`…/api/v1/clusters/{c}/maintenance`).
+    pub maintenance_url: String,
+    /// Snapshot download URL (append `?member=`).
+    pub snapshot_url: String,
+}
+
+/// `cluster/page.html`: the cluster page.
+#[derive(Template)]
+#[template(path = "cluster/page.html")]
+pub struct ClusterPage {
+    /// Shared layout.
+    pub layout: crate::views::Layout,
+    /// Cluster name.
+    pub cluster: String,
+    /// Link to the key browser.
+    pub keys_href: String,
+    /// The rendered overview fragment.
+    pub overview_html: String,
+    /// Page stylesheet URL.
+    pub css: String,
+    /// Page script URL.
+    pub js: String,
+    /// Base URL of the maintenance API.
+    pub maintenance_url: String,
+}

@@ -1,0 +1,583 @@
+//! The cluster page (`/clusters/{cluster}`): members, quorum, alarms, charts, timeline and
+//! maintenance; its polled fragment; and the members/maintenance JSON API.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery as AxumQuery, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::app::AppState;
+use crate::domain::cluster::MemberView;
+use crate::domain::key::RawQuery;
+use crate::domain::metrics::{spark, thresholds, Point};
+use crate::error::AppError;
+use crate::monitor::Snapshot;
+use crate::views::cluster::{Chart, ClusterPage, EventRow, MemberRow, Notice, Overview};
+use crate::web::common::Urls;
+use crate::web::edit::audit;
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn ago(ms: u64, now: u64) -> String {
+    let s = now.saturating_sub(ms) / 1000;
+    match s {
+        0..=59 => format!("{s} s ago"),
+        60..=3599 => format!("{} min ago", s / 60),
+        _ => format!("{} h {} min ago", s / 3600, (s % 3600) / 60),
+    }
+}
+
+fn utc(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (h, m, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
+    format!("{h:02}:{m:02}:{s:02} UTC")
+}
+
+fn mb(bytes: i64) -> String {
+    let b = bytes as f64;
+    if b >= 1024.0 * 1024.0 * 1024.0 {
+        format!("{:.1} GiB", b / (1024.0 * 1024.0 * 1024.0))
+    } else if b >= 1024.0 * 1024.0 {
+        format!("{:.1} MiB", b / (1024.0 * 1024.0))
+    } else {
+        format!("{:.0} KiB", b / 1024.0)
+    }
+}
+
+fn member_row(m: &MemberView) -> MemberRow {
+    let name = if m.name.is_empty() {
+        m.id.clone()
+    } else {
+        m.name.clone()
+    };
+    let (health, state) = if m.unstarted {
+        ("not started", "warn")
+    } else if m.healthy {
+        ("ok", "ok")
+    } else if m.serving {
+        ("alarm", "warn")
+    } else if m.reachable {
+        ("unhealthy", "bad")
+    } else {
+        ("down", "bad")
+    };
+    let role = if m.unstarted {
+        "not started"
+    } else if m.leader {
+        "leader"
+    } else if m.learner {
+        "learner"
+    } else {
+        "member"
+    };
+    let db = match (m.db_size, m.fragmentation()) {
+        (Some(total), Some(frag)) => {
+            format!("{} ({:.0} % in use)", mb(total), (1.0 - frag) * 100.0)
+        }
+        (Some(total), None) => mb(total),
+        _ => "—".into(),
+    };
+    let quota_share = match (m.db_size, m.quota) {
+        (Some(db), Some(q)) if q > 0 => Some(db as f64 / q as f64),
+        _ => None,
+    };
+    MemberRow {
+        name,
+        id: m.id.clone(),
+        role,
+        health,
+        state,
+        version: m.version.clone().unwrap_or_else(|| "—".into()),
+        db,
+        quota: quota_share.map_or_else(
+            || "—".into(),
+            |s| format!("{:.0} % of {}", s * 100.0, mb(m.quota.unwrap_or(0))),
+        ),
+        quota_warn: quota_share.is_some_and(|s| s > thresholds::DB_QUOTA_SHARE),
+        raft_index: m.raft_index.map_or_else(|| "—".into(), |i| i.to_string()),
+        lag: m.lag.map_or_else(|| "—".into(), |l| l.to_string()),
+        rtt: m
+            .latency_ms
+            .map_or_else(|| "—".into(), |l| format!("{l:.1} ms")),
+        errors: m.errors.join("; "),
+        client_urls: m.client_urls.join(", "),
+        peer_urls: m.peer_urls.join(", "),
+        actionable: m.reachable,
+        is_leader: m.leader,
+    }
+}
+
+fn chart(
+    title: &str,
+    series: &[(String, String, Vec<Point>)],
+    pick: fn(&Point) -> Option<f64>,
+    threshold: Option<f64>,
+    unit: fn(f64) -> String,
+) -> Chart {
+    let mut lines = Vec::new();
+    let mut legend = Vec::new();
+    let mut max = 0.0f64;
+    let values: Vec<Vec<Option<f64>>> = series
+        .iter()
+        .map(|(_, _, pts)| pts.iter().map(pick).collect())
+        .collect();
+    for v in values.iter().flatten().flatten() {
+        max = max.max(*v);
+    }
+    let mut threshold_line = None;
+    for (i, ((id, name, _), vals)) in series.iter().zip(&values).enumerate() {
+        // Draw every member on one shared scale: pad each with the global max as threshold.
+        let s = spark(
+            vals,
+            threshold.or(Some(max)).filter(|t| *t > 0.0),
+            300.0,
+            60.0,
+        );
+        if threshold.is_some() {
+            threshold_line = s.threshold_y.map(|y| {
+                (
+                    y,
+                    format!("alert threshold {}", unit(threshold.unwrap_or(0.0))),
+                )
+            });
+        }
+        let who = if name.is_empty() {
+            id.clone()
+        } else {
+            name.clone()
+        };
+        legend.push((who, s.last.map_or_else(|| "—".into(), unit), s.over));
+        lines.push((format!("s{i}"), s.points));
+    }
+    let scale = threshold.map_or(max, |t| max.max(t * 1.1));
+    Chart {
+        title: title.to_string(),
+        empty: values.iter().all(|v| v.iter().all(Option::is_none)),
+        legend,
+        lines,
+        threshold: threshold_line,
+        max_label: unit(scale),
+    }
+}
+
+fn secs(v: f64) -> String {
+    if v < 1.0 {
+        format!("{:.1} ms", v * 1000.0)
+    } else {
+        format!("{v:.2} s")
+    }
+}
+
+fn count(v: f64) -> String {
+    format!("{v:.0}")
+}
+
+fn bytes(v: f64) -> String {
+    mb(v as i64)
+}
+
+fn share(v: f64) -> String {
+    format!("{:.0} %", v * 100.0)
+}
+
+/// Turns counters into per-interval increases, so the chart shows when things happened.
+fn deltas(
+    series: &[(String, String, Vec<Point>)],
+    pick: fn(&Point) -> Option<f64>,
+) -> Vec<(String, String, Vec<Point>)> {
+    series
+        .iter()
+        .map(|(id, name, pts)| {
+            let mut prev: Option<f64> = None;
+            let out = pts
+                .iter()
+                .map(|p| {
+                    let cur = pick(p);
+                    let d = match (prev, cur) {
+                        (Some(a), Some(b)) => Some((b - a).max(0.0)),
+                        _ => None,
+                    };
+                    prev = cur.or(prev);
+                    Point {
+                        leader_changes: d,
+                        ..p.clone()
+                    }
+                })
+                .collect();
+            (id.clone(), name.clone(), out)
+        })
+        .collect()
+}
+
+fn overview(state: &AppState, cluster: &str, snap: &Snapshot) -> Overview {
+    let now = now_ms();
+    let q = &snap.quorum;
+    let leader = snap.members.iter().find(|m| m.leader).map(|m| {
+        if m.name.is_empty() {
+            m.id.clone()
+        } else {
+            m.name.clone()
+        }
+    });
+    let version = snap
+        .members
+        .iter()
+        .find_map(|m| m.version.clone())
+        .unwrap_or_default();
+    let (state_class, headline) = if snap.error.is_some() && snap.members.is_empty() {
+        ("bad", "NO ANSWER — no member could be asked".to_string())
+    } else if !q.has_quorum {
+        (
+            "bad",
+            format!(
+                "NO QUORUM — {}/{} voting members healthy, {} needed",
+                q.healthy, q.size, q.majority
+            ),
+        )
+    } else {
+        let degraded = q.healthy < q.size || !snap.alarms.is_empty();
+        (
+            if degraded || q.tolerates == 0 {
+                "warn"
+            } else {
+                "ok"
+            },
+            format!(
+                "{} — leader {} · {}/{} members · can lose {} · etcd {}",
+                if degraded { "Degraded" } else { "Healthy" },
+                leader.unwrap_or_else(|| "?".into()),
+                q.healthy,
+                q.size,
+                q.tolerates,
+                version
+            ),
+        )
+    };
+    let base = state.base();
+    let series = &snap.series;
+    let leader_deltas = deltas(series, |p| p.leader_changes);
+    let failed_deltas = deltas(series, |p| p.proposals_failed);
+    let quota_share: Vec<(String, String, Vec<Point>)> = series
+        .iter()
+        .map(|(id, name, pts)| {
+            (
+                id.clone(),
+                name.clone(),
+                pts.iter()
+                    .map(|p| Point {
+                        db_size: match (p.db_size, p.quota) {
+                            (Some(d), Some(q)) if q > 0.0 => Some(d / q),
+                            _ => None,
+                        },
+                        ..p.clone()
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
+    Overview {
+        refresh_url: format!("{base}/clusters/{cluster}/ui/overview"),
+        state: state_class,
+        headline,
+        alarms: snap
+            .alarms
+            .iter()
+            .map(|a| Notice {
+                level: "critical",
+                text: format!("{} alarm on {}", a.alarm, a.member),
+                advice: a.advice.clone(),
+            })
+            .collect(),
+        warnings: q
+            .warnings
+            .iter()
+            .map(|w| Notice {
+                level: w.level,
+                text: w.text.clone(),
+                advice: w.advice.clone(),
+            })
+            .collect(),
+        members: snap.members.iter().map(member_row).collect(),
+        quorum: (q.size, q.healthy, q.majority, q.tolerates),
+        observed: if snap.observed_ms == 0 {
+            "not observed yet".into()
+        } else {
+            format!(
+                "observed {} in {} ms",
+                ago(snap.observed_ms, now),
+                snap.took_ms
+            )
+        },
+        error: snap.error.clone(),
+        charts: vec![
+            chart(
+                "WAL fsync p99",
+                series,
+                |p| p.fsync_p99,
+                Some(thresholds::FSYNC_P99),
+                secs,
+            ),
+            chart(
+                "backend commit p99",
+                series,
+                |p| p.commit_p99,
+                Some(thresholds::COMMIT_P99),
+                secs,
+            ),
+            chart(
+                "peer round-trip p99",
+                series,
+                |p| p.peer_rtt_p99,
+                Some(thresholds::PEER_RTT_P99),
+                secs,
+            ),
+            chart(
+                "DB size / quota",
+                &quota_share,
+                |p| p.db_size,
+                Some(thresholds::DB_QUOTA_SHARE),
+                share,
+            ),
+            chart("DB size", series, |p| p.db_size, None, bytes),
+            chart(
+                "leader changes",
+                &leader_deltas,
+                |p| p.leader_changes,
+                None,
+                count,
+            ),
+            chart(
+                "proposals failed",
+                &failed_deltas,
+                |p| p.leader_changes,
+                None,
+                count,
+            ),
+            chart(
+                "proposals pending",
+                series,
+                |p| p.proposals_pending,
+                None,
+                count,
+            ),
+        ],
+        events: snap
+            .events
+            .iter()
+            .map(|e| EventRow {
+                ago: ago(e.at_ms, now),
+                at: utc(e.at_ms),
+                kind: e.kind,
+                text: e.text.clone(),
+            })
+            .collect(),
+        maintenance_url: format!("{base}/api/v1/clusters/{cluster}/maintenance"),
+        snapshot_url: format!("{base}/api/v1/clusters/{cluster}/snapshot"),
+    }
+}
+
+/// A fresh observation when the last one is older than this (pages and polls share rounds; a page
+/// never shows a state more than about 1.5 s old: this plus one bounded observation).
+const FRESH_MS: u64 = 500;
+
+async fn fresh(state: &AppState, cluster: &crate::etcd::EtcdCluster) -> Result<Snapshot, AppError> {
+    let monitor = state.monitor(cluster)?;
+    let snap = monitor.snapshot();
+    if now_ms().saturating_sub(snap.observed_ms) <= FRESH_MS {
+        return Ok(snap);
+    }
+    Ok(monitor.observe_now().await)
+}
+
+/// `GET /clusters/{cluster}`.
+pub async fn page(
+    State(state): State<AppState>,
+    Path(cluster): Path<String>,
+) -> Result<Response, AppError> {
+    let c = state.cluster(&cluster)?;
+    let snap = fresh(&state, c).await?;
+    let view = overview(&state, c.name(), &snap);
+    let overview_html =
+        askama::Template::render(&view).map_err(|e| AppError::Internal(e.to_string()))?;
+    let page = ClusterPage {
+        layout: crate::web::keys::layout(&state, Some(c.name()), None),
+        cluster: c.name().to_string(),
+        keys_href: Urls::new(state.base(), c.name()).page("tree", None, None),
+        overview_html,
+        css: crate::web::assets::url(state.base(), "cluster.css"),
+        js: crate::web::assets::url(state.base(), "cluster.js"),
+        maintenance_url: format!("{}/api/v1/clusters/{}/maintenance", state.base(), c.name()),
+    };
+    let body = askama::Template::render(&page).map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok(no_store(Html(body).into_response()))
+}
+
+/// `GET /clusters/{cluster}/ui/overview`: the polled fragment.
+pub async fn overview_fragment(
+    State(state): State<AppState>,
+    Path(cluster): Path<String>,
+) -> Result<Response, AppError> {
+    let c = state.cluster(&cluster)?;
+    let snap = fresh(&state, c).await?;
+    let body = askama::Template::render(&overview(&state, c.name(), &snap))
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok(no_store(Html(body).into_response()))
+}
+
+fn no_store(mut r: Response) -> Response {
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// `GET /api/v1/clusters/{cluster}/members`.
+pub async fn members_json(
+    State(state): State<AppState>,
+    Path(cluster): Path<String>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let c = state.cluster(&cluster)?;
+    let snap = fresh(&state, c).await?;
+    let members: Vec<serde_json::Value> = snap
+        .members
+        .iter()
+        .map(|m| {
+            let mut v = serde_json::to_value(m).unwrap_or_default();
+            if let Some(obj) = v.as_object_mut() {
+                obj.insert("fragmentation".into(), json!(m.fragmentation()));
+            }
+            v
+        })
+        .collect();
+    Ok(Json(json!({
+        "members": members,
+        "quorum": snap.quorum,
+        "alarms": snap.alarms,
+        "events": snap.events,
+        "error": snap.error,
+        "observed_ms": snap.observed_ms,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MaintenanceBody {
+    member: Option<String>,
+    revision: Option<i64>,
+}
+
+/// `POST /api/v1/clusters/{cluster}/maintenance/{action}` with `{"member": "<hex id>"}`
+/// (defragment, move-leader) or `{"revision": N}` (compact) or `{}` (disarm).
+pub async fn maintenance(
+    State(state): State<AppState>,
+    Path((cluster, action)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let c = state.cluster(&cluster)?;
+    let b: MaintenanceBody = if body.is_empty() {
+        MaintenanceBody {
+            member: None,
+            revision: None,
+        }
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| AppError::BadRequest(format!("body is not the expected JSON: {e}")))?
+    };
+    let member = || {
+        b.member
+            .clone()
+            .ok_or_else(|| AppError::BadRequest("`member` (hex id) is required".into()))
+    };
+    let result = match action.as_str() {
+        "defragment" => {
+            let m = member()?;
+            c.defragment(&m).await?;
+            json!({ "defragmented": m })
+        }
+        "move-leader" => {
+            let m = member()?;
+            c.move_leader(&m).await?;
+            json!({ "leader": m })
+        }
+        "compact" => {
+            let rev = b
+                .revision
+                .filter(|r| *r > 0)
+                .ok_or_else(|| AppError::BadRequest("`revision` > 0 is required".into()))?;
+            c.compact(rev).await?;
+            json!({ "compacted": rev })
+        }
+        "disarm" => json!({ "disarmed": c.disarm_alarms().await? }),
+        other => {
+            return Err(AppError::NotFound(format!(
+                "no maintenance action `{other}`"
+            )))
+        }
+    };
+    audit(
+        c.name(),
+        &format!("maintenance:{action}"),
+        b.member.as_deref().unwrap_or("").as_bytes(),
+        0,
+        b.revision,
+        "ok",
+    );
+    state.monitor(c)?.observe_now().await;
+    Ok(Json(result))
+}
+
+/// `GET /api/v1/clusters/{cluster}/snapshot?member=<hex id>`: streams that member's snapshot.
+pub async fn snapshot(
+    State(state): State<AppState>,
+    Path(cluster): Path<String>,
+    AxumQuery(query): AxumQuery,
+) -> Result<Response, AppError> {
+    let c = state.cluster(&cluster)?;
+    let q = RawQuery::parse(query.as_deref());
+    let member = q
+        .text("member")
+        .map_err(AppError::BadRequest)?
+        .ok_or_else(|| AppError::BadRequest("parameter `member` (hex id) is required".into()))?
+        .to_string();
+    let snap = c.snapshot(&member).await?;
+    audit(
+        c.name(),
+        "maintenance:snapshot",
+        member.as_bytes(),
+        0,
+        None,
+        "started",
+    );
+    let stream = futures::stream::unfold(snap.chunks, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|item| (item.map(Bytes::from).map_err(std::io::Error::other), rx))
+    });
+    let mut resp = (StatusCode::OK, Body::from_stream(stream)).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    if let Some(total) = snap.total {
+        if let Ok(v) = HeaderValue::from_str(&total.to_string()) {
+            h.insert(header::CONTENT_LENGTH, v);
+        }
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "attachment; filename=\"{}-{member}.snapshot.db\"",
+        c.name()
+    )) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(resp)
+}

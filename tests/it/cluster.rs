@@ -1,0 +1,1389 @@
+//! The cluster view (`/clusters/test`, its polled fragment, the members and maintenance API)
+//! against a real local etcd 3.4 cluster: what etcd itself says is the ground truth, asked with a
+//! raw client, and the dashboard must show the same — also while members die, hang, are replaced,
+//! or the database is full. Every test is bounded in time.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use etcd_client::{Client, ConnectOptions, GetOptions};
+use serde_json::{json, Value};
+
+use etcdboard::etcd::local::{LocalCluster, LocalClusterOptions};
+
+use crate::helpers::{serve_on, spawn_app, AppOptions, TestApp};
+use crate::support_browser::Browser;
+
+const MEMBERS_API: &str = "/api/v1/clusters/test/members";
+const PAGE: &str = "/clusters/test";
+const FRAGMENT: &str = "/clusters/test/ui/overview";
+
+/// The product's background observation period: "within one refresh" means this plus a margin.
+const ONE_REFRESH: Duration = Duration::from_millis(3500);
+
+/// Upper bound of any one test, so a hang fails instead of blocking the run.
+const TEST_LIMIT: Duration = Duration::from_secs(150);
+
+/// Runs a test body with [`TEST_LIMIT`]; dropping the body on timeout tears its cluster down.
+async fn bounded<F: Future<Output = ()>>(body: F) {
+    if tokio::time::timeout(TEST_LIMIT, body).await.is_err() {
+        panic!("the test did not finish within {TEST_LIMIT:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ground truth: etcd asked directly.
+
+/// A raw client on the members whose process is alive, minus `except` (e.g. a hung member).
+async fn raw_client(app: &TestApp, except: &[usize]) -> Client {
+    let urls: Vec<String> = app
+        .etcd
+        .client_urls()
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| app.etcd.pid(*i).is_some() && !except.contains(i))
+        .map(|(_, u)| u)
+        .collect();
+    assert!(!urls.is_empty(), "no live member to ask");
+    let opts = ConnectOptions::new()
+        .with_connect_timeout(Duration::from_secs(2))
+        .with_timeout(Duration::from_secs(5));
+    tokio::time::timeout(Duration::from_secs(5), Client::connect(urls, Some(opts)))
+        .await
+        .expect("connecting a raw etcd client timed out")
+        .expect("raw etcd client")
+}
+
+/// What etcd says about its members, by `LocalCluster` index.
+struct Truth {
+    /// Member id (hex, as etcdctl and the dashboard print it) per index; `None` once removed.
+    ids: Vec<Option<String>>,
+    /// Index of the leader.
+    leader: usize,
+    /// etcd's version, from a member's status.
+    version: String,
+}
+
+async fn truth(app: &TestApp, except: &[usize]) -> Truth {
+    let mut c = raw_client(app, except).await;
+    let list = c.member_list().await.expect("member list");
+    let names = app.etcd.member_names();
+    let ids: Vec<Option<String>> = names
+        .iter()
+        .map(|n| {
+            list.members()
+                .iter()
+                .find(|m| m.name() == n)
+                .map(|m| format!("{:x}", m.id()))
+        })
+        .collect();
+    // Leader as the members see it; retried briefly in case an election is running.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let status = c.status().await.expect("status");
+        let leader = format!("{:x}", status.leader());
+        if let Some(i) = ids.iter().position(|id| id.as_deref() == Some(&leader)) {
+            return Truth {
+                ids,
+                leader: i,
+                version: status.version().to_string(),
+            };
+        }
+        assert!(
+            Instant::now() < deadline,
+            "etcd names no current member as leader ({leader}); ids {ids:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The id of member `i` (panics if etcd does not list it).
+fn id_of(t: &Truth, i: usize) -> String {
+    t.ids[i].clone().expect("etcd lists the member")
+}
+
+/// The first member index (in order of `prefer`) that is not the leader.
+fn follower(t: &Truth, prefer: &[usize]) -> usize {
+    *prefer.iter().find(|i| **i != t.leader).expect("a follower")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading what the dashboard says.
+
+async fn members_json(app: &TestApp) -> Value {
+    let (status, body) = app.get_json(MEMBERS_API).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// Polls the members API until `pred` holds; panics after `within` with the last answer.
+/// Returns the answer and how long after `since` it arrived.
+async fn members_until(
+    app: &TestApp,
+    since: Instant,
+    within: Duration,
+    what: &str,
+    pred: impl Fn(&Value) -> bool,
+) -> (Value, Duration) {
+    loop {
+        let body = members_json(app).await;
+        let at = since.elapsed();
+        if pred(&body) {
+            assert!(
+                at <= within,
+                "the members API showed {what} only after {at:?} (limit {within:?}):\n{body:#}"
+            );
+            return (body, at);
+        }
+        assert!(
+            at < within,
+            "after {at:?} (limit {within:?}) the members API still does not show {what}:\n{body:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Polls an HTML path until `pred` holds; panics after `within` with the last headline.
+async fn html_until(
+    app: &TestApp,
+    path: &str,
+    since: Instant,
+    within: Duration,
+    what: &str,
+    pred: impl Fn(&str) -> bool,
+) -> (String, Duration) {
+    loop {
+        let (status, html) = app.get_text(path).await;
+        assert_eq!(status, 200, "{path}: {html}");
+        let at = since.elapsed();
+        if pred(&html) {
+            assert!(
+                at <= within,
+                "{path} showed {what} only after {at:?} (limit {within:?}); headline: {:?}; {}",
+                headline(&html),
+                observed(&html)
+            );
+            return (html, at);
+        }
+        assert!(
+            at < within,
+            "after {at:?} (limit {within:?}) {path} still does not show {what}; headline: {:?}",
+            headline(&html)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The member named `name` in a members API answer.
+fn member<'a>(body: &'a Value, name: &str) -> &'a Value {
+    body["members"]
+        .as_array()
+        .expect("members array")
+        .iter()
+        .find(|m| m["name"] == name)
+        .unwrap_or_else(|| panic!("no member {name} in {body:#}"))
+}
+
+fn has_member(body: &Value, name: &str) -> bool {
+    body["members"]
+        .as_array()
+        .is_some_and(|ms| ms.iter().any(|m| m["name"] == name))
+}
+
+fn is_healthy(body: &Value, name: &str) -> bool {
+    has_member(body, name) && member(body, name)["healthy"] == true
+}
+
+fn event_kinds(body: &Value) -> Vec<String> {
+    body["events"]
+        .as_array()
+        .expect("events array")
+        .iter()
+        .map(|e| e["kind"].as_str().expect("kind").to_string())
+        .collect()
+}
+
+fn has_event(body: &Value, kind: &str, text_contains: &str) -> bool {
+    body["events"].as_array().is_some_and(|es| {
+        es.iter().any(|e| {
+            e["kind"] == kind
+                && e["text"]
+                    .as_str()
+                    .is_some_and(|t| t.contains(text_contains))
+        })
+    })
+}
+
+/// Visible text of an HTML snippet: tags dropped, the entities askama writes decoded.
+fn text(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut in_tag = false;
+    for ch in html.chars() {
+        match ch {
+            '<' => in_tag = true,
+            '>' if in_tag => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.replace("&#39;", "'")
+        .replace("&#x27;", "'")
+        .replace("&quot;", "\"")
+        .replace("&#34;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// Text of the page's `<h1 class="headline …">`.
+fn headline(html: &str) -> String {
+    let start = html
+        .find("<h1 class=\"headline")
+        .unwrap_or_else(|| panic!("no headline in:\n{html}"));
+    let end = start + html[start..].find("</h1>").expect("headline end");
+    text(&html[start..end]).trim().to_string()
+}
+
+/// The overview's "observed … ago in … ms" note.
+fn observed(html: &str) -> String {
+    html.find("<p class=\"quorum\">")
+        .and_then(|start| {
+            let end = start + html[start..].find("</p>")?;
+            Some(text(&html[start..end]).trim().to_string())
+        })
+        .unwrap_or_default()
+}
+
+/// The `<tr>` of the member with hex id `id`, if the table has one.
+fn row<'a>(html: &'a str, id: &str) -> Option<&'a str> {
+    let at = html.find(&format!("data-member-id=\"{id}\""))?;
+    let start = html[..at].rfind("<tr")?;
+    let end = at + html[at..].find("</tr>")?;
+    Some(&html[start..end])
+}
+
+/// The state a member row is marked with (`ok`, `warn` or `bad`), from its CSS classes (`ok` or
+/// `state-ok`); panics if the row is not marked.
+fn row_state(row: &str) -> &str {
+    let start = row.find("class=\"").expect("row class") + "class=\"".len();
+    let end = start + row[start..].find('"').expect("class end");
+    row[start..end]
+        .split_whitespace()
+        .map(|c| c.strip_prefix("state-").unwrap_or(c))
+        .find(|c| ["ok", "warn", "bad"].contains(c))
+        .unwrap_or_else(|| panic!("the row is not marked ok/warn/bad: {row}"))
+}
+
+/// The cells of a member row, as text.
+fn cells(row: &str) -> Vec<String> {
+    row.split("<td")
+        .skip(1)
+        .map(|c| text(&format!("<td{c}")).trim().to_string())
+        .collect()
+}
+
+/// The `points` of every polyline in the chart titled exactly `title`; `None` if there is no such
+/// chart, an empty list while it is still collecting.
+fn chart_points(html: &str, title: &str) -> Option<Vec<String>> {
+    let figure = html.split("<figure class=\"chart\">").skip(1).find(|f| {
+        f.trim_start()
+            .strip_prefix("<figcaption>")
+            .and_then(|c| c.strip_prefix(title))
+            .is_some_and(|rest| rest.starts_with(" <"))
+    })?;
+    let figure = &figure[..figure.find("</figure>").unwrap_or(figure.len())];
+    Some(
+        figure
+            .split("<polyline class=\"series")
+            .skip(1)
+            .map(|p| {
+                let start = p.find("points=\"").expect("points") + "points=\"".len();
+                let end = start + p[start..].find('"').expect("points end");
+                p[start..end].to_string()
+            })
+            .collect(),
+    )
+}
+
+/// POSTs a maintenance action as a script would (JSON body, no browser headers).
+async fn maintenance(app: &TestApp, action: &str, body: Value) -> (u16, Value) {
+    let resp = app
+        .http
+        .post(app.url(&format!("/api/v1/clusters/test/maintenance/{action}")))
+        .json(&body)
+        .timeout(Duration::from_secs(60))
+        .send()
+        .await
+        .expect("maintenance request");
+    let status = resp.status().as_u16();
+    let body = resp.json().await.expect("maintenance answer is JSON");
+    (status, body)
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. The healthy cluster.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_members_are_listed_with_the_leader_and_sizes() {
+    bounded(async {
+        let app = spawn_app().await;
+        let t = truth(&app, &[]).await;
+        assert!(t.version.starts_with("3.4."), "etcd {}", t.version);
+        let names = app.etcd.member_names();
+        let urls = app.etcd.client_urls();
+
+        let body = members_json(&app).await;
+        let members = body["members"].as_array().expect("members");
+        assert_eq!(members.len(), 3, "{body:#}");
+        let mut listed: Vec<&str> = members
+            .iter()
+            .map(|m| m["name"].as_str().unwrap())
+            .collect();
+        listed.sort_unstable();
+        assert_eq!(listed, names);
+        let leaders: Vec<&str> = members
+            .iter()
+            .filter(|m| m["leader"] == true)
+            .map(|m| m["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            leaders,
+            vec![names[t.leader].as_str()],
+            "exactly the member etcd names as leader"
+        );
+        for (i, name) in names.iter().enumerate() {
+            let m = member(&body, name);
+            assert_eq!(m["id"], id_of(&t, i), "{name}: {m:#}");
+            assert_eq!(m["client_urls"], json!([urls[i]]), "{name}");
+            assert_eq!(m["peer_urls"].as_array().map(Vec::len), Some(1), "{name}");
+            assert_eq!(m["healthy"], true, "{name}: {m:#}");
+            assert_eq!(m["reachable"], true, "{name}");
+            assert_eq!(m["learner"], false, "{name}");
+            assert_eq!(m["unstarted"], false, "{name}");
+            assert_eq!(m["version"], t.version, "{name}");
+            assert_eq!(m["errors"], json!([]), "{name}");
+            let db = m["db_size"].as_i64().expect("db_size");
+            let in_use = m["db_size_in_use"].as_i64().expect("db_size_in_use");
+            assert!(db > 0 && in_use > 0 && in_use <= db, "{name}: {m:#}");
+            let frag = m["fragmentation"].as_f64().expect("fragmentation");
+            assert!((0.0..1.0).contains(&frag), "{name}: {frag}");
+            assert!(m["raft_term"].as_u64().expect("raft_term") >= 1, "{name}");
+            assert!(m["raft_index"].as_u64().expect("raft_index") > 0, "{name}");
+            assert!(m["raft_applied_index"].as_u64().is_some(), "{name}");
+            assert!(m["lag"].as_u64().is_some(), "{name}: lag known");
+            assert!(m["latency_ms"].as_f64().expect("latency") >= 0.0, "{name}");
+        }
+        let q = &body["quorum"];
+        assert_eq!(q["size"], 3, "{q:#}");
+        assert_eq!(q["healthy"], 3, "{q:#}");
+        assert_eq!(q["majority"], 2, "{q:#}");
+        assert_eq!(q["tolerates"], 1, "{q:#}");
+        assert_eq!(q["has_quorum"], true);
+        assert_eq!(q["has_leader"], true);
+        let serious: Vec<&Value> = q["warnings"]
+            .as_array()
+            .expect("warnings")
+            .iter()
+            .filter(|w| w["level"] != "info")
+            .collect();
+        assert!(
+            serious.is_empty(),
+            "a healthy cluster has no warnings: {serious:?}"
+        );
+        assert_eq!(body["alarms"], json!([]));
+        assert_eq!(body["error"], Value::Null);
+
+        let (status, html) = app.get_text(PAGE).await;
+        assert_eq!(status, 200);
+        let h = headline(&html);
+        assert!(h.starts_with("Healthy"), "{h}");
+        assert!(h.contains("can lose 1"), "{h}");
+        assert!(h.contains(&format!("leader {}", names[t.leader])), "{h}");
+        assert!(h.contains("3/3 members"), "{h}");
+        assert!(h.contains(&format!("etcd {}", t.version)), "{h}");
+        for (i, name) in names.iter().enumerate() {
+            let r = row(&html, &id_of(&t, i)).unwrap_or_else(|| panic!("no row for {name}"));
+            assert_eq!(row_state(r), "ok", "{name}: {r}");
+            let c = cells(r);
+            assert_eq!(c[0], *name);
+            assert_eq!(c[1], if i == t.leader { "leader" } else { "member" });
+            assert_eq!(c[2], "ok");
+            assert_eq!(c[3], t.version);
+            assert!(c[4].contains("in use"), "db cell: {:?}", c[4]);
+        }
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. A dead member.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_member_shows_down_on_the_next_refresh_and_the_margin_drops_to_zero() {
+    bounded(async {
+        let mut app = spawn_app().await;
+        let t = truth(&app, &[]).await;
+        let victim = follower(&t, &[2, 1, 0]);
+        let name = app.etcd.member_names()[victim].clone();
+        let id = id_of(&t, victim);
+        let before = members_json(&app).await;
+        assert!(
+            before["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|m| m["healthy"] == true),
+            "{before:#}"
+        );
+
+        app.etcd.kill(victim);
+        let killed = Instant::now();
+        let (body, at) = members_until(&app, killed, ONE_REFRESH, "the killed member down", |b| {
+            member(b, &name)["healthy"] == false
+        })
+        .await;
+        eprintln!("killed {name}: the API showed it down after {at:?}");
+        let m = member(&body, &name);
+        assert_eq!(m["reachable"], false, "{m:#}");
+        assert!(
+            m["errors"].as_array().is_some_and(|e| !e.is_empty()),
+            "a down member says why: {m:#}"
+        );
+        let q = &body["quorum"];
+        assert_eq!(
+            (&q["size"], &q["healthy"], &q["tolerates"], &q["has_quorum"]),
+            (&json!(3), &json!(2), &json!(0), &json!(true)),
+            "{q:#}"
+        );
+        let warning = q["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["text"].as_str().is_some_and(|t| t.contains(&name)))
+            .unwrap_or_else(|| panic!("no warning names {name}: {q:#}"));
+        assert_eq!(warning["level"], "warning");
+        assert!(
+            warning["advice"]
+                .as_str()
+                .unwrap()
+                .contains("remove the dead member"),
+            "{warning:#}"
+        );
+        assert!(
+            has_event(&body, "member-down", &name),
+            "the timeline records member-down: {:?}",
+            body["events"]
+        );
+
+        let started = Instant::now();
+        let (status, html) = app.get_text(FRAGMENT).await;
+        assert_eq!(status, 200);
+        assert!(started.elapsed() <= ONE_REFRESH);
+        let h = headline(&html);
+        assert!(h.starts_with("Degraded"), "{h}");
+        assert!(h.contains("can lose 0"), "{h}");
+        assert!(h.contains("2/3 members"), "{h}");
+        let r = row(&html, &id).expect("the dead member keeps its row");
+        assert_eq!(row_state(r), "bad", "{r}");
+        let c = cells(r);
+        assert_eq!(c[2], "down", "{c:?}");
+        assert!(!c[9].is_empty(), "the notes cell says why: {c:?}");
+        assert!(
+            text(&html).contains("remove the dead member"),
+            "the advice is on the page"
+        );
+        assert!(html.contains("<li class=\"event member-down\">"));
+
+        app.etcd.restart(victim).await.expect("restart");
+        app.etcd
+            .wait_healthy(Duration::from_secs(30))
+            .await
+            .expect("healthy again");
+        let back = Instant::now();
+        let (body, at) = members_until(&app, back, ONE_REFRESH, "the member back", |b| {
+            is_healthy(b, &name) && b["quorum"]["tolerates"] == 1
+        })
+        .await;
+        eprintln!("restarted {name}: the API showed it healthy after {at:?}");
+        assert_eq!(member(&body, &name)["reachable"], true);
+        assert!(
+            has_event(&body, "member-up", &name),
+            "the timeline records member-up: {:?}",
+            body["events"]
+        );
+        let (_, html) = app.get_text(FRAGMENT).await;
+        assert!(
+            headline(&html).starts_with("Healthy"),
+            "{}",
+            headline(&html)
+        );
+        assert_eq!(row_state(row(&html, &id).unwrap()), "ok");
+        assert!(html.contains("<li class=\"event member-up\">"));
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. A hung member.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_member_never_slows_the_page() {
+    bounded(async {
+        let app = spawn_app().await;
+        let t = truth(&app, &[]).await;
+        // Member 0 is the one the dashboard asks first: hanging it is the hardest case.
+        let victim = follower(&t, &[0, 1, 2]);
+        let name = app.etcd.member_names()[victim].clone();
+        let id = id_of(&t, victim);
+        let (status, _) = app.get_text(PAGE).await;
+        assert_eq!(status, 200);
+
+        app.etcd.stop(victim);
+        let stopped = Instant::now();
+        let limit = Duration::from_millis(1500);
+        let mut slowest = Duration::ZERO;
+        let mut shown: Option<String> = None;
+        // Keep loading page and fragment for a few observation rounds; every answer must be fast,
+        // and the hung member must show as not healthy within one refresh.
+        while stopped.elapsed() < Duration::from_secs(7) {
+            for path in [PAGE, FRAGMENT] {
+                let started = Instant::now();
+                let (status, html) = app.get_text(path).await;
+                let took = started.elapsed();
+                slowest = slowest.max(took);
+                assert_eq!(status, 200, "{path}");
+                assert!(took <= limit, "{path} took {took:?} with {name} hung");
+                let r = row(&html, &id).expect("the hung member keeps its row");
+                if row_state(r) == "bad" && shown.is_none() {
+                    eprintln!(
+                        "hung {name}: shown not healthy after {:?}",
+                        stopped.elapsed()
+                    );
+                    assert!(stopped.elapsed() <= ONE_REFRESH);
+                    shown = Some(html);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        eprintln!("hung {name}: slowest page/fragment answer {slowest:?}");
+        let html = shown.unwrap_or_else(|| panic!("{name} never showed as not healthy"));
+        let c = cells(row(&html, &id).unwrap());
+        assert_ne!(c[2], "ok", "{c:?}");
+        assert!(c[9].contains("no answer"), "notes: {:?}", c[9]);
+        assert!(
+            headline(&html).contains("can lose 0"),
+            "{}",
+            headline(&html)
+        );
+
+        let started = Instant::now();
+        let body = members_json(&app).await;
+        assert!(
+            started.elapsed() <= limit,
+            "the API took {:?}",
+            started.elapsed()
+        );
+        let m = member(&body, &name);
+        assert_eq!(m["healthy"], false, "{m:#}");
+        assert!(
+            m["errors"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e.as_str().is_some_and(|e| e.contains("no answer"))),
+            "{m:#}"
+        );
+
+        app.etcd.cont(victim);
+        let resumed = Instant::now();
+        members_until(
+            &app,
+            resumed,
+            Duration::from_secs(10),
+            "the resumed member healthy",
+            |b| is_healthy(b, &name),
+        )
+        .await;
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Lost quorum.
+
+/// Kills the two followers right after the page was loaded (its observation is then as fresh as
+/// it gets: the worst case for a page that reuses recent observations), expects "NO QUORUM" on the
+/// page within `no_quorum_within` of the kill, restarts both and expects "Healthy" within one
+/// refresh, with the timeline recording both transitions.
+async fn quorum_is_lost_and_regained(no_quorum_within: Duration) {
+    let mut app = spawn_app().await;
+    let t = truth(&app, &[]).await;
+    let victims: Vec<usize> = (0..3).filter(|i| *i != t.leader).collect();
+    let (_, html) = app.get_text(PAGE).await;
+    assert!(
+        headline(&html).starts_with("Healthy"),
+        "{}",
+        headline(&html)
+    );
+
+    for v in &victims {
+        app.etcd.kill(*v);
+    }
+    let killed = Instant::now();
+    let (html, at) = html_until(&app, PAGE, killed, no_quorum_within, "NO QUORUM", |h| {
+        headline(h).contains("NO QUORUM")
+    })
+    .await;
+    eprintln!("killed {victims:?}: the page showed NO QUORUM after {at:?}");
+    let h = headline(&html);
+    assert!(h.contains("2 needed"), "{h}");
+    let page = text(&html);
+    assert!(
+        page.contains("Bring members back"),
+        "the advice is on the page"
+    );
+    assert!(html.contains("class=\"banner error\""));
+
+    for v in &victims {
+        app.etcd.restart(*v).await.expect("restart");
+    }
+    app.etcd
+        .wait_healthy(Duration::from_secs(30))
+        .await
+        .expect("healthy again");
+    let back = Instant::now();
+    let (html, at) = html_until(&app, PAGE, back, ONE_REFRESH, "Healthy", |h| {
+        let h = headline(h);
+        h.starts_with("Healthy") && h.contains("can lose 1")
+    })
+    .await;
+    eprintln!("restarted {victims:?}: the page showed Healthy after {at:?}");
+    assert!(!text(&html).contains("NO QUORUM"));
+    let body = members_json(&app).await;
+    let kinds = event_kinds(&body);
+    assert!(kinds.iter().any(|k| k == "quorum-lost"), "{kinds:?}");
+    assert!(kinds.iter().any(|k| k == "quorum-regained"), "{kinds:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_quorum_shows_the_banner_within_two_seconds_and_recovers() {
+    bounded(quorum_is_lost_and_regained(Duration::from_secs(2))).await;
+}
+
+/// The recovery half of the test above, with the product's own bound for noticing the loss (one
+/// refresh), so that recovery stays covered while the 2 s bound fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_quorum_shows_within_one_refresh_and_the_page_recovers_when_members_return() {
+    bounded(quorum_is_lost_and_regained(ONE_REFRESH)).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. A replaced member.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_member_shows_in_the_timeline() {
+    bounded(async {
+        let mut app = spawn_app().await;
+        let t = truth(&app, &[]).await;
+        let old = follower(&t, &[2, 1, 0]);
+        let old_name = app.etcd.member_names()[old].clone();
+        let old_id = id_of(&t, old);
+        members_until(&app, Instant::now(), ONE_REFRESH, "all healthy", |b| {
+            b["quorum"]["healthy"] == 3
+        })
+        .await;
+
+        // As an operator replacing a member: remove it from the cluster, stop it, add a new one.
+        // etcd refuses membership changes ("unhealthy cluster") until its members have been
+        // connected for 5 s; nothing is applied then, so retrying is safe.
+        let mut c = raw_client(&app, &[old]).await;
+        let asked = Instant::now();
+        loop {
+            match c
+                .member_remove(u64::from_str_radix(&old_id, 16).unwrap())
+                .await
+            {
+                Ok(_) => break,
+                Err(e) if e.to_string().contains("unhealthy cluster") => {
+                    assert!(
+                        asked.elapsed() < Duration::from_secs(20),
+                        "member remove: {e}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                Err(e) => panic!("member remove: {e}"),
+            }
+        }
+        app.etcd.kill(old);
+        let new = app.etcd.add_member().await.expect("add a member");
+        app.etcd
+            .wait_healthy(Duration::from_secs(30))
+            .await
+            .expect("the new member catches up");
+        let new_name = app.etcd.member_names()[new].clone();
+        let t = truth(&app, &[old]).await;
+        assert_eq!(t.ids[old], None, "etcd no longer lists {old_name}");
+        let new_id = id_of(&t, new);
+
+        let (body, at) = members_until(
+            &app,
+            Instant::now(),
+            Duration::from_secs(10),
+            "the new member healthy and the old one gone",
+            |b| is_healthy(b, &new_name) && !has_member(b, &old_name),
+        )
+        .await;
+        eprintln!(
+            "replaced {old_name} by {new_name}: shown after {at:?}; events {:?}",
+            body["events"]
+        );
+        let replaced = has_event(
+            &body,
+            "member-replaced",
+            &format!("joined, replacing {old_name}"),
+        );
+        let removed_and_added = has_event(
+            &body,
+            "member-removed",
+            &format!("member {old_name} was removed"),
+        ) && body["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "member-added");
+        assert!(
+            replaced || removed_and_added,
+            "the timeline shows the replacement: {:#}",
+            body["events"]
+        );
+        let members = body["members"].as_array().unwrap();
+        assert_eq!(members.len(), 3, "{body:#}");
+        assert_eq!(member(&body, &new_name)["id"], new_id);
+        assert_eq!(
+            member(&body, &new_name)["client_urls"],
+            json!([app.etcd.client_urls()[new]])
+        );
+        assert_eq!(body["quorum"]["size"], 3);
+
+        let (html, _) = html_until(
+            &app,
+            FRAGMENT,
+            Instant::now(),
+            ONE_REFRESH,
+            "3 healthy",
+            |h| headline(h).contains("3/3 members"),
+        )
+        .await;
+        let r = row(&html, &new_id).expect("a row for the new member");
+        assert_eq!(cells(r)[0], new_name);
+        assert_eq!(row_state(r), "ok");
+        assert!(
+            row(&html, &old_id).is_none(),
+            "the removed member has no row"
+        );
+        let timeline = text(&html);
+        assert!(
+            timeline.contains(&format!("joined, replacing {old_name}"))
+                || timeline.contains(&format!("member {old_name} was removed")),
+            "the timeline on the page shows the replacement"
+        );
+    })
+    .await;
+}
+
+/// Removing a member for good (no replacement) shrinks the quorum: two voters, both needed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_member_leaves_the_table_and_the_margin_and_the_size_warning_says_so() {
+    bounded(async {
+        let mut app = spawn_app().await;
+        let t = truth(&app, &[]).await;
+        let gone = follower(&t, &[1, 2, 0]);
+        let gone_name = app.etcd.member_names()[gone].clone();
+        let gone_id = id_of(&t, gone);
+        app.etcd.remove_member(gone).await.expect("remove a member");
+        assert!(app.etcd.pid(gone).is_none(), "its process is gone");
+        assert!(
+            app.etcd.restart(gone).await.is_err(),
+            "a removed member cannot be restarted"
+        );
+        assert_eq!(
+            truth(&app, &[gone]).await.ids[gone],
+            None,
+            "etcd no longer lists it"
+        );
+
+        let (body, at) = members_until(&app, Instant::now(), ONE_REFRESH, "two members", |b| {
+            b["members"].as_array().is_some_and(|m| m.len() == 2)
+        })
+        .await;
+        eprintln!("removed {gone_name}: shown after {at:?}");
+        assert!(!has_member(&body, &gone_name));
+        let q = &body["quorum"];
+        assert_eq!(
+            (&q["size"], &q["healthy"], &q["majority"], &q["tolerates"]),
+            (&json!(2), &json!(2), &json!(2), &json!(0)),
+            "{q:#}"
+        );
+        assert!(
+            q["warnings"].as_array().unwrap().iter().any(|w| w["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("only 2 voting member"))),
+            "{q:#}"
+        );
+        assert!(
+            has_event(
+                &body,
+                "member-removed",
+                &format!("member {gone_name} was removed")
+            ),
+            "{:#}",
+            body["events"]
+        );
+        let (_, html) = app.get_text(FRAGMENT).await;
+        assert!(row(&html, &gone_id).is_none());
+        assert!(
+            headline(&html).contains("can lose 0"),
+            "{}",
+            headline(&html)
+        );
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. A full database.
+
+/// Quota small enough to fill in seconds.
+const TINY_QUOTA: u64 = 8 * 1024 * 1024;
+
+/// etcd with [`TINY_QUOTA`] and etcdboard on it.
+async fn tiny_quota_app() -> TestApp {
+    let etcd = LocalCluster::start(LocalClusterOptions {
+        quota_backend_bytes: Some(TINY_QUOTA),
+        ..Default::default()
+    })
+    .await
+    .expect("start etcd");
+    serve_on(etcd, AppOptions::default()).await
+}
+
+/// Writes 256 KiB values under `/fill/` until etcd refuses with "database space exceeded";
+/// returns how many were written.
+async fn fill_until_nospace(c: &mut Client) -> i64 {
+    let value = vec![b'x'; 256 * 1024];
+    let mut written = 0;
+    let refused = loop {
+        match c
+            .put(format!("/fill/{written:04}"), value.clone(), None)
+            .await
+        {
+            Ok(_) => written += 1,
+            Err(e) => break e.to_string(),
+        }
+        assert!(
+            written < 200,
+            "{written} values of 256 KiB fit into an 8 MiB quota"
+        );
+    };
+    assert!(refused.contains("database space exceeded"), "{refused}");
+    eprintln!("NOSPACE after {written} values of 256 KiB");
+    written
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_database_raises_nospace_and_disarm_clears_it_after_compaction_and_defrag() {
+    bounded(async {
+        let app = tiny_quota_app().await;
+        let t = truth(&app, &[]).await;
+        let mut c = raw_client(&app, &[]).await;
+        let written = fill_until_nospace(&mut c).await;
+        let (body, at) = members_until(
+            &app,
+            Instant::now(),
+            ONE_REFRESH,
+            "the NOSPACE alarm",
+            |b| b["alarms"].as_array().is_some_and(|a| !a.is_empty()),
+        )
+        .await;
+        eprintln!("alarm shown after {at:?}: {:#}", body["alarms"]);
+        for a in body["alarms"].as_array().unwrap() {
+            assert_eq!(a["alarm"], "NOSPACE", "{a:#}");
+            let i = t
+                .ids
+                .iter()
+                .position(|id| id.as_deref() == a["member_id"].as_str())
+                .unwrap_or_else(|| panic!("the alarm names a member: {a:#}"));
+            assert_eq!(a["member"], app.etcd.member_names()[i]);
+            assert!(
+                a["advice"]
+                    .as_str()
+                    .unwrap()
+                    .contains("defragment each member"),
+                "{a:#}"
+            );
+        }
+        let (status, html) = app.get_text(PAGE).await;
+        assert_eq!(status, 200);
+        assert!(
+            html.contains("class=\"banner error alarm\""),
+            "an alarm banner"
+        );
+        let page = text(&html);
+        assert!(
+            page.contains("NOSPACE alarm on"),
+            "the banner names the alarm"
+        );
+        assert!(
+            page.contains("Delete or compact old data, defragment each member"),
+            "the banner says what to do"
+        );
+        assert!(
+            html.contains("data-action=\"disarm\""),
+            "the banner offers disarm"
+        );
+
+        // Recover as the advice says: delete, compact, defragment one member at a time, disarm.
+        let deleted = c
+            .delete(
+                "/fill/",
+                Some(etcd_client::DeleteOptions::new().with_prefix()),
+            )
+            .await
+            .expect("deletes work while NOSPACE is raised");
+        assert_eq!(deleted.deleted(), written);
+        let rev = deleted.header().expect("header").revision();
+        let (status, answer) = maintenance(&app, "compact", json!({ "revision": rev })).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer, json!({ "compacted": rev }));
+        for i in 0..3 {
+            let id = id_of(&t, i);
+            let (status, answer) = maintenance(&app, "defragment", json!({ "member": id })).await;
+            assert_eq!(status, 200, "defragment {id}: {answer}");
+            assert_eq!(answer, json!({ "defragmented": id }));
+        }
+        let body = members_json(&app).await;
+        for m in body["members"].as_array().unwrap() {
+            let db = m["db_size"].as_i64().expect("db size");
+            assert!(db < (TINY_QUOTA / 2) as i64, "defragmented: {m:#}");
+        }
+        let (status, answer) = maintenance(&app, "disarm", json!({})).await;
+        assert_eq!(status, 200, "{answer}");
+        assert!(answer["disarmed"].as_u64().unwrap() >= 1, "{answer}");
+
+        let (body, _) = members_until(
+            &app,
+            Instant::now(),
+            ONE_REFRESH,
+            "no alarm, all healthy",
+            |b| b["alarms"] == json!([]) && b["quorum"]["healthy"] == 3,
+        )
+        .await;
+        assert!(
+            has_event(&body, "alarm-raised", "NOSPACE"),
+            "{:#}",
+            body["events"]
+        );
+        assert!(
+            has_event(&body, "alarm-cleared", "NOSPACE"),
+            "{:#}",
+            body["events"]
+        );
+        c.put("/after/disarm", "works", None)
+            .await
+            .expect("writes work again");
+        let (_, html) = app.get_text(PAGE).await;
+        assert!(
+            !html.contains("class=\"banner error alarm\""),
+            "the banner is gone"
+        );
+        assert!(
+            headline(&html).starts_with("Healthy"),
+            "{}",
+            headline(&html)
+        );
+    })
+    .await;
+}
+
+/// While NOSPACE is raised every member still answers linearizable reads and there is a leader:
+/// quorum is intact and no member is dead, so the page must not say otherwise — its advice for
+/// those cases (remove the dead member, restore from a snapshot) would be harmful here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_database_is_not_reported_as_lost_quorum_or_dead_members() {
+    bounded(async {
+        let app = tiny_quota_app().await;
+        let mut c = raw_client(&app, &[]).await;
+        fill_until_nospace(&mut c).await;
+        let (body, _) = members_until(
+            &app,
+            Instant::now(),
+            ONE_REFRESH,
+            "the NOSPACE alarm",
+            |b| b["alarms"].as_array().is_some_and(|a| !a.is_empty()),
+        )
+        .await;
+        // Ground truth: every member serves a linearizable read and names a leader.
+        for url in app.etcd.client_urls() {
+            let opts = ConnectOptions::new()
+                .with_connect_timeout(Duration::from_secs(2))
+                .with_timeout(Duration::from_secs(2))
+                .with_require_leader(true);
+            let mut m = Client::connect([url.clone()], Some(opts))
+                .await
+                .expect("connect");
+            m.get("any", None)
+                .await
+                .unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert_ne!(m.status().await.expect("status").leader(), 0, "{url}");
+        }
+        for m in body["members"].as_array().unwrap() {
+            assert_eq!(m["reachable"], true, "{m:#}");
+        }
+        let q = &body["quorum"];
+        assert_eq!(q["has_quorum"], true, "all three members serve: {q:#}");
+        assert_eq!(q["tolerates"], 1, "all three members vote: {q:#}");
+        for w in q["warnings"].as_array().unwrap() {
+            let said = format!("{} {}", w["text"], w["advice"]);
+            assert!(!said.contains("NO QUORUM"), "{w:#}");
+            assert!(!said.contains("remove the dead member"), "{w:#}");
+            assert!(!said.contains("restore from a snapshot"), "{w:#}");
+        }
+        let (_, html) = app.get_text(PAGE).await;
+        let h = headline(&html);
+        assert!(!h.contains("NO QUORUM"), "{h}");
+        assert!(h.contains("can lose 1"), "{h}");
+        assert!(text(&html).contains("NOSPACE alarm on"));
+    })
+    .await;
+}
+
+/// etcd 3.4 answers the alarm list through raft, so without a leader it cannot be read; an alarm
+/// that could not be read is not an alarm that was cleared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alarm_stays_visible_while_quorum_is_lost() {
+    bounded(async {
+        let mut app = tiny_quota_app().await;
+        let t = truth(&app, &[]).await;
+        let mut c = raw_client(&app, &[]).await;
+        fill_until_nospace(&mut c).await;
+        members_until(
+            &app,
+            Instant::now(),
+            ONE_REFRESH,
+            "the NOSPACE alarm",
+            |b| b["alarms"].as_array().is_some_and(|a| !a.is_empty()),
+        )
+        .await;
+        let victims: Vec<usize> = (0..3).filter(|i| *i != t.leader).collect();
+        for v in &victims {
+            app.etcd.kill(*v);
+        }
+        let killed = Instant::now();
+        // Two observation rounds after the kill.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let (body, _) = members_until(&app, killed, Duration::from_secs(8), "lost quorum", |b| {
+            b["quorum"]["has_leader"] == false
+        })
+        .await;
+        assert!(
+            body["alarms"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a["alarm"] == "NOSPACE"),
+            "the alarm is still raised: {body:#}"
+        );
+        assert!(
+            !event_kinds(&body).contains(&"alarm-cleared".to_string()),
+            "nobody cleared the alarm: {:#}",
+            body["events"]
+        );
+        let (_, html) = app.get_text(PAGE).await;
+        assert!(text(&html).contains("NOSPACE alarm on"), "the banner stays");
+        // Ground truth once quorum is back: the alarm was never cleared.
+        for v in &victims {
+            app.etcd.restart(*v).await.expect("restart");
+        }
+        app.etcd
+            .wait_healthy(Duration::from_secs(30))
+            .await
+            .expect("healthy again");
+        let mut c = raw_client(&app, &[]).await;
+        let alarms = c
+            .alarm(
+                etcd_client::AlarmAction::Get,
+                etcd_client::AlarmType::None,
+                None,
+            )
+            .await
+            .expect("alarm list");
+        assert!(!alarms.alarms().is_empty(), "etcd still has the alarm");
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. Metrics charts.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_charts_have_data() {
+    bounded(async {
+        let quota: u64 = 256 * 1024 * 1024;
+        let etcd = LocalCluster::start(LocalClusterOptions {
+            quota_backend_bytes: Some(quota),
+            ..Default::default()
+        })
+        .await
+        .expect("start etcd");
+        let app = serve_on(
+            etcd,
+            AppOptions {
+                metrics_interval: Duration::from_secs(1),
+                ..Default::default()
+            },
+        )
+        .await;
+        let mut c = raw_client(&app, &[]).await;
+        let writer = tokio::spawn(async move {
+            for i in 0..400u32 {
+                c.put(format!("/metrics/{}", i % 20), format!("v{i}"), None)
+                    .await
+                    .expect("put");
+                tokio::time::sleep(Duration::from_millis(30)).await;
+            }
+        });
+        let started = Instant::now();
+        let full = |points: &Option<Vec<String>>| {
+            points
+                .as_ref()
+                .is_some_and(|p| p.len() == 3 && p.iter().all(|p| !p.trim().is_empty()))
+        };
+        let (html, at) = html_until(
+            &app,
+            FRAGMENT,
+            started,
+            Duration::from_secs(15),
+            "fsync, commit and DB size charts with a line per member",
+            |h| {
+                full(&chart_points(h, "WAL fsync p99"))
+                    && full(&chart_points(h, "backend commit p99"))
+                    && full(&chart_points(h, "DB size / quota"))
+                    && full(&chart_points(h, "DB size"))
+            },
+        )
+        .await;
+        writer.abort();
+        eprintln!("charts had data after {at:?}");
+        for title in [
+            "WAL fsync p99",
+            "backend commit p99",
+            "DB size / quota",
+            "DB size",
+        ] {
+            for points in chart_points(&html, title).unwrap() {
+                for xy in points.split(' ') {
+                    let (x, y) = xy
+                        .split_once(',')
+                        .unwrap_or_else(|| panic!("{title}: {xy}"));
+                    let (x, y): (f64, f64) = (x.parse().unwrap(), y.parse().unwrap());
+                    assert!(
+                        (0.0..=300.0).contains(&x) && (0.0..=60.0).contains(&y),
+                        "{title}: {xy}"
+                    );
+                }
+            }
+        }
+        let body = members_json(&app).await;
+        for m in body["members"].as_array().unwrap() {
+            assert_eq!(m["quota"], json!(quota), "the quota etcd runs with: {m:#}");
+            assert!(m["db_size"].as_i64().unwrap() > 0);
+        }
+        let quota_cells: Vec<String> = body["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| cells(row(&html, m["id"].as_str().unwrap()).unwrap())[5].clone())
+            .collect();
+        assert!(
+            quota_cells.iter().all(|q| q.ends_with("% of 256.0 MiB")),
+            "{quota_cells:?}"
+        );
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. Maintenance.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maintenance_actions_work() {
+    bounded(async {
+        let app = spawn_app().await;
+        let t = truth(&app, &[]).await;
+        let names = app.etcd.member_names();
+
+        // move-leader to a follower.
+        let target = follower(&t, &[1, 2, 0]);
+        let target_id = id_of(&t, target);
+        let (status, answer) =
+            maintenance(&app, "move-leader", json!({ "member": target_id })).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer, json!({ "leader": target_id }));
+        let now = truth(&app, &[]).await;
+        assert_eq!(now.leader, target, "etcd's leader after move-leader");
+        let (body, _) = members_until(&app, Instant::now(), ONE_REFRESH, "the new leader", |b| {
+            member(b, &names[target])["leader"] == true
+        })
+        .await;
+        assert_eq!(
+            body["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|m| m["leader"] == true)
+                .count(),
+            1
+        );
+        assert!(
+            has_event(&body, "leader-changed", &names[target]),
+            "{:#}",
+            body["events"]
+        );
+
+        // Snapshot of one member: a bbolt file, announced length and body agree.
+        let member_id = id_of(&t, 0);
+        let resp = app
+            .http
+            .get(app.url(&format!(
+                "/api/v1/clusters/test/snapshot?member={member_id}"
+            )))
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await
+            .expect("snapshot request");
+        assert_eq!(resp.status().as_u16(), 200);
+        let headers = resp.headers().clone();
+        assert_eq!(headers["content-type"], "application/octet-stream");
+        assert!(headers["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment"));
+        let length: usize = headers["content-length"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .expect("Content-Length");
+        let bytes = resp.bytes().await.expect("snapshot body");
+        assert!(!bytes.is_empty());
+        assert_eq!(bytes.len(), length, "Content-Length matches the body");
+        assert_eq!(
+            &bytes[16..20],
+            &0xED0C_DAEDu32.to_le_bytes(),
+            "the snapshot starts with a bbolt meta page"
+        );
+
+        // Compact: older revisions are gone, newer ones stay.
+        let mut c = raw_client(&app, &[]).await;
+        let mut revs = Vec::new();
+        for i in 1..=5 {
+            let put = c.put("/hist/k", format!("v{i}"), None).await.expect("put");
+            revs.push(put.header().unwrap().revision());
+        }
+        let (status, answer) = maintenance(&app, "compact", json!({ "revision": revs[2] })).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer, json!({ "compacted": revs[2] }));
+        let old = c
+            .get("/hist/k", Some(GetOptions::new().with_revision(revs[1])))
+            .await
+            .expect_err("a read below the compaction revision fails");
+        assert!(old.to_string().contains("compacted"), "{old}");
+        let (status, history) = app
+            .get_json("/api/v1/clusters/test/history?key=/hist/k")
+            .await;
+        assert_eq!(status, 200, "{history}");
+        assert_eq!(history["compacted"], true, "{history}");
+        let mod_revs: Vec<i64> = history["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["mod_revision"].as_i64().unwrap())
+            .collect();
+        assert_eq!(mod_revs, vec![revs[4], revs[3], revs[2]]);
+
+        // Refusals are clear.
+        let (status, answer) = maintenance(&app, "compact", json!({})).await;
+        assert_eq!(status, 400, "{answer}");
+        let (status, answer) = maintenance(&app, "defragment", json!({})).await;
+        assert_eq!(status, 400, "{answer}");
+        let (status, answer) = maintenance(&app, "explode", json!({})).await;
+        assert_eq!(status, 404, "{answer}");
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 9. The page in a browser.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_page_with_one_member_down_tells_the_truth() {
+    let b = Browser::start("the_cluster_page_with_one_member_down_tells_the_truth").await;
+    let mut app = spawn_app().await;
+    let t = truth(&app, &[]).await;
+    let victim = follower(&t, &[2, 1, 0]);
+    let id = id_of(&t, victim);
+    app.etcd.kill(victim);
+    // Longer than the product reuses an observation, so the page must look at the cluster itself.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let r = b
+        .attempt(async {
+            tokio::time::timeout(TEST_LIMIT, async {
+                b.goto(&app.url(PAGE)).await;
+                let h = b.text("#overview h1.headline").await;
+                assert!(h.starts_with("Degraded"), "{h}");
+                assert!(h.contains("can lose 0"), "{h}");
+                let row_css = format!("tr.member[data-member-id=\"{id}\"]");
+                let marked_bad = b
+                    .js_with(
+                        "const c = document.querySelector(arguments[0]).classList;\
+                         return c.contains('bad') || c.contains('state-bad');",
+                        vec![json!(row_css)],
+                    )
+                    .await;
+                assert_eq!(marked_bad, json!(true), "the row is marked bad");
+                let health = b.text(&format!("{row_css} td:nth-child(3)")).await;
+                assert_eq!(health.trim(), "down");
+                let notes = b.text(&format!("{row_css} td.errors")).await;
+                assert!(!notes.trim().is_empty(), "the row says why");
+                b.js("window.__etcdboardNoReload = 'same document';").await;
+
+                app.etcd.restart(victim).await.expect("restart");
+                app.etcd
+                    .wait_healthy(Duration::from_secs(30))
+                    .await
+                    .expect("healthy again");
+                b.wait_js(
+                    &format!(
+                        "const h = document.querySelector('#overview h1.headline');\
+                         const r = document.querySelector('tr.member[data-member-id=\"{id}\"]');\
+                         return !!h && h.textContent.includes('Healthy') && h.textContent.includes('can lose 1')\
+                           && !!r && (r.classList.contains('ok') || r.classList.contains('state-ok'))\
+                           && r.querySelector('td:nth-child(3)').textContent.trim() === 'ok';"
+                    ),
+                    "the polled overview to turn healthy",
+                )
+                .await;
+                assert_eq!(
+                    b.js("return window.__etcdboardNoReload === 'same document';").await,
+                    json!(true),
+                    "the overview turned healthy without a reload"
+                );
+            })
+            .await
+            .expect("the browser test finished in time");
+        })
+        .await;
+    b.finish(r).await;
+}
