@@ -27,6 +27,8 @@ pub struct Layout {
     pub clusters: Vec<PickerOption>,
     /// Search form target and state, when on a cluster's pages.
     pub search: Option<SearchForm>,
+    /// Alarms raised on the current cluster `(what, what to do)`: a red banner on every page of it.
+    pub alarms: Vec<(String, String)>,
 }
 
 /// One entry of the cluster picker.

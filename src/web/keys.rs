@@ -59,6 +59,16 @@ pub fn layout(state: &AppState, cluster: Option<&str>, search: Option<SearchForm
             })
             .collect(),
         search,
+        alarms: cluster
+            .and_then(|name| state.clusters().iter().find(|c| c.name() == name))
+            .and_then(|c| state.monitor(c).ok())
+            .map(|m| {
+                m.alarms()
+                    .into_iter()
+                    .map(|a| (format!("{} alarm on {}", a.alarm, a.member), a.advice))
+                    .collect()
+            })
+            .unwrap_or_default(),
     }
 }
 

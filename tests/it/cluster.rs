@@ -943,6 +943,13 @@ async fn a_full_database_raises_nospace_and_disarm_clears_it_after_compaction_an
             html.contains("data-action=\"disarm\""),
             "the banner offers disarm"
         );
+        // Every page of the cluster carries the banner, not only the cluster page.
+        let (status, keys_page) = app.get_text("/clusters/test/keys").await;
+        assert_eq!(status, 200);
+        assert!(
+            keys_page.contains("alarm-banner") && text(&keys_page).contains("NOSPACE alarm on"),
+            "the key browser shows the alarm too"
+        );
 
         // Recover as the advice says: delete, compact, defragment one member at a time, disarm.
         let deleted = c
