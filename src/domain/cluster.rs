@@ -328,7 +328,7 @@ pub fn diff_events(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn member(id: &str, healthy: bool, leader: bool) -> MemberView {

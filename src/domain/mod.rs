@@ -8,4 +8,5 @@ pub mod key;
 pub mod listing;
 pub mod metrics;
 pub mod record;
+pub mod topology;
 pub mod transfer;
