@@ -25,12 +25,15 @@ struct Inner {
     config: Config,
     clusters: Vec<Arc<EtcdCluster>>,
     monitors: Vec<Arc<crate::monitor::Monitor>>,
+    topology: Arc<crate::topology::Topology>,
     live: Arc<web::live::LiveHub>,
 }
 
 impl AppState {
-    /// Creates a gateway per configured cluster (nothing is dialled yet).
-    pub fn new(config: Config) -> Result<AppState, EtcdError> {
+    /// Creates a gateway per configured cluster (nothing is dialled yet) and the Kubernetes side.
+    pub async fn new(config: Config) -> Result<AppState, EtcdError> {
+        let topology =
+            crate::topology::Topology::start(crate::topology::KubeMode::parse(&config.kube)).await;
         let clusters = config
             .clusters
             .iter()
@@ -39,6 +42,7 @@ impl AppState {
         let metrics_interval = config.metrics_interval;
         Ok(AppState {
             inner: Arc::new(Inner {
+                topology,
                 config,
                 monitors: clusters
                     .iter()
@@ -80,6 +84,11 @@ impl AppState {
     /// Every monitor (one per cluster).
     pub fn monitors(&self) -> &[Arc<crate::monitor::Monitor>] {
         &self.inner.monitors
+    }
+
+    /// The Kubernetes side (its state says when it is off or unusable).
+    pub fn topology(&self) -> &Arc<crate::topology::Topology> {
+        &self.inner.topology
     }
 
     /// Shared live-update watches.
@@ -234,7 +243,7 @@ impl App {
     /// cluster's listing index in the background.
     pub async fn build(config: Config) -> Result<App, Box<dyn std::error::Error + Send + Sync>> {
         let listener = TcpListener::bind(config.listen).await?;
-        let state = AppState::new(config)?;
+        let state = AppState::new(config).await?;
         for c in state.clusters() {
             c.ensure_index();
         }

@@ -70,6 +70,10 @@ pub struct HttpArgs {
     /// Allow deleting the empty prefix (every key of a cluster). Off by default.
     #[arg(long, env = "ETCDBOARD_ALLOW_DELETE_ALL", default_value_t = false)]
     pub allow_delete_all: bool,
+    /// Kubernetes: `auto` (in-cluster service account, else $KUBECONFIG / ~/.kube/config), `off`,
+    /// or a kubeconfig path.
+    #[arg(long, env = "ETCDBOARD_KUBE", default_value = "auto")]
+    pub kube: String,
     /// How often each member's `/metrics` is scraped for the cluster page's charts.
     #[arg(long, env = "ETCDBOARD_METRICS_INTERVAL", default_value = "10s", value_parser = parse_duration)]
     pub metrics_interval: Duration,
@@ -191,6 +195,8 @@ pub struct Config {
     pub allow_delete_all: bool,
     /// Metrics scrape interval.
     pub metrics_interval: Duration,
+    /// `--kube`: `auto`, `off` or a kubeconfig path.
+    pub kube: String,
     /// Configured clusters, in the order given.
     pub clusters: Vec<ClusterConfig>,
 }
@@ -307,6 +313,7 @@ impl Config {
             max_value_bytes: http.max_value_bytes,
             allow_delete_all: http.allow_delete_all,
             metrics_interval: http.metrics_interval,
+            kube: http.kube.clone(),
             clusters,
         })
     }
@@ -453,6 +460,7 @@ mod tests {
             max_value_bytes: 1024,
             allow_delete_all: false,
             metrics_interval: Duration::from_secs(10),
+            kube: "off".into(),
         }
     }
 

@@ -19,6 +19,8 @@ pub mod etcd;
 pub mod monitor;
 /// Logging setup.
 pub mod telemetry;
+/// The Kubernetes side: discovery and watch-driven caches (the only user of kube).
+pub mod topology;
 /// askama view structs.
 pub mod views;
 /// HTTP handlers.

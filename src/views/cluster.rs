@@ -39,6 +39,8 @@ pub struct MemberRow {
     pub actionable: bool,
     /// Is the leader.
     pub is_leader: bool,
+    /// Pod / node / zone / volume, when Kubernetes knows.
+    pub placement: String,
 }
 
 /// A warning or alarm line.
@@ -112,6 +114,14 @@ pub struct Overview {
     pub maintenance_url: String,
     /// Snapshot download URL (append `?member=`).
     pub snapshot_url: String,
+    /// Kubernetes state in plain words (empty when Kubernetes is off).
+    pub kube_note: String,
+    /// The topology picture (server-drawn SVG; empty without placements).
+    pub topology_svg: String,
+    /// Spread warnings with what to change.
+    pub spread_warnings: Vec<Notice>,
+    /// "if node-1 fails, …" lines.
+    pub risks: Vec<String>,
 }
 
 /// `cluster/page.html`: the cluster page.

@@ -114,7 +114,45 @@ fn member_row(m: &MemberView) -> MemberRow {
         peer_urls: m.peer_urls.join(", "),
         actionable: m.reachable,
         is_leader: m.leader,
+        placement: String::new(),
     }
+}
+
+fn placement_text(p: &crate::domain::topology::Placement) -> String {
+    let Some(pod) = &p.pod else {
+        return "no pod found".into();
+    };
+    let mut parts = vec![format!("pod {}/{} ({}{}", pod.namespace, pod.name, pod.phase, if pod.ready { ", ready" } else { ", not ready" })];
+    if pod.restarts > 0 {
+        parts[0].push_str(&format!(
+            ", {} restart(s){}",
+            pod.restarts,
+            pod.last_restart_reason.as_ref().map(|r| format!(", last {r}")).unwrap_or_default()
+        ));
+    }
+    parts[0].push(')');
+    match (&pod.node, &p.node) {
+        (Some(n), Some(info)) => parts.push(format!(
+            "node {n}{}{}",
+            if info.ready { "" } else { " (NotReady)" },
+            info.zone.as_ref().map(|z| format!(" / zone {z}")).unwrap_or_default()
+        )),
+        (Some(n), None) => parts.push(format!("node {n}")),
+        _ => parts.push("not scheduled".into()),
+    }
+    if pod.empty_dir && p.volumes.is_empty() {
+        parts.push("emptyDir: data is lost with the pod".into());
+    }
+    for v in &p.volumes {
+        parts.push(format!(
+            "PVC {} {} {} ({})",
+            v.name,
+            v.capacity.clone().unwrap_or_default(),
+            v.storage_class.clone().unwrap_or_default(),
+            v.phase
+        ));
+    }
+    parts.join(" · ")
 }
 
 fn chart(
@@ -219,7 +257,7 @@ fn deltas(
         .collect()
 }
 
-fn overview(state: &AppState, cluster: &str, snap: &Snapshot) -> Overview {
+fn overview(state: &AppState, cluster: &str, snap: &Snapshot, topo: &crate::web::topology::TopologyReport) -> Overview {
     let now = now_ms();
     let q = &snap.quorum;
     let leader = snap.members.iter().find(|m| m.leader).map(|m| {
@@ -307,7 +345,19 @@ fn overview(state: &AppState, cluster: &str, snap: &Snapshot) -> Overview {
                 advice: w.advice.clone(),
             })
             .collect(),
-        members: snap.members.iter().map(member_row).collect(),
+        members: snap
+            .members
+            .iter()
+            .map(|m| {
+                let mut row = member_row(m);
+                if let Some(p) = topo.members.iter().find(|p| p.member.id == m.id) {
+                    if topo.kubernetes == crate::topology::KubeState::Ready {
+                        row.placement = placement_text(p);
+                    }
+                }
+                row
+            })
+            .collect(),
         quorum: (q.size, q.healthy, q.majority, q.tolerates),
         observed: if snap.observed_ms == 0 {
             "not observed yet".into()
@@ -383,6 +433,29 @@ fn overview(state: &AppState, cluster: &str, snap: &Snapshot) -> Overview {
             .collect(),
         maintenance_url: format!("{base}/api/v1/clusters/{cluster}/maintenance"),
         snapshot_url: format!("{base}/api/v1/clusters/{cluster}/snapshot"),
+        kube_note: match &topo.kubernetes {
+            crate::topology::KubeState::Off => String::new(),
+            crate::topology::KubeState::Connecting => "Kubernetes: connecting…".into(),
+            crate::topology::KubeState::Ready => match &topo.source {
+                Some(s) => format!("Kubernetes: pods found through {s}"),
+                None => "Kubernetes: no pod matches these members (configure a namespace and selector, or check the labels)".into(),
+            },
+            crate::topology::KubeState::Error(e) => format!("Kubernetes: {e}"),
+        },
+        topology_svg: crate::web::topology::svg(topo),
+        spread_warnings: topo
+            .spread
+            .warnings
+            .iter()
+            .map(|w| Notice { level: w.level, text: w.text.clone(), advice: w.advice.clone() })
+            .collect(),
+        risks: topo
+            .spread
+            .nodes
+            .iter()
+            .chain(topo.spread.zones.iter())
+            .map(|r| r.text.clone())
+            .collect(),
     }
 }
 
@@ -406,7 +479,8 @@ pub async fn page(
 ) -> Result<Response, AppError> {
     let c = state.cluster(&cluster)?;
     let snap = fresh(&state, c).await?;
-    let view = overview(&state, c.name(), &snap);
+    let topo = crate::web::topology::report(&state, c).await?;
+    let view = overview(&state, c.name(), &snap, &topo);
     let overview_html =
         askama::Template::render(&view).map_err(|e| AppError::Internal(e.to_string()))?;
     let page = ClusterPage {
@@ -429,7 +503,8 @@ pub async fn overview_fragment(
 ) -> Result<Response, AppError> {
     let c = state.cluster(&cluster)?;
     let snap = fresh(&state, c).await?;
-    let body = askama::Template::render(&overview(&state, c.name(), &snap))
+    let topo = crate::web::topology::report(&state, c).await?;
+    let body = askama::Template::render(&overview(&state, c.name(), &snap, &topo))
         .map_err(|e| AppError::Internal(e.to_string()))?;
     Ok(no_store(Html(body).into_response()))
 }

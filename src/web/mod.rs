@@ -7,6 +7,7 @@ pub mod common;
 pub mod edit;
 pub mod keys;
 pub mod live;
+pub mod topology;
 pub mod transfer;
 pub mod ui_edit;
 

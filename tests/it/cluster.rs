@@ -959,7 +959,13 @@ async fn a_full_database_raises_nospace_and_disarm_clears_it_after_compaction_an
             )
             .await
             .expect("deletes work while NOSPACE is raised");
-        assert_eq!(deleted.deleted(), written);
+        // etcd applies the put that crosses the quota and still answers "database space
+        // exceeded" (its quota applier checks after applying), so that one may be there too.
+        assert!(
+            deleted.deleted() == written || deleted.deleted() == written + 1,
+            "deleted {} of {written} written values",
+            deleted.deleted()
+        );
         let rev = deleted.header().expect("header").revision();
         let (status, answer) = maintenance(&app, "compact", json!({ "revision": rev })).await;
         assert_eq!(status, 200, "{answer}");

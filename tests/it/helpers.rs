@@ -36,6 +36,8 @@ pub struct AppOptions {
     pub etcd_timeout: Duration,
     /// Metrics scrape interval of the cluster page.
     pub metrics_interval: Duration,
+    /// `--kube` (`off` unless a test brings a Kubernetes API server).
+    pub kube: String,
 }
 
 impl Default for AppOptions {
@@ -46,6 +48,7 @@ impl Default for AppOptions {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             etcd_timeout: Duration::from_secs(3),
             metrics_interval: Duration::from_secs(10),
+            kube: "off".into(),
         }
     }
 }
@@ -100,6 +103,7 @@ pub async fn serve_on(etcd: LocalCluster, opts: AppOptions) -> TestApp {
         max_value_bytes: etcdboard::domain::edit::DEFAULT_MAX_VALUE_BYTES,
         allow_delete_all: false,
         metrics_interval: opts.metrics_interval,
+        kube: opts.kube.clone(),
     };
     let config = Config::new(
         &http,
