@@ -4,4 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh test
+# The topology tests run a real kube-apiserver, built once from Debian's source and cached.
+ETCDBOARD_KUBE_APISERVER="$(scripts/kube-apiserver.sh)"
+export ETCDBOARD_KUBE_APISERVER
 cargo test --locked --all-targets -- --test-threads="${TEST_THREADS:-2}"

@@ -175,6 +175,10 @@ pub fn router(state: AppState) -> Router {
             get(web::cluster::members_json),
         )
         .route(
+            &p("/api/v1/clusters/{cluster}/topology"),
+            get(web::topology::topology_json),
+        )
+        .route(
             &p("/api/v1/clusters/{cluster}/snapshot"),
             get(web::cluster::snapshot),
         )

@@ -421,16 +421,24 @@ fn overview(state: &AppState, cluster: &str, snap: &Snapshot, topo: &crate::web:
                 count,
             ),
         ],
-        events: snap
-            .events
-            .iter()
-            .map(|e| EventRow {
-                ago: ago(e.at_ms, now),
-                at: utc(e.at_ms),
-                kind: e.kind,
-                text: e.text.clone(),
-            })
-            .collect(),
+        events: {
+            // etcd's own changes and the pods coming and going, one timeline, newest first.
+            let mut all: Vec<(u64, &'static str, String)> = snap
+                .events
+                .iter()
+                .map(|e| (e.at_ms, e.kind, e.text.clone()))
+                .chain(topo.pod_events.iter().map(|e| (e.at_ms, e.kind, e.text.clone())))
+                .collect();
+            all.sort_by(|a, b| b.0.cmp(&a.0));
+            all.into_iter()
+                .map(|(at_ms, kind, text)| EventRow {
+                    ago: ago(at_ms, now),
+                    at: utc(at_ms),
+                    kind,
+                    text,
+                })
+                .collect()
+        },
         maintenance_url: format!("{base}/api/v1/clusters/{cluster}/maintenance"),
         snapshot_url: format!("{base}/api/v1/clusters/{cluster}/snapshot"),
         kube_note: match &topo.kubernetes {

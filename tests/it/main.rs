@@ -13,4 +13,6 @@ mod failure;
 mod helpers;
 mod ingress;
 mod support_browser;
+mod support_kube;
 mod support_nginx;
+mod topology;
