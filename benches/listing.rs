@@ -1,1 +1,1717 @@
-fn main() {}
+//! Benchmark of etcdboard's key listing on a real 3-member etcd on 127.0.0.1.
+//!
+//! Run with `cargo bench --bench listing` (or `scripts/bench.sh`, which also keeps the output in
+//! `target/bench-listing.txt`). One run takes a few minutes and prints a table; the same figures go
+//! to `target/bench-listing.json`.
+//!
+//! What it does, in one fresh [`LocalCluster`] of 3 members holding three key spaces:
+//!
+//! * `1` … `1000000` — 1M flat numeric keys at the top level, value = the number;
+//! * `/small/1` … `/small/100000` — a 100k flat key space under its own prefix, for the
+//!   "cost does not grow with the key space" check (same cluster: etcd's total key count is the
+//!   same for both, only the listed range differs);
+//! * `/h/d0000/k0000` … `/h/d0999/k0999` — 1,000 directories × 1,000 keys for tree listings.
+//!
+//! `/` sorts before the digits, so the numeric keys are the last 1M keys of the key space and a
+//! flat page of the whole key space starting at a numeric key only sees numeric keys.
+//!
+//! etcdboard runs as a child process (the release binary cargo builds for this bench), so its
+//! VmRSS/VmHWM can be read from `/proc`. Steps: load, wait for the fence index, our flat pages vs a
+//! naive `get(K, range_end, limit 100)` at ~0 %, ~50 %, ~99 % of each flat key space, first 100
+//! children of `/h/`, an etcdkeeper-style unbounded read of the 1M keys, server RSS, and a writer's
+//! put latency alone vs while 8 clients browse our API (and, as an untargeted reference, while 8
+//! clients read naive raw pages). Everything is bounded in time and count; the cluster and the
+//! server are killed at the end (also on error or panic).
+//!
+//! The index is awaited by polling a listing of an empty prefix (cheap for etcd, so the polls do
+//! not slow the build); if it is not ready within 3 minutes the bench goes on and marks every page
+//! served without it. A series stops after 5 failed requests; failures are shown, not fatal.
+//! etcdboard's own log goes to `target/bench-listing-etcdboard.log`.
+//!
+//! `LISTING_BENCH_SCALE=quick` shrinks the flat key spaces and the number of directories 10× (for
+//! trying the bench out; the targets are only meaningful at full scale);
+//! `LISTING_BENCH_SCALE=FLAT,SMALL,DIRS,KEYS_PER_DIR` sets the sizes (for experiments).
+//!
+//! The binary refuses to run without `--bench` (which `cargo bench` passes), so a
+//! `cargo test --all-targets` does not start a multi-minute benchmark.
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::future::Future;
+use std::io::{BufRead, BufReader, Write as _};
+use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use etcd_client::{Client, GetOptions, KeyValue, Txn, TxnOp};
+use etcdboard::etcd::local::{LocalCluster, LocalClusterOptions};
+use futures::stream::{self, StreamExt, TryStreamExt};
+use serde_json::{json, Value};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type Res<T> = Result<T, BoxError>;
+
+fn fail<T>(msg: impl Into<String>) -> Res<T> {
+    Err(msg.into().into())
+}
+
+/// The command printed at the top of the output.
+const COMMAND: &str = "cargo bench --bench listing";
+/// Name etcdboard gives the cluster passed with `--endpoints`.
+const CLUSTER: &str = "default";
+/// Puts per load txn (etcd's default `--max-txn-ops`).
+const TXN_OPS: u64 = 128;
+/// Load txns in flight.
+const TXNS_IN_FLIGHT: usize = 8;
+/// Page size of every listing measured.
+const PAGE: usize = 100;
+/// Unmeasured requests before each latency series.
+const WARMUP: usize = 5;
+/// Measured requests per latency series.
+const SAMPLES: usize = 50;
+/// Unbounded whole-key-space reads.
+const WHOLE_READS: usize = 3;
+/// Length of each writer phase.
+const WRITER_PHASE: Duration = Duration::from_secs(10);
+/// Upper bound of puts per writer phase.
+const WRITER_MAX_PUTS: usize = 100_000;
+/// Unmeasured puts before each writer phase.
+const WRITER_WARMUP: usize = 20;
+/// Browsing clients during the second writer phase.
+const BROWSERS: usize = 8;
+/// Upper bound of requests per browsing client.
+const BROWSER_MAX_REQUESTS: usize = 100_000;
+/// How long browsers run before the loaded writer phase starts.
+const BROWSER_LEAD: Duration = Duration::from_secs(1);
+/// Deadline of any single etcd call or HTTP request of the bench.
+const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long to wait for the fence index; past it the bench goes on and reports the pages as
+/// served without the index.
+const INDEX_TIMEOUT: Duration = Duration::from_secs(180);
+/// Pause between two polls of the index state (each poll is a listing, which costs etcd work).
+const INDEX_POLL: Duration = Duration::from_millis(500);
+/// How long etcdboard may take to start listening.
+const SERVER_START_TIMEOUT: Duration = Duration::from_secs(30);
+
+// Targets.
+const TARGET_RATIO_VS_NAIVE: f64 = 0.2;
+const TARGET_SCALE_RATIO: f64 = 2.0;
+const TARGET_TREE_P99_MS: f64 = 50.0;
+const TARGET_RSS_MIB: f64 = 64.0;
+const TARGET_WRITER_INCREASE_PCT: f64 = 20.0;
+
+/// Sizes of the three key spaces.
+#[derive(Debug, Clone, Copy)]
+struct Scale {
+    flat: u64,
+    small: u64,
+    dirs: u64,
+    per_dir: u64,
+}
+
+impl Scale {
+    fn from_env() -> Res<(Scale, &'static str)> {
+        match std::env::var("LISTING_BENCH_SCALE").ok().as_deref() {
+            None | Some("") | Some("full") => Ok((
+                Scale {
+                    flat: 1_000_000,
+                    small: 100_000,
+                    dirs: 1_000,
+                    per_dir: 1_000,
+                },
+                "full",
+            )),
+            Some("quick") => Ok((
+                Scale {
+                    flat: 100_000,
+                    small: 10_000,
+                    dirs: 100,
+                    per_dir: 1_000,
+                },
+                "quick",
+            )),
+            Some(custom) => {
+                let n: Vec<u64> = custom
+                    .split(',')
+                    .filter_map(|t| t.trim().parse().ok())
+                    .collect();
+                match n[..] {
+                    [flat, small, dirs, per_dir]
+                        if flat >= 100 && small >= 100 && dirs >= 100 && per_dir >= 1 =>
+                    {
+                        Ok((
+                            Scale {
+                                flat,
+                                small,
+                                dirs,
+                                per_dir,
+                            },
+                            "custom",
+                        ))
+                    }
+                    _ => fail(format!(
+                        "LISTING_BENCH_SCALE must be `full`, `quick` or FLAT,SMALL,DIRS,KEYS_PER_DIR \
+                         (each ≥ 100, keys per dir ≥ 1), not `{custom}`"
+                    )),
+                }
+            }
+        }
+    }
+}
+
+fn flat_label(n: u64) -> String {
+    if n >= 1_000_000 && n.is_multiple_of(1_000_000) {
+        format!("{}M", n / 1_000_000)
+    } else if n >= 1_000 && n.is_multiple_of(1_000) {
+        format!("{}k", n / 1_000)
+    } else {
+        n.to_string()
+    }
+}
+
+fn main() -> ExitCode {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("listing bench: not run (no --bench flag); run it with `{COMMAND}`");
+        return ExitCode::SUCCESS;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("listing bench: cannot start tokio: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // `block_on` polls this future on the main thread, so children spawned from it (etcdboard)
+    // get a parent-death signal tied to the main thread, which lives until the process ends.
+    match runtime.block_on(run()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("listing bench: FAILED: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Latency statistics of one series, in milliseconds.
+#[derive(Debug, Clone, Copy)]
+struct Stats {
+    n: usize,
+    p50: f64,
+    p99: f64,
+    max: f64,
+}
+
+impl Stats {
+    fn of(samples: &[Duration]) -> Stats {
+        let mut ms: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+        ms.sort_by(f64::total_cmp);
+        Stats {
+            n: ms.len(),
+            p50: percentile(&ms, 50.0),
+            p99: percentile(&ms, 99.0),
+            max: ms.last().copied().unwrap_or(0.0),
+        }
+    }
+
+    fn json(&self) -> Value {
+        json!({ "n": self.n, "p50_ms": self.p50, "p99_ms": self.p99, "max_ms": self.max })
+    }
+}
+
+/// Nearest-rank percentile of sorted values (p99 of 50 samples is the largest).
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn verdict(pass: bool) -> &'static str {
+    if pass {
+        "PASS"
+    } else {
+        "FAIL"
+    }
+}
+
+/// A latency series: what succeeded, what failed.
+struct Series {
+    stats: Stats,
+    /// Measured samples served while the index was not ready (or from a stale member).
+    degraded: usize,
+    /// Requests that failed (warm-ups included); the series stops at [`MAX_FAILURES`].
+    failed: usize,
+    first_error: Option<String>,
+}
+
+impl Series {
+    fn ok(&self) -> bool {
+        self.stats.n > 0
+    }
+
+    /// What went wrong, for the table (empty when nothing did).
+    fn notes(&self) -> String {
+        let mut notes = Vec::new();
+        if self.degraded > 0 {
+            notes.push(format!("{}/{} without index", self.degraded, self.stats.n));
+        }
+        if self.failed > 0 {
+            notes.push(format!(
+                "{} failed, first: {}",
+                self.failed,
+                self.first_error.as_deref().unwrap_or("?")
+            ));
+        }
+        notes.join("; ")
+    }
+
+    fn json(&self) -> Value {
+        let mut v = self.stats.json();
+        v["degraded"] = json!(self.degraded);
+        v["failed"] = json!(self.failed);
+        v["first_error"] = json!(self.first_error);
+        v
+    }
+}
+
+/// Stop a series after this many failed requests.
+const MAX_FAILURES: usize = 5;
+
+/// Runs `f` [`WARMUP`] times unmeasured, then [`SAMPLES`] times; `f` returns the time it measured
+/// and whether the answer was degraded. Failures are counted, not fatal.
+async fn series<F, Fut>(mut f: F) -> Series
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Res<(Duration, bool)>>,
+{
+    let mut samples = Vec::with_capacity(SAMPLES);
+    let (mut degraded, mut failed, mut first_error) = (0, 0, None);
+    for i in 0..WARMUP + SAMPLES {
+        if failed >= MAX_FAILURES {
+            break;
+        }
+        match f().await {
+            Ok((took, worse)) if i >= WARMUP => {
+                samples.push(took);
+                degraded += usize::from(worse);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                failed += 1;
+                first_error.get_or_insert_with(|| e.to_string());
+            }
+        }
+    }
+    Series {
+        stats: Stats::of(&samples),
+        degraded,
+        failed,
+        first_error,
+    }
+}
+
+async fn with_timeout<T, E: std::fmt::Display>(
+    what: &str,
+    fut: impl Future<Output = Result<T, E>>,
+) -> Res<T> {
+    match tokio::time::timeout(CALL_TIMEOUT, fut).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => fail(format!("{what}: {e}")),
+        Err(_) => fail(format!("{what}: no answer within {CALL_TIMEOUT:?}")),
+    }
+}
+// ---------------------------------------------------------------------------------------------
+// Loading
+
+/// Writes keys `kv(0..n)` in txns of [`TXN_OPS`] puts, [`TXNS_IN_FLIGHT`] txns at a time.
+async fn load<F>(client: &Client, n: u64, kv: F) -> Res<Duration>
+where
+    F: Fn(u64) -> (Vec<u8>, Vec<u8>) + Copy,
+{
+    let started = Instant::now();
+    stream::iter((0..n).step_by(TXN_OPS as usize))
+        .map(|first| {
+            let mut c = client.clone();
+            async move {
+                let ops: Vec<TxnOp> = (first..(first + TXN_OPS).min(n))
+                    .map(|i| {
+                        let (k, v) = kv(i);
+                        TxnOp::put(k, v, None)
+                    })
+                    .collect();
+                let resp = with_timeout("load txn", c.txn(Txn::new().and_then(ops))).await?;
+                if !resp.succeeded() {
+                    return fail("load txn was not applied");
+                }
+                Ok(())
+            }
+        })
+        .buffer_unordered(TXNS_IN_FLIGHT)
+        .try_for_each(|()| async { Ok(()) })
+        .await?;
+    Ok(started.elapsed())
+}
+
+fn flat_kv(i: u64) -> (Vec<u8>, Vec<u8>) {
+    let n = (i + 1).to_string();
+    (n.clone().into_bytes(), n.into_bytes())
+}
+
+fn small_kv(i: u64) -> (Vec<u8>, Vec<u8>) {
+    let n = (i + 1).to_string();
+    (format!("/small/{n}").into_bytes(), n.into_bytes())
+}
+
+/// Suffixes `1..=n` in etcd's byte-wise order (`1, 10, 100, …`).
+fn sorted_suffixes(n: u64) -> Vec<String> {
+    let mut v: Vec<String> = (1..=n).map(|i| i.to_string()).collect();
+    v.sort_unstable();
+    v
+}
+
+/// A place in a flat key space where a page is read.
+#[derive(Debug, Clone)]
+struct Position {
+    label: &'static str,
+    /// Index of `key` in the sorted key space.
+    index: usize,
+    /// Share of the key space before `key`, in percent.
+    percent: f64,
+    key: Vec<u8>,
+}
+
+fn positions(prefix: &str, sorted: &[String]) -> Vec<Position> {
+    [("start", 0.0), ("middle", 0.5), ("end", 0.99)]
+        .into_iter()
+        .map(|(label, share)| {
+            let index =
+                ((sorted.len() as f64 * share) as usize).min(sorted.len().saturating_sub(1));
+            Position {
+                label,
+                index,
+                percent: 100.0 * index as f64 / sorted.len().max(1) as f64,
+                key: format!("{prefix}{}", sorted[index]).into_bytes(),
+            }
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The etcdboard child process
+
+/// Kills and reaps the child when dropped (also while unwinding from an error or a panic).
+struct ChildGuard(Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+struct Server {
+    child: ChildGuard,
+    addr: SocketAddr,
+    log: PathBuf,
+    /// Fields of the server's `fence index built` log line, once seen.
+    index_built: Arc<Mutex<Option<Value>>>,
+}
+
+impl Server {
+    /// Starts `etcdboard serve` on a free loopback port and waits until it listens.
+    async fn start(binary: &Path, endpoints: &[String], log: PathBuf) -> Res<Server> {
+        let log_file = File::create(&log).map_err(|e| format!("create {}: {e}", log.display()))?;
+        let mut cmd = Command::new(binary);
+        cmd.args([
+            "--log-format",
+            "json",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--endpoints",
+        ])
+        .arg(endpoints.join(","))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log_file.try_clone()?));
+        // SAFETY: the closure runs between fork and exec and only calls prctl(2), which is
+        // async-signal-safe and touches no memory of the parent.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+        let mut child = ChildGuard(
+            cmd.spawn()
+                .map_err(|e| format!("spawn {}: {e}", binary.display()))?,
+        );
+        let Some(stdout) = child.0.stdout.take() else {
+            return fail("etcdboard stdout was not captured");
+        };
+        let (tx, rx) = mpsc::channel::<Option<String>>();
+        let index_built = Arc::new(Mutex::new(None));
+        let built = index_built.clone();
+        std::thread::spawn(move || {
+            let mut log_file = log_file;
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let _ = writeln!(log_file, "{line}");
+                let Ok(v) = serde_json::from_str::<Value>(&line) else {
+                    continue;
+                };
+                match v["fields"]["message"].as_str() {
+                    Some("etcdboard listening") => {
+                        let _ = tx.send(v["fields"]["address"].as_str().map(str::to_string));
+                    }
+                    Some("fence index built") => {
+                        if let Ok(mut g) = built.lock() {
+                            *g = Some(v["fields"].clone());
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        });
+        let started = Instant::now();
+        let addr = loop {
+            match rx.try_recv() {
+                Ok(Some(addr)) => break addr.parse::<SocketAddr>()?,
+                Ok(None) => return fail("etcdboard logged `listening` without an address"),
+                Err(mpsc::TryRecvError::Disconnected) | Err(mpsc::TryRecvError::Empty)
+                    if child.0.try_wait()?.is_some() =>
+                {
+                    return fail(format!(
+                        "etcdboard exited at start; last lines of {}:\n{}",
+                        log.display(),
+                        log_tail(&log, 20)
+                    ));
+                }
+                Err(_) => {}
+            }
+            if started.elapsed() > SERVER_START_TIMEOUT {
+                return fail(format!(
+                    "etcdboard did not listen within {SERVER_START_TIMEOUT:?}; last lines of {}:\n{}",
+                    log.display(),
+                    log_tail(&log, 20)
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        Ok(Server {
+            child,
+            addr,
+            log,
+            index_built,
+        })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.0.id()
+    }
+
+    /// (VmRSS, VmHWM) in KiB.
+    fn memory_kib(&mut self) -> Res<(u64, u64)> {
+        if let Some(status) = self.child.0.try_wait()? {
+            return fail(format!(
+                "etcdboard exited ({status}); last lines of {}:\n{}",
+                self.log.display(),
+                log_tail(&self.log, 20)
+            ));
+        }
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|rest| {
+                    rest.trim()
+                        .trim_end_matches("kB")
+                        .trim()
+                        .parse::<u64>()
+                        .ok()
+                })
+        };
+        match (field("VmRSS:"), field("VmHWM:")) {
+            (Some(rss), Some(hwm)) => Ok((rss, hwm)),
+            _ => fail("no VmRSS/VmHWM in /proc/<pid>/status"),
+        }
+    }
+}
+
+fn log_tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+// ---------------------------------------------------------------------------------------------
+// The API
+
+/// Percent-encodes every byte, for query parameters carrying raw key bytes.
+fn pct(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "%{b:02X}");
+        s
+    })
+}
+
+#[derive(Clone)]
+struct Api {
+    http: reqwest::Client,
+    /// `http://addr/api/v1/clusters/default/keys`.
+    keys_url: String,
+}
+
+impl Api {
+    fn new(addr: SocketAddr) -> Res<Api> {
+        Ok(Api {
+            http: reqwest::Client::builder().timeout(CALL_TIMEOUT).build()?,
+            keys_url: format!("http://{addr}/api/v1/clusters/{CLUSTER}/keys"),
+        })
+    }
+
+    /// A flat page of `prefix` starting at `start`.
+    fn flat_url(&self, prefix: &[u8], start: &[u8]) -> String {
+        format!(
+            "{}?mode=flat&limit={PAGE}&prefix={}&start={}",
+            self.keys_url,
+            pct(prefix),
+            pct(start)
+        )
+    }
+
+    /// A tree page of `prefix` (from its first child, or from `start`).
+    fn tree_url(&self, prefix: &[u8], start: Option<&[u8]>) -> String {
+        let mut url = format!(
+            "{}?mode=tree&limit={PAGE}&prefix={}",
+            self.keys_url,
+            pct(prefix)
+        );
+        if let Some(s) = start {
+            let _ = write!(url, "&start={}", pct(s));
+        }
+        url
+    }
+
+    /// GETs `url`; the time covers the request and the whole body, not the JSON parsing.
+    async fn get(&self, url: &str) -> Res<(Duration, Value)> {
+        let (took, page) = self.fetch(url, true).await?;
+        Ok((took, page.unwrap_or(Value::Null)))
+    }
+
+    /// GETs `url` and returns the time to the last byte of the body, which is parsed as JSON only
+    /// when `parse` is set.
+    async fn fetch(&self, url: &str, parse: bool) -> Res<(Duration, Option<Value>)> {
+        let started = Instant::now();
+        let resp = self.http.get(url).send().await?;
+        let status = resp.status();
+        let body = resp.bytes().await?;
+        let took = started.elapsed();
+        if !status.is_success() {
+            return fail(format!(
+                "GET {url}: HTTP {status}: {}",
+                String::from_utf8_lossy(&body)
+            ));
+        }
+        let page = if parse {
+            Some(serde_json::from_slice(&body)?)
+        } else {
+            None
+        };
+        Ok((took, page))
+    }
+}
+
+/// Checks a full page: [`PAGE`] items, the first one `first`, all of kind `dir`. Returns true when
+/// the page was degraded: stale, or served while the index was not ready.
+fn check_page(page: &Value, first: &[u8], dir: bool, url: &str) -> Res<bool> {
+    let Some(items) = page["items"].as_array() else {
+        return fail(format!("GET {url}: no items in {page}"));
+    };
+    let first_key = items.first().and_then(|i| i["key"].as_str()).unwrap_or("");
+    if items.len() != PAGE
+        || first_key.as_bytes() != first
+        || items.iter().any(|i| i["dir"].as_bool() != Some(dir))
+    {
+        return fail(format!(
+            "GET {url}: expected {PAGE} items from {:?} (dir: {dir}), got {} from {first_key:?}",
+            String::from_utf8_lossy(first),
+            items.len()
+        ));
+    }
+    Ok(page["stale"].as_bool() != Some(false) || page["index"].as_str() != Some("ready"))
+}
+
+/// How the wait for the index went.
+struct IndexWait {
+    ready: bool,
+    /// From the first listing (which starts the build) until a page says `ready` (or the wait
+    /// gave up).
+    took: Duration,
+    /// Index states seen, in order.
+    states: Vec<String>,
+    polls: usize,
+    /// Polls that failed (HTTP error or no answer); the wait goes on.
+    errors: usize,
+    first_error: Option<String>,
+}
+
+/// Polls the API until the index is ready or [`INDEX_TIMEOUT`], tolerating failed polls (they are
+/// counted). The polls list an empty prefix: that starts the build like any listing and reports
+/// the cluster's index state, but costs etcd next to nothing, so the polls do not slow the build.
+async fn wait_for_index(api: &Api) -> IndexWait {
+    let url = format!(
+        "{}?mode=flat&limit=1&prefix={}",
+        api.keys_url,
+        pct(b"/zz-bench-empty/")
+    );
+    let started = Instant::now();
+    let mut wait = IndexWait {
+        ready: false,
+        took: Duration::ZERO,
+        states: Vec::new(),
+        polls: 0,
+        errors: 0,
+        first_error: None,
+    };
+    loop {
+        wait.polls += 1;
+        match api.get(&url).await {
+            Ok((_, page)) => {
+                let state = page["index"].as_str().unwrap_or("?").to_string();
+                if wait.states.last() != Some(&state) {
+                    wait.states.push(state.clone());
+                }
+                if state == "ready" {
+                    wait.ready = true;
+                    wait.took = started.elapsed();
+                    return wait;
+                }
+            }
+            Err(e) => {
+                wait.errors += 1;
+                let at = started.elapsed().as_secs_f64();
+                wait.first_error
+                    .get_or_insert_with(|| format!("at {at:.1} s: {e}"));
+            }
+        }
+        if started.elapsed() > INDEX_TIMEOUT {
+            wait.took = started.elapsed();
+            return wait;
+        }
+        tokio::time::sleep(INDEX_POLL).await;
+    }
+}
+
+/// Waits until every member has applied everything the most advanced one has in its log, so
+/// that what follows does not measure followers still catching up on the load. Returns the wait.
+async fn wait_for_members(endpoints: &[String]) -> Res<Duration> {
+    let started = Instant::now();
+    let mut clients = Vec::new();
+    for ep in endpoints {
+        clients.push(with_timeout("connect member", Client::connect([ep.as_str()], None)).await?);
+    }
+    loop {
+        let mut indexes = Vec::new();
+        for c in &mut clients {
+            let st = with_timeout("member status", c.status()).await?;
+            indexes.push((st.raft_index(), st.raft_applied_index()));
+        }
+        let top = indexes.iter().map(|(i, _)| *i).max().unwrap_or(0);
+        if indexes.iter().all(|(_, applied)| *applied >= top) {
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() > Duration::from_secs(300) {
+            return fail(format!(
+                "members did not catch up within 300 s: {indexes:?}"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measurements
+
+/// Our flat page at `pos`.
+async fn ours_flat(api: &Api, prefix: &[u8], pos: &Position) -> Series {
+    let url = api.flat_url(prefix, &pos.key);
+    let url = &url;
+    series(move || async move {
+        let (took, page) = api.get(url).await?;
+        let degraded = check_page(&page, &pos.key, false, url)?;
+        Ok((took, degraded))
+    })
+    .await
+}
+
+/// A naive linearizable `get(K, range_end, limit 100)` with values, as etcdkeeper-like code does.
+async fn naive_flat(client: &Client, range_end: &[u8], pos: &Position) -> Series {
+    series(move || async move {
+        let mut c = client.clone();
+        let opts = GetOptions::new()
+            .with_range(range_end.to_vec())
+            .with_limit(PAGE as i64);
+        let started = Instant::now();
+        let resp = with_timeout("naive get", c.get(pos.key.clone(), Some(opts))).await?;
+        let took = started.elapsed();
+        let kvs = resp.kvs();
+        if kvs.len() != PAGE || kvs[0].key() != pos.key.as_slice() {
+            return fail(format!(
+                "naive get from {:?}: {} keys, first {:?}",
+                String::from_utf8_lossy(&pos.key),
+                kvs.len(),
+                kvs.first()
+                    .map(|kv| String::from_utf8_lossy(kv.key()).to_string())
+            ));
+        }
+        Ok((took, false))
+    })
+    .await
+}
+
+fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+fn pb_bytes(len: usize) -> usize {
+    if len == 0 {
+        0
+    } else {
+        1 + varint_len(len as u64) + len
+    }
+}
+
+fn pb_int(v: i64) -> usize {
+    if v == 0 {
+        0
+    } else {
+        1 + varint_len(v as u64)
+    }
+}
+
+/// Size of the kvs and count of a RangeResponse on the wire (protobuf), without the small header.
+fn range_response_bytes(kvs: &[KeyValue], count: i64) -> usize {
+    kvs.iter()
+        .map(|kv| {
+            let len = pb_bytes(kv.key().len())
+                + pb_int(kv.create_revision())
+                + pb_int(kv.mod_revision())
+                + pb_int(kv.version())
+                + pb_bytes(kv.value().len())
+                + pb_int(kv.lease());
+            1 + varint_len(len as u64) + len
+        })
+        .sum::<usize>()
+        + pb_int(count)
+}
+
+/// Puts sequentially for [`WRITER_PHASE`] (at most [`WRITER_MAX_PUTS`]) on its own thread and
+/// runtime, with its own client, so browsing tasks in the bench's runtime do not delay it.
+async fn writer_phase(endpoints: Vec<String>, tag: &'static str) -> Res<Vec<Duration>> {
+    let thread = std::thread::spawn(move || -> Res<Vec<Duration>> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(async move {
+            let mut c = with_timeout("writer connect", Client::connect(endpoints, None)).await?;
+            for i in 0..WRITER_WARMUP {
+                let key = format!("/bench/w/{tag}/warmup{i:03}");
+                with_timeout("writer put", c.put(key, "x", None)).await?;
+            }
+            let mut samples = Vec::new();
+            let deadline = Instant::now() + WRITER_PHASE;
+            while Instant::now() < deadline && samples.len() < WRITER_MAX_PUTS {
+                let key = format!("/bench/w/{tag}/{:07}", samples.len());
+                let started = Instant::now();
+                with_timeout("writer put", c.put(key, "x", None)).await?;
+                samples.push(started.elapsed());
+            }
+            Ok(samples)
+        })
+    });
+    match tokio::task::spawn_blocking(move || thread.join()).await? {
+        Ok(result) => result,
+        Err(_) => fail("writer thread panicked"),
+    }
+}
+
+/// What browsing clients pick pages from.
+struct BrowsePlan {
+    flat: Vec<String>,
+    small: Vec<String>,
+    dirs: u64,
+}
+
+/// xorshift64: enough randomness to pick pages, without another dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x % n.max(1)
+    }
+}
+
+#[derive(Default)]
+struct BrowseResult {
+    samples: Vec<Duration>,
+    errors: usize,
+    first_error: Option<String>,
+}
+
+/// Loops over random flat (1M and 100k) and tree (`/h/` from a random dir, inside a random dir)
+/// pages until `stop`, the deadline or [`BROWSER_MAX_REQUESTS`].
+async fn browser(
+    api: Api,
+    plan: Arc<BrowsePlan>,
+    seed: u64,
+    stop: Arc<AtomicBool>,
+    deadline: Instant,
+) -> BrowseResult {
+    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let mut out = BrowseResult::default();
+    while !stop.load(Ordering::Relaxed)
+        && Instant::now() < deadline
+        && out.samples.len() + out.errors < BROWSER_MAX_REQUESTS
+    {
+        let url = match rng.below(4) {
+            0 => {
+                let k = &plan.flat[rng.below(plan.flat.len() as u64) as usize];
+                api.flat_url(b"", k.as_bytes())
+            }
+            1 => {
+                let k = &plan.small[rng.below(plan.small.len() as u64) as usize];
+                api.flat_url(b"/small/", format!("/small/{k}").as_bytes())
+            }
+            2 => {
+                let d = rng.below(plan.dirs);
+                api.tree_url(b"/h/", Some(format!("/h/d{d:04}/").as_bytes()))
+            }
+            _ => {
+                let d = rng.below(plan.dirs);
+                api.tree_url(format!("/h/d{d:04}/").as_bytes(), None)
+            }
+        };
+        // Not parsed: the bench's own CPU use would otherwise compete with the writer.
+        match api.fetch(&url, false).await {
+            Ok((took, _)) => out.samples.push(took),
+            Err(e) => {
+                out.errors += 1;
+                out.first_error.get_or_insert_with(|| e.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// CPU time (user + system, all threads) a process has used so far, in seconds.
+fn cpu_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the `(comm)`: state is field 3, utime field 14, stime field 15.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf(3) only reads a configuration value.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    Some(ticks as f64 / if hz > 0 { hz as f64 } else { 100.0 })
+}
+
+/// CPU used so far by etcdboard, the etcd members together, and this bench process.
+#[derive(Clone, Copy)]
+struct CpuSnapshot {
+    at: Instant,
+    etcdboard: f64,
+    etcd: f64,
+    bench: f64,
+}
+
+impl CpuSnapshot {
+    fn take(server: &Server, cluster: &LocalCluster) -> CpuSnapshot {
+        CpuSnapshot {
+            at: Instant::now(),
+            etcdboard: cpu_secs(server.pid()).unwrap_or(0.0),
+            etcd: (0..3)
+                .filter_map(|i| cluster.pid(i).and_then(cpu_secs))
+                .sum(),
+            bench: cpu_secs(std::process::id()).unwrap_or(0.0),
+        }
+    }
+
+    /// Average cores busy per party between `self` and `later`.
+    fn busy(&self, later: &CpuSnapshot) -> (f64, f64, f64) {
+        let secs = later.at.duration_since(self.at).as_secs_f64().max(1e-9);
+        (
+            (later.etcd - self.etcd) / secs,
+            (later.etcdboard - self.etcdboard) / secs,
+            (later.bench - self.bench) / secs,
+        )
+    }
+}
+
+/// Loops over random naive raw pages (flat only) until `stop`, the deadline or
+/// [`BROWSER_MAX_REQUESTS`]: the reference load for the writer.
+async fn naive_browser(
+    client: Client,
+    plan: Arc<BrowsePlan>,
+    seed: u64,
+    stop: Arc<AtomicBool>,
+    deadline: Instant,
+) -> BrowseResult {
+    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let mut out = BrowseResult::default();
+    while !stop.load(Ordering::Relaxed)
+        && Instant::now() < deadline
+        && out.samples.len() + out.errors < BROWSER_MAX_REQUESTS
+    {
+        let (key, end) = if rng.below(2) == 0 {
+            let k = &plan.flat[rng.below(plan.flat.len() as u64) as usize];
+            (k.clone().into_bytes(), vec![0])
+        } else {
+            let k = &plan.small[rng.below(plan.small.len() as u64) as usize];
+            (format!("/small/{k}").into_bytes(), b"/small0".to_vec())
+        };
+        let mut c = client.clone();
+        let opts = GetOptions::new().with_range(end).with_limit(PAGE as i64);
+        let started = Instant::now();
+        match with_timeout("naive page", c.get(key, Some(opts))).await {
+            Ok(_) => out.samples.push(started.elapsed()),
+            Err(e) => {
+                out.errors += 1;
+                out.first_error.get_or_insert_with(|| e.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// Who browses during a loaded writer phase.
+#[derive(Debug, Clone, Copy)]
+enum Browsers {
+    Ours,
+    Naive,
+}
+
+/// What a loaded writer phase needs.
+struct PhaseCtx<'a> {
+    endpoints: &'a [String],
+    api: &'a Api,
+    client: &'a Client,
+    plan: &'a Arc<BrowsePlan>,
+    server: &'a Server,
+    cluster: &'a LocalCluster,
+}
+
+/// A loaded writer phase: the writer's put latencies, what the browsers did, and the CPU used
+/// while the writer ran.
+struct Phase {
+    puts: Vec<Duration>,
+    browse: BrowseResult,
+    browse_secs: f64,
+    cpu: (f64, f64, f64),
+}
+
+/// Starts [`BROWSERS`] browsing clients, lets them run [`BROWSER_LEAD`], runs the writer for
+/// [`WRITER_PHASE`], then stops and joins the browsers.
+async fn browsed_phase(ctx: &PhaseCtx<'_>, kind: Browsers) -> Res<Phase> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let deadline = started + BROWSER_LEAD + WRITER_PHASE + Duration::from_secs(60);
+    let handles: Vec<_> = (0..BROWSERS)
+        .map(|i| {
+            let seed = i as u64 + 1;
+            match kind {
+                Browsers::Ours => tokio::spawn(browser(
+                    ctx.api.clone(),
+                    ctx.plan.clone(),
+                    seed,
+                    stop.clone(),
+                    deadline,
+                )),
+                Browsers::Naive => tokio::spawn(naive_browser(
+                    ctx.client.clone(),
+                    ctx.plan.clone(),
+                    seed,
+                    stop.clone(),
+                    deadline,
+                )),
+            }
+        })
+        .collect();
+    tokio::time::sleep(BROWSER_LEAD).await;
+    let cpu_start = CpuSnapshot::take(ctx.server, ctx.cluster);
+    let tag = match kind {
+        Browsers::Ours => "ours",
+        Browsers::Naive => "naive",
+    };
+    let puts = writer_phase(ctx.endpoints.to_vec(), tag).await;
+    let cpu = cpu_start.busy(&CpuSnapshot::take(ctx.server, ctx.cluster));
+    stop.store(true, Ordering::Relaxed);
+    let mut browse = BrowseResult::default();
+    for h in handles {
+        let r = h.await?;
+        browse.samples.extend(r.samples);
+        browse.errors += r.errors;
+        if browse.first_error.is_none() {
+            browse.first_error = r.first_error;
+        }
+    }
+    Ok(Phase {
+        puts: puts?,
+        browse,
+        browse_secs: started.elapsed().as_secs_f64(),
+        cpu,
+    })
+}
+
+fn writer_json(s: &Stats, puts: usize) -> Value {
+    let mut v = s.json();
+    v["puts"] = json!(puts);
+    v
+}
+
+// ---------------------------------------------------------------------------------------------
+// The run
+
+struct Target {
+    name: String,
+    measured: String,
+    pass: bool,
+}
+
+impl Target {
+    fn json(&self) -> Value {
+        json!({ "target": self.name, "measured": self.measured, "pass": self.pass })
+    }
+}
+
+/// One flat key space measured.
+struct Space {
+    name: String,
+    prefix: Vec<u8>,
+    range_end: Vec<u8>,
+    positions: Vec<Position>,
+}
+
+struct Row {
+    space: String,
+    pos: Position,
+    ours: Series,
+    naive: Series,
+}
+
+/// `a / b` of two series' p50 and p99, when both have samples.
+fn ratios(a: &Series, b: &Series) -> Option<(f64, f64)> {
+    (a.ok() && b.ok()).then(|| (a.stats.p50 / b.stats.p50, a.stats.p99 / b.stats.p99))
+}
+
+/// A latency cell: the value, or `failed` when the series has no sample.
+fn ms_cell(series: &Series, value: f64, width: usize) -> String {
+    if series.ok() {
+        format!("{value:>width$.2}")
+    } else {
+        format!("{:>width$}", "failed")
+    }
+}
+
+fn etcd_version() -> String {
+    Command::new("etcd")
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| "etcd version unknown".to_string())
+}
+
+async fn run() -> Res<()> {
+    let (scale, scale_name) = Scale::from_env()?;
+    let command = match std::env::var("LISTING_BENCH_SCALE") {
+        Ok(v) if !v.is_empty() => format!("LISTING_BENCH_SCALE={v} {COMMAND}"),
+        _ => COMMAND.to_string(),
+    };
+    println!("command: {command}");
+    let binary = PathBuf::from(env!("CARGO_BIN_EXE_etcdboard"));
+    if !binary.is_file() {
+        return fail(format!(
+            "{} is missing; build it with `cargo build --release` (cargo bench normally does)",
+            binary.display()
+        ));
+    }
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    std::fs::create_dir_all(&target_dir)?;
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!(
+        "setup: {cores} cores; {}; 3-member local cluster on 127.0.0.1; etcdboard = {} (child process)",
+        etcd_version(),
+        binary.display()
+    );
+    println!(
+        "       {SAMPLES} samples after {WARMUP} warm-ups per series, run one at a time; p99 is nearest-rank (of 50: the max)"
+    );
+    let flat_name = flat_label(scale.flat);
+    let small_name = flat_label(scale.small);
+    let hier_total = scale.dirs * scale.per_dir;
+    let mut report = serde_json::Map::new();
+    report.insert("command".into(), json!(command));
+    report.insert(
+        "scale".into(),
+        json!({ "name": scale_name, "flat": scale.flat, "small": scale.small,
+                "dirs": scale.dirs, "keys_per_dir": scale.per_dir }),
+    );
+    let mut targets: Vec<Target> = Vec::new();
+
+    // 1. Load.
+    println!();
+    println!("1. LOAD  (one cluster; txns of {TXN_OPS} puts, {TXNS_IN_FLIGHT} in flight)");
+    let mut cluster = LocalCluster::start(LocalClusterOptions::default()).await?;
+    let endpoints = cluster.client_urls();
+    let client = with_timeout("connect", Client::connect(endpoints.clone(), None)).await?;
+    let flat_took = load(&client, scale.flat, flat_kv).await?;
+    println!(
+        "   {:<42} {:>9} keys  {:>7.1} s",
+        format!("flat `1` … `{}`", scale.flat),
+        scale.flat,
+        flat_took.as_secs_f64()
+    );
+    let small_took = load(&client, scale.small, small_kv).await?;
+    println!(
+        "   {:<42} {:>9} keys  {:>7.1} s",
+        format!("flat `/small/1` … `/small/{}`", scale.small),
+        scale.small,
+        small_took.as_secs_f64()
+    );
+    let per_dir = scale.per_dir;
+    let hier_took = load(&client, hier_total, move |i| {
+        let (d, k) = (i / per_dir, i % per_dir);
+        (
+            format!("/h/d{d:04}/k{k:04}").into_bytes(),
+            (i + 1).to_string().into_bytes(),
+        )
+    })
+    .await?;
+    println!(
+        "   {:<42} {:>9} keys  {:>7.1} s",
+        format!(
+            "tree `/h/d0000/k0000` … `/h/d{:04}/k{:04}`",
+            scale.dirs - 1,
+            per_dir - 1
+        ),
+        hier_total,
+        hier_took.as_secs_f64()
+    );
+    let mut c = client.clone();
+    let settle = wait_for_members(&endpoints).await?;
+    // One unbounded count, three times: what etcd pays for a range over every key (the cost a
+    // page without fences can run into).
+    let mut count = 0;
+    let mut count_ms = Vec::new();
+    for _ in 0..3 {
+        let started = Instant::now();
+        count = with_timeout(
+            "count keys",
+            c.get(
+                vec![0],
+                Some(GetOptions::new().with_all_keys().with_count_only()),
+            ),
+        )
+        .await?
+        .count();
+        count_ms.push(started.elapsed().as_secs_f64() * 1e3);
+    }
+    let expected = scale.flat + scale.small + hier_total;
+    if count != expected as i64 {
+        return fail(format!("cluster holds {count} keys, expected {expected}"));
+    }
+    let db_size = with_timeout("status", c.status()).await?.db_size();
+    let load_total = flat_took + small_took + hier_took;
+    println!(
+        "   total {count} keys in {:.1} s; etcd db size {:.0} MiB; all members applied the whole log {:.1} s after the load",
+        load_total.as_secs_f64(),
+        db_size as f64 / 1048576.0,
+        settle.as_secs_f64()
+    );
+    println!(
+        "   one linearizable count_only range over all {count} keys: {} ms",
+        count_ms
+            .iter()
+            .map(|m| format!("{m:.0}"))
+            .collect::<Vec<_>>()
+            .join(" / ")
+    );
+    report.insert(
+        "load".into(),
+        json!({ "flat_s": flat_took.as_secs_f64(), "small_s": small_took.as_secs_f64(),
+                "tree_s": hier_took.as_secs_f64(), "total_s": load_total.as_secs_f64(),
+                "keys": count, "db_size_bytes": db_size, "count_all_keys_ms": count_ms, "members_caught_up_s": settle.as_secs_f64(),
+                "layout": "one 3-member cluster: numeric keys at the top level, /small/<n>, /h/dNNNN/kNNNN" }),
+    );
+
+    // 2. etcdboard and its index.
+    println!();
+    println!("2. INDEX  (etcdboard started now; its first listing starts the build)");
+    let mut server = Server::start(
+        &binary,
+        &endpoints,
+        target_dir.join("bench-listing-etcdboard.log"),
+    )
+    .await?;
+    let api = Api::new(server.addr)?;
+    let wait = wait_for_index(&api).await;
+    let (index_took, states) = (wait.took, wait.states.clone());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let built = server.index_built.lock().ok().and_then(|g| g.clone());
+    let (rss_ready, _) = server.memory_kib()?;
+    println!(
+        "   etcdboard pid {} on {}; index {} {:.1} s after the first listing (states seen: {}; polled every {} ms)",
+        server.pid(),
+        server.addr,
+        if wait.ready { "ready" } else { "STILL NOT READY" },
+        index_took.as_secs_f64(),
+        states.join(" → "),
+        INDEX_POLL.as_millis()
+    );
+    if !wait.ready {
+        println!(
+            "   !! gave up waiting: every page below is served without the index (and marked so)"
+        );
+    }
+    targets.push(Target {
+        name: format!(
+            "index ready within {} s (precondition)",
+            INDEX_TIMEOUT.as_secs()
+        ),
+        measured: if wait.ready {
+            format!("{:.1} s", index_took.as_secs_f64())
+        } else {
+            "not ready".to_string()
+        },
+        pass: wait.ready,
+    });
+    if wait.errors > 0 {
+        println!(
+            "   !! {} of {} polls failed while waiting for the index; first {}",
+            wait.errors,
+            wait.polls,
+            wait.first_error.as_deref().unwrap_or("?")
+        );
+    }
+    match &built {
+        Some(f) => {
+            println!(
+            "   server log: fence index built in {} ms, {} keys, {} buckets; VmRSS now {:.1} MiB",
+            f["ms"], f["keys"], f["buckets"], mib(rss_ready)
+        )
+        }
+        None => println!(
+            "   (no `fence index built` line in the server log); VmRSS now {:.1} MiB",
+            mib(rss_ready)
+        ),
+    }
+    report.insert(
+        "index".into(),
+        json!({ "ready": wait.ready, "waited_s": index_took.as_secs_f64(), "states": states,
+                "polls": wait.polls, "failed_polls": wait.errors, "first_failure": wait.first_error,
+                "server_log": built, "rss_after_build_kib": rss_ready }),
+    );
+
+    // 3 + 4. Flat pages: ours vs naive.
+    let flat_sorted = sorted_suffixes(scale.flat);
+    let small_sorted = sorted_suffixes(scale.small);
+    let spaces = [
+        Space {
+            name: flat_name.clone(),
+            prefix: Vec::new(),
+            range_end: vec![0],
+            positions: positions("", &flat_sorted),
+        },
+        Space {
+            name: small_name.clone(),
+            prefix: b"/small/".to_vec(),
+            range_end: b"/small0".to_vec(),
+            positions: positions("/small/", &small_sorted),
+        },
+    ];
+    let mut rows: Vec<Row> = Vec::new();
+    for space in &spaces {
+        for pos in &space.positions {
+            let ours = ours_flat(&api, &space.prefix, pos).await;
+            let naive = naive_flat(&client, &space.range_end, pos).await;
+            rows.push(Row {
+                space: space.name.clone(),
+                pos: pos.clone(),
+                ours,
+                naive,
+            });
+        }
+    }
+    println!();
+    println!("3+4. FLAT PAGE, limit {PAGE}: ours = GET /api/v1/clusters/{CLUSTER}/keys?mode=flat&limit={PAGE}&prefix=P&start=K (keys only)");
+    println!("     naive = linearizable get(K, range_end=prefix_end(P), limit {PAGE}) with values, raw etcd-client; times in ms");
+    println!(
+        "   {:<6} {:<7} {:>6} {:<14} {:>8} {:>8} {:>9} {:>9} {:>8} {:>8}  target: ours p50 ≤ {TARGET_RATIO_VS_NAIVE}× naive p50 ({flat_name})",
+        "keys", "where", "pos%", "K", "ours p50", "ours p99", "naive p50", "naive p99", "ratio50", "ratio99"
+    );
+    let mut flat_json = Vec::new();
+    let mut row_notes = Vec::new();
+    for r in &rows {
+        let ratio = ratios(&r.ours, &r.naive);
+        let mut mark = String::new();
+        if r.space == flat_name {
+            // A page served without the index does not show what the index buys.
+            let pass =
+                ratio.is_some_and(|(r50, _)| r50 <= TARGET_RATIO_VS_NAIVE) && r.ours.degraded == 0;
+            mark = verdict(pass).to_string();
+            targets.push(Target {
+                name: format!(
+                    "ours ≤ {TARGET_RATIO_VS_NAIVE}× naive, {flat_name} {} (p50)",
+                    r.pos.label
+                ),
+                measured: ratio.map_or("ours or naive failed".to_string(), |(r50, _)| {
+                    format!("{r50:.3}×")
+                }),
+                pass,
+            });
+        }
+        let (r50, r99) = ratio.map_or(("—".to_string(), "—".to_string()), |(a, b)| {
+            (format!("{a:.3}×"), format!("{b:.3}×"))
+        });
+        println!(
+            "   {:<6} {:<7} {:>6.1} {:<14} {} {} {} {} {:>8} {:>8}  {mark}",
+            r.space,
+            r.pos.label,
+            r.pos.percent,
+            String::from_utf8_lossy(&r.pos.key),
+            ms_cell(&r.ours, r.ours.stats.p50, 8),
+            ms_cell(&r.ours, r.ours.stats.p99, 8),
+            ms_cell(&r.naive, r.naive.stats.p50, 9),
+            ms_cell(&r.naive, r.naive.stats.p99, 9),
+            r50,
+            r99
+        );
+        for (who, series) in [("ours", &r.ours), ("naive", &r.naive)] {
+            let notes = series.notes();
+            if !notes.is_empty() {
+                row_notes.push(format!("{} {} {who}: {notes}", r.space, r.pos.label));
+            }
+        }
+        flat_json.push(json!({
+            "keys": r.space, "position": r.pos.label, "index": r.pos.index, "percent": r.pos.percent,
+            "start": String::from_utf8_lossy(&r.pos.key), "ours": r.ours.json(), "naive": r.naive.json(),
+            "ratio_p50": ratio.map(|r| r.0), "ratio_p99": ratio.map(|r| r.1),
+        }));
+    }
+    for note in &row_notes {
+        println!("   !! {note}");
+    }
+    println!(
+        "   note: at `end` the naive range [K, end) holds only the last 1 % of the keys, so naive is cheap there too"
+    );
+    println!("   scaling: ours at {flat_name} / ours at {small_name}, same relative position  (target: p50 ≤ {TARGET_SCALE_RATIO}×)");
+    let mut scaling_json = Vec::new();
+    for big in rows.iter().filter(|r| r.space == flat_name) {
+        let Some(small) = rows
+            .iter()
+            .find(|r| r.space == small_name && r.pos.label == big.pos.label)
+        else {
+            continue;
+        };
+        let ratio = ratios(&big.ours, &small.ours);
+        let pass = ratio.is_some_and(|(s50, _)| s50 <= TARGET_SCALE_RATIO)
+            && big.ours.degraded + small.ours.degraded == 0;
+        match ratio {
+            Some((s50, s99)) => println!(
+                "   {:<7} p50 {:>6.2} / {:>6.2} ms = {:>5.2}×   p99 {:>6.2} / {:>6.2} ms = {:>5.2}×   {}",
+                big.pos.label,
+                big.ours.stats.p50,
+                small.ours.stats.p50,
+                s50,
+                big.ours.stats.p99,
+                small.ours.stats.p99,
+                s99,
+                verdict(pass)
+            ),
+            None => println!("   {:<7} no samples   {}", big.pos.label, verdict(pass)),
+        }
+        targets.push(Target {
+            name: format!(
+                "ours at {flat_name} ≤ {TARGET_SCALE_RATIO}× ours at {small_name}, {} (p50)",
+                big.pos.label
+            ),
+            measured: ratio.map_or("no samples".to_string(), |(s50, _)| format!("{s50:.2}×")),
+            pass,
+        });
+        scaling_json.push(json!({ "position": big.pos.label,
+                                  "ratio_p50": ratio.map(|r| r.0), "ratio_p99": ratio.map(|r| r.1) }));
+    }
+    report.insert("flat_pages".into(), json!(flat_json));
+    report.insert("scaling".into(), json!(scaling_json));
+
+    // 5. First children of the tree root.
+    let tree_url = api.tree_url(b"/h/", None);
+    let tree = {
+        let (api, url) = (&api, &tree_url);
+        series(move || async move {
+            let (took, page) = api.get(url).await?;
+            let degraded = check_page(&page, b"/h/d0000/", true, url)?;
+            Ok((took, degraded))
+        })
+        .await
+    };
+    let tree_pass = tree.ok() && tree.degraded == 0 && tree.stats.p99 <= TARGET_TREE_P99_MS;
+    println!();
+    println!(
+        "5. TREE: first {PAGE} children of /h/ ({} dirs × {per_dir} keys), GET …/keys?mode=tree&prefix=/h/&limit={PAGE}",
+        scale.dirs
+    );
+    println!(
+        "   p50 {} ms  p99 {} ms   target p99 ≤ {TARGET_TREE_P99_MS} ms  {}",
+        ms_cell(&tree, tree.stats.p50, 0),
+        ms_cell(&tree, tree.stats.p99, 0),
+        verdict(tree_pass)
+    );
+    if !tree.notes().is_empty() {
+        println!("   !! {}", tree.notes());
+    }
+    targets.push(Target {
+        name: format!("first {PAGE} children of /h/ p99 ≤ {TARGET_TREE_P99_MS} ms"),
+        measured: if tree.ok() {
+            format!("{:.2} ms", tree.stats.p99)
+        } else {
+            "failed".to_string()
+        },
+        pass: tree_pass,
+    });
+    report.insert("tree_root_children".into(), tree.json());
+
+    // 6. etcdkeeper-style unbounded read of the whole flat key space.
+    println!();
+    println!(
+        "6. WHOLE READ (etcdkeeper-style): one linearizable get of all {flat_name} numeric keys with values, no limit"
+    );
+    println!("   (range [\"0\", \":\") = exactly the numeric keys; same as a with_prefix read of a prefix holding them)");
+    let mut kv = client.kv_client().max_decoding_message_size(usize::MAX);
+    let mut whole_json = Vec::new();
+    for run in 1..=WHOLE_READS {
+        let opts = GetOptions::new().with_range(b":".to_vec());
+        let started = Instant::now();
+        let resp = with_timeout("whole read", kv.get(b"0".to_vec(), Some(opts))).await?;
+        let took = started.elapsed();
+        let kvs = resp.kvs();
+        if kvs.len() as u64 != scale.flat {
+            return fail(format!(
+                "whole read returned {} keys, expected {}",
+                kvs.len(),
+                scale.flat
+            ));
+        }
+        let wire = range_response_bytes(kvs, resp.count());
+        let payload: usize = kvs.iter().map(|kv| kv.key().len() + kv.value().len()).sum();
+        println!(
+            "   run {run}: {:>7.0} ms  {} keys  response ≈ {:.1} MiB on the wire (protobuf), {:.1} MiB of keys+values",
+            took.as_secs_f64() * 1e3,
+            kvs.len(),
+            wire as f64 / 1048576.0,
+            payload as f64 / 1048576.0
+        );
+        whole_json.push(json!({ "ms": took.as_secs_f64() * 1e3, "keys": kvs.len(),
+                                "response_bytes": wire, "key_value_bytes": payload }));
+    }
+    drop(kv);
+    report.insert("whole_read".into(), json!(whole_json));
+
+    // 7. Server memory.
+    let (rss, hwm) = server.memory_kib()?;
+    let rss_pass = mib(rss) <= TARGET_RSS_MIB;
+    println!();
+    println!(
+        "7. SERVER MEMORY (etcdboard, /proc/{}/status)",
+        server.pid()
+    );
+    println!(
+        "   VmRSS {:.1} MiB  VmHWM (peak) {:.1} MiB   target VmRSS ≤ {TARGET_RSS_MIB} MiB  {}{}",
+        mib(rss),
+        mib(hwm),
+        verdict(rss_pass),
+        if mib(hwm) > TARGET_RSS_MIB {
+            "  (peak above the target)"
+        } else {
+            ""
+        }
+    );
+    targets.push(Target {
+        name: format!("etcdboard VmRSS ≤ {TARGET_RSS_MIB} MiB"),
+        measured: format!("{:.1} MiB (peak {:.1} MiB)", mib(rss), mib(hwm)),
+        pass: rss_pass,
+    });
+
+    // 8. A writer alone, then while 8 clients browse our API, then (reference) while 8 clients
+    // read naive raw pages.
+    let plan = Arc::new(BrowsePlan {
+        flat: flat_sorted,
+        small: small_sorted,
+        dirs: scale.dirs,
+    });
+    let cpu_alone_start = CpuSnapshot::take(&server, &cluster);
+    let alone = writer_phase(endpoints.clone(), "alone").await?;
+    let cpu_alone = cpu_alone_start.busy(&CpuSnapshot::take(&server, &cluster));
+    let ctx = PhaseCtx {
+        endpoints: &endpoints,
+        api: &api,
+        client: &client,
+        plan: &plan,
+        server: &server,
+        cluster: &cluster,
+    };
+    let ours_phase = browsed_phase(&ctx, Browsers::Ours).await?;
+    let naive_phase = browsed_phase(&ctx, Browsers::Naive).await?;
+    let a = Stats::of(&alone);
+    let (l, b) = (
+        Stats::of(&ours_phase.puts),
+        Stats::of(&ours_phase.browse.samples),
+    );
+    let (nl, nb) = (
+        Stats::of(&naive_phase.puts),
+        Stats::of(&naive_phase.browse.samples),
+    );
+    let increase = 100.0 * (l.p99 - a.p99) / a.p99;
+    let naive_increase = 100.0 * (nl.p99 - a.p99) / a.p99;
+    let writer_pass = increase <= TARGET_WRITER_INCREASE_PCT;
+    println!();
+    println!(
+        "8. WRITER: sequential puts, {} s per phase: alone; while {BROWSERS} clients loop over our API; (reference) while {BROWSERS} clients loop over naive raw pages",
+        WRITER_PHASE.as_secs()
+    );
+    println!("   writer on its own thread + runtime + client. our API: random flat {flat_name}/{small_name} pages, /h/ from a random dir, first page of a random dir");
+    println!("   naive: get(K, range_end, limit {PAGE}) with values at random K of the {flat_name} and {small_name} flat key spaces (no tree: naive has no cheap tree page)");
+    for (label, w, inc) in [
+        ("alone", &a, None),
+        ("our API", &l, Some(increase)),
+        ("naive (ref)", &nl, Some(naive_increase)),
+    ] {
+        println!(
+            "   {label:<12} {:>6} puts  p50 {:>6.2} ms  p99 {:>7.2} ms  max {:>7.2} ms{}",
+            w.n,
+            w.p50,
+            w.p99,
+            w.max,
+            inc.map(|i| format!("   p99 {i:+.1} %")).unwrap_or_default()
+        );
+    }
+    println!(
+        "   target: writer p99 increase while browsing our API ≤ {TARGET_WRITER_INCREASE_PCT} %  {}",
+        verdict(writer_pass)
+    );
+    for (label, phase, st) in [
+        ("our API", &ours_phase, &b),
+        ("naive (ref)", &naive_phase, &nb),
+    ] {
+        println!(
+            "   browsing {label:<12} {:>5} pages in {:.1} s ({:.0}/s), page p50 {:.2} ms p99 {:.2} ms, {} errors{}",
+            st.n,
+            phase.browse_secs,
+            st.n as f64 / phase.browse_secs,
+            st.p50,
+            st.p99,
+            phase.browse.errors,
+            phase
+                .browse
+                .first_error
+                .as_deref()
+                .map(|e| format!(" (first: {e})"))
+                .unwrap_or_default()
+        );
+    }
+    println!(
+        "   CPU, cores busy of {cores} (etcd ×3 / etcdboard / bench): alone {:.2}/{:.2}/{:.2}, our API {:.2}/{:.2}/{:.2}, naive {:.2}/{:.2}/{:.2}",
+        cpu_alone.0, cpu_alone.1, cpu_alone.2,
+        ours_phase.cpu.0, ours_phase.cpu.1, ours_phase.cpu.2,
+        naive_phase.cpu.0, naive_phase.cpu.1, naive_phase.cpu.2
+    );
+    let (rss_after, hwm_after) = server.memory_kib()?;
+    println!(
+        "   etcdboard after browsing: VmRSS {:.1} MiB, VmHWM {:.1} MiB",
+        mib(rss_after),
+        mib(hwm_after)
+    );
+    targets.push(Target {
+        name: format!("writer put p99 increase while browsing ≤ {TARGET_WRITER_INCREASE_PCT} %"),
+        measured: format!("{increase:+.1} % ({:.2} → {:.2} ms)", a.p99, l.p99),
+        pass: writer_pass,
+    });
+    report.insert(
+        "memory".into(),
+        json!({ "after_steps_1_to_6": { "vm_rss_kib": rss, "vm_hwm_kib": hwm },
+                "after_browsing": { "vm_rss_kib": rss_after, "vm_hwm_kib": hwm_after } }),
+    );
+    let cpu_json = |c: (f64, f64, f64)| json!({ "etcd": c.0, "etcdboard": c.1, "bench": c.2 });
+    let browse_json = |phase: &Phase, st: &Stats| {
+        json!({ "pages": st.n, "seconds": phase.browse_secs, "errors": phase.browse.errors,
+                "first_error": phase.browse.first_error, "page": st.json(), "clients": BROWSERS })
+    };
+    report.insert(
+        "writer".into(),
+        json!({ "alone": writer_json(&a, a.n),
+                "browsed_ours": writer_json(&l, l.n),
+                "browsed_naive_reference": writer_json(&nl, nl.n),
+                "p99_increase_pct": increase,
+                "p99_increase_pct_naive_reference": naive_increase,
+                "cpu_cores_busy": { "alone": cpu_json(cpu_alone), "ours": cpu_json(ours_phase.cpu),
+                                    "naive": cpu_json(naive_phase.cpu) },
+                "browsing_ours": browse_json(&ours_phase, &b),
+                "browsing_naive": browse_json(&naive_phase, &nb) }),
+    );
+
+    // Teardown.
+    drop(server);
+    cluster.shutdown();
+    drop(cluster);
+
+    println!();
+    let passed = targets.iter().filter(|t| t.pass).count();
+    println!("TARGETS: {passed}/{} PASS", targets.len());
+    for t in &targets {
+        println!("   {}  {:<58} {}", verdict(t.pass), t.name, t.measured);
+    }
+    report.insert(
+        "targets".into(),
+        json!(targets.iter().map(Target::json).collect::<Vec<_>>()),
+    );
+    let json_path = target_dir.join("bench-listing.json");
+    std::fs::write(
+        &json_path,
+        serde_json::to_string_pretty(&Value::Object(report))?,
+    )?;
+    println!();
+    println!(
+        "teardown: etcdboard and the 3 etcd members killed; JSON written to {}",
+        json_path.display()
+    );
+    Ok(())
+}

@@ -307,6 +307,49 @@ mod tests {
     }
 
     #[test]
+    fn a_stale_index_never_changes_what_is_listed() {
+        // The index was built on one key set; then anchors (fence keys) and whole directories were
+        // deleted and others created without the index hearing of it. Listings stay exact.
+        let before: Vec<Vec<u8>> = (0..40)
+            .flat_map(|d| (0..30).map(move |k| format!("/d{d:02}/k{k:02}").into_bytes()))
+            .collect();
+        let f = build(&MemSource::new(before.clone()), 16);
+        let fence_keys: std::collections::HashSet<Vec<u8>> = f
+            .buckets(b"", None, 10_000)
+            .into_iter()
+            .filter_map(|(hi, _)| hi)
+            .collect();
+        let mut after: Vec<Vec<u8>> = before
+            .into_iter()
+            .filter(|k| {
+                !fence_keys.contains(k) && !k.starts_with(b"/d07/") && !k.starts_with(b"/d2")
+            })
+            .collect();
+        after.extend((0..5).map(|i| format!("/d07x/new{i}").into_bytes()));
+        after.extend((0..50).map(|i| format!("/d3{i:02}").into_bytes()));
+        let src = MemSource::new(after);
+        for prefix in [&b""[..], b"/", b"/d1"] {
+            for mode in [Mode::Flat, Mode::Tree { sep: b"/".to_vec() }] {
+                for limit in [1, 3, 100] {
+                    let req = ListReq {
+                        prefix: prefix.to_vec(),
+                        start: prefix.to_vec(),
+                        mode: mode.clone(),
+                        limit,
+                        revision: None,
+                        hint: None,
+                    };
+                    assert_eq!(
+                        list_all(&src, Some(&f), req.clone()),
+                        list_all(&src, None, req),
+                        "prefix {prefix:?} {mode:?} limit {limit}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn creates_and_deletes_keep_counts_and_split_oversized_buckets() {
         let mut f = Fences::new(4);
         for k in [&b"a"[..], b"b", b"c", b"d", b"e", b"f"] {

@@ -202,8 +202,13 @@ const MAX_PROBES: usize = 384;
 
 #[derive(Debug)]
 struct Segment {
+    /// Start of the segment.
+    lo: Vec<u8>,
     /// Exclusive end of the segment (`None`: end of the listing range).
     hi: Option<Vec<u8>>,
+    /// Not read because it lies inside this directory, which an anchor key is expected to prove
+    /// exists; if the anchor turns out to be gone, the segment is read after all.
+    skip_dir: Option<Vec<u8>>,
     /// Keys read so far, in order.
     keys: Vec<Vec<u8>>,
     /// Where reading must go on, or `None` once the segment is fully known.
@@ -302,7 +307,43 @@ pub async fn list_page<S: RangeSource>(
         let (known, pending) = estimate(req, &segments);
         let expected = known + pending;
         let mostly_known = pending * 2 <= segments.len();
-        if let Some(from) = frontier.take_if(|_| expected < want && mostly_known) {
+        let anchored = matches!(req.mode, Mode::Tree { .. }) && fences.is_some();
+        if let (true, Some(view)) = (anchored && expected < want && mostly_known, fences) {
+            if let Some(from) = frontier.take() {
+                let count = anchored_buckets(probes_done, known, want - expected);
+                let planned = plan_anchored(req, view, &from, &range_end, count);
+                for p in planned.segments {
+                    let i = segments.len();
+                    match p.kind {
+                        Planned::Read(limit) => plan.push((
+                            i,
+                            RangeReq {
+                                start: p.lo.clone(),
+                                end: p.hi.clone(),
+                                limit: limit.min(need).max(1),
+                            },
+                        )),
+                        Planned::Skip(_) => {}
+                    }
+                    segments.push(Segment {
+                        lo: p.lo,
+                        hi: p.hi,
+                        skip_dir: match p.kind {
+                            Planned::Skip(dir) => Some(dir),
+                            Planned::Read(_) => None,
+                        },
+                        keys: Vec::new(),
+                        pending: None,
+                        remaining: 0,
+                        reads: 0,
+                    });
+                }
+                probes_done += planned.buckets;
+                frontier = planned.next;
+            }
+        } else if let Some(from) =
+            frontier.take_if(|_| expected < want && mostly_known && !anchored)
+        {
             let mut lo = Some(from);
             let ahead_need = want - expected;
             for (hi, _) in read_ahead(
@@ -331,7 +372,12 @@ pub async fn list_page<S: RangeSource>(
                 ));
                 probes_done += 1;
                 segments.push(Segment {
+                    lo: plan
+                        .last()
+                        .map(|(_, r)| r.start.clone())
+                        .unwrap_or_default(),
                     hi: hi.clone(),
+                    skip_dir: None,
                     keys: Vec::new(),
                     pending: None,
                     remaining: 0,
@@ -372,9 +418,183 @@ pub async fn list_page<S: RangeSource>(
             seg.keys.extend(resp.keys);
             seg.pending = resume.filter(|r| lt_end(r, &seg.hi));
         }
+        validate_skips(req, &mut segments);
         resolve_by_neighbours(req, &mut segments);
         if fences.is_none() {
             exp = adapt_exp(exp, round_count, need as u64, plan.len());
+        }
+    }
+}
+
+/// Buckets to plan in one anchored round: few at first, then as many as the children seen per
+/// bucket suggest (anchored buckets cost about one key each, so this can be generous).
+fn anchored_buckets(buckets_done: usize, children: usize, need: usize) -> usize {
+    if buckets_done == 0 || children == 0 {
+        return if buckets_done == 0 { 64 } else { MAX_PROBES };
+    }
+    let per_bucket = children as f64 / buckets_done as f64;
+    (((need as f64) / per_bucket * 1.3).ceil() as usize).clamp(16, MAX_PROBES)
+}
+
+enum Planned {
+    /// Read `[lo, hi)` with this limit.
+    Read(usize),
+    /// Assume `[lo, hi)` lies inside this directory (proved by an anchor); read it only if not.
+    Skip(Vec<u8>),
+}
+
+struct PlannedSeg {
+    lo: Vec<u8>,
+    hi: Option<Vec<u8>>,
+    kind: Planned,
+}
+
+struct AnchoredPlan {
+    segments: Vec<PlannedSeg>,
+    next: Option<Vec<u8>>,
+    buckets: usize,
+}
+
+/// The first key of a child (a directory's prefix, or the key itself).
+fn child_start(item: &Item) -> Vec<u8> {
+    item.key.clone()
+}
+
+/// The first key after a child (past the whole directory, or just after the key).
+fn child_end(item: &Item) -> Option<Vec<u8>> {
+    if item.dir {
+        prefix_end(&item.key)
+    } else {
+        Some(key_after(&item.key))
+    }
+}
+
+fn min_end(a: Option<Vec<u8>>, b: Option<Vec<u8>>) -> Option<Vec<u8>> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(if x <= y { x } else { y }),
+        (Some(x), None) | (None, Some(x)) => Some(x),
+        (None, None) => None,
+    }
+}
+
+/// Tree mode with a fence index: every fence key is an *anchor*. Reading just the anchor (a
+/// one-key range) proves its child exists; the parts of a bucket that lie inside that child's
+/// directory need no read at all, and only the gaps between two different children are read —
+/// usually empty. So a level of large directories costs about one key per bucket, not the keys of
+/// every directory listed.
+fn plan_anchored(
+    req: &ListReq,
+    view: &(dyn FenceView + Sync),
+    from: &[u8],
+    range_end: &Option<Vec<u8>>,
+    count: usize,
+) -> AnchoredPlan {
+    let buckets = view.buckets(from, range_end.as_deref(), count + 2);
+    let mut anchors: Vec<Vec<u8>> = buckets
+        .iter()
+        .filter_map(|(hi, _)| hi.clone())
+        .filter(|h| h.as_slice() > from && lt_end(h, range_end))
+        .collect();
+    // The fence after the last anchor bounds this round (its bucket is the last one read).
+    let bound: Option<Vec<u8>> = if anchors.len() > count.max(1) {
+        let b = anchors[count.max(1)].clone();
+        anchors.truncate(count.max(1));
+        Some(b)
+    } else {
+        range_end.clone()
+    };
+    let mut out: Vec<PlannedSeg> = Vec::new();
+    let push_read = |out: &mut Vec<PlannedSeg>, lo: Vec<u8>, hi: Option<Vec<u8>>, limit: usize| {
+        let empty = hi.as_ref().is_some_and(|h| *h <= lo);
+        if !empty {
+            out.push(PlannedSeg {
+                lo,
+                hi,
+                kind: Planned::Read(limit),
+            });
+        }
+    };
+    // The partial bucket before the first anchor is read as usual.
+    let first_hi = anchors.first().cloned().or_else(|| bound.clone());
+    push_read(&mut out, from.to_vec(), first_hi, SMALL_LIMIT);
+    let n = anchors.len();
+    for i in 0..n {
+        let a = &anchors[i];
+        let child = item_for(&req.prefix, &req.mode, a);
+        let next_anchor = anchors.get(i + 1).cloned();
+        let seg_end = next_anchor.clone().or_else(|| bound.clone());
+        // The anchor itself: a one-key read.
+        out.push(PlannedSeg {
+            lo: a.clone(),
+            hi: Some(key_after(a)),
+            kind: Planned::Read(1),
+        });
+        let mut cursor = key_after(a);
+        if child.dir {
+            // Inside the anchor's directory up to its end (or the next anchor).
+            let inside_end = min_end(child_end(&child), seg_end.clone());
+            if inside_end.as_ref().is_none_or(|e| *e > cursor) {
+                out.push(PlannedSeg {
+                    lo: cursor.clone(),
+                    hi: inside_end.clone(),
+                    kind: Planned::Skip(child.key.clone()),
+                });
+                match inside_end {
+                    Some(e) => cursor = e,
+                    None => break,
+                }
+            }
+        }
+        let Some(next) = next_anchor else {
+            // After the last anchor: the rest of its bucket is read as usual.
+            push_read(&mut out, cursor, seg_end, SMALL_LIMIT);
+            break;
+        };
+        let next_child = item_for(&req.prefix, &req.mode, &next);
+        // The gap between the two children (usually empty), then the part of the next anchor's
+        // directory before the anchor.
+        let gap_end = if next_child.dir {
+            child_start(&next_child)
+                .max(cursor.clone())
+                .min(next.clone())
+        } else {
+            next.clone()
+        };
+        push_read(&mut out, cursor.clone(), Some(gap_end.clone()), SMALL_LIMIT);
+        if next_child.dir && gap_end < next {
+            out.push(PlannedSeg {
+                lo: gap_end,
+                hi: Some(next.clone()),
+                kind: Planned::Skip(next_child.key.clone()),
+            });
+        }
+    }
+    // The next round starts at the bound, unless that is the end of the listing range.
+    let next = bound.filter(|b| lt_end(b, range_end));
+    AnchoredPlan {
+        segments: out,
+        next,
+        buckets: n.max(1),
+    }
+}
+
+/// After a round: a skipped segment stands only if some anchor proved its directory exists at the
+/// listing's revision; otherwise it is read like any other.
+fn validate_skips(req: &ListReq, segments: &mut [Segment]) {
+    let mut proven: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
+    for seg in segments.iter() {
+        for k in &seg.keys {
+            let item = item_for(&req.prefix, &req.mode, k);
+            if item.dir {
+                proven.insert(item.key);
+            }
+        }
+    }
+    for seg in segments.iter_mut() {
+        if let Some(dir) = seg.skip_dir.take() {
+            if !proven.contains(&dir) {
+                seg.pending = Some(seg.lo.clone());
+            }
         }
     }
 }

@@ -136,7 +136,9 @@ impl EtcdCluster {
     pub fn new(cfg: &ClusterConfig, timeout: Duration) -> Result<Arc<EtcdCluster>, EtcdError> {
         let mut options = ConnectOptions::new()
             .with_connect_timeout(Duration::from_millis(800).min(timeout))
-            .with_timeout(timeout)
+            // Our own deadlines (per read, per write) end requests on time; this is only a backstop,
+            // long enough for the index build's occasional large read.
+            .with_timeout(timeout.max(Duration::from_secs(30)))
             .with_keep_alive(Duration::from_secs(5), Duration::from_secs(3))
             .with_keep_alive_while_idle(true);
         if let Some(c) = &cfg.credentials {
@@ -268,8 +270,23 @@ impl EtcdCluster {
         F: Fn(Client, bool) -> Fut,
         Fut: std::future::Future<Output = Result<(T, i64), etcd_client::Error>>,
     {
+        self.read_within(revision, LINEARIZABLE_BUDGET.min(self.timeout), op)
+            .await
+    }
+
+    /// [`EtcdCluster::read`] with another budget for the linearizable phase: background work (the
+    /// index build) may wait longer for a large read than a page may.
+    pub async fn read_within<T, F, Fut>(
+        &self,
+        revision: Option<i64>,
+        budget: Duration,
+        op: F,
+    ) -> Result<Read<T>, EtcdError>
+    where
+        F: Fn(Client, bool) -> Fut,
+        Fut: std::future::Future<Output = Result<(T, i64), etcd_client::Error>>,
+    {
         let started = Instant::now();
-        let budget = LINEARIZABLE_BUDGET.min(self.timeout);
         let mut last_reason = String::from("no member tried");
         let degraded = self
             .degraded_until
@@ -535,9 +552,22 @@ impl RangeSource for EtcdCluster {
     type Error = EtcdError;
 
     async fn ranges(&self, reqs: Vec<RangeReq>, revision: Option<i64>) -> Result<Batch, EtcdError> {
+        self.ranges_within(reqs, revision, LINEARIZABLE_BUDGET.min(self.timeout))
+            .await
+    }
+}
+
+impl EtcdCluster {
+    /// Reads a batch of ranges at one revision, with `budget` for the linearizable phase.
+    pub async fn ranges_within(
+        &self,
+        reqs: Vec<RangeReq>,
+        revision: Option<i64>,
+        budget: Duration,
+    ) -> Result<Batch, EtcdError> {
         let reqs = Arc::new(reqs);
         let read = self
-            .read(revision, |mut client, serializable| {
+            .read_within(revision, budget, |mut client, serializable| {
                 let reqs = reqs.clone();
                 async move {
                     let mut chunks = reqs.chunks(MAX_TXN_OPS);

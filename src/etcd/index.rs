@@ -21,6 +21,23 @@ use crate::etcd::gateway::EtcdCluster;
 pub const FENCE_TARGET: u64 = 256;
 /// Keys per page of the build scan.
 const SCAN_PAGE: usize = 4096;
+/// How long one read of the build scan may take: its first probe of a large key space may count
+/// millions of keys once, which takes longer than a page is allowed to.
+const SCAN_READ_BUDGET: Duration = Duration::from_secs(20);
+
+/// The gateway with a patient read budget, for the build scan.
+struct Patient<'a>(&'a EtcdCluster);
+
+impl crate::domain::listing::RangeSource for Patient<'_> {
+    type Error = crate::etcd::EtcdError;
+    async fn ranges(
+        &self,
+        reqs: Vec<crate::domain::listing::RangeReq>,
+        revision: Option<i64>,
+    ) -> Result<crate::domain::listing::Batch, Self::Error> {
+        self.0.ranges_within(reqs, revision, SCAN_READ_BUDGET).await
+    }
+}
 
 /// Where the index stands, for the UI and `/api`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,7 +167,7 @@ async fn build_and_watch(
         hint: None,
     };
     let revision = loop {
-        let page = list_page(cluster.as_ref(), None, &req)
+        let page = list_page(&Patient(cluster.as_ref()), None, &req)
             .await
             .map_err(|e| e.to_string())?;
         if page.stale {
