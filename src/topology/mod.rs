@@ -114,7 +114,7 @@ fn explain(err: &watcher::Error, what: &str) -> String {
             .nth(1)
             .and_then(|m| m.split('"').next())
             .unwrap_or("access denied");
-        format!("forbidden: etcdboard may not list {what} ({detail}) — see deploy/rbac")
+        format!("forbidden: etcdboard may not list {what} ({detail}) — see deploy/base/rbac.yaml")
     } else if text.contains("404") {
         format!("{what}: not served by this API server")
     } else {

@@ -8,6 +8,7 @@ mod api;
 mod browser;
 mod browser_edit;
 mod cluster;
+mod deploy;
 mod edit;
 mod failure;
 mod helpers;

@@ -262,7 +262,7 @@ async fn without_permission_the_topology_says_forbidden_and_the_rest_works() {
     assert!(started.elapsed() < Duration::from_secs(3));
     let msg = body["kubernetes"]["message"].as_str().unwrap();
     assert!(
-        msg.starts_with("forbidden:") && msg.contains("deploy/rbac"),
+        msg.starts_with("forbidden:") && msg.contains("deploy/base/rbac.yaml"),
         "{msg}"
     );
     // Key browsing and the etcd cluster view are not affected.
