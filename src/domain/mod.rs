@@ -4,6 +4,7 @@ pub mod cluster;
 pub mod edit;
 pub mod fences;
 pub mod format;
+pub mod k8s_proto;
 pub mod key;
 pub mod listing;
 pub mod metrics;

@@ -117,7 +117,9 @@ pub fn join(
         let by_peer_host = || {
             m.peer_urls.iter().find_map(|u| {
                 let label = host_label(u)?;
-                pods.iter().position(|p| p.name == label).map(|i| (i, "peer-host"))
+                pods.iter()
+                    .position(|p| p.name == label)
+                    .map(|i| (i, "peer-host"))
             })
         };
         let by_ip = || {
@@ -128,7 +130,10 @@ pub fn join(
                     .map(|i| (i, "pod-ip"))
             })
         };
-        let found = by_name.or_else(by_peer_host).or_else(by_ip).filter(|(i, _)| !used[*i]);
+        let found = by_name
+            .or_else(by_peer_host)
+            .or_else(by_ip)
+            .filter(|(i, _)| !used[*i]);
         let (pod, matched_by) = match found {
             Some((i, how)) => {
                 used[i] = true;
@@ -145,7 +150,11 @@ pub fn join(
             .map(|p| {
                 p.claims
                     .iter()
-                    .filter_map(|c| pvcs.iter().find(|v| &v.name == c && v.namespace == p.namespace).cloned())
+                    .filter_map(|c| {
+                        pvcs.iter()
+                            .find(|v| &v.name == c && v.namespace == p.namespace)
+                            .cloned()
+                    })
                     .collect()
             })
             .unwrap_or_default();
@@ -272,7 +281,11 @@ pub fn spread(placements: &[Placement], has_pdb: bool) -> Spread {
                 n.name,
                 n.left,
                 size,
-                if n.quorum_kept { "kept, but the margin shrinks" } else { "LOST" }
+                if n.quorum_kept {
+                    "kept, but the margin shrinks"
+                } else {
+                    "LOST"
+                }
             ),
             advice: FIX.into(),
         });
@@ -287,8 +300,13 @@ pub fn spread(placements: &[Placement], has_pdb: bool) -> Spread {
     for z in zones.iter().filter(|z| !z.quorum_kept && zones.len() > 1) {
         warnings.push(SpreadWarning {
             level: "warning",
-            text: format!("losing zone {} loses quorum ({}/{} left)", z.name, z.left, size),
-            advice: "No zone should hold a majority of the members: use 3 zones for 3 or 5 members.".into(),
+            text: format!(
+                "losing zone {} loses quorum ({}/{} left)",
+                z.name, z.left, size
+            ),
+            advice:
+                "No zone should hold a majority of the members: use 3 zones for 3 or 5 members."
+                    .into(),
         });
     }
     let pods: Vec<&PodInfo> = voters.iter().filter_map(|p| p.pod.as_ref()).collect();
@@ -302,16 +320,23 @@ pub fn spread(placements: &[Placement], has_pdb: bool) -> Spread {
     if !pods.is_empty() && !has_pdb {
         warnings.push(SpreadWarning {
             level: "warning",
-            text: "no PodDisruptionBudget covers the members: a node drain may evict several at once".into(),
-            advice: "Add a PodDisruptionBudget with maxUnavailable: 1 selecting the etcd pods.".into(),
+            text:
+                "no PodDisruptionBudget covers the members: a node drain may evict several at once"
+                    .into(),
+            advice: "Add a PodDisruptionBudget with maxUnavailable: 1 selecting the etcd pods."
+                .into(),
         });
     }
     for p in &pods {
         if p.empty_dir {
             warnings.push(SpreadWarning {
                 level: "warning",
-                text: format!("pod {} keeps its data in an emptyDir: data is lost with the pod", p.name),
-                advice: "Use a PersistentVolumeClaim per member so a restarted pod keeps its data.".into(),
+                text: format!(
+                    "pod {} keeps its data in an emptyDir: data is lost with the pod",
+                    p.name
+                ),
+                advice: "Use a PersistentVolumeClaim per member so a restarted pod keeps its data."
+                    .into(),
             });
         }
     }
@@ -324,12 +349,19 @@ pub fn spread(placements: &[Placement], has_pdb: bool) -> Spread {
     } else if size > 0 && size.is_multiple_of(2) {
         warnings.push(SpreadWarning {
             level: "warning",
-            text: format!("{size} members: an even size adds no failure tolerance over {}", size - 1),
+            text: format!(
+                "{size} members: an even size adds no failure tolerance over {}",
+                size - 1
+            ),
             advice: "Use an odd number of members (3 or 5).".into(),
         });
     }
     warnings.sort_by_key(|w| if w.level == "critical" { 0 } else { 1 });
-    Spread { nodes, zones, warnings }
+    Spread {
+        nodes,
+        zones,
+        warnings,
+    }
 }
 
 #[cfg(test)]
@@ -358,7 +390,11 @@ mod tests {
     }
 
     fn node(name: &str, zone: &str) -> NodeInfo {
-        NodeInfo { name: name.into(), ready: true, zone: Some(zone.into()) }
+        NodeInfo {
+            name: name.into(),
+            ready: true,
+            zone: Some(zone.into()),
+        }
     }
 
     fn named(id: &str, name: &str, peer: &str) -> MemberView {
@@ -371,8 +407,16 @@ mod tests {
     #[test]
     fn members_match_pods_by_name_peer_host_or_ip() {
         let members = vec![
-            named("a", "etcd-app-9wdl", "http://etcd-app-9wdl.etcd-app.operator-cluster.svc:2380"),
-            named("b", "", "http://etcd-app-d9c9.etcd-app.operator-cluster.svc:2380"),
+            named(
+                "a",
+                "etcd-app-9wdl",
+                "http://etcd-app-9wdl.etcd-app.operator-cluster.svc:2380",
+            ),
+            named(
+                "b",
+                "",
+                "http://etcd-app-d9c9.etcd-app.operator-cluster.svc:2380",
+            ),
             named("c", "master-1", "https://10.0.0.7:2380"),
             named("d", "gone", "http://gone.etcd-app.svc:2380"),
         ];
@@ -384,9 +428,18 @@ mod tests {
         ];
         let (placed, strays) = join(&members, &pods, &[node("node-1", "a")], &[]);
         let how: Vec<_> = placed.iter().map(|p| p.matched_by).collect();
-        assert_eq!(how, vec![Some("name"), Some("peer-host"), Some("pod-ip"), None]);
-        assert_eq!(placed[0].node.as_ref().map(|n| n.zone.clone()), Some(Some("a".into())));
-        assert_eq!(strays.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), vec!["etcd-app-new"]);
+        assert_eq!(
+            how,
+            vec![Some("name"), Some("peer-host"), Some("pod-ip"), None]
+        );
+        assert_eq!(
+            placed[0].node.as_ref().map(|n| n.zone.clone()),
+            Some(Some("a".into()))
+        );
+        assert_eq!(
+            strays.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+            vec!["etcd-app-new"]
+        );
     }
 
     #[test]
@@ -408,18 +461,37 @@ mod tests {
         assert!(!n1.quorum_kept);
         assert_eq!(n1.left, 1);
         assert_eq!(s.warnings[0].level, "critical");
-        assert!(s.warnings[0].text.contains("node node-1") && s.warnings[0].advice.contains("5 members"));
-        assert!(s.warnings.iter().any(|w| w.text.contains("all 3 members are in zone zone-a")));
-        assert!(s.warnings.iter().any(|w| w.text.contains("PodDisruptionBudget")));
+        assert!(
+            s.warnings[0].text.contains("node node-1")
+                && s.warnings[0].advice.contains("5 members")
+        );
+        assert!(s
+            .warnings
+            .iter()
+            .any(|w| w.text.contains("all 3 members are in zone zone-a")));
+        assert!(s
+            .warnings
+            .iter()
+            .any(|w| w.text.contains("PodDisruptionBudget")));
         assert!(s.warnings.iter().any(|w| w.text.contains("anti-affinity")));
     }
 
     #[test]
     fn five_members_spread_over_nodes_and_zones_are_rated_safe() {
         let names = ["e0", "e1", "e2", "e3", "e4"];
-        let members: Vec<_> = names.iter().enumerate().map(|(i, n)| named(&i.to_string(), n, "http://h:2380")).collect();
-        let pods: Vec<_> = names.iter().enumerate().map(|(i, n)| pod(n, &format!("node-{i}"), &format!("10.0.0.{i}"), true)).collect();
-        let nodes: Vec<_> = (0..5).map(|i| node(&format!("node-{i}"), ["a", "b", "c"][i % 3])).collect();
+        let members: Vec<_> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| named(&i.to_string(), n, "http://h:2380"))
+            .collect();
+        let pods: Vec<_> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| pod(n, &format!("node-{i}"), &format!("10.0.0.{i}"), true))
+            .collect();
+        let nodes: Vec<_> = (0..5)
+            .map(|i| node(&format!("node-{i}"), ["a", "b", "c"][i % 3]))
+            .collect();
         let (placed, _) = join(&members, &pods, &nodes, &[]);
         let s = spread(&placed, true);
         assert!(s.warnings.is_empty(), "{:?}", s.warnings);

@@ -58,10 +58,26 @@ pub enum KubeState {
 /// Labels that mark etcd pods of each discovery source: `(source, namespace or all, selector)`.
 const POD_SOURCES: &[(&str, Option<&str>, &str)] = &[
     ("etcd-operator EtcdCluster", None, "etcd_cluster"),
-    ("Bitnami chart / StatefulSet", None, "app.kubernetes.io/name=etcd"),
-    ("kubeadm stacked etcd", Some("kube-system"), "component=etcd,tier=control-plane"),
-    ("etcd operator (operator.etcd.io)", None, "app.kubernetes.io/managed-by=etcd-operator"),
-    ("gardener etcd-druid", None, "app.kubernetes.io/part-of=etcd-druid"),
+    (
+        "Bitnami chart / StatefulSet",
+        None,
+        "app.kubernetes.io/name=etcd",
+    ),
+    (
+        "kubeadm stacked etcd",
+        Some("kube-system"),
+        "component=etcd,tier=control-plane",
+    ),
+    (
+        "etcd operator (operator.etcd.io)",
+        None,
+        "app.kubernetes.io/managed-by=etcd-operator",
+    ),
+    (
+        "gardener etcd-druid",
+        None,
+        "app.kubernetes.io/part-of=etcd-druid",
+    ),
 ];
 
 /// A pod coming or going, for the event timeline.
@@ -102,7 +118,10 @@ pub struct Topology {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// Turns a kube error into advice a platform team can act on.
@@ -127,7 +146,11 @@ impl Topology {
     /// Connects (bounded by 2 s) and starts the watchers in the background.
     pub async fn start(mode: KubeMode) -> Arc<Topology> {
         let topo = Arc::new(Topology {
-            state: RwLock::new(if mode == KubeMode::Off { KubeState::Off } else { KubeState::Connecting }),
+            state: RwLock::new(if mode == KubeMode::Off {
+                KubeState::Off
+            } else {
+                KubeState::Connecting
+            }),
             pods: Mutex::new(Vec::new()),
             nodes: Mutex::new(None),
             pvcs: Mutex::new(None),
@@ -145,14 +168,18 @@ impl Topology {
                 return topo;
             }
             Err(_) => {
-                topo.set_state(KubeState::Error("no Kubernetes configuration found within 2 s".into()));
+                topo.set_state(KubeState::Error(
+                    "no Kubernetes configuration found within 2 s".into(),
+                ));
                 return topo;
             }
         };
         let client = match Client::try_from(config) {
             Ok(c) => c,
             Err(e) => {
-                topo.set_state(KubeState::Error(format!("cannot create a Kubernetes client: {e}")));
+                topo.set_state(KubeState::Error(format!(
+                    "cannot create a Kubernetes client: {e}"
+                )));
                 return topo;
             }
         };
@@ -171,7 +198,10 @@ impl Topology {
 
     /// The current state.
     pub fn state(&self) -> KubeState {
-        self.state.read().map(|s| s.clone()).unwrap_or(KubeState::Connecting)
+        self.state
+            .read()
+            .map(|s| s.clone())
+            .unwrap_or(KubeState::Connecting)
     }
 
     fn spawn_watchers(self: &Arc<Self>, client: Client) {
@@ -193,14 +223,20 @@ impl Topology {
             *g = Some(nodes);
         }
         let api: Api<Node> = Api::all(client.clone());
-        self.drive(reflector::reflector(writer, watcher::watcher(api, watcher::Config::default())).default_backoff(), "nodes", false);
+        self.drive(
+            reflector::reflector(writer, watcher::watcher(api, watcher::Config::default()))
+                .default_backoff(),
+            "nodes",
+            false,
+        );
         let (pvcs, writer) = reflector::store();
         if let Ok(mut g) = self.pvcs.lock() {
             *g = Some(pvcs);
         }
         let api: Api<PersistentVolumeClaim> = Api::all(client.clone());
         self.drive(
-            reflector::reflector(writer, watcher::watcher(api, watcher::Config::default())).default_backoff(),
+            reflector::reflector(writer, watcher::watcher(api, watcher::Config::default()))
+                .default_backoff(),
             "persistentvolumeclaims",
             false,
         );
@@ -214,7 +250,8 @@ impl Topology {
             *g = Some(crs);
         }
         self.drive(
-            reflector::reflector(writer, watcher::watcher(api, watcher::Config::default())).default_backoff(),
+            reflector::reflector(writer, watcher::watcher(api, watcher::Config::default()))
+                .default_backoff(),
             "etcdclusters.etcd.database.coreos.com",
             false,
         );
@@ -254,14 +291,27 @@ impl Topology {
         });
     }
 
-    fn pod_event<K: kube::Resource>(&self, ev: &Event<K>, seen: &mut HashSet<String>, listed: &mut bool) {
+    fn pod_event<K: kube::Resource>(
+        &self,
+        ev: &Event<K>,
+        seen: &mut HashSet<String>,
+        listed: &mut bool,
+    ) {
         let name_of = |k: &K| {
             let m = k.meta();
-            format!("{}/{}", m.namespace.clone().unwrap_or_default(), m.name.clone().unwrap_or_default())
+            format!(
+                "{}/{}",
+                m.namespace.clone().unwrap_or_default(),
+                m.name.clone().unwrap_or_default()
+            )
         };
         let push = |kind: &'static str, text: String| {
             if let Ok(mut g) = self.events.lock() {
-                g.push_front(PodEvent { at_ms: now_ms(), kind, text });
+                g.push_front(PodEvent {
+                    at_ms: now_ms(),
+                    kind,
+                    text,
+                });
                 g.truncate(200);
             }
         };
@@ -287,7 +337,10 @@ impl Topology {
 
     /// Pods created or deleted, newest first.
     pub fn pod_events(&self) -> Vec<PodEvent> {
-        self.events.lock().map(|g| g.iter().cloned().collect()).unwrap_or_default()
+        self.events
+            .lock()
+            .map(|g| g.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// What the caches hold (no API call).
@@ -308,19 +361,28 @@ impl Topology {
             .nodes
             .lock()
             .ok()
-            .and_then(|g| g.as_ref().map(|s| s.state().iter().map(|n| node_info(n)).collect()))
+            .and_then(|g| {
+                g.as_ref()
+                    .map(|s| s.state().iter().map(|n| node_info(n)).collect())
+            })
             .unwrap_or_default();
         let pvcs = self
             .pvcs
             .lock()
             .ok()
-            .and_then(|g| g.as_ref().map(|s| s.state().iter().map(|p| pvc_info(p)).collect()))
+            .and_then(|g| {
+                g.as_ref()
+                    .map(|s| s.state().iter().map(|p| pvc_info(p)).collect())
+            })
             .unwrap_or_default();
         let etcd_clusters = self
             .crs
             .lock()
             .ok()
-            .and_then(|g| g.as_ref().map(|s| s.state().iter().map(|o| cr_summary(o)).collect()))
+            .and_then(|g| {
+                g.as_ref()
+                    .map(|s| s.state().iter().map(|o| cr_summary(o)).collect())
+            })
             .unwrap_or_default();
         KubeSnapshot {
             state: self.state(),
@@ -333,18 +395,29 @@ impl Topology {
 
     /// Whether a PodDisruptionBudget in `namespace` selects a pod with `labels` (one bounded list
     /// call, policy/v1 then policy/v1beta1 for older API servers).
-    pub async fn has_pdb(&self, namespace: &str, labels: &std::collections::BTreeMap<String, String>) -> Option<bool> {
+    pub async fn has_pdb(
+        &self,
+        namespace: &str,
+        labels: &std::collections::BTreeMap<String, String>,
+    ) -> Option<bool> {
         let client = self.client.lock().ok()?.clone()?;
         for version in ["v1", "v1beta1"] {
             let gvk = GroupVersionKind::gvk("policy", version, "PodDisruptionBudget");
-            let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &ApiResource::from_gvk(&gvk));
-            let listed = tokio::time::timeout(Duration::from_secs(1), api.list(&ListParams::default())).await;
+            let api: Api<DynamicObject> =
+                Api::namespaced_with(client.clone(), namespace, &ApiResource::from_gvk(&gvk));
+            let listed =
+                tokio::time::timeout(Duration::from_secs(1), api.list(&ListParams::default()))
+                    .await;
             if let Ok(Ok(list)) = listed {
                 return Some(list.items.iter().any(|pdb| {
                     pdb.data
                         .pointer("/spec/selector/matchLabels")
                         .and_then(|m| m.as_object())
-                        .is_some_and(|m| !m.is_empty() && m.iter().all(|(k, v)| labels.get(k).map(String::as_str) == v.as_str()))
+                        .is_some_and(|m| {
+                            !m.is_empty()
+                                && m.iter()
+                                    .all(|(k, v)| labels.get(k).map(String::as_str) == v.as_str())
+                        })
                 }));
             }
         }
@@ -352,11 +425,16 @@ impl Topology {
     }
 
     /// Labels of a cached pod (for PDB matching).
-    pub fn pod_labels(&self, namespace: &str, name: &str) -> std::collections::BTreeMap<String, String> {
+    pub fn pod_labels(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> std::collections::BTreeMap<String, String> {
         if let Ok(stores) = self.pods.lock() {
             for (_, store) in stores.iter() {
                 if let Some(p) = store.state().iter().find(|p| {
-                    p.metadata.namespace.as_deref() == Some(namespace) && p.metadata.name.as_deref() == Some(name)
+                    p.metadata.namespace.as_deref() == Some(namespace)
+                        && p.metadata.name.as_deref() == Some(name)
                 }) {
                     return p.metadata.labels.clone().unwrap_or_default();
                 }
@@ -369,7 +447,9 @@ impl Topology {
 async fn load_config(mode: &KubeMode) -> Result<Config, String> {
     match mode {
         KubeMode::Off => Err("Kubernetes is off".into()),
-        KubeMode::Auto => Config::infer().await.map_err(|e| format!("no Kubernetes configuration: {e}")),
+        KubeMode::Auto => Config::infer()
+            .await
+            .map_err(|e| format!("no Kubernetes configuration: {e}")),
         KubeMode::Kubeconfig(path) => {
             let kc = kube::config::Kubeconfig::read_from(path)
                 .map_err(|e| format!("cannot read kubeconfig {}: {e}", path.display()))?;
@@ -383,7 +463,9 @@ async fn load_config(mode: &KubeMode) -> Result<Config, String> {
 fn pod_info(p: &Pod) -> PodInfo {
     let spec = p.spec.as_ref();
     let status = p.status.as_ref();
-    let statuses = status.and_then(|s| s.container_statuses.clone()).unwrap_or_default();
+    let statuses = status
+        .and_then(|s| s.container_statuses.clone())
+        .unwrap_or_default();
     let ready = !statuses.is_empty() && statuses.iter().all(|c| c.ready);
     let restarts = statuses.iter().map(|c| c.restart_count.max(0) as u32).sum();
     let last_restart_reason = statuses.iter().find_map(|c| {
@@ -392,15 +474,28 @@ fn pod_info(p: &Pod) -> PodInfo {
             .and_then(|s| s.terminated.as_ref())
             .and_then(|t| t.reason.clone())
     });
-    let affinity = spec.and_then(|s| s.affinity.as_ref()).and_then(|a| a.pod_anti_affinity.as_ref());
+    let affinity = spec
+        .and_then(|s| s.affinity.as_ref())
+        .and_then(|a| a.pod_anti_affinity.as_ref());
     let required_host = affinity
-        .and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref())
-        .is_some_and(|terms| terms.iter().any(|t| t.topology_key == "kubernetes.io/hostname"));
-    let constraints = spec.and_then(|s| s.topology_spread_constraints.clone()).unwrap_or_default();
-    let spread_host = constraints
-        .iter()
-        .any(|c| c.topology_key == "kubernetes.io/hostname" && c.when_unsatisfiable == "DoNotSchedule");
-    let zone_key = |k: &str| k == "topology.kubernetes.io/zone" || k == "failure-domain.beta.kubernetes.io/zone";
+        .and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
+        .is_some_and(|terms| {
+            terms
+                .iter()
+                .any(|t| t.topology_key == "kubernetes.io/hostname")
+        });
+    let constraints = spec
+        .and_then(|s| s.topology_spread_constraints.clone())
+        .unwrap_or_default();
+    let spread_host = constraints.iter().any(|c| {
+        c.topology_key == "kubernetes.io/hostname" && c.when_unsatisfiable == "DoNotSchedule"
+    });
+    let zone_key = |k: &str| {
+        k == "topology.kubernetes.io/zone" || k == "failure-domain.beta.kubernetes.io/zone"
+    };
     let spread_zone = constraints.iter().any(|c| zone_key(&c.topology_key))
         || affinity.is_some_and(|a| {
             a.required_during_scheduling_ignored_during_execution
@@ -408,25 +503,38 @@ fn pod_info(p: &Pod) -> PodInfo {
                 .is_some_and(|t| t.iter().any(|t| zone_key(&t.topology_key)))
                 || a.preferred_during_scheduling_ignored_during_execution
                     .as_ref()
-                    .is_some_and(|t| t.iter().any(|w| zone_key(&w.pod_affinity_term.topology_key)))
+                    .is_some_and(|t| {
+                        t.iter()
+                            .any(|w| zone_key(&w.pod_affinity_term.topology_key))
+                    })
         });
     let volumes = spec.and_then(|s| s.volumes.clone()).unwrap_or_default();
     PodInfo {
         namespace: p.metadata.namespace.clone().unwrap_or_default(),
         name: p.metadata.name.clone().unwrap_or_default(),
         ip: status.and_then(|s| s.pod_ip.clone()),
-        phase: status.and_then(|s| s.phase.clone()).unwrap_or_else(|| "Unknown".into()),
+        phase: status
+            .and_then(|s| s.phase.clone())
+            .unwrap_or_else(|| "Unknown".into()),
         ready,
         restarts,
         last_restart_reason,
-        created_unix: p.metadata.creation_timestamp.as_ref().map(|t| t.0.as_second()),
+        created_unix: p
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| t.0.as_second()),
         node: spec.and_then(|s| s.node_name.clone()),
         host_network: spec.and_then(|s| s.host_network).unwrap_or(false),
         spread_by_host: required_host || spread_host,
         spread_by_zone: spread_zone,
         claims: volumes
             .iter()
-            .filter_map(|v| v.persistent_volume_claim.as_ref().map(|c| c.claim_name.clone()))
+            .filter_map(|v| {
+                v.persistent_volume_claim
+                    .as_ref()
+                    .map(|c| c.claim_name.clone())
+            })
             .collect(),
         empty_dir: volumes.iter().any(|v| v.empty_dir.is_some()),
         events: Vec::new(),
@@ -468,7 +576,11 @@ fn pvc_info(p: &PersistentVolumeClaim) -> PvcInfo {
                     .and_then(|r| r.get("storage"))
                     .map(|q| q.0.clone())
             }),
-        phase: p.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_else(|| "Unknown".into()),
+        phase: p
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.clone())
+            .unwrap_or_else(|| "Unknown".into()),
     }
 }
 
@@ -478,13 +590,19 @@ fn cr_summary(o: &DynamicObject) -> (String, String) {
         o.metadata.namespace.clone().unwrap_or_default(),
         o.metadata.name.clone().unwrap_or_default()
     );
-    let s = |p: &str| o.data.pointer(p).map(|v| v.to_string().trim_matches('"').to_string());
+    let s = |p: &str| {
+        o.data
+            .pointer(p)
+            .map(|v| v.to_string().trim_matches('"').to_string())
+    };
     let summary = format!(
         "phase {}, size {} (spec {}), version {}",
         s("/status/phase").unwrap_or_else(|| "?".into()),
         s("/status/size").unwrap_or_else(|| "?".into()),
         s("/spec/size").unwrap_or_else(|| "?".into()),
-        s("/status/currentVersion").or_else(|| s("/spec/version")).unwrap_or_else(|| "?".into()),
+        s("/status/currentVersion")
+            .or_else(|| s("/spec/version"))
+            .unwrap_or_else(|| "?".into()),
     );
     (name, summary)
 }

@@ -172,6 +172,10 @@ pub struct KeyView {
     pub permalink: String,
     /// Edit, history, delete and reload links.
     pub actions: edit::KeyActions,
+    /// For a Kubernetes protobuf value (`k8s\0…`): what it is, shown instead of the format.
+    pub kube_note: String,
+    /// Not offered for editing (Kubernetes' own storage): no edit button.
+    pub read_only: bool,
 }
 
 /// `keys/page.html`: the key browser.

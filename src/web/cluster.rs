@@ -122,12 +122,21 @@ fn placement_text(p: &crate::domain::topology::Placement) -> String {
     let Some(pod) = &p.pod else {
         return "no pod found".into();
     };
-    let mut parts = vec![format!("pod {}/{} ({}{}", pod.namespace, pod.name, pod.phase, if pod.ready { ", ready" } else { ", not ready" })];
+    let mut parts = vec![format!(
+        "pod {}/{} ({}{}",
+        pod.namespace,
+        pod.name,
+        pod.phase,
+        if pod.ready { ", ready" } else { ", not ready" }
+    )];
     if pod.restarts > 0 {
         parts[0].push_str(&format!(
             ", {} restart(s){}",
             pod.restarts,
-            pod.last_restart_reason.as_ref().map(|r| format!(", last {r}")).unwrap_or_default()
+            pod.last_restart_reason
+                .as_ref()
+                .map(|r| format!(", last {r}"))
+                .unwrap_or_default()
         ));
     }
     parts[0].push(')');
@@ -135,7 +144,10 @@ fn placement_text(p: &crate::domain::topology::Placement) -> String {
         (Some(n), Some(info)) => parts.push(format!(
             "node {n}{}{}",
             if info.ready { "" } else { " (NotReady)" },
-            info.zone.as_ref().map(|z| format!(" / zone {z}")).unwrap_or_default()
+            info.zone
+                .as_ref()
+                .map(|z| format!(" / zone {z}"))
+                .unwrap_or_default()
         )),
         (Some(n), None) => parts.push(format!("node {n}")),
         _ => parts.push("not scheduled".into()),
@@ -257,7 +269,12 @@ fn deltas(
         .collect()
 }
 
-fn overview(state: &AppState, cluster: &str, snap: &Snapshot, topo: &crate::web::topology::TopologyReport) -> Overview {
+fn overview(
+    state: &AppState,
+    cluster: &str,
+    snap: &Snapshot,
+    topo: &crate::web::topology::TopologyReport,
+) -> Overview {
     let now = now_ms();
     let q = &snap.quorum;
     let leader = snap.members.iter().find(|m| m.leader).map(|m| {
@@ -429,7 +446,7 @@ fn overview(state: &AppState, cluster: &str, snap: &Snapshot, topo: &crate::web:
                 .map(|e| (e.at_ms, e.kind, e.text.clone()))
                 .chain(topo.pod_events.iter().map(|e| (e.at_ms, e.kind, e.text.clone())))
                 .collect();
-            all.sort_by(|a, b| b.0.cmp(&a.0));
+            all.sort_by_key(|e| std::cmp::Reverse(e.0));
             all.into_iter()
                 .map(|(at_ms, kind, text)| EventRow {
                     ago: ago(at_ms, now),

@@ -266,6 +266,8 @@ fn key_view_for(
         revision,
         permalink: urls.page("tree", None, Some(key)),
         actions,
+        kube_note: String::new(),
+        read_only: false,
     };
     let Some(rec) = rec else { return view };
     view.mod_revision = rec.mod_revision;
@@ -281,6 +283,19 @@ fn key_view_for(
     }
     view.size = human_size(rec.value.len());
     view.value_b64 = b64_std(&rec.value);
+    // Kubernetes' own objects: decoded whole (a cut protobuf does not decode), read-only.
+    if let Some(decoded) = crate::domain::k8s_proto::decode(&rec.value) {
+        view.read_only = true;
+        view.kube_note = decoded.note();
+        if let crate::domain::k8s_proto::Decoded::Yaml { text, .. } = decoded {
+            view.format = "YAML";
+            match render(text.as_bytes()) {
+                Rendered::Json(t) | Rendered::Yaml(t) => view.tokens = TokenView::list(t),
+                _ => view.text = Some(text),
+            }
+            return view;
+        }
+    }
     let shown: &[u8] = if !full && rec.value.len() > SHOW_BYTES {
         // Cut at a character boundary so valid text stays text.
         let mut cut = SHOW_BYTES;

@@ -35,7 +35,10 @@ pub struct TopologyReport {
 }
 
 /// Builds the report from the caches (no call to etcd; one bounded PDB lookup).
-pub async fn report(state: &AppState, cluster: &crate::etcd::EtcdCluster) -> Result<TopologyReport, AppError> {
+pub async fn report(
+    state: &AppState,
+    cluster: &crate::etcd::EtcdCluster,
+) -> Result<TopologyReport, AppError> {
     let members = state.monitor(cluster)?.snapshot().members;
     let topo = state.topology();
     let ks = topo.snapshot();
@@ -50,20 +53,35 @@ pub async fn report(state: &AppState, cluster: &crate::etcd::EtcdCluster) -> Res
             .map(|(s, _)| s.clone())
     });
     let pdb = match matched.first() {
-        Some(p) => topo.has_pdb(&p.namespace, &topo.pod_labels(&p.namespace, &p.name)).await,
+        Some(p) => {
+            topo.has_pdb(&p.namespace, &topo.pod_labels(&p.namespace, &p.name))
+                .await
+        }
         None => None,
     };
     let analysis = spread(&placements, pdb.unwrap_or(true));
-    let pod_names: Vec<String> = matched.iter().map(|p| format!("{}/{}", p.namespace, p.name)).collect();
+    let pod_names: Vec<String> = matched
+        .iter()
+        .map(|p| format!("{}/{}", p.namespace, p.name))
+        .collect();
     Ok(TopologyReport {
         kubernetes: ks.state,
         source,
         unmatched_members: placements
             .iter()
             .filter(|p| p.pod.is_none())
-            .map(|p| if p.member.name.is_empty() { p.member.id.clone() } else { p.member.name.clone() })
+            .map(|p| {
+                if p.member.name.is_empty() {
+                    p.member.id.clone()
+                } else {
+                    p.member.name.clone()
+                }
+            })
             .collect(),
-        unmatched_pods: strays.into_iter().filter(|p| namespaces.contains(&p.namespace)).collect(),
+        unmatched_pods: strays
+            .into_iter()
+            .filter(|p| namespaces.contains(&p.namespace))
+            .collect(),
         members: placements,
         spread: analysis,
         pdb,
@@ -71,23 +89,38 @@ pub async fn report(state: &AppState, cluster: &crate::etcd::EtcdCluster) -> Res
         pod_events: topo
             .pod_events()
             .into_iter()
-            .filter(|e| pod_names.iter().any(|n| e.text.contains(n.as_str())) || namespaces.iter().any(|ns| e.text.contains(&format!("pod {ns}/"))))
+            .filter(|e| {
+                pod_names.iter().any(|n| e.text.contains(n.as_str()))
+                    || namespaces
+                        .iter()
+                        .any(|ns| e.text.contains(&format!("pod {ns}/")))
+            })
             .collect(),
     })
 }
 
 /// `GET /api/v1/clusters/{cluster}/topology`.
-pub async fn topology_json(State(state): State<AppState>, Path(cluster): Path<String>) -> Result<Json<TopologyReport>, AppError> {
+pub async fn topology_json(
+    State(state): State<AppState>,
+    Path(cluster): Path<String>,
+) -> Result<Json<TopologyReport>, AppError> {
     let c = state.cluster(&cluster)?;
     Ok(Json(report(&state, c).await?))
 }
 
+/// A node in the picture: name, Ready, the members on it.
+type NodeBox<'a> = (String, bool, Vec<&'a Placement>);
+
 /// Draws zones → nodes → members as SVG (colours come from CSS classes, so it follows dark mode).
 pub fn svg(report: &TopologyReport) -> String {
-    let mut zones: Vec<(String, Vec<(String, bool, Vec<&Placement>)>)> = Vec::new();
+    let mut zones: Vec<(String, Vec<NodeBox<'_>>)> = Vec::new();
     for p in &report.members {
         let Some(pod) = &p.pod else { continue };
-        let zone = p.node.as_ref().and_then(|n| n.zone.clone()).unwrap_or_else(|| "(no zone)".into());
+        let zone = p
+            .node
+            .as_ref()
+            .and_then(|n| n.zone.clone())
+            .unwrap_or_else(|| "(no zone)".into());
         let node = pod.node.clone().unwrap_or_else(|| "(unscheduled)".into());
         let node_ready = p.node.as_ref().is_some_and(|n| n.ready);
         let zi = match zones.iter().position(|(z, _)| *z == zone) {
@@ -109,10 +142,18 @@ pub fn svg(report: &TopologyReport) -> String {
     zones.sort_by(|a, b| a.0.cmp(&b.0));
     const NODE_W: usize = 170;
     const ROW_H: usize = 20;
-    let max_members = zones.iter().flat_map(|(_, n)| n.iter().map(|(_, _, m)| m.len())).max().unwrap_or(1);
+    let max_members = zones
+        .iter()
+        .flat_map(|(_, n)| n.iter().map(|(_, _, m)| m.len()))
+        .max()
+        .unwrap_or(1);
     let node_h = 30 + ROW_H * max_members;
     let zone_h = node_h + 40;
-    let total_w: usize = zones.iter().map(|(_, n)| n.len() * (NODE_W + 10) + 20).sum::<usize>() + 10;
+    let total_w: usize = zones
+        .iter()
+        .map(|(_, n)| n.len() * (NODE_W + 10) + 20)
+        .sum::<usize>()
+        + 10;
     let mut out = format!(
         "<svg class=\"topology\" viewBox=\"0 0 {total_w} {zone_h}\" width=\"{total_w}\" height=\"{zone_h}\" role=\"img\" aria-label=\"zones, nodes and members\">"
     );
@@ -137,7 +178,11 @@ pub fn svg(report: &TopologyReport) -> String {
             for (i, p) in members.iter().enumerate() {
                 let m = &p.member;
                 let state = if m.serving { "ok" } else { "bad" };
-                let name = if m.name.is_empty() { m.id.clone() } else { m.name.clone() };
+                let name = if m.name.is_empty() {
+                    m.id.clone()
+                } else {
+                    m.name.clone()
+                };
                 let y = 52 + i * ROW_H;
                 out.push_str(&format!(
                     "<g class=\"member {state}\"><rect x=\"{}\" y=\"{y}\" width=\"{}\" height=\"{}\" rx=\"4\"/><text x=\"{}\" y=\"{}\">{}{}</text></g>",

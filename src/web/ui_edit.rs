@@ -245,6 +245,15 @@ async fn load_editor(
     match key {
         Some(k) => {
             let read = c.get(&k).await?;
+            if read
+                .value
+                .as_ref()
+                .is_some_and(|r| crate::domain::k8s_proto::is_kube_proto(&r.value))
+            {
+                return Err(AppError::Forbidden(
+                    crate::domain::k8s_proto::EDIT_REFUSED.into(),
+                ));
+            }
             Ok(editor_view(
                 state,
                 c,

@@ -13,6 +13,7 @@ mod edit;
 mod failure;
 mod helpers;
 mod ingress;
+mod k8s_values;
 mod support_browser;
 mod support_kube;
 mod support_nginx;
