@@ -534,3 +534,54 @@ async fn the_browser_works_through_nginx_under_a_prefix() {
     drop((app, nginx));
     b.finish(r).await;
 }
+
+#[tokio::test]
+async fn live_updates_stream_through_nginx_without_buffering() {
+    let (app, nginx) = start().await;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let mut resp = http
+        .get(nginx.url("/etcd/api/v1/clusters/test/watch?prefix=/sse/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let mut seen = String::new();
+    let (needle, deadline) = (
+        "event: ready",
+        std::time::Instant::now() + Duration::from_secs(5),
+    );
+    while !seen.contains(needle) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no `ready` through nginx: {seen:?}"
+        );
+        let chunk = tokio::time::timeout(Duration::from_secs(5), resp.chunk())
+            .await
+            .expect("a chunk within 5 s")
+            .unwrap()
+            .expect("stream open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let mut c = app.client().await;
+    c.put("/sse/x", "1", None).await.unwrap();
+    let put_at = std::time::Instant::now();
+    while !(seen.contains("event: change") && seen.contains("\"/sse/x\"")) {
+        assert!(
+            put_at.elapsed() < Duration::from_secs(3),
+            "the change did not come through nginx within 3 s: {seen:?}"
+        );
+        let chunk = tokio::time::timeout(Duration::from_secs(3), resp.chunk())
+            .await
+            .expect("a chunk within 3 s (nginx must not buffer the stream)")
+            .unwrap()
+            .expect("stream open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}

@@ -18,3 +18,4 @@ mod support_browser;
 mod support_kube;
 mod support_nginx;
 mod topology;
+mod transfer;
