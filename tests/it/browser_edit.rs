@@ -578,3 +578,61 @@ async fn revoking_a_lease_lists_the_keys_that_vanish() {
         .await;
     b.finish(r).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_browser_windows_editing_one_key_get_the_three_way_view() {
+    let b = Browser::start("two_browser_windows_editing_one_key_get_the_three_way_view").await;
+    let app = spawn_app().await;
+    app.put_all(&[("/two/config.json", r#"{"replicas":1}"#)])
+        .await;
+
+    let r = b
+        .attempt(async {
+            // Window A opens the editor and types, but does not save yet.
+            let first = b.c().window().await.unwrap();
+            b.goto(&key_url(&app, "key=/two/config.json")).await;
+            b.wait_text("#keyview h1.key-path", "/two/config.json").await;
+            b.press('e').await;
+            wait_editor(&b).await;
+            type_value(&b, r#"{"replicas":3,"by":"A"}"#).await;
+
+            // Window B, a second page session, edits the same key and saves.
+            let second = b.c().new_window(false).await.unwrap().handle;
+            b.c().switch_to_window(second).await.unwrap();
+            b.goto(&key_url(&app, "key=/two/config.json")).await;
+            b.wait_text("#keyview h1.key-path", "/two/config.json").await;
+            b.press('e').await;
+            wait_editor(&b).await;
+            type_value(&b, r#"{"replicas":2,"by":"B"}"#).await;
+            chord(&b, Key::Control, 's').await;
+            b.wait_for("#keyview .ed-review .diff").await;
+            chord(&b, Key::Control, 's').await;
+            b.wait_for("#keyview article.key").await;
+            let saved_by_b = raw_get(&app, b"/two/config.json").await.unwrap();
+            assert_eq!(saved_by_b.value_str().unwrap(), r#"{"replicas":2,"by":"B"}"#);
+
+            // Back in window A: saving now shows what A started from, what B saved, and A's text.
+            b.c().switch_to_window(first).await.unwrap();
+            chord(&b, Key::Control, 's').await;
+            b.wait_for("#keyview .ed-review .diff").await;
+            chord(&b, Key::Control, 's').await;
+            b.wait_for("#keyview .ed-conflict .threeway").await;
+            let ways = b
+                .js("return Array.from(document.querySelectorAll('#keyview .threeway .way pre')).map(p => p.textContent.trim());")
+                .await;
+            let ways: Vec<String> = serde_json::from_value(ways).unwrap();
+            assert_eq!(
+                ways,
+                vec![
+                    r#"{"replicas":1}"#.to_string(),
+                    r#"{"replicas":2,"by":"B"}"#.to_string(),
+                    r#"{"replicas":3,"by":"A"}"#.to_string(),
+                ]
+            );
+            let kv = raw_get(&app, b"/two/config.json").await.unwrap();
+            assert_eq!(kv.value_str().unwrap(), r#"{"replicas":2,"by":"B"}"#, "A's refused save wrote nothing");
+            assert_eq!(kv.mod_revision(), saved_by_b.mod_revision());
+        })
+        .await;
+    b.finish(r).await;
+}
