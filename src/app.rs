@@ -123,6 +123,9 @@ impl AppState {
     }
 }
 
+/// Requests served at once; etcd and the browser both prefer a queue to a stampede.
+const MAX_CONCURRENT_REQUESTS: usize = 256;
+
 /// Largest import document accepted (100,000 keys export to about 10 MiB).
 const IMPORT_BODY_LIMIT: usize = 512 * 1024 * 1024;
 
@@ -230,6 +233,11 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(web::same_origin_writes))
         .layer(DefaultBodyLimit::max(
             state.config().max_value_bytes * 2 + 64 * 1024,
+        ))
+        .layer(axum::middleware::from_fn(web::security_headers))
+        // At most this many requests at once; the rest wait (bounded by their own deadlines).
+        .layer(tower::limit::ConcurrencyLimitLayer::new(
+            MAX_CONCURRENT_REQUESTS,
         ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

@@ -345,3 +345,33 @@ async fn pages_escape_markup_in_keys_and_values() {
     );
     assert!(!html.contains("<img src=x") && !html.contains("<script>alert"));
 }
+
+#[tokio::test]
+async fn every_response_carries_the_security_headers() {
+    let app = spawn_app().await;
+    app.put_all(&[("/a", "1")]).await;
+    for path in [
+        "/clusters/test/keys",
+        "/clusters/test",
+        "/api/v1/clusters/test/keys",
+        "/static/app.js",
+        "/clusters/nope/keys",
+    ] {
+        let resp = app.http.get(app.url(path)).send().await.unwrap();
+        let h = resp.headers();
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+            "{path}: {csp}"
+        );
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        assert_eq!(h["referrer-policy"], "same-origin", "{path}");
+    }
+    let (_, html) = app.get_text("/clusters/test/keys").await;
+    assert!(
+        !html.contains("<script>") && !html.contains(" onclick=") && !html.contains(" style=\""),
+        "no inline script or style"
+    );
+}
