@@ -62,6 +62,25 @@ pub struct LeaseInfo {
     pub keys: Vec<Vec<u8>>,
 }
 
+/// The outcome of a CAS txn whose failure branch reads the key back: written, or what is there now.
+fn cas_outcome(resp: &etcd_client::TxnResponse) -> (WriteOutcome, i64) {
+    let rev = resp.header().map_or(0, |h| h.revision());
+    if resp.succeeded() {
+        return (WriteOutcome::Done { revision: rev }, rev);
+    }
+    let current = resp.op_responses().into_iter().find_map(|op| match op {
+        TxnOpResponse::Get(g) => Some(g.kvs().first().map(record_of)),
+        _ => None,
+    });
+    (
+        WriteOutcome::Conflict {
+            current: current.flatten(),
+            revision: rev,
+        },
+        rev,
+    )
+}
+
 fn range_end_or_all(prefix: &[u8]) -> Vec<u8> {
     prefix_end(prefix).unwrap_or_else(|| vec![0])
 }
@@ -109,22 +128,7 @@ impl EtcdCluster {
                         )])
                         .and_then([TxnOp::put(req.key.clone(), req.value.clone(), Some(opts))])
                         .or_else([TxnOp::get(req.key.clone(), None)]);
-                    let resp = c.txn(txn).await?;
-                    let rev = resp.header().map_or(0, |h| h.revision());
-                    if resp.succeeded() {
-                        return Ok((WriteOutcome::Done { revision: rev }, rev));
-                    }
-                    let current = resp.op_responses().into_iter().find_map(|op| match op {
-                        TxnOpResponse::Get(g) => Some(g.kvs().first().map(record_of)),
-                        _ => None,
-                    });
-                    Ok((
-                        WriteOutcome::Conflict {
-                            current: current.flatten(),
-                            revision: rev,
-                        },
-                        rev,
-                    ))
+                    Ok(cas_outcome(&c.txn(txn).await?))
                 }
             })
             .await;
@@ -165,22 +169,7 @@ impl EtcdCluster {
                     )])
                     .and_then([TxnOp::delete(key.clone(), None)])
                     .or_else([TxnOp::get(key.clone(), None)]);
-                let resp = c.txn(txn).await?;
-                let rev = resp.header().map_or(0, |h| h.revision());
-                if resp.succeeded() {
-                    return Ok((WriteOutcome::Done { revision: rev }, rev));
-                }
-                let current = resp.op_responses().into_iter().find_map(|op| match op {
-                    TxnOpResponse::Get(g) => Some(g.kvs().first().map(record_of)),
-                    _ => None,
-                });
-                Ok((
-                    WriteOutcome::Conflict {
-                        current: current.flatten(),
-                        revision: rev,
-                    },
-                    rev,
-                ))
+                Ok(cas_outcome(&c.txn(txn).await?))
             }
         })
         .await
