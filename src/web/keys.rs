@@ -4,8 +4,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery as AxumQuery, State};
-use axum::http::{header, HeaderValue};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 
 use crate::app::AppState;
 use crate::domain::format::{display_bytes, render, Rendered};
@@ -23,21 +22,10 @@ use crate::web::api::required_key;
 use crate::web::assets;
 use crate::web::common::{list_request, mode_name, Urls};
 use crate::web::ui_edit;
+use crate::web::{html, render_html};
 
 /// Values larger than this are shown truncated, with a "load all" link.
 const SHOW_BYTES: usize = 64 * 1024;
-
-fn render_html<T: askama::Template>(t: &T) -> Result<String, AppError> {
-    t.render()
-        .map_err(|e| AppError::Internal(format!("template: {e}")))
-}
-
-fn html(body: String) -> Response {
-    let mut r = Html(body).into_response();
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
-}
 
 /// The layout of every page; `cluster` selects the picker entry and enables the search form.
 pub fn layout(state: &AppState, cluster: Option<&str>, search: Option<SearchForm>) -> Layout {

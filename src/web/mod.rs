@@ -20,6 +20,20 @@ use crate::app::AppState;
 use crate::error::{AppError, ErrorMessage};
 use crate::views::ErrorPage;
 
+/// Renders a template; a template error is an internal error (logged, never shown raw).
+pub(crate) fn render_html<T: askama::Template>(t: &T) -> Result<String, AppError> {
+    t.render()
+        .map_err(|e| AppError::Internal(format!("template: {e}")))
+}
+
+/// An HTML page or fragment that must not be cached (it shows live data).
+pub(crate) fn html(body: String) -> Response {
+    let mut r = Html(body).into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
 /// Turns error responses of HTML routes into an error page (full page for navigations, a short
 /// `<li>`/`<p>` for htmx fragment requests), keeping status and message.
 pub async fn html_errors(State(state): State<AppState>, req: Request, next: Next) -> Response {

@@ -5,8 +5,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery as AxumQuery, State};
-use axum::http::{header, HeaderValue};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::Response;
 
 use crate::app::AppState;
 use crate::domain::edit::{line_diff, REQUEST_OVERHEAD};
@@ -25,6 +24,7 @@ use crate::web::api::required_key;
 use crate::web::assets;
 use crate::web::common::Urls;
 use crate::web::keys::layout;
+use crate::web::{html, render_html};
 
 /// Versions per history page.
 const HISTORY_PAGE: usize = 50;
@@ -34,18 +34,6 @@ const DIFF_MAX_LINES: usize = 2000;
 const MAX_LEASES: usize = 500;
 /// Keys listed per lease (the count is always complete).
 const KEYS_PER_LEASE: usize = 20;
-
-fn render_html<T: askama::Template>(t: &T) -> Result<String, AppError> {
-    t.render()
-        .map_err(|e| AppError::Internal(format!("template: {e}")))
-}
-
-fn html(body: String) -> Response {
-    let mut r = Html(body).into_response();
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
-}
 
 /// URLs of the editing pages and of the JSON API, for one cluster, under the base path.
 struct EditUrls {
