@@ -12,6 +12,9 @@ if [ "${1:-test}" = test ]; then
   have_cmd chromium || need+=(chromium)
   have_cmd chromedriver || need+=(chromium-driver)
   have_cmd nginx || need+=(nginx)
+  # The Kubernetes tests: certificates for the test API server, and a kubectl to drive it.
+  have_cmd openssl || need+=(openssl)
+  have_cmd kubectl || need+=(kubernetes-client)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}" >&2
