@@ -21,6 +21,8 @@ use crate::etcd::index::FenceIndex;
 
 /// etcd refuses txns with more operations than `--max-txn-ops` (128 by default).
 const MAX_TXN_OPS: usize = 128;
+/// Page reads of one cluster in flight at once (see `EtcdCluster::browse_permits`).
+const BROWSE_READS_IN_FLIGHT: usize = 2;
 /// After this long without an answer, the next member is asked too.
 const HEDGE_DELAY: Duration = Duration::from_millis(250);
 /// After a stale answer, reads go straight to members' local copies for this long.
@@ -118,6 +120,9 @@ pub struct EtcdCluster {
     degraded_until: Mutex<Option<Instant>>,
     /// Clients by member client URL (as the member list advertises them), for per-member calls.
     url_clients: Mutex<std::collections::HashMap<(String, bool), Client>>,
+    /// Page reads in flight against this cluster: browsers queue here rather than pile onto etcd,
+    /// so many users browsing cannot starve the cluster's own writers.
+    browse_permits: tokio::sync::Semaphore,
     timeout: Duration,
     index: Arc<FenceIndex>,
     separator: String,
@@ -176,6 +181,7 @@ impl EtcdCluster {
             local_options,
             degraded_until: Mutex::new(None),
             url_clients: Mutex::new(std::collections::HashMap::new()),
+            browse_permits: tokio::sync::Semaphore::new(BROWSE_READS_IN_FLIGHT),
             timeout,
             index: Arc::new(FenceIndex::default()),
             separator: cfg.separator.clone(),
@@ -552,6 +558,8 @@ impl RangeSource for EtcdCluster {
     type Error = EtcdError;
 
     async fn ranges(&self, reqs: Vec<RangeReq>, revision: Option<i64>) -> Result<Batch, EtcdError> {
+        // Wait for a turn, but never longer than a page may take: past that, read anyway.
+        let _turn = tokio::time::timeout(LINEARIZABLE_BUDGET, self.browse_permits.acquire()).await;
         self.ranges_within(reqs, revision, LINEARIZABLE_BUDGET.min(self.timeout))
             .await
     }
