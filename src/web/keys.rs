@@ -90,15 +90,6 @@ pub async fn clusters_page(State(state): State<AppState>) -> Result<Response, Ap
     Ok(html(render_html(&page)?))
 }
 
-/// `GET /clusters/{cluster}`: the key browser of that cluster.
-pub async fn cluster_home(
-    State(state): State<AppState>,
-    Path(cluster): Path<String>,
-) -> Result<Response, AppError> {
-    let c = state.cluster(&cluster)?;
-    Ok(Redirect::to(&Urls::new(state.base(), c.name()).page("tree", None, None)).into_response())
-}
-
 /// `GET /go?to=URL`: the cluster picker without JavaScript. Only our own pages are redirect targets.
 pub async fn go(
     State(state): State<AppState>,
