@@ -79,6 +79,23 @@ pub struct HttpArgs {
     pub metrics_interval: Duration,
 }
 
+impl Default for HttpArgs {
+    /// The flags' defaults (without reading `ETCDBOARD_*`), for `demo`-like callers and tests that
+    /// set only what they care about.
+    fn default() -> Self {
+        HttpArgs {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 8080)),
+            base_path: String::new(),
+            etcd_timeout: Duration::from_secs(3),
+            page_size: 100,
+            max_value_bytes: crate::domain::edit::DEFAULT_MAX_VALUE_BYTES,
+            allow_delete_all: false,
+            kube: "auto".into(),
+            metrics_interval: Duration::from_secs(10),
+        }
+    }
+}
+
 /// `etcdboard serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -455,12 +472,9 @@ mod tests {
         HttpArgs {
             listen: "127.0.0.1:0".parse().unwrap(),
             base_path: "etcd/".into(),
-            etcd_timeout: Duration::from_secs(3),
-            page_size: 100,
             max_value_bytes: 1024,
-            allow_delete_all: false,
-            metrics_interval: Duration::from_secs(10),
             kube: "off".into(),
+            ..HttpArgs::default()
         }
     }
 

@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod assets;
+pub mod auth;
 pub mod cluster;
 pub mod common;
 pub mod edit;

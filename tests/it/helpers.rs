@@ -99,11 +99,9 @@ pub async fn serve_on(etcd: LocalCluster, opts: AppOptions) -> TestApp {
         listen: opts.listen,
         base_path: opts.base_path.clone(),
         etcd_timeout: opts.etcd_timeout,
-        page_size: 100,
-        max_value_bytes: etcdboard::domain::edit::DEFAULT_MAX_VALUE_BYTES,
-        allow_delete_all: false,
         metrics_interval: opts.metrics_interval,
         kube: opts.kube.clone(),
+        ..HttpArgs::default()
     };
     let config = Config::new(
         &http,

@@ -285,13 +285,8 @@ impl Board {
         init_logs();
         let http = HttpArgs {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            base_path: String::new(),
-            etcd_timeout: Duration::from_secs(3),
-            page_size: 100,
-            max_value_bytes: etcdboard::domain::edit::DEFAULT_MAX_VALUE_BYTES,
-            allow_delete_all: false,
-            metrics_interval: Duration::from_secs(10),
             kube: "off".into(),
+            ..HttpArgs::default()
         };
         let config = Config::new(
             &http,
