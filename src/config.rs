@@ -195,6 +195,19 @@ pub struct ClusterConfig {
     pub separator: String,
 }
 
+impl Default for ClusterConfig {
+    /// No name, no endpoints (both must be set), plain HTTP, no auth, `/` separator.
+    fn default() -> Self {
+        ClusterConfig {
+            name: String::new(),
+            endpoints: Vec::new(),
+            tls: None,
+            credentials: None,
+            separator: "/".into(),
+        }
+    }
+}
+
 /// The whole server configuration.
 #[derive(Debug, Clone)]
 pub struct Config {

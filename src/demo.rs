@@ -40,9 +40,7 @@ pub async fn run(
         vec![ClusterConfig {
             name: "demo".into(),
             endpoints: endpoints.clone(),
-            tls: None,
-            credentials: None,
-            separator: "/".into(),
+            ..Default::default()
         }],
     )?;
     let base = config.base_path.clone();

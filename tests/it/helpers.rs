@@ -108,9 +108,7 @@ pub async fn serve_on(etcd: LocalCluster, opts: AppOptions) -> TestApp {
         vec![ClusterConfig {
             name: "test".into(),
             endpoints: etcd.client_urls(),
-            tls: None,
-            credentials: None,
-            separator: "/".into(),
+            ..Default::default()
         }],
     )
     .expect("config");
