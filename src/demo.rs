@@ -35,13 +35,19 @@ pub async fn run(
         report.keys,
         report.elapsed.as_secs_f64()
     );
-    let config = Config::new(
+    let mut config = Config::new(
         &args.http,
         vec![ClusterConfig {
             name: "demo".into(),
             endpoints: endpoints.clone(),
             ..Default::default()
         }],
+    )?;
+    // The demo is a private sandbox on loopback: everything may be tried without signing in,
+    // unless --anonymous-role says otherwise.
+    config.access = crate::access::AccessConfig::from_args(
+        &args.http.access,
+        crate::domain::access::Role::Admin,
     )?;
     let base = config.base_path.clone();
     let app = App::build(config).await?;

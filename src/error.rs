@@ -19,12 +19,18 @@ pub enum AppError {
     /// 404: unknown cluster, key or page.
     #[error("{0}")]
     NotFound(String),
+    /// 401: nobody signed in, and this needs someone who did.
+    #[error("{0}")]
+    Unauthorized(String),
     /// 403: refused by policy (cross-site request, a forbidden operation).
     #[error("{0}")]
     Forbidden(String),
     /// 409: the data changed since the user saw it; the JSON carries what is there now.
     #[error("{0}")]
     Conflict(String, serde_json::Value),
+    /// 503: the request took longer than its deadline.
+    #[error("{0}")]
+    Timeout(String),
     /// 413: the request is larger than allowed.
     #[error("{0}")]
     TooLarge(String),
@@ -46,9 +52,11 @@ impl AppError {
         match self {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::Conflict(..) => StatusCode::CONFLICT,
             AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Etcd(EtcdError::Unavailable { .. }) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Etcd(EtcdError::Compacted(_)) => StatusCode::GONE,
             // A safety net: etcdboard checks sizes first, but etcd's own limit may be lower.

@@ -3,8 +3,12 @@
 //! A request flows router → handler (`web`) → domain parsing (`domain`) → etcd gateway (`etcd`) →
 //! view (`views`) → template; errors end in [`error::AppError`].
 
+/// Access settings: identity source, role policy, audit target.
+pub mod access;
 /// Building and running the server: state, router, listener.
 pub mod app;
+/// The audit log of changes.
+pub mod audit;
 /// Typed configuration from flags, env and file.
 pub mod config;
 /// `etcdboard demo`: a local etcd with sample data, and the dashboard on it.
@@ -15,6 +19,8 @@ pub mod domain;
 pub mod error;
 /// The etcd gateway: per-member clients, bounded reads, the fence index, local clusters.
 pub mod etcd;
+/// The dashboard's own metrics (`/metrics`, OpenMetrics).
+pub mod metrics;
 /// Watching each cluster: members, timeline, metrics.
 pub mod monitor;
 /// Logging setup.

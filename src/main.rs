@@ -34,6 +34,7 @@ async fn main() -> std::process::ExitCode {
             Err(e) => Err(e.into()),
         },
         Command::Demo(args) => etcdboard::demo::run(args, shutdown_signal()).await,
+        Command::HashPassword => hash_password(),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -49,5 +50,19 @@ async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error + Send + 
     let app = App::build(config).await?;
     tracing::info!(address = %app.local_addr()?, base = %base, "etcdboard listening");
     app.run_until_stopped(shutdown_signal()).await?;
+    Ok(())
+}
+
+/// `etcdboard hash-password`: one line of stdin (the password, never an argument: it would land
+/// in shell history and `ps`) → its argon2id hash on stdout.
+fn hash_password() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        return Err("no password on standard input (e.g. `read -rs PW; printf '%s\\n' \"$PW\" | etcdboard hash-password`)".into());
+    }
+    let hash = etcdboard::domain::session::PasswordHash::create(password)?;
+    println!("{}", hash.as_str());
     Ok(())
 }

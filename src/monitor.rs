@@ -85,6 +85,17 @@ impl Monitor {
         })
     }
 
+    /// A monitor for `cluster` that carries on from `previous` (its timeline, last observation
+    /// and chart points), for a discovered cluster whose endpoints changed: the members are the
+    /// same etcd cluster, so its history continues and a replaced member shows as such.
+    pub fn succeed(cluster: Arc<EtcdCluster>, previous: &Monitor) -> Arc<Monitor> {
+        let next = Monitor::new(cluster, previous.scrape_every);
+        if let (Ok(mut old), Ok(mut new)) = (previous.state.lock(), next.state.lock()) {
+            *new = std::mem::take(&mut *old);
+        }
+        next
+    }
+
     /// The cluster watched.
     pub fn cluster(&self) -> &Arc<EtcdCluster> {
         &self.cluster

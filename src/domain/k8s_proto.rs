@@ -912,7 +912,7 @@ fn json_name(message: &str, field: &str) -> String {
 }
 
 /// RFC 3339 in UTC: whole seconds for `Time`, microseconds for `MicroTime`.
-fn rfc3339(seconds: i64, nanos: i64, micro: bool) -> String {
+pub(crate) fn rfc3339(seconds: i64, nanos: i64, micro: bool) -> String {
     let days = seconds.div_euclid(86_400);
     let secs = seconds.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);

@@ -181,5 +181,55 @@ mod tests {
             let _ = q.bytes_or_b64("key");
             let _ = q.text("mode");
         }
+
+        #[test]
+        fn every_key_encoding_a_client_may_send_gives_back_the_exact_bytes(
+            key in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+            other in proptest::collection::vec(proptest::num::u8::ANY, 0..8),
+        ) {
+            let every_byte_escaped: String = key.iter().map(|b| format!("%{b:02X}")).collect();
+            let queries = [
+                format!("key={every_byte_escaped}"),
+                format!("a=1&key={}&key={}", percent_encode_query(&key), percent_encode_query(&other)),
+                format!("key={}&key_b64={}", percent_encode_query(&other), b64_url(&key)),
+                format!("key_b64={}", percent_encode_query(b64_std(&key).as_bytes())),
+                format!("key_b64={}=", b64_url(&key)),
+            ];
+            for query in queries {
+                let parsed = RawQuery::parse(Some(&query)).bytes_or_b64("key");
+                proptest::prop_assert_eq!(parsed, Ok(Some(key.clone())), "{}", query);
+            }
+        }
+
+        #[test]
+        fn base64_text_decodes_to_a_key_only_when_it_is_that_key_s_encoding(
+            text in "[A-Za-z0-9+/_=-]{0,24}|[A-Za-z0-9_-]{0,24}"
+        ) {
+            // Garbage is an error, never a different key: whatever decodes re-encodes to the
+            // same text (up to padding and the alphabet, which both spellings share).
+            if let Some(key) = b64_url_decode(&text) {
+                let canonical: String = text
+                    .trim_end_matches('=')
+                    .chars()
+                    .map(|c| match c { '+' => '-', '/' => '_', c => c })
+                    .collect();
+                proptest::prop_assert_eq!(b64_url(&key), canonical);
+            }
+        }
+
+        #[test]
+        fn queries_of_arbitrary_bytes_and_broken_escapes_never_panic(
+            raw in proptest::collection::vec(proptest::num::u8::ANY, 0..80),
+            cut in 0usize..80,
+        ) {
+            // Valid escapes, cut short anywhere, with `%`, `+`, `&` and `=` in the mix.
+            let escaped = percent_encode_query(&raw);
+            let at = escaped.char_indices().map(|(i, _)| i).nth(cut).unwrap_or(escaped.len());
+            let query = format!("key={}%&key_b64=%{}&=&&%%=+", &escaped[..at], &escaped[at..]);
+            let q = RawQuery::parse(Some(&query));
+            let _ = q.bytes_or_b64("key");
+            let _ = q.bytes_or_b64("prefix");
+            let _ = q.text("key");
+        }
     }
 }

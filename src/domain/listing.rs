@@ -1045,6 +1045,46 @@ pub(crate) mod tests {
         }
 
         #[test]
+        fn a_cursor_decodes_only_from_its_own_encoding(
+            raw in proptest::collection::vec(proptest::num::u8::ANY, 0..48),
+            version_one in proptest::bool::ANY,
+        ) {
+            // Arbitrary bytes behind valid base64: a cursor comes back only when the bytes have
+            // the cursor's shape, and then it re-encodes to exactly the text it came from, so a
+            // damaged cursor is an error rather than a position in another listing.
+            let mut raw = raw;
+            if version_one && !raw.is_empty() {
+                raw[0] = CURSOR_VERSION;
+            }
+            let text = crate::domain::key::b64_url(&raw);
+            let shaped = raw.len() >= 10
+                && raw[0] == CURSOR_VERSION
+                && i64::from_be_bytes(raw[1..9].try_into().unwrap()) > 0;
+            match Cursor::decode(&text) {
+                Some(c) => {
+                    proptest::prop_assert!(shaped);
+                    proptest::prop_assert_eq!(c.encode(), text);
+                    proptest::prop_assert_eq!(&c.start[..], &raw[10..]);
+                }
+                None => proptest::prop_assert!(!shaped),
+            }
+        }
+
+        #[test]
+        fn garbage_cursor_text_never_panics_and_never_decodes_to_another_text_s_cursor(
+            junk in "[A-Za-z0-9_=+/-]{0,40}|\\PC{0,40}",
+        ) {
+            if let Some(c) = Cursor::decode(&junk) {
+                let canonical: String = junk
+                    .trim_end_matches('=')
+                    .chars()
+                    .map(|ch| match ch { '+' => '-', '/' => '_', ch => ch })
+                    .collect();
+                proptest::prop_assert_eq!(c.encode(), canonical);
+            }
+        }
+
+        #[test]
         fn blind_listing_of_random_keys_is_exact(
             keys in proptest::collection::btree_set(proptest::collection::vec(proptest::sample::select(vec![b'/', b'a', b'b', 0u8, 0xff]), 1..6), 0..60),
             limit in 1usize..7,

@@ -1,6 +1,10 @@
 //! Pure types and logic, no I/O: keys as bytes, listing pages, the fence index.
 
+/// Roles, grants and the access decision.
+pub mod access;
 pub mod cluster;
+/// Discovered etcd clusters and the `discovery:` rules that make them browsable.
+pub mod discovery;
 pub mod edit;
 pub mod fences;
 pub mod format;
@@ -9,5 +13,7 @@ pub mod key;
 pub mod listing;
 pub mod metrics;
 pub mod record;
+/// Password hashes and signed session cookies of built-in users.
+pub mod session;
 pub mod topology;
 pub mod transfer;

@@ -37,8 +37,8 @@ pub struct PodInfo {
     pub claims: Vec<String>,
     /// Uses an emptyDir for data (data lost with the pod).
     pub empty_dir: bool,
-    /// Recent events (newest first), as text.
-    pub events: Vec<String>,
+    /// Recent Kubernetes Events of the pod (newest first, at most [`EVENTS_PER_POD`]).
+    pub events: Vec<KubeEvent>,
 }
 
 /// A node.
@@ -364,6 +364,565 @@ pub fn spread(placements: &[Placement], has_pdb: bool) -> Spread {
     }
 }
 
+/// How many recent Kubernetes Events are shown per pod.
+pub const EVENTS_PER_POD: usize = 5;
+
+/// A Kubernetes Event (core/v1) about a pod, as far as the page needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KubeEvent {
+    /// `Normal` or `Warning`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Short machine-readable reason (`Scheduled`, `BackOff`, `FailedMount`, …).
+    pub reason: String,
+    /// What happened, in the reporting component's words.
+    pub message: String,
+    /// How often it happened (Kubernetes folds repeats into one Event).
+    pub count: u32,
+    /// When it last happened, unix seconds.
+    pub last_seen_unix: Option<i64>,
+    /// How long ago it last happened ("12s", "3m", "2h", "4d"; "?" when unknown).
+    pub age: String,
+}
+
+/// A short age like `kubectl get` prints: `45s`, `3m`, `2h`, `4d`.
+pub fn age_text(seconds: i64) -> String {
+    let s = seconds.max(0);
+    match s {
+        0..=119 => format!("{s}s"),
+        120..=7199 => format!("{}m", s / 60),
+        7200..=172_799 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86_400),
+    }
+}
+
+/// The newest `limit` events of pod `namespace/name` among `events` (`(namespace, pod, event)`),
+/// newest first.
+pub fn events_of_pod(
+    events: &[(String, String, KubeEvent)],
+    namespace: &str,
+    name: &str,
+    limit: usize,
+) -> Vec<KubeEvent> {
+    let mut out: Vec<KubeEvent> = events
+        .iter()
+        .filter(|(ns, pod, _)| ns == namespace && pod == name)
+        .map(|(_, _, e)| e.clone())
+        .collect();
+    out.sort_by_key(|e| std::cmp::Reverse(e.last_seen_unix));
+    out.truncate(limit);
+    out
+}
+
+/// One requirement of a label selector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Requirement {
+    /// `key=value`, `key==value`.
+    Equals(String, String),
+    /// `key!=value`.
+    NotEquals(String, String),
+    /// `key in (a,b)`.
+    In(String, Vec<String>),
+    /// `key notin (a,b)`.
+    NotIn(String, Vec<String>),
+    /// `key`.
+    Exists(String),
+    /// `!key`.
+    NotExists(String),
+}
+
+/// A Kubernetes label selector in its text form (`app=etcd,release=x`, `tier in (a,b)`, `!canary`),
+/// checked with the API server's rules for keys and values, so a typo fails at start rather than
+/// silently matching nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelSelector {
+    text: String,
+    requirements: Vec<Requirement>,
+}
+
+fn is_label_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+}
+
+fn is_dns_subdomain(s: &str) -> bool {
+    s.len() <= 253
+        && s.split('.').all(|l| {
+            let b = l.as_bytes();
+            !b.is_empty()
+                && b.len() <= 63
+                && b[0].is_ascii_alphanumeric()
+                && b[b.len() - 1].is_ascii_alphanumeric()
+                && b.iter()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        })
+}
+
+fn check_key(key: &str) -> Result<String, String> {
+    let ok = match key.split_once('/') {
+        Some((prefix, name)) => is_dns_subdomain(prefix) && is_label_name(name),
+        None => is_label_name(key),
+    };
+    if ok {
+        Ok(key.to_string())
+    } else {
+        Err(format!(
+            "`{key}` is not a label key (name of up to 63 letters, digits, `-_.`, optionally prefixed by a DNS name and `/`)"
+        ))
+    }
+}
+
+fn check_value(value: &str) -> Result<String, String> {
+    if value.is_empty() || is_label_name(value) {
+        Ok(value.to_string())
+    } else {
+        Err(format!(
+            "`{value}` is not a label value (up to 63 letters, digits, `-_.`, starting and ending alphanumeric)"
+        ))
+    }
+}
+
+/// Splits at commas that are not inside parentheses.
+fn split_top_level(text: &str) -> Result<Vec<&str>, String> {
+    let mut parts = Vec::new();
+    let mut depth = 0i32;
+    let mut start = 0;
+    for (i, c) in text.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => {
+                depth -= 1;
+                if depth < 0 {
+                    return Err("unbalanced `)`".into());
+                }
+            }
+            ',' if depth == 0 => {
+                parts.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if depth != 0 {
+        return Err("unbalanced `(`".into());
+    }
+    parts.push(&text[start..]);
+    Ok(parts)
+}
+
+fn parse_set(rest: &str) -> Result<Vec<String>, String> {
+    let inner = rest
+        .trim()
+        .strip_prefix('(')
+        .and_then(|r| r.strip_suffix(')'))
+        .ok_or_else(|| format!("`{}`: a set is written `(a,b)`", rest.trim()))?;
+    let values = inner
+        .split(',')
+        .map(|v| check_value(v.trim()))
+        .collect::<Result<Vec<_>, _>>()?;
+    if values.iter().all(String::is_empty) {
+        return Err("a set needs at least one value".into());
+    }
+    Ok(values)
+}
+
+fn parse_requirement(part: &str) -> Result<Requirement, String> {
+    let p = part.trim();
+    if p.is_empty() {
+        return Err("empty requirement (stray comma?)".into());
+    }
+    if let Some((k, v)) = p.split_once("!=") {
+        return Ok(Requirement::NotEquals(
+            check_key(k.trim())?,
+            check_value(v.trim())?,
+        ));
+    }
+    if let Some((k, v)) = p.split_once("==").or_else(|| p.split_once('=')) {
+        return Ok(Requirement::Equals(
+            check_key(k.trim())?,
+            check_value(v.trim())?,
+        ));
+    }
+    if let Some(k) = p.strip_prefix('!') {
+        return Ok(Requirement::NotExists(check_key(k.trim())?));
+    }
+    let mut words = p.splitn(2, char::is_whitespace);
+    let key = words.next().unwrap_or_default();
+    match words.next().map(str::trim_start) {
+        None => Ok(Requirement::Exists(check_key(key)?)),
+        Some(rest) => {
+            if let Some(set) = rest.strip_prefix("notin") {
+                Ok(Requirement::NotIn(check_key(key)?, parse_set(set)?))
+            } else if let Some(set) = rest.strip_prefix("in") {
+                Ok(Requirement::In(check_key(key)?, parse_set(set)?))
+            } else {
+                Err(format!(
+                    "`{p}`: expected `key=value`, `key!=value`, `key in (…)`, `key notin (…)`, `key` or `!key`"
+                ))
+            }
+        }
+    }
+}
+
+impl LabelSelector {
+    /// Parses the text form; the empty selector selects every pod.
+    pub fn parse(text: &str) -> Result<LabelSelector, String> {
+        let text = text.trim();
+        let requirements = if text.is_empty() {
+            Vec::new()
+        } else {
+            split_top_level(text)?
+                .into_iter()
+                .map(parse_requirement)
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        Ok(LabelSelector {
+            text: text.to_string(),
+            requirements,
+        })
+    }
+
+    /// The selector as given (trimmed), which is what the API server is sent.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Whether `labels` satisfy every requirement.
+    pub fn matches(&self, labels: &std::collections::BTreeMap<String, String>) -> bool {
+        self.requirements.iter().all(|r| match r {
+            Requirement::Equals(k, v) => labels.get(k) == Some(v),
+            Requirement::NotEquals(k, v) => labels.get(k) != Some(v),
+            Requirement::In(k, vs) => labels.get(k).is_some_and(|l| vs.contains(l)),
+            Requirement::NotIn(k, vs) => labels.get(k).is_none_or(|l| !vs.contains(l)),
+            Requirement::Exists(k) => labels.contains_key(k),
+            Requirement::NotExists(k) => !labels.contains_key(k),
+        })
+    }
+}
+
+/// Where a configured cluster's pods are: exactly the pods in `namespace` matching `selector`.
+/// When configured, it always wins over discovery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubeTarget {
+    /// The namespace.
+    pub namespace: String,
+    /// The label selector.
+    pub selector: LabelSelector,
+}
+
+impl KubeTarget {
+    /// Checks both parts; the error says which (`namespace` or `selector`) and why.
+    pub fn parse(namespace: &str, selector: &str) -> Result<KubeTarget, (&'static str, String)> {
+        let ns = namespace.trim();
+        let b = ns.as_bytes();
+        let ns_ok = !b.is_empty()
+            && b.len() <= 63
+            && b[0].is_ascii_alphanumeric()
+            && b[b.len() - 1].is_ascii_alphanumeric()
+            && b.iter()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-');
+        if !ns_ok {
+            return Err((
+                "namespace",
+                format!("`{namespace}` is not a namespace name (lowercase letters, digits and `-`, at most 63)"),
+            ));
+        }
+        let selector = LabelSelector::parse(selector).map_err(|e| ("selector", e))?;
+        Ok(KubeTarget {
+            namespace: ns.to_string(),
+            selector,
+        })
+    }
+
+    /// How the source is named on the page and in the API.
+    pub fn source_name(&self) -> String {
+        if self.selector.as_str().is_empty() {
+            format!("configured namespace {} (every pod)", self.namespace)
+        } else {
+            format!(
+                "configured selector {} in namespace {}",
+                self.selector.as_str(),
+                self.namespace
+            )
+        }
+    }
+}
+
+/// The etcd operators whose custom resources etcdboard reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperatorKind {
+    /// CoreOS etcd-operator, `etcd.database.coreos.com/v1beta2` `EtcdCluster`.
+    CoreosEtcdCluster,
+    /// The etcd project's operator, `operator.etcd.io/v1alpha1` `EtcdCluster`.
+    EtcdIoEtcdCluster,
+    /// Gardener etcd-druid, `druid.gardener.cloud/v1alpha1` `Etcd`.
+    DruidEtcd,
+}
+
+impl OperatorKind {
+    /// Every kind, in the order shown.
+    pub const ALL: [OperatorKind; 3] = [
+        OperatorKind::CoreosEtcdCluster,
+        OperatorKind::EtcdIoEtcdCluster,
+        OperatorKind::DruidEtcd,
+    ];
+
+    /// `(group, version, kind, plural)`.
+    pub fn gvk(self) -> (&'static str, &'static str, &'static str, &'static str) {
+        match self {
+            OperatorKind::CoreosEtcdCluster => (
+                "etcd.database.coreos.com",
+                "v1beta2",
+                "EtcdCluster",
+                "etcdclusters",
+            ),
+            OperatorKind::EtcdIoEtcdCluster => (
+                "operator.etcd.io",
+                "v1alpha1",
+                "EtcdCluster",
+                "etcdclusters",
+            ),
+            OperatorKind::DruidEtcd => ("druid.gardener.cloud", "v1alpha1", "Etcd", "etcds"),
+        }
+    }
+
+    /// The source's name on the page and in the API.
+    pub fn source_name(self) -> &'static str {
+        match self {
+            OperatorKind::CoreosEtcdCluster => {
+                "etcd-operator EtcdCluster (etcd.database.coreos.com/v1beta2)"
+            }
+            OperatorKind::EtcdIoEtcdCluster => {
+                "etcd operator EtcdCluster (operator.etcd.io/v1alpha1)"
+            }
+            OperatorKind::DruidEtcd => "gardener etcd-druid Etcd (druid.gardener.cloud/v1alpha1)",
+        }
+    }
+}
+
+/// A status condition of a custom resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CrCondition {
+    /// Condition type (`Available`, `Ready`, `AllMembersReady`, …).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `True`, `False` or `Unknown` (druid also has `Progressing`).
+    pub status: String,
+    /// Machine-readable reason.
+    pub reason: Option<String>,
+    /// Human-readable details.
+    pub message: Option<String>,
+}
+
+/// What an operator says about one of its etcd clusters (read from the custom resource's status
+/// with the field names each CRD defines).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OperatorStatus {
+    /// The source (operator and API version).
+    pub source: &'static str,
+    /// `group/version`.
+    pub api_version: String,
+    /// Kind.
+    pub kind: &'static str,
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// Phase: `status.phase` (etcd-operator v1beta2); the last operation's state (druid); none
+    /// for operator.etcd.io, which reports conditions instead.
+    pub phase: Option<String>,
+    /// Ready: phase `Running` (v1beta2), condition `Available` (operator.etcd.io), `status.ready`
+    /// (druid); `None` when the status does not say yet.
+    pub ready: Option<bool>,
+    /// Desired members (`spec.size` / `spec.replicas`).
+    pub desired: Option<i64>,
+    /// Current members (`status.size`, `status.memberCount`, `status.currentReplicas`).
+    pub current: Option<i64>,
+    /// Ready members (`status.members.ready` count, `status.readyReplicas`).
+    pub ready_members: Option<i64>,
+    /// Running etcd version, when reported.
+    pub version: Option<String>,
+    /// Status conditions.
+    pub conditions: Vec<CrCondition>,
+    /// The last error the operator reported (druid `lastErrors`, v1beta2 `reason`).
+    pub last_error: Option<String>,
+    /// One line in plain words.
+    pub summary: String,
+}
+
+fn text_at(v: &serde_json::Value, p: &str) -> Option<String> {
+    match v.pointer(p)? {
+        serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        serde_json::Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn int_at(v: &serde_json::Value, p: &str) -> Option<i64> {
+    v.pointer(p).and_then(serde_json::Value::as_i64)
+}
+
+/// Reads an operator's custom resource (`data` is the whole object as JSON).
+pub fn operator_status(
+    kind: OperatorKind,
+    namespace: &str,
+    name: &str,
+    data: &serde_json::Value,
+) -> OperatorStatus {
+    let (group, api_ver, k, _) = kind.gvk();
+    let conditions: Vec<CrCondition> = data
+        .pointer("/status/conditions")
+        .and_then(serde_json::Value::as_array)
+        .map(|cs| {
+            cs.iter()
+                .map(|c| CrCondition {
+                    kind: text_at(c, "/type").unwrap_or_default(),
+                    status: text_at(c, "/status").unwrap_or_else(|| "Unknown".into()),
+                    reason: text_at(c, "/reason"),
+                    message: text_at(c, "/message"),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let condition = |t: &str| {
+        conditions
+            .iter()
+            .find(|c| c.kind == t)
+            .map(|c| c.status == "True")
+    };
+    let (phase, ready, desired, current, ready_members, version, last_error) = match kind {
+        OperatorKind::CoreosEtcdCluster => {
+            let phase = text_at(data, "/status/phase");
+            let ready_list = data
+                .pointer("/status/members/ready")
+                .and_then(serde_json::Value::as_array)
+                .map(|a| a.len() as i64);
+            (
+                phase.clone(),
+                phase.map(|p| p == "Running"),
+                int_at(data, "/spec/size"),
+                int_at(data, "/status/size"),
+                ready_list,
+                text_at(data, "/status/currentVersion").or_else(|| text_at(data, "/spec/version")),
+                text_at(data, "/status/reason"),
+            )
+        }
+        OperatorKind::EtcdIoEtcdCluster => (
+            None,
+            condition("Available"),
+            int_at(data, "/spec/size"),
+            int_at(data, "/status/memberCount").or_else(|| int_at(data, "/status/currentReplicas")),
+            int_at(data, "/status/readyReplicas"),
+            text_at(data, "/status/currentVersion").or_else(|| text_at(data, "/spec/version")),
+            None,
+        ),
+        OperatorKind::DruidEtcd => (
+            text_at(data, "/status/lastOperation/state").map(|s| {
+                match text_at(data, "/status/lastOperation/type") {
+                    Some(t) => format!("{t} {s}"),
+                    None => s,
+                }
+            }),
+            data.pointer("/status/ready")
+                .and_then(serde_json::Value::as_bool)
+                .or_else(|| condition("Ready")),
+            int_at(data, "/spec/replicas"),
+            int_at(data, "/status/currentReplicas"),
+            int_at(data, "/status/readyReplicas"),
+            None,
+            data.pointer("/status/lastErrors")
+                .and_then(serde_json::Value::as_array)
+                .and_then(|e| e.first())
+                .and_then(|e| text_at(e, "/description")),
+        ),
+    };
+    let mut parts = vec![match ready {
+        Some(true) => "ready".to_string(),
+        Some(false) => "NOT ready".to_string(),
+        None => "status not reported yet".to_string(),
+    }];
+    if let Some(p) = &phase {
+        parts.push(format!("phase {p}"));
+    }
+    match (ready_members, current, desired) {
+        (r, c, Some(d)) if r.is_some() || c.is_some() => parts.push(format!(
+            "{}/{} ready of {d} wanted",
+            r.map_or_else(|| "?".into(), |r| r.to_string()),
+            c.map_or_else(|| "?".into(), |c| c.to_string())
+        )),
+        (_, _, Some(d)) => parts.push(format!("{d} wanted")),
+        _ => {}
+    }
+    if let Some(v) = &version {
+        parts.push(format!("etcd {v}"));
+    }
+    let failing: Vec<String> = conditions
+        .iter()
+        .filter(|c| {
+            // Conditions named for trouble are bad when True; the others when not True.
+            let trouble = matches!(
+                c.kind.as_str(),
+                "Degraded" | "Progressing" | "ClusterIDMismatch" | "Failed"
+            );
+            (c.status == "True") == trouble
+        })
+        .map(|c| {
+            format!(
+                "{} {}{}",
+                c.kind,
+                c.status,
+                c.message
+                    .as_ref()
+                    .or(c.reason.as_ref())
+                    .map(|m| format!(" ({m})"))
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    if !failing.is_empty() {
+        parts.push(failing.join("; "));
+    }
+    if let Some(e) = &last_error {
+        parts.push(format!("last error: {e}"));
+    }
+    OperatorStatus {
+        source: kind.source_name(),
+        api_version: format!("{group}/{api_ver}"),
+        kind: k,
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+        phase,
+        ready,
+        desired,
+        current,
+        ready_members,
+        version,
+        conditions,
+        last_error,
+        summary: parts.join(" · "),
+    }
+}
+
+/// What one discovery source found, for the page and the API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SourceReport {
+    /// Its name.
+    pub source: String,
+    /// `watching`, `not installed` (a CRD that is not there: the normal case), `starting`, or
+    /// what went wrong.
+    pub state: String,
+    /// Pods or custom resources found.
+    pub found: usize,
+    /// `pods`, `custom resources` or `events`.
+    pub what: &'static str,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -387,6 +946,185 @@ mod tests {
             empty_dir: false,
             events: vec![],
         }
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn label_selectors_parse_like_the_api_server_and_match() {
+        let s = LabelSelector::parse(
+            "app=etcd, release==x,tier in (a, b),!canary,zone,env notin (dev)",
+        )
+        .unwrap();
+        assert_eq!(
+            s.as_str(),
+            "app=etcd, release==x,tier in (a, b),!canary,zone,env notin (dev)"
+        );
+        let good = labels(&[
+            ("app", "etcd"),
+            ("release", "x"),
+            ("tier", "b"),
+            ("zone", "z"),
+            ("env", "prod"),
+        ]);
+        assert!(s.matches(&good));
+        let mut bad = good.clone();
+        bad.insert("canary".into(), "yes".into());
+        assert!(!s.matches(&bad));
+        assert!(LabelSelector::parse("app.kubernetes.io/name=etcd,a!=b")
+            .unwrap()
+            .matches(&labels(&[("app.kubernetes.io/name", "etcd")])));
+        assert!(LabelSelector::parse("").unwrap().matches(&labels(&[])));
+        for wrong in [
+            "app=",
+            "=etcd",
+            "app=et cd",
+            "app=etcd,",
+            "tier in a,b",
+            "tier in (a",
+            "Bad Key=x",
+            "a=b)",
+            "-app=x",
+            "x/y/z=1",
+        ] {
+            if wrong == "app=" {
+                // An empty value is allowed by Kubernetes.
+                assert!(LabelSelector::parse(wrong).is_ok());
+                continue;
+            }
+            assert!(
+                LabelSelector::parse(wrong).is_err(),
+                "{wrong} must be refused"
+            );
+        }
+    }
+
+    #[test]
+    fn a_kube_target_names_the_bad_part() {
+        assert_eq!(
+            KubeTarget::parse("Bad_NS", "app=etcd").unwrap_err().0,
+            "namespace"
+        );
+        assert_eq!(
+            KubeTarget::parse("etcd", "app in x").unwrap_err().0,
+            "selector"
+        );
+        let t = KubeTarget::parse("etcd", "app=etcd,release=x").unwrap();
+        assert_eq!(
+            t.source_name(),
+            "configured selector app=etcd,release=x in namespace etcd"
+        );
+    }
+
+    #[test]
+    fn ages_read_like_kubectl_and_events_are_per_pod_newest_first() {
+        assert_eq!(age_text(5), "5s");
+        assert_eq!(age_text(600), "10m");
+        assert_eq!(age_text(3 * 3600), "3h");
+        assert_eq!(age_text(3 * 86_400), "3d");
+        let ev = |reason: &str, at: i64| KubeEvent {
+            kind: "Normal".into(),
+            reason: reason.into(),
+            message: String::new(),
+            count: 1,
+            last_seen_unix: Some(at),
+            age: String::new(),
+        };
+        let all = vec![
+            ("ns".to_string(), "p".to_string(), ev("Old", 1)),
+            ("ns".to_string(), "q".to_string(), ev("Other", 5)),
+            ("ns".to_string(), "p".to_string(), ev("New", 9)),
+            ("other".to_string(), "p".to_string(), ev("Elsewhere", 10)),
+        ];
+        let got: Vec<_> = events_of_pod(&all, "ns", "p", 5)
+            .into_iter()
+            .map(|e| e.reason)
+            .collect();
+        assert_eq!(got, vec!["New", "Old"]);
+        assert_eq!(events_of_pod(&all, "ns", "p", 1).len(), 1);
+    }
+
+    #[test]
+    fn operator_statuses_are_read_with_each_crds_field_names() {
+        // operator.etcd.io/v1alpha1: conditions and replica counts, no phase.
+        let etcd_io = serde_json::json!({
+            "spec": {"size": 3, "version": "3.5.21"},
+            "status": {
+                "currentReplicas": 3, "readyReplicas": 2, "memberCount": 3, "currentVersion": "3.5.21",
+                "leaderID": "41f5beba5f42189a",
+                "conditions": [
+                    {"type": "Available", "status": "True", "reason": "ClusterAvailable", "message": "Etcd cluster has 2/3 healthy members with quorum"},
+                    {"type": "Degraded", "status": "True", "reason": "MembersUnhealthy", "message": "1 member unhealthy"}
+                ]
+            }
+        });
+        let s = operator_status(OperatorKind::EtcdIoEtcdCluster, "ns", "c", &etcd_io);
+        assert_eq!(
+            (s.ready, s.desired, s.current, s.ready_members),
+            (Some(true), Some(3), Some(3), Some(2))
+        );
+        assert_eq!(s.api_version, "operator.etcd.io/v1alpha1");
+        assert_eq!(s.version.as_deref(), Some("3.5.21"));
+        assert!(
+            s.summary.contains("2/3 ready of 3 wanted")
+                && s.summary.contains("Degraded True (1 member unhealthy)"),
+            "{}",
+            s.summary
+        );
+        assert!(
+            !s.summary.contains("Available"),
+            "a healthy condition is not news: {}",
+            s.summary
+        );
+
+        // druid.gardener.cloud/v1alpha1: ready, replicas, lastOperation, lastErrors.
+        let druid = serde_json::json!({
+            "spec": {"replicas": 3},
+            "status": {
+                "ready": false, "replicas": 3, "currentReplicas": 3, "readyReplicas": 1,
+                "lastOperation": {"type": "Reconcile", "state": "Error", "description": "x"},
+                "lastErrors": [{"code": "ERR_SYNC_STATEFULSET", "description": "statefulset not ready"}],
+                "conditions": [{"type": "AllMembersReady", "status": "False", "reason": "NotAllMembersReady", "message": "At least one member is not ready"}]
+            }
+        });
+        let s = operator_status(OperatorKind::DruidEtcd, "ns", "etcd-main", &druid);
+        assert_eq!(
+            (s.ready, s.ready_members, s.desired),
+            (Some(false), Some(1), Some(3))
+        );
+        assert_eq!(s.phase.as_deref(), Some("Reconcile Error"));
+        assert_eq!(s.last_error.as_deref(), Some("statefulset not ready"));
+        assert!(
+            s.summary.starts_with("NOT ready") && s.summary.contains("AllMembersReady False"),
+            "{}",
+            s.summary
+        );
+
+        // etcd.database.coreos.com/v1beta2: phase, size, members.ready.
+        let coreos = serde_json::json!({
+            "spec": {"size": 3, "version": "3.4.13"},
+            "status": {"phase": "Running", "size": 3, "currentVersion": "3.4.13", "members": {"ready": ["a", "b", "c"]}}
+        });
+        let s = operator_status(OperatorKind::CoreosEtcdCluster, "ns", "etcd-app", &coreos);
+        assert_eq!(
+            (s.ready, s.ready_members, s.phase.as_deref()),
+            (Some(true), Some(3), Some("Running"))
+        );
+
+        // No status yet (just created): says so, no guesses.
+        let s = operator_status(
+            OperatorKind::DruidEtcd,
+            "ns",
+            "new",
+            &serde_json::json!({"spec": {"replicas": 3}}),
+        );
+        assert_eq!(s.ready, None);
+        assert!(s.summary.starts_with("status not reported yet"));
     }
 
     fn node(name: &str, zone: &str) -> NodeInfo {

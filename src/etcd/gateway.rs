@@ -71,6 +71,9 @@ enum Failure {
 }
 
 fn classify(err: etcd_client::Error, revision: Option<i64>) -> Failure {
+    if let Some(tls) = tls_failure(&err) {
+        return Failure::Retry(tls);
+    }
     match err {
         etcd_client::Error::GRpcStatus(status) => {
             let msg = status.message().to_string();
@@ -126,6 +129,8 @@ pub struct EtcdCluster {
     timeout: Duration,
     index: Arc<FenceIndex>,
     separator: String,
+    /// Call counts and latencies, once the app hands them over (tests and benches may not).
+    metrics: std::sync::OnceLock<crate::metrics::EtcdCallMetrics>,
 }
 
 impl std::fmt::Debug for EtcdCluster {
@@ -185,6 +190,7 @@ impl EtcdCluster {
             timeout,
             index: Arc::new(FenceIndex::default()),
             separator: cfg.separator.clone(),
+            metrics: std::sync::OnceLock::new(),
         }))
     }
 
@@ -201,6 +207,12 @@ impl EtcdCluster {
     /// The configured client URLs.
     pub fn endpoints(&self) -> Vec<String> {
         self.members.iter().map(|m| m.endpoint.clone()).collect()
+    }
+
+    /// Where this cluster's calls are counted from now on (the first call wins; later ones are
+    /// ignored so counters never reset under a running app).
+    pub fn set_metrics(&self, metrics: crate::metrics::EtcdCallMetrics) {
+        let _ = self.metrics.set(metrics);
     }
 
     /// The fence index of this cluster (started on first use by [`EtcdCluster::ensure_index`]).
@@ -261,6 +273,30 @@ impl EtcdCluster {
             map.insert(cache_key, client.clone());
         }
         Ok(client)
+    }
+
+    /// A member's failure reason, with a hint when a TLS connection was closed without a word:
+    /// that is how etcd refuses a client whose certificate it does not accept (or that sent none).
+    fn explain(&self, reason: String) -> String {
+        let tls = self
+            .members
+            .iter()
+            .any(|m| m.endpoint.starts_with("https://"));
+        let closed = [
+            "operation was canceled",
+            "transport error",
+            "connection closed",
+        ]
+        .iter()
+        .any(|r| reason.starts_with(r));
+        if tls && closed {
+            format!(
+                "{reason}: the server closed the TLS connection; if it requires client \
+                 certificates, check tls.cert and tls.key"
+            )
+        } else {
+            reason
+        }
     }
 
     fn order(&self) -> Vec<usize> {
@@ -349,7 +385,7 @@ impl EtcdCluster {
             Ok(None) => Err(EtcdError::Unavailable {
                 cluster: self.name.clone(),
                 waited_ms: started.elapsed().as_millis(),
-                detail: last_reason,
+                detail: self.explain(last_reason),
             }),
             Err(e) => Err(e),
         }
@@ -357,7 +393,43 @@ impl EtcdCluster {
 
     /// Asks members in order, starting the next one when the previous failed or after `hedge`;
     /// the first answer wins. `Ok(None)` when no member answered within `budget`.
+    ///
+    /// Every read and write (and the member and alarm lists) passes here, so this is where etcd
+    /// calls are counted and timed, labelled by the gateway method that made `op`. Per-member
+    /// probes, maintenance and watches go straight to a member and are not counted.
     pub(crate) async fn race<T, F, Fut>(
+        &self,
+        op: &F,
+        serializable: bool,
+        revision: Option<i64>,
+        budget: Duration,
+        hedge: Duration,
+        last_reason: &mut String,
+    ) -> Result<Option<(T, i64)>, EtcdError>
+    where
+        F: Fn(Client, bool) -> Fut,
+        Fut: std::future::Future<Output = Result<(T, i64), etcd_client::Error>>,
+    {
+        let started = Instant::now();
+        let result = self
+            .race_members(op, serializable, revision, budget, hedge, last_reason)
+            .await;
+        if let Some(metrics) = self.metrics.get() {
+            use crate::metrics::EtcdOutcome;
+            let outcome = match &result {
+                Ok(Some(_)) => EtcdOutcome::Ok,
+                Ok(None) | Err(EtcdError::Unavailable { .. }) => EtcdOutcome::Unavailable,
+                Err(EtcdError::Rejected(_)) => EtcdOutcome::Rejected,
+                Err(EtcdError::Compacted(_)) => EtcdOutcome::Compacted,
+                Err(EtcdError::Config { .. }) => EtcdOutcome::Config,
+            };
+            let operation = crate::metrics::operation_of::<F>();
+            metrics.record(&self.name, operation, started.elapsed(), outcome);
+        }
+        result
+    }
+
+    async fn race_members<T, F, Fut>(
         &self,
         op: &F,
         serializable: bool,
@@ -425,7 +497,11 @@ impl EtcdCluster {
                     next += 1;
                 }
                 _ = tokio::time::sleep_until(deadline) => {
-                    *last_reason = format!("no answer after {} ms", budget.as_millis());
+                    // A member's own words (e.g. "authentication failed") from earlier in this
+                    // read say more than our timeout does.
+                    if last_reason == "no member tried" || last_reason.starts_with("no answer after") {
+                        *last_reason = format!("no answer after {} ms", budget.as_millis());
+                    }
                     return Ok(None);
                 }
             }
@@ -460,7 +536,7 @@ impl EtcdCluster {
             None => Err(EtcdError::Unavailable {
                 cluster: self.name.clone(),
                 waited_ms: started.elapsed().as_millis(),
-                detail: last_reason,
+                detail: self.explain(last_reason),
             }),
         }
     }
@@ -626,6 +702,9 @@ pub(crate) fn record_of(kv: &etcd_client::KeyValue) -> KeyRecord {
 
 /// A short, address-free reason for logs and error pages.
 pub fn short_reason(e: &etcd_client::Error) -> String {
+    if let Some(tls) = tls_failure(e) {
+        return tls;
+    }
     match e {
         etcd_client::Error::GRpcStatus(s) => s.message().to_string(),
         etcd_client::Error::TransportError(_) => {
@@ -637,4 +716,40 @@ pub fn short_reason(e: &etcd_client::Error) -> String {
             text.chars().take(120).collect()
         }
     }
+}
+
+/// A TLS handshake failure anywhere in the error's chain, said with the setting to check. tonic
+/// reports these as a bare "transport error"; rustls' own words name no address (at most the
+/// names in the server's certificate, i.e. the configured server's).
+fn tls_failure(e: &etcd_client::Error) -> Option<String> {
+    let (mut texts, mut cur): (Vec<String>, Option<&(dyn std::error::Error + 'static)>) = match e {
+        etcd_client::Error::GRpcStatus(s) => {
+            (vec![s.message().to_string()], std::error::Error::source(s))
+        }
+        etcd_client::Error::TransportError(t) => (Vec::new(), Some(t)),
+        _ => return None,
+    };
+    while let Some(err) = cur {
+        texts.push(err.to_string());
+        cur = err.source();
+    }
+    for full in texts {
+        let text: String = full.chars().take(200).collect();
+        if text.contains("invalid peer certificate") {
+            let check = if text.contains("not valid for name") || text.contains("NotValidForName") {
+                "check tls.server_name"
+            } else {
+                "check tls.ca"
+            };
+            return Some(format!(
+                "TLS: the server's certificate is not trusted ({text}; {check})"
+            ));
+        }
+        if text.contains("received fatal alert") {
+            return Some(format!(
+                "TLS: the server refused the connection ({text}; check tls.cert and tls.key)"
+            ));
+        }
+    }
+    None
 }

@@ -111,6 +111,28 @@ pub struct LocalClusterOptions {
     /// [`LocalCluster::restart`]), for experiments the options above do not
     /// cover.
     pub extra_args: Vec<String>,
+    /// Serve clients over TLS (https client URLs); `None` (the default, and
+    /// what `etcdboard demo` uses) serves plain http. Peers always talk http.
+    pub tls: Option<LocalTls>,
+}
+
+/// Client TLS of a [`LocalCluster`], as PEM files (e.g. made with `openssl`).
+#[derive(Debug, Clone)]
+pub struct LocalTls {
+    /// `--cert-file`: the members' server certificate; its SANs must cover
+    /// `127.0.0.1`, the host of the client URLs.
+    pub cert_file: PathBuf,
+    /// `--key-file`: its private key.
+    pub key_file: PathBuf,
+    /// `--trusted-ca-file`: the CA that signed client certificates; also
+    /// what the cluster's own probes trust the server certificate with.
+    pub ca_file: PathBuf,
+    /// `--client-cert-auth`: refuse clients without a certificate signed by
+    /// `ca_file`.
+    pub client_cert_auth: bool,
+    /// Certificate and key files the cluster's own probes and membership
+    /// calls present (required with `client_cert_auth`).
+    pub client_identity: Option<(PathBuf, PathBuf)>,
 }
 
 impl Default for LocalClusterOptions {
@@ -121,6 +143,7 @@ impl Default for LocalClusterOptions {
             quota_backend_bytes: None,
             etcd_binary: None,
             extra_args: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -249,6 +272,14 @@ impl Member {
         }
     }
 
+    /// Serves clients over https instead of http.
+    fn with_client_tls(mut self, tls: bool) -> Member {
+        if tls {
+            self.client_url = self.client_url.replacen("http://", "https://", 1);
+        }
+        self
+    }
+
     fn child(&self) -> MutexGuard<'_, Option<Child>> {
         // A panic while holding this lock cannot leave the Option in a bad
         // state, so poisoning is ignored (shutdown must work while unwinding).
@@ -346,6 +377,7 @@ pub struct LocalCluster {
     token: String,
     quota_backend_bytes: Option<u64>,
     extra_args: Vec<String>,
+    tls: Option<LocalTls>,
     // Declared last so the directory is removed after members are gone.
     dir: tempfile::TempDir,
 }
@@ -389,6 +421,7 @@ impl LocalCluster {
         let ports = free_ports(opts.members * 2)?;
         let mut members: Vec<Member> = (0..opts.members)
             .map(|i| Member::new(dir.path(), i, ports[2 * i], ports[2 * i + 1]))
+            .map(|m| m.with_client_tls(opts.tls.is_some()))
             .collect();
         let initial_cluster = members
             .iter()
@@ -404,6 +437,7 @@ impl LocalCluster {
             token: unique_token(),
             quota_backend_bytes: opts.quota_backend_bytes,
             extra_args: opts.extra_args.clone(),
+            tls: opts.tls.clone(),
             dir,
         };
         // On any error below, dropping `cluster` kills what was started.
@@ -527,7 +561,8 @@ impl LocalCluster {
     pub async fn add_member(&mut self) -> Result<usize, LocalClusterError> {
         let index = self.members.len();
         let ports = free_ports(2)?;
-        let mut member = Member::new(self.dir.path(), index, ports[0], ports[1]);
+        let mut member = Member::new(self.dir.path(), index, ports[0], ports[1])
+            .with_client_tls(self.tls.is_some());
         let what = format!("adding member {} ({})", member.name, member.peer_url);
         let admin = self.admin_client(None, &what).await?;
         let peer_url = member.peer_url.clone();
@@ -565,7 +600,8 @@ impl LocalCluster {
                     attempt += 1;
                     self.members[index].kill_and_reap();
                     let ports = free_ports(2)?;
-                    let mut moved = Member::new(self.dir.path(), index, ports[0], ports[1]);
+                    let mut moved = Member::new(self.dir.path(), index, ports[0], ports[1])
+                        .with_client_tls(self.tls.is_some());
                     let what = format!("moving new member {} to {}", moved.name, moved.peer_url);
                     let peer_url = moved.peer_url.clone();
                     membership_call(&what, || {
@@ -646,7 +682,8 @@ impl LocalCluster {
                 reason: "no running member to ask".to_string(),
             });
         }
-        let options = ConnectOptions::new()
+        let options = self
+            .connect_options()?
             .with_connect_timeout(MEMBERSHIP_CALL_TIMEOUT)
             .with_timeout(MEMBERSHIP_CALL_TIMEOUT)
             .with_require_leader(true);
@@ -712,6 +749,7 @@ impl LocalCluster {
     ) -> Result<(), LocalClusterError> {
         let started = Instant::now();
         let mut step_timeout = PROBE_FIRST_TIMEOUT;
+        let options = self.connect_options()?;
         loop {
             let mut probes = Vec::new();
             for (i, member) in self.members.iter().enumerate() {
@@ -721,8 +759,9 @@ impl LocalCluster {
                 if let Some(err) = member.exited() {
                     return Err(err);
                 }
+                let options = options.clone();
                 probes.push(async move {
-                    probe_member(&member.client_url, step_timeout)
+                    probe_member(&member.client_url, options, step_timeout)
                         .await
                         .map_err(|why| (i, why))
                 });
@@ -758,6 +797,28 @@ impl LocalCluster {
             step_timeout = (step_timeout * 2).min(PROBE_MAX_TIMEOUT);
             tokio::time::sleep(PROBE_INTERVAL).await;
         }
+    }
+
+    /// Options for a client of this cluster: plain for an http cluster; with
+    /// TLS (the CA, and the client identity when one is configured) for a
+    /// [`LocalTls`] cluster. Read from the PEM files on each call, so no key
+    /// material is held (or printed by `Debug`) here.
+    pub fn connect_options(&self) -> Result<ConnectOptions, LocalClusterError> {
+        let Some(tls) = &self.tls else {
+            return Ok(ConnectOptions::new());
+        };
+        let read = |path: &Path| {
+            std::fs::read(path).map_err(|source| LocalClusterError::Io {
+                context: format!("read TLS file {}", path.display()),
+                source,
+            })
+        };
+        let mut options = etcd_client::TlsOptions::new()
+            .ca_certificate(etcd_client::Certificate::from_pem(read(&tls.ca_file)?));
+        if let Some((cert, key)) = &tls.client_identity {
+            options = options.identity(etcd_client::Identity::from_pem(read(cert)?, read(key)?));
+        }
+        Ok(ConnectOptions::new().with_tls(options))
     }
 
     /// Kill (SIGCONT first for stopped members) and reap every member. Safe
@@ -803,6 +864,17 @@ impl LocalCluster {
         if let Some(quota) = self.quota_backend_bytes {
             args.push("--quota-backend-bytes".into());
             args.push(quota.to_string().into());
+        }
+        if let Some(tls) = &self.tls {
+            args.push("--cert-file".into());
+            args.push(tls.cert_file.clone().into());
+            args.push("--key-file".into());
+            args.push(tls.key_file.clone().into());
+            args.push("--trusted-ca-file".into());
+            args.push(tls.ca_file.clone().into());
+            if tls.client_cert_auth {
+                args.push("--client-cert-auth".into());
+            }
         }
         args.extend(self.extra_args.iter().map(OsString::from));
         args
@@ -888,8 +960,12 @@ impl Drop for LocalCluster {
 /// One health probe of one member through its own endpoint only: it must
 /// know a leader and serve a linearizable read, each step within
 /// `step_timeout`. Returns why not, as text.
-async fn probe_member(url: &str, step_timeout: Duration) -> Result<(), String> {
-    let options = ConnectOptions::new()
+async fn probe_member(
+    url: &str,
+    options: ConnectOptions,
+    step_timeout: Duration,
+) -> Result<(), String> {
+    let options = options
         .with_connect_timeout(step_timeout)
         .with_timeout(step_timeout)
         .with_require_leader(true);

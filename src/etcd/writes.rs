@@ -12,6 +12,16 @@ use crate::domain::key::prefix_end;
 use crate::domain::record::{KeyRecord, Read};
 use crate::etcd::gateway::{record_of, EtcdCluster, EtcdError};
 
+/// Largest answer a many-values read (an export page, an import batch) may decode. gRPC's default
+/// of 4 MiB is a few pages of 16 KiB values; etcd itself sends up to 2 GiB. This still bounds one
+/// request's memory.
+const MAX_READ_BYTES: usize = 256 * 1024 * 1024;
+
+/// A KV client whose answers may be as large as [`MAX_READ_BYTES`].
+fn big_reads(c: &etcd_client::Client) -> etcd_client::KvClient {
+    c.kv_client().max_decoding_message_size(MAX_READ_BYTES)
+}
+
 /// What a prefix deletion would remove.
 #[derive(Debug, Clone)]
 pub struct PrefixPreview {
@@ -397,7 +407,7 @@ impl EtcdCluster {
         limit: usize,
     ) -> Result<Read<Vec<KeyRecord>>, EtcdError> {
         let (start, end) = (start.to_vec(), end.to_vec());
-        self.read(Some(revision), |mut c, serializable| {
+        self.read(Some(revision), |c, serializable| {
             let (start, end) = (start.clone(), end.clone());
             async move {
                 let mut o = GetOptions::new()
@@ -407,7 +417,7 @@ impl EtcdCluster {
                 if serializable {
                     o = o.with_serializable();
                 }
-                let r = c.get(start, Some(o)).await?;
+                let r = big_reads(&c).get(start, Some(o)).await?;
                 Ok((r.kvs().iter().map(record_of).collect(), revision))
             }
         })
@@ -420,7 +430,7 @@ impl EtcdCluster {
         keys: &[Vec<u8>],
     ) -> Result<Vec<Option<(Vec<u8>, i64)>>, EtcdError> {
         let keys = keys.to_vec();
-        self.read(None, |mut c, serializable| {
+        self.read(None, |c, serializable| {
             let keys = keys.clone();
             async move {
                 let ops: Vec<TxnOp> = keys
@@ -434,7 +444,7 @@ impl EtcdCluster {
                         TxnOp::get(k.clone(), Some(o))
                     })
                     .collect();
-                let resp = c.txn(Txn::new().and_then(ops)).await?;
+                let resp = big_reads(&c).txn(Txn::new().and_then(ops)).await?;
                 let rev = resp.header().map_or(0, |h| h.revision());
                 let out = resp
                     .op_responses()

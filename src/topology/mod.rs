@@ -3,13 +3,13 @@
 //! the API server. Kubernetes being absent, slow or forbidden never affects key browsing or the etcd
 //! cluster view: this module then reports what is wrong, in plain words, and everything else goes on.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{Event as KubeApiEvent, Node, PersistentVolumeClaim, Pod};
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::runtime::reflector::{self, Store};
@@ -17,7 +17,19 @@ use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Client, Config};
 
-use crate::domain::topology::{NodeInfo, PodInfo, PvcInfo};
+use crate::domain::discovery::{group, DiscoveredCluster, DiscoverySource, PodFacts};
+use crate::domain::topology::{
+    age_text, events_of_pod, operator_status, KubeEvent, KubeTarget, NodeInfo, OperatorKind,
+    OperatorStatus, PodInfo, PvcInfo, SourceReport, EVENTS_PER_POD,
+};
+
+/// Kubernetes Events kept per namespace (the oldest go first): bounds memory however chatty a
+/// namespace is.
+const EVENTS_PER_NAMESPACE: usize = 300;
+/// Namespaces whose Events are watched (one watch each, started when an etcd pod is seen there).
+const EVENT_NAMESPACES: usize = 50;
+/// Explicit `namespace + selector` pod watches (one per distinct configured pair).
+const EXPLICIT_WATCHES: usize = 100;
 
 /// How to reach Kubernetes (`--kube`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,30 +67,44 @@ pub enum KubeState {
     Error(String),
 }
 
-/// Labels that mark etcd pods of each discovery source: `(source, namespace or all, selector)`.
-const POD_SOURCES: &[(&str, Option<&str>, &str)] = &[
-    ("etcd-operator EtcdCluster", None, "etcd_cluster"),
+/// Labels that mark etcd pods of each discovery source: `(source, namespace or all, selector,
+/// the source as discovery rules name it)`.
+const POD_SOURCES: &[(&str, Option<&str>, &str, DiscoverySource)] = &[
+    (
+        "etcd-operator EtcdCluster",
+        None,
+        "etcd_cluster",
+        DiscoverySource::EtcdOperator,
+    ),
     (
         "Bitnami chart / StatefulSet",
         None,
         "app.kubernetes.io/name=etcd",
+        DiscoverySource::Statefulset,
     ),
     (
         "kubeadm stacked etcd",
         Some("kube-system"),
         "component=etcd,tier=control-plane",
+        DiscoverySource::Kubeadm,
     ),
     (
         "etcd operator (operator.etcd.io)",
         None,
         "app.kubernetes.io/managed-by=etcd-operator",
+        DiscoverySource::OperatorEtcdIo,
     ),
     (
         "gardener etcd-druid",
         None,
         "app.kubernetes.io/part-of=etcd-druid",
+        DiscoverySource::Druid,
     ),
 ];
+
+/// Pod changes are gathered this long before discovered clusters are recomputed, so a relist of
+/// many pods publishes once.
+const DISCOVERY_SETTLE: Duration = Duration::from_millis(200);
 
 /// A pod coming or going, for the event timeline.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -104,17 +130,36 @@ pub struct KubeSnapshot {
     pub pvcs: Vec<PvcInfo>,
     /// etcd-operator `EtcdCluster` objects: `(namespace/name, summary)`.
     pub etcd_clusters: Vec<(String, String)>,
+    /// Status of every operator custom resource seen (etcd-operator, operator.etcd.io, druid).
+    pub operators: Vec<OperatorStatus>,
+    /// Each discovery source with what it found.
+    pub sources: Vec<SourceReport>,
 }
+
+/// Events of one namespace: by uid, `(pod name, event)`.
+type NamespaceEvents = HashMap<String, (String, KubeEvent)>;
 
 /// The Kubernetes side of etcdboard: watch-driven caches.
 pub struct Topology {
     state: RwLock<KubeState>,
-    pods: Mutex<Vec<(String, Store<Pod>)>>,
+    pods: Mutex<Vec<(String, DiscoverySource, Store<Pod>)>>,
     nodes: Mutex<Option<Store<Node>>>,
     pvcs: Mutex<Option<Store<PersistentVolumeClaim>>>,
-    crs: Mutex<Option<Store<DynamicObject>>>,
+    crs: Mutex<Vec<(OperatorKind, Store<DynamicObject>)>>,
     events: Mutex<VecDeque<PodEvent>>,
     client: Mutex<Option<Client>>,
+    /// Pods of configured `namespace + selector` pairs: `(namespace, selector, store)`.
+    explicit: Mutex<Vec<(String, String, Store<Pod>)>>,
+    /// Recent Kubernetes Events about pods, per namespace (bounded).
+    kube_events: Mutex<HashMap<String, NamespaceEvents>>,
+    /// Namespaces whose Events are watched.
+    event_namespaces: Mutex<HashSet<String>>,
+    /// State of each watch, by source: `watching`, `not installed`, or what is wrong.
+    source_states: Mutex<BTreeMap<String, String>>,
+    /// The etcd clusters the discovery sources' pods make up (pure data, no kube types).
+    discovered: tokio::sync::watch::Sender<Vec<DiscoveredCluster>>,
+    /// Set when a discovery source's pods changed; the publisher recomputes [`Self::discovered`].
+    discovery_dirty: Arc<tokio::sync::Notify>,
 }
 
 fn now_ms() -> u64 {
@@ -154,9 +199,15 @@ impl Topology {
             pods: Mutex::new(Vec::new()),
             nodes: Mutex::new(None),
             pvcs: Mutex::new(None),
-            crs: Mutex::new(None),
+            crs: Mutex::new(Vec::new()),
             events: Mutex::new(VecDeque::new()),
             client: Mutex::new(None),
+            explicit: Mutex::new(Vec::new()),
+            kube_events: Mutex::new(HashMap::new()),
+            event_namespaces: Mutex::new(HashSet::new()),
+            source_states: Mutex::new(BTreeMap::new()),
+            discovered: tokio::sync::watch::channel(Vec::new()).0,
+            discovery_dirty: Arc::new(tokio::sync::Notify::new()),
         });
         if mode == KubeMode::Off {
             return topo;
@@ -205,18 +256,19 @@ impl Topology {
     }
 
     fn spawn_watchers(self: &Arc<Self>, client: Client) {
-        for (source, ns, selector) in POD_SOURCES {
+        self.spawn_discovery_publisher();
+        for (source, ns, selector, kind) in POD_SOURCES {
             let api: Api<Pod> = match ns {
                 Some(ns) => Api::namespaced(client.clone(), ns),
                 None => Api::all(client.clone()),
             };
             let (store, writer) = reflector::store();
             if let Ok(mut g) = self.pods.lock() {
-                g.push((source.to_string(), store));
+                g.push((source.to_string(), *kind, store));
             }
             let cfg = watcher::Config::default().labels(selector);
             let stream = reflector::reflector(writer, watcher::watcher(api, cfg)).default_backoff();
-            self.drive(stream, "pods", true);
+            self.drive(stream, "pods", source.to_string(), true);
         }
         let (nodes, writer) = reflector::store();
         if let Ok(mut g) = self.nodes.lock() {
@@ -227,6 +279,7 @@ impl Topology {
             reflector::reflector(writer, watcher::watcher(api, watcher::Config::default()))
                 .default_backoff(),
             "nodes",
+            "nodes".into(),
             false,
         );
         let (pvcs, writer) = reflector::store();
@@ -238,32 +291,257 @@ impl Topology {
             reflector::reflector(writer, watcher::watcher(api, watcher::Config::default()))
                 .default_backoff(),
             "persistentvolumeclaims",
+            "persistentvolumeclaims".into(),
             false,
         );
-        // etcd-operator's EtcdCluster (a CRD that may not exist: then it is simply not a source).
-        let gvk = GroupVersionKind::gvk("etcd.database.coreos.com", "v1beta2", "EtcdCluster");
-        let resource = ApiResource::from_gvk(&gvk);
-        let api: Api<DynamicObject> = Api::all_with(client, &resource);
-        let writer = reflector::store::Writer::new(resource);
-        let crs = writer.as_reader();
-        if let Ok(mut g) = self.crs.lock() {
-            *g = Some(crs);
+        // The operators' custom resources (CRDs that usually do not exist: then they are simply
+        // not a source, and the watch keeps retrying with backoff in case one is installed).
+        for kind in OperatorKind::ALL {
+            let (group, version, k, plural) = kind.gvk();
+            let resource = ApiResource::from_gvk_with_plural(
+                &GroupVersionKind::gvk(group, version, k),
+                plural,
+            );
+            let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+            let writer = reflector::store::Writer::new(resource);
+            if let Ok(mut g) = self.crs.lock() {
+                g.push((kind, writer.as_reader()));
+            }
+            self.drive(
+                reflector::reflector(writer, watcher::watcher(api, watcher::Config::default()))
+                    .default_backoff(),
+                &format!("{plural}.{group}"),
+                kind.source_name().to_string(),
+                false,
+            );
         }
-        self.drive(
-            reflector::reflector(writer, watcher::watcher(api, watcher::Config::default()))
-                .default_backoff(),
-            "etcdclusters.etcd.database.coreos.com",
-            false,
-        );
+    }
+
+    fn set_source(&self, source: &str, state: &str) {
+        if let Ok(mut g) = self.source_states.lock() {
+            if g.get(source).map(String::as_str) != Some(state) {
+                g.insert(source.to_string(), state.to_string());
+            }
+        }
+    }
+
+    /// The state of one source's watch (`watching`, `not installed`, `starting`, or what is wrong).
+    pub fn source_state(&self, source: &str) -> String {
+        self.source_states
+            .lock()
+            .ok()
+            .and_then(|g| g.get(source).cloned())
+            .unwrap_or_else(|| "starting".into())
+    }
+
+    /// The etcd clusters the discovery sources see right now, updated as pods come and go. Pure
+    /// proposals: whether one is dialled is decided by the configuration's `discovery:` rules.
+    /// Stays empty while Kubernetes is off or unusable.
+    pub fn discovered(&self) -> tokio::sync::watch::Receiver<Vec<DiscoveredCluster>> {
+        self.discovered.subscribe()
+    }
+
+    /// Starts the watch of a configured `namespace + selector` now, so its pods are cached by the
+    /// time the first page asks (without it, the first cluster page would show no pods).
+    pub fn watch_explicit(self: &Arc<Self>, target: &KubeTarget) {
+        let _ = self.explicit_pods(target);
+    }
+
+    /// Recomputes the discovered clusters whenever a discovery source's pods changed (after
+    /// [`DISCOVERY_SETTLE`]), publishing only real changes. Ends with the topology.
+    fn spawn_discovery_publisher(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let dirty = self.discovery_dirty.clone();
+        tokio::spawn(async move {
+            loop {
+                dirty.notified().await;
+                tokio::time::sleep(DISCOVERY_SETTLE).await;
+                let Some(topo) = weak.upgrade() else { return };
+                let found = group(&topo.discovery_pods());
+                topo.discovered.send_if_modified(|current| {
+                    if *current == found {
+                        false
+                    } else {
+                        *current = found;
+                        true
+                    }
+                });
+            }
+        });
+    }
+
+    /// Every pod the discovery sources' caches hold, with its source.
+    fn discovery_pods(&self) -> Vec<(DiscoverySource, PodFacts)> {
+        let Ok(stores) = self.pods.lock() else {
+            return Vec::new();
+        };
+        stores
+            .iter()
+            .flat_map(|(_, kind, store)| {
+                store
+                    .state()
+                    .iter()
+                    .map(|p| (*kind, pod_facts(p)))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// The pods of a configured `namespace + selector` (which always wins over discovery). The
+    /// first call starts a watch of exactly those pods; later calls read its cache. `None` when
+    /// Kubernetes is off or not connected.
+    pub fn explicit_pods(self: &Arc<Self>, target: &KubeTarget) -> Option<Vec<PodInfo>> {
+        let client = self.client.lock().ok()?.clone()?;
+        let selector = target.selector.as_str().to_string();
+        let store = {
+            let mut g = self.explicit.lock().ok()?;
+            match g
+                .iter()
+                .find(|(ns, sel, _)| *ns == target.namespace && *sel == selector)
+            {
+                Some((_, _, store)) => store.clone(),
+                None => {
+                    if g.len() >= EXPLICIT_WATCHES {
+                        return None;
+                    }
+                    let api: Api<Pod> = Api::namespaced(client, &target.namespace);
+                    let (store, writer) = reflector::store();
+                    g.push((target.namespace.clone(), selector.clone(), store.clone()));
+                    let cfg = watcher::Config::default().labels(&selector);
+                    let stream =
+                        reflector::reflector(writer, watcher::watcher(api, cfg)).default_backoff();
+                    self.drive(
+                        stream,
+                        &format!("pods in namespace {}", target.namespace),
+                        target.source_name(),
+                        true,
+                    );
+                    store
+                }
+            }
+        };
+        let events = self.event_list();
+        Some(
+            store
+                .state()
+                .iter()
+                .map(|p| self.with_events(pod_info(p), &events))
+                .collect(),
+        )
+    }
+
+    /// Every cached Kubernetes Event, as `(namespace, pod, event)` with its age filled in.
+    fn event_list(&self) -> Vec<(String, String, KubeEvent)> {
+        let now = (now_ms() / 1000) as i64;
+        let Ok(g) = self.kube_events.lock() else {
+            return Vec::new();
+        };
+        g.iter()
+            .flat_map(|(ns, evs)| {
+                evs.values().map(move |(pod, e)| {
+                    let mut e = e.clone();
+                    e.age = e
+                        .last_seen_unix
+                        .map_or_else(|| "?".into(), |t| age_text(now - t));
+                    (ns.clone(), pod.clone(), e)
+                })
+            })
+            .collect()
+    }
+
+    fn with_events(&self, mut pod: PodInfo, events: &[(String, String, KubeEvent)]) -> PodInfo {
+        pod.events = events_of_pod(events, &pod.namespace, &pod.name, EVENTS_PER_POD);
+        pod
+    }
+
+    /// Starts watching the Events about pods in `namespace` (once per namespace, bounded).
+    fn ensure_event_watch(self: &Arc<Self>, namespace: &str) {
+        if namespace.is_empty() {
+            return;
+        }
+        {
+            let Ok(mut g) = self.event_namespaces.lock() else {
+                return;
+            };
+            if g.contains(namespace) || g.len() >= EVENT_NAMESPACES {
+                return;
+            }
+            g.insert(namespace.to_string());
+        }
+        let Some(client) = self.client.lock().ok().and_then(|g| g.clone()) else {
+            return;
+        };
+        let api: Api<KubeApiEvent> = Api::namespaced(client, namespace);
+        let cfg = watcher::Config::default().fields("involvedObject.kind=Pod");
+        let stream = watcher::watcher(api, cfg).default_backoff();
+        let weak = Arc::downgrade(self);
+        let ns = namespace.to_string();
+        let source = format!("events in namespace {ns}");
+        tokio::spawn(async move {
+            let mut stream = std::pin::pin!(stream);
+            // A (re)list replaces the namespace's events at its end, so events deleted while the
+            // watch was down do not linger.
+            let mut relist: Option<NamespaceEvents> = None;
+            while let Some(item) = stream.next().await {
+                let Some(topo) = weak.upgrade() else { return };
+                match item {
+                    Ok(ev) => {
+                        topo.set_source(&source, "watching");
+                        match ev {
+                            Event::Init => relist = Some(HashMap::new()),
+                            Event::InitApply(e) => {
+                                if let (Some(m), Some((uid, v))) = (relist.as_mut(), kube_event(&e))
+                                {
+                                    m.insert(uid, v);
+                                    bound_events(m);
+                                }
+                            }
+                            Event::InitDone => {
+                                if let (Some(m), Ok(mut g)) =
+                                    (relist.take(), topo.kube_events.lock())
+                                {
+                                    g.insert(ns.clone(), m);
+                                }
+                            }
+                            Event::Apply(e) => {
+                                if let (Some((uid, v)), Ok(mut g)) =
+                                    (kube_event(&e), topo.kube_events.lock())
+                                {
+                                    let m = g.entry(ns.clone()).or_default();
+                                    m.insert(uid, v);
+                                    bound_events(m);
+                                }
+                            }
+                            Event::Delete(e) => {
+                                if let (Some((uid, _)), Ok(mut g)) =
+                                    (kube_event(&e), topo.kube_events.lock())
+                                {
+                                    if let Some(m) = g.get_mut(&ns) {
+                                        m.remove(&uid);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        // Events are an extra: a missing permission is shown for this source
+                        // and does not turn the whole topology into an error.
+                        topo.set_source(&source, &explain(&e, "events"));
+                    }
+                }
+            }
+        });
     }
 
     /// Runs one watch stream for as long as the topology lives, recording errors and pod events.
-    fn drive<K, S>(self: &Arc<Self>, stream: S, what: &'static str, pods: bool)
+    fn drive<K, S>(self: &Arc<Self>, stream: S, what: &str, source: String, pods: bool)
     where
         K: kube::Resource + Send + 'static,
         S: futures::Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static,
     {
         let weak = Arc::downgrade(self);
+        let what = what.to_string();
+        self.set_source(&source, "starting");
         tokio::spawn(async move {
             let mut stream = std::pin::pin!(stream);
             let mut seen: HashSet<String> = HashSet::new();
@@ -275,14 +553,24 @@ impl Topology {
                         if matches!(topo.state(), KubeState::Connecting | KubeState::Error(_)) {
                             topo.set_state(KubeState::Ready);
                         }
+                        topo.set_source(&source, "watching");
                         if pods {
+                            topo.discovery_dirty.notify_one();
                             topo.pod_event(&ev, &mut seen, &mut listed);
+                            if let Event::Apply(k) | Event::InitApply(k) = &ev {
+                                if let Some(ns) = k.meta().namespace.as_deref() {
+                                    topo.ensure_event_watch(ns);
+                                }
+                            }
                         }
                     }
                     Err(e) => {
                         // A CRD that is not installed is not an error of etcdboard's setup.
-                        let msg = explain(&e, what);
-                        if !msg.contains("not served") {
+                        let msg = explain(&e, &what);
+                        if msg.contains("not served") {
+                            topo.set_source(&source, "not installed");
+                        } else {
+                            topo.set_source(&source, &msg);
                             topo.set_state(KubeState::Error(msg));
                         }
                     }
@@ -307,6 +595,15 @@ impl Topology {
         };
         let push = |kind: &'static str, text: String| {
             if let Ok(mut g) = self.events.lock() {
+                // The same pod may be watched twice (a configured selector and a discovery
+                // source): say it once.
+                let now = now_ms();
+                if g.iter()
+                    .take_while(|e| now.saturating_sub(e.at_ms) < 10_000)
+                    .any(|e| e.text == text)
+                {
+                    return;
+                }
                 g.push_front(PodEvent {
                     at_ms: now_ms(),
                     kind,
@@ -347,10 +644,30 @@ impl Topology {
     pub fn snapshot(&self) -> KubeSnapshot {
         let mut pods: Vec<(String, PodInfo)> = Vec::new();
         let mut seen = HashSet::new();
+        let events = self.event_list();
+        let states = self
+            .source_states
+            .lock()
+            .map(|g| g.clone())
+            .unwrap_or_default();
+        let state_of = |source: &str| {
+            states
+                .get(source)
+                .cloned()
+                .unwrap_or_else(|| "starting".into())
+        };
+        let mut sources = Vec::new();
         if let Ok(stores) = self.pods.lock() {
-            for (source, store) in stores.iter() {
-                for p in store.state() {
-                    let info = pod_info(&p);
+            for (source, _, store) in stores.iter() {
+                let found = store.state();
+                sources.push(SourceReport {
+                    source: source.clone(),
+                    state: state_of(source),
+                    found: found.len(),
+                    what: "pods",
+                });
+                for p in found {
+                    let info = self.with_events(pod_info(&p), &events);
                     if seen.insert((info.namespace.clone(), info.name.clone())) {
                         pods.push((source.clone(), info));
                     }
@@ -375,21 +692,48 @@ impl Topology {
                     .map(|s| s.state().iter().map(|p| pvc_info(p)).collect())
             })
             .unwrap_or_default();
-        let etcd_clusters = self
-            .crs
-            .lock()
-            .ok()
-            .and_then(|g| {
-                g.as_ref()
-                    .map(|s| s.state().iter().map(|o| cr_summary(o)).collect())
-            })
-            .unwrap_or_default();
+        let mut etcd_clusters = Vec::new();
+        let mut operators = Vec::new();
+        if let Ok(g) = self.crs.lock() {
+            for (kind, store) in g.iter() {
+                let objects = store.state();
+                sources.push(SourceReport {
+                    source: kind.source_name().to_string(),
+                    state: state_of(kind.source_name()),
+                    found: objects.len(),
+                    what: "custom resources",
+                });
+                for o in &objects {
+                    if *kind == OperatorKind::CoreosEtcdCluster {
+                        etcd_clusters.push(cr_summary(o));
+                    }
+                    operators.push(operator_status(
+                        *kind,
+                        o.metadata.namespace.as_deref().unwrap_or_default(),
+                        o.metadata.name.as_deref().unwrap_or_default(),
+                        &o.data,
+                    ));
+                }
+            }
+        }
+        operators.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        for (source, state) in states.iter().filter(|(s, _)| s.starts_with("events in ")) {
+            let ns = source.trim_start_matches("events in namespace ");
+            sources.push(SourceReport {
+                source: source.clone(),
+                state: state.clone(),
+                found: events.iter().filter(|(n, _, _)| n == ns).count(),
+                what: "events",
+            });
+        }
         KubeSnapshot {
             state: self.state(),
             pods,
             nodes,
             pvcs,
             etcd_clusters,
+            operators,
+            sources,
         }
     }
 
@@ -430,14 +774,24 @@ impl Topology {
         namespace: &str,
         name: &str,
     ) -> std::collections::BTreeMap<String, String> {
-        if let Ok(stores) = self.pods.lock() {
-            for (_, store) in stores.iter() {
-                if let Some(p) = store.state().iter().find(|p| {
+        let find = |store: &Store<Pod>| {
+            store
+                .state()
+                .iter()
+                .find(|p| {
                     p.metadata.namespace.as_deref() == Some(namespace)
                         && p.metadata.name.as_deref() == Some(name)
-                }) {
-                    return p.metadata.labels.clone().unwrap_or_default();
-                }
+                })
+                .map(|p| p.metadata.labels.clone().unwrap_or_default())
+        };
+        if let Ok(stores) = self.explicit.lock() {
+            if let Some(l) = stores.iter().find_map(|(_, _, s)| find(s)) {
+                return l;
+            }
+        }
+        if let Ok(stores) = self.pods.lock() {
+            if let Some(l) = stores.iter().find_map(|(_, _, s)| find(s)) {
+                return l;
             }
         }
         Default::default()
@@ -541,6 +895,38 @@ fn pod_info(p: &Pod) -> PodInfo {
     }
 }
 
+/// What discovery needs of a pod: where it can be reached and which cluster it belongs to.
+fn pod_facts(p: &Pod) -> PodFacts {
+    let client_port = p.spec.as_ref().and_then(|s| {
+        s.containers.iter().find_map(|c| {
+            c.ports.as_ref()?.iter().find_map(|port| {
+                (port.name.as_deref() == Some("client"))
+                    .then(|| u16::try_from(port.container_port).ok())
+                    .flatten()
+            })
+        })
+    });
+    PodFacts {
+        namespace: p.metadata.namespace.clone().unwrap_or_default(),
+        name: p.metadata.name.clone().unwrap_or_default(),
+        ip: p.status.as_ref().and_then(|s| s.pod_ip.clone()),
+        client_port,
+        labels: p.metadata.labels.clone().unwrap_or_default(),
+        owner: p.metadata.owner_references.as_ref().and_then(|owners| {
+            owners
+                .iter()
+                .find(|o| o.controller == Some(true))
+                .map(|o| (o.kind.clone(), o.name.clone()))
+        }),
+        phase: p
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.clone())
+            .unwrap_or_else(|| "Unknown".into()),
+        terminating: p.metadata.deletion_timestamp.is_some(),
+    }
+}
+
 fn node_info(n: &Node) -> NodeInfo {
     let labels = n.metadata.labels.clone().unwrap_or_default();
     NodeInfo {
@@ -605,4 +991,59 @@ fn cr_summary(o: &DynamicObject) -> (String, String) {
             .unwrap_or_else(|| "?".into()),
     );
     (name, summary)
+}
+
+/// Reads a core/v1 Event about a pod: `(uid, (pod name, event))`.
+fn kube_event(e: &KubeApiEvent) -> Option<(String, (String, KubeEvent))> {
+    let uid = e.metadata.uid.clone().or_else(|| e.metadata.name.clone())?;
+    let pod = e.involved_object.name.clone()?;
+    let last_seen_unix = e
+        .last_timestamp
+        .as_ref()
+        .map(|t| t.0.as_second())
+        .or_else(|| e.event_time.as_ref().map(|t| t.0.as_second()))
+        .or_else(|| e.first_timestamp.as_ref().map(|t| t.0.as_second()))
+        .or_else(|| {
+            e.metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| t.0.as_second())
+        });
+    let count = e
+        .series
+        .as_ref()
+        .and_then(|s| s.count)
+        .or(e.count)
+        .unwrap_or(1)
+        .max(1) as u32;
+    Some((
+        uid,
+        (
+            pod,
+            KubeEvent {
+                kind: e.type_.clone().unwrap_or_else(|| "Normal".into()),
+                reason: e.reason.clone().unwrap_or_default(),
+                message: e.message.clone().unwrap_or_default(),
+                count,
+                last_seen_unix,
+                age: String::new(),
+            },
+        ),
+    ))
+}
+
+/// Drops the oldest events of a namespace beyond [`EVENTS_PER_NAMESPACE`].
+fn bound_events(m: &mut NamespaceEvents) {
+    while m.len() > EVENTS_PER_NAMESPACE {
+        let oldest = m
+            .iter()
+            .min_by_key(|(_, (_, e))| e.last_seen_unix)
+            .map(|(uid, _)| uid.clone());
+        match oldest {
+            Some(uid) => {
+                m.remove(&uid);
+            }
+            None => return,
+        }
+    }
 }

@@ -112,6 +112,8 @@ pub struct Overview {
     pub events: Vec<EventRow>,
     /// Base URL of the maintenance API (`…/api/v1/clusters/{c}/maintenance`).
     pub maintenance_url: String,
+    /// Whether the caller may run maintenance (else its buttons are not shown).
+    pub can_admin: bool,
     /// Snapshot download URL (append `?member=`).
     pub snapshot_url: String,
     /// Kubernetes state in plain words (empty when Kubernetes is off).
@@ -122,6 +124,8 @@ pub struct Overview {
     pub spread_warnings: Vec<Notice>,
     /// "if node-1 fails, …" lines.
     pub risks: Vec<String>,
+    /// Rendered [`TopologyDetails`]: sources, operator status, pod events.
+    pub topology_details: String,
 }
 
 /// `cluster/page.html`: the cluster page.
@@ -142,4 +146,73 @@ pub struct ClusterPage {
     pub js: String,
     /// Base URL of the maintenance API.
     pub maintenance_url: String,
+}
+
+/// One discovery source in the topology section.
+#[derive(Debug, Clone)]
+pub struct SourceRow {
+    /// Its name.
+    pub source: String,
+    /// `pods`, `custom resources` or `events`.
+    pub what: &'static str,
+    /// How many it found.
+    pub found: usize,
+    /// State of its watch.
+    pub state: String,
+    /// CSS: `ok` (watching), `dim` (not installed, starting) or `bad`.
+    pub class: &'static str,
+}
+
+/// What an operator's custom resource says.
+#[derive(Debug, Clone)]
+pub struct OperatorRow {
+    /// `EtcdCluster ns/name`.
+    pub title: String,
+    /// The operator and API version.
+    pub source: String,
+    /// CSS: `ok`, `bad` or `dim` (no status yet).
+    pub class: &'static str,
+    /// One line in plain words.
+    pub summary: String,
+    /// `type status: reason — message`.
+    pub conditions: Vec<String>,
+}
+
+/// One Kubernetes Event of a pod.
+#[derive(Debug, Clone)]
+pub struct EventLine {
+    /// `Normal` or `Warning` (also the CSS class).
+    pub kind: String,
+    /// Reason.
+    pub reason: String,
+    /// Message.
+    pub message: String,
+    /// Count.
+    pub count: u32,
+    /// Age ("3m").
+    pub age: String,
+}
+
+/// The recent events of one member's pod.
+#[derive(Debug, Clone)]
+pub struct MemberEvents {
+    /// Member name (or id).
+    pub member: String,
+    /// `namespace/pod`.
+    pub pod: String,
+    /// Newest first.
+    pub events: Vec<EventLine>,
+}
+
+/// `cluster/topology_details.html`: what each Kubernetes source found, the operators' status,
+/// and the recent events of each member's pod.
+#[derive(Template)]
+#[template(path = "cluster/topology_details.html")]
+pub struct TopologyDetails {
+    /// Discovery sources.
+    pub sources: Vec<SourceRow>,
+    /// Operator custom resources.
+    pub operators: Vec<OperatorRow>,
+    /// Events per member.
+    pub member_events: Vec<MemberEvents>,
 }

@@ -23,6 +23,8 @@ pub struct KeyActions {
     pub delete_url: String,
     /// A new-key editor prefilled with this key's directory ("new key" while this key is open).
     pub new_sibling: String,
+    /// Whether the caller may write this key (else edit/delete/create are not offered).
+    pub can_write: bool,
 }
 
 /// What the key browser page (`keys/page.html`) needs for live updates and write actions.

@@ -29,6 +29,23 @@ pub struct Layout {
     pub search: Option<SearchForm>,
     /// Alarms raised on the current cluster `(what, what to do)`: a red banner on every page of it.
     pub alarms: Vec<(String, String)>,
+    /// Who is signed in, and the sign-in/sign-out controls.
+    pub account: Account,
+    /// What the caller may do on the current cluster (controls they may not use are hidden).
+    pub caps: crate::domain::access::Capabilities,
+}
+
+/// The signed-in user shown in the top bar.
+#[derive(Debug, Clone, Default)]
+pub struct Account {
+    /// User name, when someone signed in.
+    pub user: Option<String>,
+    /// `{base}/login`, when this server has a login page and nobody signed in.
+    pub login: Option<String>,
+    /// `{base}/logout`, when a login cookie can be removed.
+    pub logout: Option<String>,
+    /// A note like "read-only" shown beside the name.
+    pub note: Option<String>,
 }
 
 /// One entry of the cluster picker.
@@ -234,4 +251,20 @@ pub struct ErrorPage {
     pub title: String,
     /// The message.
     pub message: String,
+}
+
+/// `login.html`: the sign-in form of built-in users.
+#[derive(Template)]
+#[template(path = "login.html")]
+pub struct LoginPage {
+    /// Shared layout.
+    pub layout: Layout,
+    /// Where the form posts.
+    pub action: String,
+    /// Where to go afterwards (a path of this app).
+    pub next: String,
+    /// User name typed before (after a failure).
+    pub user: String,
+    /// What went wrong, when something did.
+    pub error: Option<String>,
 }

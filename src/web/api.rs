@@ -12,22 +12,38 @@ use crate::error::AppError;
 use crate::etcd::index::IndexStatus;
 use crate::web::common::list_request;
 
-/// One configured cluster.
+/// One cluster (configured, or discovered in Kubernetes and allowed by a `discovery:` rule).
 #[derive(Serialize)]
 pub struct ClusterJson {
     name: String,
     endpoints: Vec<String>,
+    /// Found in Kubernetes rather than configured.
+    discovered: bool,
+    /// For discovered clusters: how they were found (`etcd-operator`, `statefulset`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<&'static str>,
+    /// For discovered clusters: their namespace.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    namespace: Option<String>,
 }
 
 /// `GET /api/v1/clusters`.
-pub async fn clusters(State(state): State<AppState>) -> Json<Vec<ClusterJson>> {
+pub async fn clusters(
+    State(state): State<AppState>,
+    caller: crate::web::auth::Caller,
+) -> Json<Vec<ClusterJson>> {
     Json(
-        state
-            .clusters()
-            .iter()
-            .map(|c| ClusterJson {
-                name: c.name().to_string(),
-                endpoints: c.endpoints(),
+        crate::web::auth::visible_clusters(&state, &caller)
+            .into_iter()
+            .map(|c| {
+                let found = state.discovered(c.name());
+                ClusterJson {
+                    name: c.name().to_string(),
+                    endpoints: c.endpoints(),
+                    discovered: found.is_some(),
+                    source: found.as_ref().map(|d| d.source.as_str()),
+                    namespace: found.map(|d| d.namespace),
+                }
             })
             .collect(),
     )
@@ -78,7 +94,7 @@ pub async fn keys(
     Path(cluster): Path<String>,
     AxumQuery(query): AxumQuery,
 ) -> Result<Json<PageJson>, AppError> {
-    let cluster = state.cluster(&cluster)?;
+    let cluster = &state.cluster(&cluster)?;
     let req = list_request(
         &RawQuery::parse(query.as_deref()),
         cluster.separator(),
@@ -118,7 +134,7 @@ pub async fn key(
     Path(cluster): Path<String>,
     AxumQuery(query): AxumQuery,
 ) -> Result<Json<KeyJson>, AppError> {
-    let cluster = state.cluster(&cluster)?;
+    let cluster = &state.cluster(&cluster)?;
     let key = required_key(&RawQuery::parse(query.as_deref()))?;
     let read = cluster.get(&key).await?;
     let rec = read

@@ -1,6 +1,497 @@
-//! Who is calling: identity from trusted proxy headers, a signed login cookie, or anonymous.
+//! Who is calling and whether they may: identity from trusted proxy headers, a signed login
+//! cookie, or anonymous; the route-level check on every request; the login and logout pages.
+//!
+//! Every request passes [`access`]: it identifies the caller, checks the route's cluster-level
+//! need ([`crate::domain::access::route_need`]) and hands the [`Caller`] to the handler, which
+//! checks key-level needs (prefix rules) with [`Caller::require`]. The UI hides what the caller
+//! may not do, but this is the check.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::{ConnectInfo, FromRequestParts, Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use serde::Deserialize;
+
+use crate::access::{Identity, ProxyIdentity, UsersIdentity};
+use crate::app::AppState;
+use crate::audit::AuditEntry;
+use crate::domain::access::{route_need, Capabilities, Decision, Need, Principal, RouteNeed};
+use crate::domain::session::Session;
+use crate::error::AppError;
 
 /// The user a request was served for, set on every response by the identity middleware so the
 /// request log line can name them (`"anonymous"` when nobody logged in).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestUser(pub String);
+
+/// Name of the login cookie.
+pub const SESSION_COOKIE: &str = "etcdboard_session";
+
+/// Longest user name or password read from the login form.
+const MAX_CREDENTIAL_LEN: usize = 1024;
+
+/// The caller of a request: who, and from where.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Identity and groups.
+    pub principal: Principal,
+    /// The peer address (the proxy's, behind an ingress).
+    pub source: Option<IpAddr>,
+}
+
+tokio::task_local! {
+    /// The caller of the request being handled, for the page layout (user menu, which clusters
+    /// to list). Decisions use the explicit [`Caller`] extractor instead.
+    static CURRENT: Caller;
+}
+
+/// The caller of the request being handled, when called inside one.
+pub fn current() -> Option<Caller> {
+    CURRENT.try_with(Caller::clone).ok()
+}
+
+/// What the current caller may do on `cluster`, for showing or hiding controls (the handlers
+/// still check every action).
+pub fn current_caps(state: &AppState, cluster: &str) -> Capabilities {
+    current()
+        .unwrap_or_else(Caller::anonymous)
+        .caps(state, cluster)
+}
+
+/// Whether the current caller may do `need` on `cluster`, for showing or hiding controls.
+pub fn current_may(state: &AppState, cluster: &str, need: Need<'_>) -> bool {
+    current()
+        .unwrap_or_else(Caller::anonymous)
+        .require(state, cluster, need)
+        .is_ok()
+}
+
+/// The clusters `caller` may read, in configuration order (others are not even listed).
+pub fn visible_clusters(
+    state: &AppState,
+    caller: &Caller,
+) -> Vec<std::sync::Arc<crate::etcd::EtcdCluster>> {
+    state
+        .clusters()
+        .into_iter()
+        .filter(|c| caller.require(state, c.name(), Need::Read).is_ok())
+        .collect()
+}
+
+impl Caller {
+    /// Nobody signed in (outside a request, e.g. in a test driving a handler directly).
+    pub fn anonymous() -> Caller {
+        Caller {
+            principal: Principal::anonymous(),
+            source: None,
+        }
+    }
+
+    /// Refuses with 401/403 and a reason unless the policy allows `need` on `cluster`.
+    pub fn require(&self, state: &AppState, cluster: &str, need: Need<'_>) -> Result<(), AppError> {
+        match state
+            .config()
+            .access
+            .policy
+            .decide(&self.principal, cluster, need)
+        {
+            Decision::Allow => Ok(()),
+            Decision::Deny(why) => Err(self.refusal(why)),
+        }
+    }
+
+    /// What to show this caller on `cluster`.
+    pub fn caps(&self, state: &AppState, cluster: &str) -> Capabilities {
+        state
+            .config()
+            .access
+            .policy
+            .capabilities(&self.principal, cluster)
+    }
+
+    fn refusal(&self, why: String) -> AppError {
+        if self.principal.authenticated {
+            AppError::Forbidden(why)
+        } else {
+            AppError::Unauthorized(why)
+        }
+    }
+
+    /// Writes one audit line for an action of this caller.
+    #[allow(clippy::too_many_arguments)]
+    pub fn audit(
+        &self,
+        state: &AppState,
+        cluster: &str,
+        action: &str,
+        key: &[u8],
+        old_revision: i64,
+        new_revision: Option<i64>,
+        result: &str,
+    ) {
+        state.audit().record(&AuditEntry {
+            user: &self.principal.user,
+            source: self.source,
+            cluster,
+            action,
+            key,
+            old_revision,
+            new_revision,
+            result,
+        });
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Caller, Self::Rejection> {
+        // The access middleware always sets it; a router without it serves nobody in particular.
+        Ok(parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .unwrap_or_else(Caller::anonymous))
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+fn from_proxy(
+    p: &ProxyIdentity,
+    source: Option<IpAddr>,
+    headers: &HeaderMap,
+    path: &str,
+) -> Principal {
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    let present = p.header_names().iter().any(|h| headers.contains_key(*h));
+    if !present {
+        return Principal::anonymous();
+    }
+    if !source.is_some_and(|s| p.trusts(s)) {
+        tracing::warn!(
+            source = ?source,
+            path,
+            "identity headers from an address that is not a trusted proxy were ignored"
+        );
+        return Principal::anonymous();
+    }
+    let Some(user) = text(&p.user_header).or_else(|| text(&p.email_header)) else {
+        return Principal::anonymous();
+    };
+    let groups = text(&p.groups_header)
+        .map(|g| {
+            g.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    Principal::user(user, groups)
+}
+
+fn from_cookie(u: &UsersIdentity, headers: &HeaderMap) -> Principal {
+    cookie_value(headers, SESSION_COOKIE)
+        .and_then(|v| u.key.verify(v, now_secs()))
+        // A user removed from the file loses access at once, whatever their cookie says.
+        .filter(|s| u.users.iter().any(|user| user.name == s.user))
+        .map(|s| Principal::user(s.user, s.groups))
+        .unwrap_or_else(Principal::anonymous)
+}
+
+/// Identifies the caller, checks the route's cluster-level need, and passes the [`Caller`] on.
+pub async fn access(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let source = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let base = state.base();
+    let path = req.uri().path();
+    let local = path.strip_prefix(base).unwrap_or(path);
+    let local = if local.is_empty() { "/" } else { local };
+    let principal = match &state.config().access.identity {
+        Identity::None => Principal::anonymous(),
+        Identity::Proxy(p) => from_proxy(p, source, req.headers(), local),
+        Identity::Users(u) => from_cookie(u, req.headers()),
+    };
+    let caller = Caller { principal, source };
+    let policy = &state.config().access.policy;
+    let enter = || {
+        let clusters = state.clusters();
+        let names: Vec<&str> = clusters.iter().map(|c| c.name()).collect();
+        if policy.may_enter(&caller.principal, &names) {
+            Decision::Allow
+        } else {
+            Decision::Deny("sign in first: anonymous access is off".into())
+        }
+    };
+    let decision = match route_need(req.method().as_str(), local) {
+        RouteNeed::Public => Decision::Allow,
+        RouteNeed::Enter => enter(),
+        RouteNeed::Cluster(name, level) => {
+            let name = percent_encoding::percent_decode_str(&name).decode_utf8_lossy();
+            if !name.is_empty() && state.cluster(&name).is_err() {
+                // The handler answers 404 without touching anything — to those who may see
+                // which clusters exist at all.
+                enter()
+            } else {
+                policy.decide_level(&caller.principal, &name, level)
+            }
+        }
+    };
+    let user = caller.principal.user.clone();
+    let mut resp = match decision {
+        Decision::Allow => {
+            req.extensions_mut().insert(caller.clone());
+            CURRENT.scope(caller, next.run(req)).await
+        }
+        Decision::Deny(why) => {
+            tracing::info!(user = %user, method = %req.method(), path = local, %why, "refused by policy");
+            refuse(&state, &caller, &req, local, why)
+        }
+    };
+    resp.extensions_mut().insert(RequestUser(user));
+    resp
+}
+
+/// A refusal: a sign-in redirect for a page navigation when a login page exists, else 401/403
+/// (an error page for HTML routes, JSON for the API).
+fn refuse(state: &AppState, caller: &Caller, req: &Request, local: &str, why: String) -> Response {
+    let is_api = local.starts_with("/api/");
+    let login_page = matches!(state.config().access.identity, Identity::Users(_));
+    let navigation = req.method() == Method::GET && !req.headers().contains_key("hx-request");
+    if !caller.principal.authenticated && login_page && navigation && !is_api {
+        let next = req
+            .uri()
+            .path_and_query()
+            .map(|pq| pq.as_str())
+            .unwrap_or("/");
+        let to = format!(
+            "{}/login?next={}",
+            state.base(),
+            percent_encoding::utf8_percent_encode(next, percent_encoding::NON_ALPHANUMERIC)
+        );
+        return Redirect::to(&to).into_response();
+    }
+    let err = caller.refusal(why);
+    if is_api {
+        err.into_response()
+    } else {
+        super::error_page(state, err.status(), err.to_string(), req.headers())
+    }
+}
+
+/// `?next=` of the login page.
+#[derive(Debug, Deserialize)]
+pub struct NextParam {
+    next: Option<String>,
+}
+
+/// Where to go after signing in: only paths of this app (never another site).
+fn safe_next(state: &AppState, next: Option<&str>) -> String {
+    let home = format!("{}/", state.base());
+    match next {
+        Some(n)
+            if n.starts_with(&home)
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && !n.chars().any(char::is_control) =>
+        {
+            n.to_string()
+        }
+        _ => home,
+    }
+}
+
+fn users_identity(state: &AppState) -> Result<&UsersIdentity, AppError> {
+    match &state.config().access.identity {
+        Identity::Users(u) => Ok(u),
+        Identity::Proxy(_) => Err(AppError::NotFound(
+            "sign in through the authenticating proxy in front of etcdboard".into(),
+        )),
+        Identity::None => Err(AppError::NotFound(
+            "etcdboard runs without sign-in (--auth none)".into(),
+        )),
+    }
+}
+
+/// `GET /login`: the sign-in form.
+pub async fn login_page(
+    State(state): State<AppState>,
+    Query(q): Query<NextParam>,
+) -> Result<Response, AppError> {
+    users_identity(&state)?;
+    let page = crate::views::LoginPage {
+        layout: super::keys::layout(&state, None, None),
+        action: format!("{}/login", state.base()),
+        next: safe_next(&state, q.next.as_deref()),
+        user: String::new(),
+        error: None,
+    };
+    Ok(super::html(super::render_html(&page)?))
+}
+
+/// The sign-in form's fields.
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    user: String,
+    password: String,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+/// `POST /login`: checks the password (argon2/bcrypt, off the async threads, two at a time) and
+/// sets the signed cookie.
+pub async fn login(
+    State(state): State<AppState>,
+    caller: Caller,
+    Form(form): Form<LoginForm>,
+) -> Result<Response, AppError> {
+    let users = users_identity(&state)?;
+    let next = safe_next(&state, form.next.as_deref());
+    if form.user.len() > MAX_CREDENTIAL_LEN || form.password.len() > MAX_CREDENTIAL_LEN {
+        return Err(AppError::BadRequest(
+            "user name or password too long".into(),
+        ));
+    }
+    let user = users.users.iter().find(|u| u.name == form.user).cloned();
+    // Unknown users cost as much as known ones (checked against a real hash, then refused), so
+    // timing does not tell which names exist.
+    let Some(hash) = user
+        .as_ref()
+        .or(users.users.first())
+        .map(|u| u.hash.clone())
+    else {
+        return Err(AppError::Internal("no users configured".into()));
+    };
+    let ok = {
+        let _permit = state
+            .login_permits()
+            .acquire()
+            .await
+            .map_err(|_| AppError::Internal("login semaphore closed".into()))?;
+        let password = form.password.clone();
+        tokio::task::spawn_blocking(move || hash.verify(&password))
+            .await
+            .map_err(|e| AppError::Internal(format!("password check: {e}")))?
+    };
+    match user.filter(|_| ok) {
+        Some(u) => {
+            tracing::info!(user = %u.name, source = ?caller.source, "signed in");
+            let session = Session {
+                user: u.name.clone(),
+                groups: u.groups.clone(),
+                expires: now_secs() + users.ttl.as_secs(),
+            };
+            let cookie = session_cookie(&state, &users.key.sign(&session), users.ttl);
+            let mut resp = Redirect::to(&next).into_response();
+            resp.headers_mut().insert(header::SET_COOKIE, cookie?);
+            Ok(resp)
+        }
+        None => {
+            tracing::warn!(user = %form.user, source = ?caller.source, "failed sign-in");
+            let page = crate::views::LoginPage {
+                layout: super::keys::layout(&state, None, None),
+                action: format!("{}/login", state.base()),
+                next,
+                user: form.user,
+                error: Some("Wrong user name or password.".into()),
+            };
+            let mut resp = super::html(super::render_html(&page)?);
+            *resp.status_mut() = StatusCode::UNAUTHORIZED;
+            Ok(resp)
+        }
+    }
+}
+
+/// `POST /logout`: removes the cookie.
+pub async fn logout(State(state): State<AppState>) -> Result<Response, AppError> {
+    let mut resp = Redirect::to(&format!("{}/login", state.base())).into_response();
+    resp.headers_mut().insert(
+        header::SET_COOKIE,
+        session_cookie(&state, "", Duration::ZERO)?,
+    );
+    Ok(resp)
+}
+
+fn session_cookie(state: &AppState, value: &str, ttl: Duration) -> Result<HeaderValue, AppError> {
+    let text = format!(
+        "{SESSION_COOKIE}={value}; Path={}/; Max-Age={}; HttpOnly; Secure; SameSite=Strict",
+        state.base(),
+        ttl.as_secs()
+    );
+    HeaderValue::from_str(&text).map_err(|e| AppError::Internal(format!("cookie: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_are_found_among_others() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; etcdboard_session=xyz.abc; b=2"),
+        );
+        assert_eq!(cookie_value(&h, SESSION_COOKIE), Some("xyz.abc"));
+        assert_eq!(cookie_value(&h, "c"), None);
+    }
+
+    #[test]
+    fn forged_headers_count_only_from_trusted_proxies() {
+        let p = ProxyIdentity {
+            trusted: vec!["10.0.0.0/8".parse().unwrap()],
+            user_header: "x-auth-request-user".into(),
+            email_header: "x-auth-request-email".into(),
+            groups_header: "x-auth-request-groups".into(),
+        };
+        let mut h = HeaderMap::new();
+        h.insert("x-auth-request-user", HeaderValue::from_static("root"));
+        h.insert(
+            "x-auth-request-groups",
+            HeaderValue::from_static("sre, ops ,"),
+        );
+        let trusted = from_proxy(&p, Some("10.1.1.1".parse().unwrap()), &h, "/");
+        assert_eq!(
+            trusted,
+            Principal::user("root", vec!["sre".into(), "ops".into()])
+        );
+        let forged = from_proxy(&p, Some("127.0.0.1".parse().unwrap()), &h, "/");
+        assert_eq!(forged, Principal::anonymous());
+        assert_eq!(from_proxy(&p, None, &h, "/"), Principal::anonymous());
+        let mut e = HeaderMap::new();
+        e.insert("x-auth-request-email", HeaderValue::from_static("a@b.c"));
+        assert_eq!(
+            from_proxy(&p, Some("10.0.0.1".parse().unwrap()), &e, "/").user,
+            "a@b.c"
+        );
+    }
+}

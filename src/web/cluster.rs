@@ -18,8 +18,8 @@ use crate::domain::metrics::{spark, thresholds, Point};
 use crate::error::AppError;
 use crate::monitor::Snapshot;
 use crate::views::cluster::{Chart, ClusterPage, EventRow, MemberRow, Notice, Overview};
+use crate::web::auth::Caller;
 use crate::web::common::Urls;
-use crate::web::edit::audit;
 
 fn now_ms() -> u64 {
     SystemTime::now()
@@ -457,6 +457,7 @@ fn overview(
                 .collect()
         },
         maintenance_url: format!("{base}/api/v1/clusters/{cluster}/maintenance"),
+        can_admin: crate::web::auth::current_caps(state, cluster).admin,
         snapshot_url: format!("{base}/api/v1/clusters/{cluster}/snapshot"),
         kube_note: match &topo.kubernetes {
             crate::topology::KubeState::Off => String::new(),
@@ -468,6 +469,7 @@ fn overview(
             crate::topology::KubeState::Error(e) => format!("Kubernetes: {e}"),
         },
         topology_svg: crate::web::topology::svg(topo),
+        topology_details: crate::web::topology::details_html(topo),
         spread_warnings: topo
             .spread
             .warnings
@@ -502,7 +504,7 @@ pub async fn page(
     State(state): State<AppState>,
     Path(cluster): Path<String>,
 ) -> Result<Response, AppError> {
-    let c = state.cluster(&cluster)?;
+    let c = &state.cluster(&cluster)?;
     let snap = fresh(&state, c).await?;
     let topo = crate::web::topology::report(&state, c).await?;
     let view = overview(&state, c.name(), &snap, &topo);
@@ -526,7 +528,7 @@ pub async fn overview_fragment(
     State(state): State<AppState>,
     Path(cluster): Path<String>,
 ) -> Result<Response, AppError> {
-    let c = state.cluster(&cluster)?;
+    let c = &state.cluster(&cluster)?;
     let snap = fresh(&state, c).await?;
     let topo = crate::web::topology::report(&state, c).await?;
     let body = askama::Template::render(&overview(&state, c.name(), &snap, &topo))
@@ -545,7 +547,7 @@ pub async fn members_json(
     State(state): State<AppState>,
     Path(cluster): Path<String>,
 ) -> Result<Json<serde_json::Value>, AppError> {
-    let c = state.cluster(&cluster)?;
+    let c = &state.cluster(&cluster)?;
     let snap = fresh(&state, c).await?;
     let members: Vec<serde_json::Value> = snap
         .members
@@ -579,10 +581,11 @@ struct MaintenanceBody {
 /// (defragment, move-leader) or `{"revision": N}` (compact) or `{}` (disarm).
 pub async fn maintenance(
     State(state): State<AppState>,
+    caller: Caller,
     Path((cluster, action)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Json<serde_json::Value>, AppError> {
-    let c = state.cluster(&cluster)?;
+    let c = &state.cluster(&cluster)?;
     let b: MaintenanceBody = if body.is_empty() {
         MaintenanceBody {
             member: None,
@@ -595,42 +598,53 @@ pub async fn maintenance(
     let member = || {
         b.member
             .clone()
+            .filter(|m| u64::from_str_radix(m, 16).is_ok())
             .ok_or_else(|| AppError::BadRequest("`member` (hex id) is required".into()))
     };
-    let result = match action.as_str() {
-        "defragment" => {
-            let m = member()?;
-            c.defragment(&m).await?;
-            json!({ "defragmented": m })
-        }
-        "move-leader" => {
-            let m = member()?;
-            c.move_leader(&m).await?;
-            json!({ "leader": m })
-        }
-        "compact" => {
-            let rev = b
-                .revision
-                .filter(|r| *r > 0)
-                .ok_or_else(|| AppError::BadRequest("`revision` > 0 is required".into()))?;
-            c.compact(rev).await?;
-            json!({ "compacted": rev })
-        }
-        "disarm" => json!({ "disarmed": c.disarm_alarms().await? }),
-        other => {
-            return Err(AppError::NotFound(format!(
-                "no maintenance action `{other}`"
-            )))
-        }
+    let outcome = async {
+        Ok(match action.as_str() {
+            "defragment" => {
+                let m = member()?;
+                c.defragment(&m).await?;
+                json!({ "defragmented": m })
+            }
+            "move-leader" => {
+                let m = member()?;
+                c.move_leader(&m).await?;
+                json!({ "leader": m })
+            }
+            "compact" => {
+                let rev = b
+                    .revision
+                    .filter(|r| *r > 0)
+                    .ok_or_else(|| AppError::BadRequest("`revision` > 0 is required".into()))?;
+                c.compact(rev).await?;
+                json!({ "compacted": rev })
+            }
+            "disarm" => json!({ "disarmed": c.disarm_alarms().await? }),
+            other => {
+                return Err(AppError::NotFound(format!(
+                    "no maintenance action `{other}`"
+                )))
+            }
+        })
+    }
+    .await;
+    // Failed attempts are audited too: someone tried to change the cluster.
+    let result_text = match &outcome {
+        Ok(_) => "ok".to_string(),
+        Err(e) => format!("error: {e}"),
     };
-    audit(
+    caller.audit(
+        &state,
         c.name(),
         &format!("maintenance:{action}"),
         b.member.as_deref().unwrap_or("").as_bytes(),
         0,
         b.revision,
-        "ok",
+        &result_text,
     );
+    let result = outcome?;
     state.monitor(c)?.observe_now().await;
     Ok(Json(result))
 }
@@ -638,18 +652,22 @@ pub async fn maintenance(
 /// `GET /api/v1/clusters/{cluster}/snapshot?member=<hex id>`: streams that member's snapshot.
 pub async fn snapshot(
     State(state): State<AppState>,
+    caller: Caller,
     Path(cluster): Path<String>,
     AxumQuery(query): AxumQuery,
 ) -> Result<Response, AppError> {
-    let c = state.cluster(&cluster)?;
+    let c = &state.cluster(&cluster)?;
     let q = RawQuery::parse(query.as_deref());
     let member = q
         .text("member")
         .map_err(AppError::BadRequest)?
+        // Checked here so that text which is not an id is a 400 and is never echoed back.
+        .filter(|m| u64::from_str_radix(m, 16).is_ok())
         .ok_or_else(|| AppError::BadRequest("parameter `member` (hex id) is required".into()))?
         .to_string();
     let snap = c.snapshot(&member).await?;
-    audit(
+    caller.audit(
+        &state,
         c.name(),
         "maintenance:snapshot",
         member.as_bytes(),

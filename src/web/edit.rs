@@ -9,34 +9,13 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::app::AppState;
+use crate::domain::access::Need;
 use crate::domain::edit::{parse_put, text_or_b64, EditError, WriteOutcome};
-use crate::domain::format::display_bytes;
 use crate::domain::key::{b64_std, display_text, RawQuery};
 use crate::error::AppError;
 use crate::etcd::writes::DeletePrefixOutcome;
 use crate::web::api::{key_json, required_key};
-
-/// Logs one mutation on the `audit` target.
-pub fn audit(
-    cluster: &str,
-    action: &str,
-    key: &[u8],
-    old_rev: i64,
-    new_rev: Option<i64>,
-    result: &str,
-) {
-    tracing::info!(
-        target: "audit",
-        user = "anonymous",
-        cluster,
-        action,
-        key = %display_bytes(key),
-        old_revision = old_rev,
-        new_revision = new_rev.unwrap_or(0),
-        result,
-        "mutation"
-    );
-}
+use crate::web::auth::Caller;
 
 fn edit_error(e: EditError) -> AppError {
     match e {
@@ -65,15 +44,18 @@ fn conflict(
 /// "expected_mod_revision", "ttl"?, "lease"?}`.
 pub async fn put_key(
     State(state): State<AppState>,
+    caller: Caller,
     Path(cluster): Path<String>,
     body: Bytes,
 ) -> Result<Json<serde_json::Value>, AppError> {
-    let c = state.cluster(&cluster)?;
+    let c = &state.cluster(&cluster)?;
     let req = parse_put(&body, state.config().max_value_bytes).map_err(edit_error)?;
+    caller.require(&state, c.name(), Need::WriteKey(&req.key))?;
     let read = c.put_cas(&req).await?;
     match read.value {
         WriteOutcome::Done { revision } => {
-            audit(
+            caller.audit(
+                &state,
                 c.name(),
                 "put",
                 &req.key,
@@ -86,7 +68,8 @@ pub async fn put_key(
             ))
         }
         WriteOutcome::Conflict { current, revision } => {
-            audit(
+            caller.audit(
+                &state,
                 c.name(),
                 "put",
                 &req.key,
@@ -102,10 +85,11 @@ pub async fn put_key(
 /// `DELETE /api/v1/clusters/{cluster}/key?key=K&expected_mod_revision=N`.
 pub async fn delete_key(
     State(state): State<AppState>,
+    caller: Caller,
     Path(cluster): Path<String>,
     AxumQuery(query): AxumQuery,
 ) -> Result<Json<serde_json::Value>, AppError> {
-    let c = state.cluster(&cluster)?;
+    let c = &state.cluster(&cluster)?;
     let q = RawQuery::parse(query.as_deref());
     let key = required_key(&q)?;
     let expected = q
@@ -114,14 +98,23 @@ pub async fn delete_key(
         .and_then(|t| t.parse::<i64>().ok())
         .filter(|n| *n > 0)
         .ok_or_else(|| AppError::BadRequest("parameter `expected_mod_revision` (the key's mod_revision you saw, > 0) is required".into()))?;
+    caller.require(&state, c.name(), Need::WriteKey(&key))?;
     let read = c.delete_cas(&key, expected).await?;
     match read.value {
         WriteOutcome::Done { revision } => {
-            audit(c.name(), "delete", &key, expected, Some(revision), "ok");
+            caller.audit(
+                &state,
+                c.name(),
+                "delete",
+                &key,
+                expected,
+                Some(revision),
+                "ok",
+            );
             Ok(Json(json!({ "revision": revision })))
         }
         WriteOutcome::Conflict { current, revision } => {
-            audit(c.name(), "delete", &key, expected, None, "conflict");
+            caller.audit(&state, c.name(), "delete", &key, expected, None, "conflict");
             Err(conflict(current.as_ref(), revision, "not deleted"))
         }
     }
@@ -133,7 +126,7 @@ pub async fn delete_prefix_preview(
     Path(cluster): Path<String>,
     AxumQuery(query): AxumQuery,
 ) -> Result<Json<serde_json::Value>, AppError> {
-    let c = state.cluster(&cluster)?;
+    let c = &state.cluster(&cluster)?;
     let q = RawQuery::parse(query.as_deref());
     let prefix = q
         .bytes_or_b64("prefix")
@@ -172,16 +165,18 @@ struct DeletePrefixBody {
 /// "revision"}` (`revision`: the preview's, recommended).
 pub async fn delete_prefix(
     State(state): State<AppState>,
+    caller: Caller,
     Path(cluster): Path<String>,
     body: Bytes,
 ) -> Result<Json<serde_json::Value>, AppError> {
-    let c = state.cluster(&cluster)?;
+    let c = &state.cluster(&cluster)?;
     let b: DeletePrefixBody = serde_json::from_slice(&body)
         .map_err(|e| AppError::BadRequest(format!("body is not the expected JSON: {e}")))?;
     let prefix = text_or_b64(b.prefix, b.prefix_b64.as_deref(), "prefix").map_err(edit_error)?;
     let expected = b.expected_count.ok_or_else(|| {
         AppError::BadRequest("`expected_count` (the count you were shown) is required".into())
     })?;
+    caller.require(&state, c.name(), Need::DeletePrefix(&prefix))?;
     if prefix.is_empty() && !state.config().allow_delete_all {
         return Err(AppError::Forbidden(
             "deleting the empty prefix (every key) is disabled; start etcdboard with --allow-delete-all to permit it".into(),
@@ -192,7 +187,8 @@ pub async fn delete_prefix(
         .await?
     {
         DeletePrefixOutcome::Done { deleted, revision } => {
-            audit(
+            caller.audit(
+                &state,
                 c.name(),
                 "delete-prefix",
                 &prefix,
@@ -203,7 +199,15 @@ pub async fn delete_prefix(
             Ok(Json(json!({ "deleted": deleted, "revision": revision })))
         }
         DeletePrefixOutcome::Changed { count } => {
-            audit(c.name(), "delete-prefix", &prefix, 0, None, "changed");
+            caller.audit(
+                &state,
+                c.name(),
+                "delete-prefix",
+                &prefix,
+                0,
+                None,
+                "changed",
+            );
             Err(AppError::Conflict(
                 format!("the prefix changed since you looked (it holds {count} keys now, you confirmed {expected}); nothing was deleted"),
                 json!({ "count": count }),
@@ -218,7 +222,7 @@ pub async fn history(
     Path(cluster): Path<String>,
     AxumQuery(query): AxumQuery,
 ) -> Result<Json<serde_json::Value>, AppError> {
-    let c = state.cluster(&cluster)?;
+    let c = &state.cluster(&cluster)?;
     let q = RawQuery::parse(query.as_deref());
     let key = required_key(&q)?;
     let before = match q.text("before").map_err(AppError::BadRequest)? {
@@ -249,7 +253,7 @@ pub async fn leases(
     State(state): State<AppState>,
     Path(cluster): Path<String>,
 ) -> Result<Json<serde_json::Value>, AppError> {
-    let c = state.cluster(&cluster)?;
+    let c = &state.cluster(&cluster)?;
     let leases = c.leases(500).await?;
     Ok(Json(json!(leases
         .iter()
@@ -266,9 +270,10 @@ pub async fn leases(
 /// `DELETE /api/v1/clusters/{cluster}/leases/{id}`: revokes the lease (its keys are deleted).
 pub async fn revoke_lease(
     State(state): State<AppState>,
+    caller: Caller,
     Path((cluster, id)): Path<(String, String)>,
 ) -> Result<Json<serde_json::Value>, AppError> {
-    let c = state.cluster(&cluster)?;
+    let c = &state.cluster(&cluster)?;
     let id = id
         .parse::<i64>()
         .ok()
@@ -281,8 +286,20 @@ pub async fn revoke_lease(
         )));
     }
     let revision = c.revoke_lease(id).await?;
+    if info.keys.is_empty() {
+        caller.audit(
+            &state,
+            c.name(),
+            "revoke-lease",
+            b"",
+            0,
+            Some(revision),
+            &format!("lease {id:x}, no keys"),
+        );
+    }
     for k in &info.keys {
-        audit(
+        caller.audit(
+            &state,
             c.name(),
             "revoke-lease",
             k,

@@ -30,7 +30,38 @@ const SHOW_BYTES: usize = 64 * 1024;
 /// The layout of every page; `cluster` selects the picker entry and enables the search form.
 pub fn layout(state: &AppState, cluster: Option<&str>, search: Option<SearchForm>) -> Layout {
     let base = state.base();
+    let caller = super::auth::current().unwrap_or_else(super::auth::Caller::anonymous);
+    let policy = &state.config().access.policy;
+    let may_read = |name: &str| {
+        policy
+            .decide(&caller.principal, name, crate::domain::access::Need::Read)
+            .allowed()
+    };
+    let users_mode = matches!(
+        state.config().access.identity,
+        crate::access::Identity::Users(_)
+    );
+    let account = crate::views::Account {
+        user: caller
+            .principal
+            .authenticated
+            .then(|| caller.principal.user.clone()),
+        login: (users_mode && !caller.principal.authenticated).then(|| format!("{base}/login")),
+        logout: (users_mode && caller.principal.authenticated).then(|| format!("{base}/logout")),
+        note: cluster.and_then(|name| {
+            if policy.read_only {
+                Some("read-only".to_string())
+            } else {
+                let caps = policy.capabilities(&caller.principal, name);
+                (caps.read && !caps.write).then(|| "viewer".to_string())
+            }
+        }),
+    };
     Layout {
+        caps: cluster
+            .map(|name| policy.capabilities(&caller.principal, name))
+            .unwrap_or_default(),
+        account,
         home: format!("{base}/"),
         css: assets::url(base, "app.css"),
         js: assets::url(base, "app.js"),
@@ -40,6 +71,7 @@ pub fn layout(state: &AppState, cluster: Option<&str>, search: Option<SearchForm
         clusters: state
             .clusters()
             .iter()
+            .filter(|c| may_read(c.name()))
             .map(|c| PickerOption {
                 name: c.name().to_string(),
                 url: Urls::new(base, c.name()).page("tree", None, None),
@@ -48,8 +80,8 @@ pub fn layout(state: &AppState, cluster: Option<&str>, search: Option<SearchForm
             .collect(),
         search,
         alarms: cluster
-            .and_then(|name| state.clusters().iter().find(|c| c.name() == name))
-            .and_then(|c| state.monitor(c).ok())
+            .and_then(|name| state.cluster(name).ok())
+            .and_then(|c| state.monitor(&c).ok())
             .map(|m| {
                 m.alarms()
                     .into_iter()
@@ -61,23 +93,28 @@ pub fn layout(state: &AppState, cluster: Option<&str>, search: Option<SearchForm
 }
 
 /// `GET /`: the first cluster's key browser (or the list when there are several).
-pub async fn home(State(state): State<AppState>) -> Result<Response, AppError> {
-    match state.clusters() {
+pub async fn home(
+    State(state): State<AppState>,
+    caller: super::auth::Caller,
+) -> Result<Response, AppError> {
+    match super::auth::visible_clusters(&state, &caller).as_slice() {
         [only] => Ok(
             Redirect::to(&Urls::new(state.base(), only.name()).page("tree", None, None))
                 .into_response(),
         ),
-        _ => clusters_page(State(state)).await,
+        _ => clusters_page(State(state), caller).await,
     }
 }
 
 /// `GET /clusters`: every configured cluster.
-pub async fn clusters_page(State(state): State<AppState>) -> Result<Response, AppError> {
+pub async fn clusters_page(
+    State(state): State<AppState>,
+    caller: super::auth::Caller,
+) -> Result<Response, AppError> {
     let page = ClustersPage {
         layout: layout(&state, None, None),
-        clusters: state
-            .clusters()
-            .iter()
+        clusters: super::auth::visible_clusters(&state, &caller)
+            .into_iter()
             .map(|c| {
                 (
                     c.name().to_string(),
@@ -187,7 +224,7 @@ pub async fn nodes(
     Path(cluster): Path<String>,
     AxumQuery(query): AxumQuery,
 ) -> Result<Response, AppError> {
-    let c = state.cluster(&cluster)?;
+    let c = &state.cluster(&cluster)?;
     let req = list_request(
         &RawQuery::parse(query.as_deref()),
         c.separator(),
@@ -312,7 +349,7 @@ pub async fn key_view(
     Path(cluster): Path<String>,
     AxumQuery(query): AxumQuery,
 ) -> Result<Response, AppError> {
-    let c = state.cluster(&cluster)?;
+    let c = &state.cluster(&cluster)?;
     let q = RawQuery::parse(query.as_deref());
     let key = required_key(&q)?;
     let full = q.text("full").map_err(AppError::BadRequest)? == Some("1");
@@ -325,7 +362,7 @@ pub async fn key_view(
         read.revision,
         read.stale,
         full,
-        ui_edit::key_actions(state.base(), c, &key),
+        ui_edit::key_actions(&state, c, &key),
     );
     Ok(html(render_html(&view)?))
 }
@@ -415,7 +452,7 @@ pub async fn page(
     Path(cluster): Path<String>,
     AxumQuery(query): AxumQuery,
 ) -> Result<Response, AppError> {
-    let c = state.cluster(&cluster)?;
+    let c = &state.cluster(&cluster)?;
     let q = RawQuery::parse(query.as_deref());
     let mut req = list_request(&q, c.separator(), state.config().page_size)?;
     let mode = mode_name(&req.mode);
@@ -489,7 +526,7 @@ pub async fn page(
             read.revision,
             read.stale,
             q.text("full").ok().flatten() == Some("1"),
-            ui_edit::key_actions(state.base(), c, k),
+            ui_edit::key_actions(&state, c, k),
         ))?),
         _ => None,
     };

@@ -1,9 +1,12 @@
 //! Live updates over server-sent events. One etcd watch per (cluster, prefix), shared by every
 //! viewer of that prefix and closed when the last one leaves. Heartbeats keep proxies (nginx) from
-//! timing the stream out; `X-Accel-Buffering: no` keeps nginx from buffering it.
+//! timing the stream out; `X-Accel-Buffering: no` keeps nginx from buffering it. On shutdown every
+//! stream ends with a short `retry:` hint, so browsers reconnect at once — to another replica, since
+//! this one no longer accepts connections.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,7 +16,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::stream::Stream;
 use serde_json::json;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use crate::app::AppState;
 use crate::domain::key::{b64_std, display_text, RawQuery};
@@ -23,6 +26,10 @@ use crate::etcd::EtcdCluster;
 
 type Topic = (String, Vec<u8>);
 
+/// How soon a browser reconnects after the server closed its stream for shutdown: soon, because
+/// another replica is there to answer.
+const RECONNECT_AFTER: Duration = Duration::from_millis(500);
+
 /// One shared watch: its broadcast channel and the revision it has covered so far (where it started,
 /// then the last change it broadcast), once etcd created it. A viewer whose page is older than that
 /// may have missed a change and is told to resync.
@@ -31,10 +38,31 @@ struct Shared {
     started: Arc<Mutex<Option<i64>>>,
 }
 
-/// Shared watches by (cluster, prefix).
-#[derive(Default)]
+/// Shared watches by (cluster, prefix), the viewers connected, and the shutdown signal of their
+/// streams.
 pub struct LiveHub {
     topics: Mutex<HashMap<Topic, Shared>>,
+    viewers: Arc<AtomicUsize>,
+    closing: watch::Sender<bool>,
+}
+
+impl Default for LiveHub {
+    fn default() -> Self {
+        LiveHub {
+            topics: Mutex::new(HashMap::new()),
+            viewers: Arc::new(AtomicUsize::new(0)),
+            closing: watch::channel(false).0,
+        }
+    }
+}
+
+/// Counts a connected viewer for as long as its stream lives.
+struct ViewerGuard(Arc<AtomicUsize>);
+
+impl Drop for ViewerGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// A viewer's subscription: its channel, and the revision the shared watch has covered, if started.
@@ -108,6 +136,17 @@ impl LiveHub {
     pub fn watches(&self) -> usize {
         self.topics.lock().map(|t| t.len()).unwrap_or(0)
     }
+
+    /// Number of live-update streams connected right now.
+    pub fn viewers(&self) -> usize {
+        self.viewers.load(Ordering::Relaxed)
+    }
+
+    /// Ends every stream (those open and any opened from now on) with a reconnect hint, so the
+    /// server's graceful shutdown is not held up by streams that would otherwise never end.
+    pub fn close_all(&self) {
+        self.closing.send_replace(true);
+    }
 }
 
 fn to_event(item: &WatchItem) -> Vec<Event> {
@@ -142,7 +181,7 @@ pub async fn watch(
     Path(cluster): Path<String>,
     AxumQuery(query): AxumQuery,
 ) -> Result<Response, AppError> {
-    let c = state.cluster(&cluster)?;
+    let c = &state.cluster(&cluster)?;
     let q = RawQuery::parse(query.as_deref());
     let prefix = q
         .bytes_or_b64("prefix")
@@ -154,8 +193,18 @@ pub async fn watch(
             AppError::BadRequest("parameter `start_revision` must be a revision".into())
         })?),
     };
-    let sub = state.live().subscribe(c, &prefix);
-    let stream = events(sub, start_revision);
+    let hub = state.live();
+    let sub = hub.subscribe(c, &prefix);
+    hub.viewers.fetch_add(1, Ordering::Relaxed);
+    let viewer = Viewer {
+        rx: sub.rx,
+        pending: VecDeque::new(),
+        ready: sub.started.is_some(),
+        closing: hub.closing.subscribe(),
+        ended: false,
+        _guard: ViewerGuard(hub.viewers.clone()),
+    };
+    let stream = events(viewer, sub.started, start_revision);
     let mut resp = Sse::new(stream)
         .keep_alive(
             KeepAlive::new()
@@ -185,38 +234,70 @@ fn opening(started: i64, start_revision: Option<i64>) -> Vec<Event> {
     out
 }
 
+/// One viewer's stream state.
+struct Viewer {
+    rx: broadcast::Receiver<WatchItem>,
+    pending: VecDeque<Event>,
+    ready: bool,
+    closing: watch::Receiver<bool>,
+    ended: bool,
+    _guard: ViewerGuard,
+}
+
+/// The last event of a stream closed for shutdown: no data (browsers dispatch nothing), only
+/// a comment for people reading the stream and the reconnect delay.
+fn goodbye() -> Event {
+    Event::default()
+        .comment("server shutting down; reconnect")
+        .retry(RECONNECT_AFTER)
+}
+
+enum Next {
+    Close,
+    Item(Result<WatchItem, broadcast::error::RecvError>),
+}
+
 fn events(
-    sub: Subscription,
+    mut viewer: Viewer,
+    started: Option<i64>,
     start_revision: Option<i64>,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
-    let pending: Vec<Event> = sub
-        .started
+    viewer.pending = started
         .map(|s| opening(s, start_revision))
-        .unwrap_or_default();
-    let ready = sub.started.is_some();
-    futures::stream::unfold(
-        (sub.rx, pending, ready),
-        move |(mut rx, mut pending, mut ready)| async move {
-            loop {
-                if !pending.is_empty() {
-                    let ev = pending.remove(0);
-                    return Some((Ok(ev), (rx, pending, ready)));
-                }
-                match rx.recv().await {
-                    Ok(WatchItem::Started(rev)) if !ready => {
-                        ready = true;
-                        pending = opening(rev, start_revision);
-                    }
-                    // Changes before this viewer's watch was ready are covered by its resync check.
-                    Ok(_) if !ready => {}
-                    Ok(item) => pending = to_event(&item),
-                    // A slow viewer missed events: tell it to reload rather than show a wrong state.
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
-                        pending = to_event(&WatchItem::Resync)
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                }
+        .unwrap_or_default()
+        .into();
+    futures::stream::unfold(viewer, move |mut v| async move {
+        loop {
+            if let Some(ev) = v.pending.pop_front() {
+                return Some((Ok(ev), v));
             }
-        },
-    )
+            if v.ended {
+                return None;
+            }
+            let next = tokio::select! {
+                // Shutdown first: a busy prefix must not keep a stream open past it.
+                biased;
+                _ = v.closing.wait_for(|closing| *closing) => Next::Close,
+                item = v.rx.recv() => Next::Item(item),
+            };
+            match next {
+                Next::Close => {
+                    v.ended = true;
+                    v.pending.push_back(goodbye());
+                }
+                Next::Item(Ok(WatchItem::Started(rev))) if !v.ready => {
+                    v.ready = true;
+                    v.pending = opening(rev, start_revision).into();
+                }
+                // Changes before this viewer's watch was ready are covered by its resync check.
+                Next::Item(Ok(_)) if !v.ready => {}
+                Next::Item(Ok(item)) => v.pending = to_event(&item).into(),
+                // A slow viewer missed events: tell it to reload rather than show a wrong state.
+                Next::Item(Err(broadcast::error::RecvError::Lagged(_))) => {
+                    v.pending = to_event(&WatchItem::Resync).into()
+                }
+                Next::Item(Err(broadcast::error::RecvError::Closed)) => return None,
+            }
+        }
+    })
 }

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod cluster;
 pub mod common;
 pub mod edit;
+pub mod health;
 pub mod keys;
 pub mod live;
 pub mod topology;
@@ -38,20 +39,29 @@ pub(crate) fn html(body: String) -> Response {
 /// Turns error responses of HTML routes into an error page (full page for navigations, a short
 /// `<li>`/`<p>` for htmx fragment requests), keeping status and message.
 pub async fn html_errors(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let is_fragment = req.headers().contains_key("hx-request");
+    let headers = req.headers().clone();
     let resp = next.run(req).await;
     let Some(ErrorMessage(message)) = resp.extensions().get::<ErrorMessage>().cloned() else {
         return resp;
     };
-    let status = resp.status();
-    let body = if is_fragment {
+    error_page(&state, resp.status(), message, &headers)
+}
+
+/// An error as HTML: a banner for htmx fragment requests, else a full page with a way back.
+pub(crate) fn error_page(
+    state: &AppState,
+    status: axum::http::StatusCode,
+    message: String,
+    request_headers: &HeaderMap,
+) -> Response {
+    let body = if request_headers.contains_key("hx-request") {
         format!(
             "<p class=\"banner error\" role=\"alert\">{}</p>",
             crate::domain::format::escape_html(&message)
         )
     } else {
         let page = ErrorPage {
-            layout: keys::layout(&state, None, None),
+            layout: keys::layout(state, None, None),
             status: status.as_u16(),
             title: status.canonical_reason().unwrap_or("error").to_string(),
             message,
@@ -90,6 +100,9 @@ pub fn cross_site_reason(method: &Method, headers: &HeaderMap) -> Option<String>
             ));
         }
     }
+    let mut proven_same_origin = headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes() == b"same-origin");
     if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
         let host = headers
             .get("x-forwarded-host")
@@ -102,6 +115,7 @@ pub fn cross_site_reason(method: &Method, headers: &HeaderMap) -> Option<String>
         if origin_host.is_none() || origin_host != host {
             return Some(format!("cross-site request refused (Origin: {origin})"));
         }
+        proven_same_origin = true;
     }
     let has_body = headers
         .get(header::CONTENT_LENGTH)
@@ -122,7 +136,9 @@ pub fn cross_site_reason(method: &Method, headers: &HeaderMap) -> Option<String>
             .iter()
             .any(|simple| t.starts_with(simple))
         });
-    if has_body && form_like {
+    // A same-origin page's own form (the login form) is fine; without that proof, only types a
+    // cross-site page cannot send are.
+    if has_body && form_like && !proven_same_origin {
         return Some(
             "writes must be sent as Content-Type: application/json (or application/yaml for imports)"
                 .into(),
@@ -154,6 +170,29 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     resp
+}
+
+/// Ends requests that take longer than `--request-timeout` to produce their response head with a
+/// 503, so a stuck dependency never holds a connection (and a concurrency slot) forever. Streams
+/// (live updates, export, snapshot) answer at once and then stream; imports are bounded by their
+/// per-batch etcd deadlines instead, since a large one legitimately takes longer.
+pub async fn request_deadline(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if req.method() == Method::POST && req.uri().path().ends_with("/import") {
+        return next.run(req).await;
+    }
+    let deadline = state.config().request_timeout;
+    let path = req.uri().path().to_string();
+    match tokio::time::timeout(deadline, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => {
+            tracing::warn!(%path, "request took longer than its deadline");
+            AppError::Timeout(format!(
+                "no answer within {:.1} s; try again (or narrow the request)",
+                deadline.as_secs_f64()
+            ))
+            .into_response()
+        }
+    }
 }
 
 /// Refuses cross-site mutations (see [`cross_site_reason`]) with a 403.

@@ -6,8 +6,11 @@ use axum::Json;
 use serde::Serialize;
 
 use crate::app::AppState;
+use crate::domain::discovery::DiscoveryStatus;
 use crate::domain::format::escape_html;
-use crate::domain::topology::{join, spread, Placement, PodInfo, Spread};
+use crate::domain::topology::{
+    join, spread, OperatorStatus, Placement, PodInfo, SourceReport, Spread,
+};
 use crate::error::AppError;
 use crate::topology::{KubeState, PodEvent};
 
@@ -16,8 +19,15 @@ use crate::topology::{KubeState, PodEvent};
 pub struct TopologyReport {
     /// Kubernetes state (`off`, `connecting`, `ready`, or `error` with the reason and what to do).
     pub kubernetes: KubeState,
-    /// Which discovery source found the matched pods.
+    /// Which discovery source found the matched pods (a configured `namespace + selector`
+    /// always wins over discovery).
     pub source: Option<String>,
+    /// Every source with what it found (pods, custom resources, events) and the state of its
+    /// watch; a CRD that is not installed says `not installed`, which is not an error.
+    pub sources: Vec<SourceReport>,
+    /// What the operators' custom resources say (etcd-operator, operator.etcd.io, etcd-druid) in
+    /// the namespaces of this cluster's pods (all of them while no pod is matched).
+    pub operators: Vec<OperatorStatus>,
     /// Members with their pod, node, zone and volumes.
     pub members: Vec<Placement>,
     /// Members without a pod.
@@ -32,6 +42,10 @@ pub struct TopologyReport {
     pub etcd_clusters: Vec<(String, String)>,
     /// Pods created and deleted recently (newest first).
     pub pod_events: Vec<PodEvent>,
+    /// Every etcd cluster discovered in Kubernetes and what became of it: browsable (a
+    /// `discovery:` rule covers it) or, with the reason, only listed and never dialled.
+    /// Browsable ones the caller may not read are left out.
+    pub discovered: Vec<DiscoveryStatus>,
 }
 
 /// Builds the report from the caches (no call to etcd; one bounded PDB lookup).
@@ -42,16 +56,70 @@ pub async fn report(
     let members = state.monitor(cluster)?.snapshot().members;
     let topo = state.topology();
     let ks = topo.snapshot();
-    let pods: Vec<PodInfo> = ks.pods.iter().map(|(_, p)| p.clone()).collect();
+    let target = state
+        .config()
+        .clusters
+        .iter()
+        .find(|c| c.name == cluster.name())
+        .and_then(|c| c.kubernetes.clone());
+    let mut sources = ks.sources.clone();
+    let found = state.discovered(cluster.name());
+    // A configured namespace + selector always wins: exactly those pods, no discovery. A
+    // discovered cluster is exactly the pods it was discovered as.
+    let (pods, explicit): (Vec<PodInfo>, Option<String>) = match (&target, &found) {
+        (None, Some(d)) => (
+            ks.pods
+                .iter()
+                .filter(|(_, p)| p.namespace == d.namespace && d.pods.contains(&p.name))
+                .map(|(_, p)| p.clone())
+                .collect(),
+            Some(format!(
+                "discovered ({}) in namespace {}",
+                d.source.as_str(),
+                d.namespace
+            )),
+        ),
+        (Some(t), _) => {
+            let pods = topo.explicit_pods(t).unwrap_or_default();
+            let name = t.source_name();
+            sources.insert(
+                0,
+                SourceReport {
+                    state: topo.source_state(&name),
+                    source: name.clone(),
+                    found: pods.len(),
+                    what: "pods",
+                },
+            );
+            (pods, Some(name))
+        }
+        (None, None) => (ks.pods.iter().map(|(_, p)| p.clone()).collect(), None),
+    };
     let (placements, strays) = join(&members, &pods, &ks.nodes, &ks.pvcs);
     let matched: Vec<&PodInfo> = placements.iter().filter_map(|p| p.pod.as_ref()).collect();
-    let namespaces: Vec<String> = matched.iter().map(|p| p.namespace.clone()).collect();
-    let source = matched.first().and_then(|m| {
-        ks.pods
-            .iter()
-            .find(|(_, p)| p.name == m.name && p.namespace == m.namespace)
-            .map(|(s, _)| s.clone())
-    });
+    let mut namespaces: Vec<String> = matched.iter().map(|p| p.namespace.clone()).collect();
+    if let Some(t) = &target {
+        namespaces.push(t.namespace.clone());
+    }
+    if let Some(d) = &found {
+        namespaces.push(d.namespace.clone());
+    }
+    namespaces.sort();
+    namespaces.dedup();
+    let source = match &explicit {
+        Some(name) => Some(name.clone()),
+        None => matched.first().and_then(|m| {
+            ks.pods
+                .iter()
+                .find(|(_, p)| p.name == m.name && p.namespace == m.namespace)
+                .map(|(s, _)| s.clone())
+        }),
+    };
+    let operators: Vec<OperatorStatus> = ks
+        .operators
+        .into_iter()
+        .filter(|o| namespaces.is_empty() || namespaces.contains(&o.namespace))
+        .collect();
     let pdb = match matched.first() {
         Some(p) => {
             topo.has_pdb(&p.namespace, &topo.pod_labels(&p.namespace, &p.name))
@@ -67,6 +135,8 @@ pub async fn report(
     Ok(TopologyReport {
         kubernetes: ks.state,
         source,
+        sources,
+        operators,
         unmatched_members: placements
             .iter()
             .filter(|p| p.pod.is_none())
@@ -96,6 +166,19 @@ pub async fn report(
                         .any(|ns| e.text.contains(&format!("pod {ns}/")))
             })
             .collect(),
+        discovered: state
+            .discovery_status()
+            .iter()
+            .filter(|d| {
+                !d.browsable
+                    || crate::web::auth::current_may(
+                        state,
+                        &d.name,
+                        crate::domain::access::Need::Read,
+                    )
+            })
+            .cloned()
+            .collect(),
     })
 }
 
@@ -104,7 +187,7 @@ pub async fn topology_json(
     State(state): State<AppState>,
     Path(cluster): Path<String>,
 ) -> Result<Json<TopologyReport>, AppError> {
-    let c = state.cluster(&cluster)?;
+    let c = &state.cluster(&cluster)?;
     Ok(Json(report(&state, c).await?))
 }
 
@@ -202,5 +285,117 @@ pub fn svg(report: &TopologyReport) -> String {
         x += w + 10;
     }
     out.push_str("</svg>");
+    out
+}
+
+/// The topology section's details (sources, operator status, each member pod's recent events) as
+/// HTML for the cluster page.
+pub fn details_html(report: &TopologyReport) -> String {
+    use crate::views::cluster::{EventLine, MemberEvents, OperatorRow, SourceRow, TopologyDetails};
+    let view = TopologyDetails {
+        sources: report
+            .sources
+            .iter()
+            .map(|s| SourceRow {
+                source: s.source.clone(),
+                what: s.what,
+                found: s.found,
+                state: s.state.clone(),
+                class: match s.state.as_str() {
+                    "watching" => "ok",
+                    "not installed" | "starting" => "dim",
+                    _ => "bad",
+                },
+            })
+            .collect(),
+        operators: report
+            .operators
+            .iter()
+            .map(|o| OperatorRow {
+                title: format!("{} {}/{}", o.kind, o.namespace, o.name),
+                source: o.source.to_string(),
+                class: match o.ready {
+                    Some(true) => "ok",
+                    Some(false) => "bad",
+                    None => "dim",
+                },
+                summary: o.summary.clone(),
+                conditions: o
+                    .conditions
+                    .iter()
+                    .map(|c| {
+                        let mut line = format!("{} {}", c.kind, c.status);
+                        if let Some(r) = &c.reason {
+                            line.push_str(&format!(": {r}"));
+                        }
+                        if let Some(m) = &c.message {
+                            line.push_str(&format!(" — {m}"));
+                        }
+                        line
+                    })
+                    .collect(),
+            })
+            .collect(),
+        member_events: report
+            .members
+            .iter()
+            .filter_map(|p| {
+                let pod = p.pod.as_ref()?;
+                Some(MemberEvents {
+                    member: if p.member.name.is_empty() {
+                        p.member.id.clone()
+                    } else {
+                        p.member.name.clone()
+                    },
+                    pod: format!("{}/{}", pod.namespace, pod.name),
+                    events: pod
+                        .events
+                        .iter()
+                        .map(|e| EventLine {
+                            kind: e.kind.clone(),
+                            reason: e.reason.clone(),
+                            message: e.message.clone(),
+                            count: e.count,
+                            age: e.age.clone(),
+                        })
+                        .collect(),
+                })
+            })
+            .collect(),
+    };
+    let mut html = askama::Template::render(&view).unwrap_or_default();
+    html.push_str(&discovered_html(&report.discovered));
+    html
+}
+
+/// The discovered clusters as a short list: a link for the browsable ones, the reason for the
+/// others (every text escaped: names come from Kubernetes objects).
+fn discovered_html(discovered: &[DiscoveryStatus]) -> String {
+    if discovered.is_empty() {
+        return String::new();
+    }
+    let mut out =
+        String::from("<section class=\"discovered\"><h3>Discovered in Kubernetes</h3><ul>");
+    for d in discovered {
+        let what = format!(
+            "{} ({}, {} pod(s), namespace {})",
+            d.name,
+            d.source.as_str(),
+            d.pods,
+            d.namespace
+        );
+        match &d.reason {
+            None => out.push_str(&format!(
+                "<li class=\"ok\">{} — browsable</li>",
+                escape_html(&what)
+            )),
+            Some(why) => out.push_str(&format!(
+                "<li class=\"dim\">{} — {}</li>",
+                escape_html(&what),
+                escape_html(why)
+            )),
+        }
+    }
+    out.push_str("</ul></section>");
     out
 }

@@ -10,12 +10,13 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use crate::app::AppState;
+use crate::domain::access::Need;
 use crate::domain::edit::{LeaseChange, PutRequest, WriteOutcome};
 use crate::domain::key::{b64_std, display_text, key_after, RawQuery};
 use crate::domain::listing::{ListReq, Mode};
 use crate::domain::transfer::{plan, Action, Document, Entry, FORMAT_VERSION};
 use crate::error::AppError;
-use crate::web::edit::audit;
+use crate::web::auth::Caller;
 
 /// Keys per export page.
 const EXPORT_PAGE: usize = 500;
@@ -180,11 +181,12 @@ pub async fn export(
 /// `dry_run=false`, in CAS batches.
 pub async fn import(
     State(state): State<AppState>,
+    caller: Caller,
     Path(cluster): Path<String>,
     AxumQuery(query): AxumQuery,
     body: Bytes,
 ) -> Result<Json<serde_json::Value>, AppError> {
-    let c = state.cluster(&cluster)?;
+    let c = &state.cluster(&cluster)?;
     let q = RawQuery::parse(query.as_deref());
     let flag = |name: &str, default: bool| -> Result<bool, AppError> {
         match q.text(name).map_err(AppError::BadRequest)? {
@@ -240,6 +242,10 @@ pub async fn import(
             )));
         }
     }
+    // Every key must be the caller's to import before anything is written (or dry-run shown).
+    for (k, _) in &entries {
+        caller.require(&state, c.name(), Need::ImportKey(k))?;
+    }
     let export_revision = doc
         .revision
         .filter(|_| doc.cluster.as_deref() == Some(c.name()));
@@ -294,7 +300,7 @@ pub async fn import(
         }
         if c.put_many_cas(&writes).await? {
             for (k, _, expected) in &writes {
-                audit(c.name(), "import", k, *expected, None, "ok");
+                caller.audit(&state, c.name(), "import", k, *expected, None, "ok");
             }
             continue;
         }
@@ -308,11 +314,17 @@ pub async fn import(
                 lease: LeaseChange::Keep,
             };
             match c.put_cas(&req).await?.value {
-                WriteOutcome::Done { revision } => {
-                    audit(c.name(), "import", &k, expected, Some(revision), "ok")
-                }
+                WriteOutcome::Done { revision } => caller.audit(
+                    &state,
+                    c.name(),
+                    "import",
+                    &k,
+                    expected,
+                    Some(revision),
+                    "ok",
+                ),
                 WriteOutcome::Conflict { .. } => {
-                    audit(c.name(), "import", &k, expected, None, "conflict");
+                    caller.audit(&state, c.name(), "import", &k, expected, None, "conflict");
                     let was_create = expected == 0;
                     counts[if was_create { 0 } else { 1 }] -= 1;
                     note_conflict(&k, "changed during the import", &mut counts);

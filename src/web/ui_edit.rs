@@ -88,7 +88,13 @@ fn page_layout(state: &AppState, c: &EtcdCluster) -> Layout {
 }
 
 /// The links of a key view: edit, history, delete, reload, and "new key" next to it.
-pub fn key_actions(base: &str, cluster: &EtcdCluster, key: &[u8]) -> KeyActions {
+pub fn key_actions(state: &AppState, cluster: &EtcdCluster, key: &[u8]) -> KeyActions {
+    let base = state.base();
+    let can_write = crate::web::auth::current_may(
+        state,
+        cluster.name(),
+        crate::domain::access::Need::WriteKey(key),
+    );
     let sep = cluster.separator().as_bytes();
     let cluster = cluster.name();
     let u = EditUrls::new(base, cluster);
@@ -106,6 +112,7 @@ pub fn key_actions(base: &str, cluster: &EtcdCluster, key: &[u8]) -> KeyActions 
         edit_fragment: EditUrls::with_key(u.page("ui/edit"), "key", key),
         history_href: EditUrls::with_key(u.page("history"), "key", key),
         delete_url: EditUrls::with_key(u.api("key"), "key", key),
+        can_write,
     }
 }
 
@@ -222,6 +229,7 @@ fn editor_view(
 /// Reads what the editor query names: `key=K` (an existing or a missing key), or `new=1&prefix=P`.
 async fn load_editor(
     state: &AppState,
+    caller: &crate::web::auth::Caller,
     c: &Arc<EtcdCluster>,
     query: Option<&str>,
 ) -> Result<EditorView, AppError> {
@@ -232,6 +240,8 @@ async fn load_editor(
         .filter(|k| !k.is_empty());
     match key {
         Some(k) => {
+            // An editor that could not save would only waste the user's typing.
+            caller.require(state, c.name(), crate::domain::access::Need::WriteKey(&k))?;
             let read = c.get(&k).await?;
             if read
                 .value
@@ -257,6 +267,13 @@ async fn load_editor(
                 .bytes_or_b64("prefix")
                 .map_err(AppError::BadRequest)?
                 .unwrap_or_default();
+            if !caller.caps(state, c.name()).write {
+                caller.require(
+                    state,
+                    c.name(),
+                    crate::domain::access::Need::WriteKey(&prefix),
+                )?;
+            }
             Ok(editor_view(state, c, None, &prefix, None, 0, false))
         }
         None => Err(AppError::BadRequest(
@@ -268,22 +285,24 @@ async fn load_editor(
 /// `GET /clusters/{cluster}/ui/edit?key=K` (or `?new=1&prefix=P`): the editor fragment.
 pub async fn editor_fragment(
     State(state): State<AppState>,
+    caller: crate::web::auth::Caller,
     Path(cluster): Path<String>,
     AxumQuery(query): AxumQuery,
 ) -> Result<Response, AppError> {
-    let c = state.cluster(&cluster)?;
-    let view = load_editor(&state, c, query.as_deref()).await?;
+    let c = &state.cluster(&cluster)?;
+    let view = load_editor(&state, &caller, c, query.as_deref()).await?;
     Ok(html(render_html(&view)?))
 }
 
 /// `GET /clusters/{cluster}/edit?key=K` (or `?new=1&prefix=P`): the editor as a page.
 pub async fn editor_page(
     State(state): State<AppState>,
+    caller: crate::web::auth::Caller,
     Path(cluster): Path<String>,
     AxumQuery(query): AxumQuery,
 ) -> Result<Response, AppError> {
-    let c = state.cluster(&cluster)?;
-    let view = load_editor(&state, c, query.as_deref()).await?;
+    let c = &state.cluster(&cluster)?;
+    let view = load_editor(&state, &caller, c, query.as_deref()).await?;
     let base = state.base();
     let u = EditUrls::new(base, c.name());
     let urls = Urls::new(base, c.name());
@@ -352,7 +371,7 @@ pub async fn history_page(
     Path(cluster): Path<String>,
     AxumQuery(query): AxumQuery,
 ) -> Result<Response, AppError> {
-    let c = state.cluster(&cluster)?;
+    let c = &state.cluster(&cluster)?;
     let q = RawQuery::parse(query.as_deref());
     let key = required_key(&q)?;
     let before = positive(&q, "before")?;
@@ -474,7 +493,7 @@ pub async fn leases_page(
     State(state): State<AppState>,
     Path(cluster): Path<String>,
 ) -> Result<Response, AppError> {
-    let c = state.cluster(&cluster)?;
+    let c = &state.cluster(&cluster)?;
     let leases = c.leases(MAX_LEASES).await?;
     let base = state.base();
     let u = EditUrls::new(base, c.name());
@@ -520,7 +539,7 @@ pub async fn transfer_page(
     Path(cluster): Path<String>,
     AxumQuery(query): AxumQuery,
 ) -> Result<Response, AppError> {
-    let c = state.cluster(&cluster)?;
+    let c = &state.cluster(&cluster)?;
     let q = RawQuery::parse(query.as_deref());
     let prefix = q
         .bytes_or_b64("prefix")

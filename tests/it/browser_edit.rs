@@ -51,7 +51,7 @@ async fn wait_watching(b: &Browser, app: &TestApp) {
 }
 
 /// Waits for the editor (CodeMirror loaded) to be ready.
-async fn wait_editor(b: &Browser) {
+pub(crate) async fn wait_editor(b: &Browser) {
     b.wait_js(
         "return !!document.querySelector('#keyview article.editor[data-ready=\"true\"] .CodeMirror');",
         "the editor to open",
@@ -60,7 +60,7 @@ async fn wait_editor(b: &Browser) {
 }
 
 /// Presses `modifier`+`key` (e.g. Ctrl+S).
-async fn chord(b: &Browser, modifier: Key, key: char) {
+pub(crate) async fn chord(b: &Browser, modifier: Key, key: char) {
     let m: char = modifier.into();
     let seq = KeyActions::new("keyboard".into())
         .then(KeyAction::Down { value: m })
@@ -71,7 +71,7 @@ async fn chord(b: &Browser, modifier: Key, key: char) {
 }
 
 /// Replaces the editor's text by typing it, as a user would (select all, type).
-async fn type_value(b: &Browser, text: &str) {
+pub(crate) async fn type_value(b: &Browser, text: &str) {
     b.js("document.querySelector('#keyview .CodeMirror').CodeMirror.focus();")
         .await;
     chord(b, Key::Control, 'a').await;
@@ -87,7 +87,7 @@ async fn type_value(b: &Browser, text: &str) {
     .await;
 }
 
-async fn click(b: &Browser, css: &str) {
+pub(crate) async fn click(b: &Browser, css: &str) {
     b.wait_for(css)
         .await
         .click()

@@ -8,7 +8,7 @@ use std::sync::Once;
 use std::time::Duration;
 
 use etcdboard::app::App;
-use etcdboard::config::{ClusterConfig, Config, HttpArgs};
+use etcdboard::config::{AccessArgs, ClusterConfig, Config, HttpArgs};
 use etcdboard::etcd::local::{LocalCluster, LocalClusterOptions};
 
 static LOGS: Once = Once::new();
@@ -38,6 +38,13 @@ pub struct AppOptions {
     pub metrics_interval: Duration,
     /// `--kube` (`off` unless a test brings a Kubernetes API server).
     pub kube: String,
+    /// Identity and role flags. By default anonymous users are admins here, so tests of other
+    /// features can write; access-control tests set what they test.
+    pub access: AccessArgs,
+    /// The config file's `access:` section (YAML), as a user would write it.
+    pub access_yaml: Option<String>,
+    /// `--request-timeout`.
+    pub request_timeout: Duration,
 }
 
 impl Default for AppOptions {
@@ -49,6 +56,12 @@ impl Default for AppOptions {
             etcd_timeout: Duration::from_secs(3),
             metrics_interval: Duration::from_secs(10),
             kube: "off".into(),
+            access: AccessArgs {
+                anonymous_role: Some("admin".into()),
+                ..AccessArgs::default()
+            },
+            access_yaml: None,
+            request_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -94,6 +107,44 @@ pub async fn spawn_app_with(opts: AppOptions) -> TestApp {
 
 /// Starts etcdboard in front of an already running cluster.
 pub async fn serve_on(etcd: LocalCluster, opts: AppOptions) -> TestApp {
+    let replica = start_replica(etcd.client_urls(), &opts).await;
+    TestApp {
+        addr: replica.addr,
+        base: replica.base.clone(),
+        etcd,
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("http client"),
+        shutdown: replica.into_shutdown(),
+    }
+}
+
+/// One more etcdboard (a replica) in front of etcd members it does not own; stopped on drop.
+pub struct Replica {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its base path.
+    pub base: String,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Replica {
+    fn into_shutdown(mut self) -> Option<tokio::sync::oneshot::Sender<()>> {
+        self.shutdown.take()
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Starts etcdboard for the cluster `test` at `endpoints`.
+pub async fn start_replica(endpoints: Vec<String>, opts: &AppOptions) -> Replica {
     init_logs();
     let http = HttpArgs {
         listen: opts.listen,
@@ -101,17 +152,26 @@ pub async fn serve_on(etcd: LocalCluster, opts: AppOptions) -> TestApp {
         etcd_timeout: opts.etcd_timeout,
         metrics_interval: opts.metrics_interval,
         kube: opts.kube.clone(),
+        access: opts.access.clone(),
+        request_timeout: opts.request_timeout,
         ..HttpArgs::default()
     };
-    let config = Config::new(
+    let mut config = Config::new(
         &http,
         vec![ClusterConfig {
             name: "test".into(),
-            endpoints: etcd.client_urls(),
+            endpoints,
             ..Default::default()
         }],
     )
     .expect("config");
+    if let Some(yaml) = &opts.access_yaml {
+        let file: etcdboard::access::FileAccess = serde_yaml::from_str(yaml).expect("access yaml");
+        config
+            .access
+            .add_file("test: access", file, &["test"])
+            .expect("access section");
+    }
     let base = config.base_path.clone();
     let app = App::build(config).await.expect("build app");
     let addr = app.local_addr().expect("addr");
@@ -119,14 +179,9 @@ pub async fn serve_on(etcd: LocalCluster, opts: AppOptions) -> TestApp {
     tokio::spawn(app.run_until_stopped(async move {
         let _ = rx.await;
     }));
-    TestApp {
+    Replica {
         addr,
         base,
-        etcd,
-        http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .expect("http client"),
         shutdown: Some(tx),
     }
 }

@@ -286,6 +286,11 @@ impl Board {
         let http = HttpArgs {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             kube: "off".into(),
+            // Anonymous admins, so a refusal below can only come from the protobuf rule.
+            access: etcdboard::config::AccessArgs {
+                anonymous_role: Some("admin".into()),
+                ..Default::default()
+            },
             ..HttpArgs::default()
         };
         let config = Config::new(
@@ -296,6 +301,7 @@ impl Board {
                 tls: None,
                 credentials: None,
                 separator: "/".into(),
+                ..Default::default()
             }],
         )
         .expect("config");

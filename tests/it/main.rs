@@ -4,18 +4,26 @@
 // Tests may panic on the unexpected: that is how they fail.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod access;
 mod api;
 mod browser;
 mod browser_edit;
 mod cluster;
 mod deploy;
+mod discovery;
 mod edit;
+mod etcd_tls;
 mod failure;
 mod helpers;
 mod ingress;
 mod k8s_values;
+mod ops;
+mod replicas;
+mod security;
+mod security_browser;
 mod support_browser;
 mod support_kube;
 mod support_nginx;
+mod support_tls;
 mod topology;
 mod transfer;

@@ -29,9 +29,28 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// The configuration: `location {prefix}/` proxies to `upstream` without rewriting the path.
-fn config(dir: &Path, port: u16, prefix: &str, upstream: SocketAddr) -> String {
+/// How the test nginx is set up beyond the defaults.
+#[derive(Default)]
+pub struct NginxOptions<'a> {
+    /// More directives inside `location {prefix}/` (e.g. `auth_basic`, `proxy_set_header`).
+    pub location_extra: &'a str,
+}
+
+/// The configuration: `location {prefix}/` proxies to the upstreams (round-robin, like an
+/// ingress in front of several replicas) without rewriting the path.
+fn config(
+    dir: &Path,
+    port: u16,
+    prefix: &str,
+    upstreams: &[SocketAddr],
+    opts: &NginxOptions<'_>,
+) -> String {
     let d = dir.display();
+    let servers: String = upstreams
+        .iter()
+        .map(|u| format!("        server {u};\n"))
+        .collect();
+    let extra = opts.location_extra;
     format!(
         r#"daemon off;
 master_process off;
@@ -44,7 +63,11 @@ events {{
 }}
 
 http {{
-    access_log {d}/access.log;
+    log_format upstream '$request $status upstream=$upstream_addr';
+    access_log {d}/access.log upstream;
+
+    upstream etcdboard {{
+{servers}    }}
     client_body_temp_path {d}/client_body;
     proxy_temp_path {d}/proxy;
     fastcgi_temp_path {d}/fastcgi;
@@ -56,12 +79,13 @@ http {{
         server_name localhost;
 
         location {prefix}/ {{
-            proxy_pass http://{upstream};
+            proxy_pass http://etcdboard;
             proxy_http_version 1.1;
             proxy_set_header Host $host;
             proxy_set_header X-Forwarded-Proto $scheme;
             proxy_buffering off;
             proxy_read_timeout 1h;
+{extra}
         }}
 
         location / {{
@@ -77,6 +101,15 @@ impl Nginx {
     /// Starts nginx on a free loopback port, proxying `{prefix}/` to `upstream`, and waits until
     /// `{prefix}/healthz` answers through it.
     pub async fn start(prefix: &str, upstream: SocketAddr) -> Nginx {
+        Self::start_with(prefix, &[upstream], NginxOptions::default()).await
+    }
+
+    /// Starts nginx in front of several upstreams, with extra location directives.
+    pub async fn start_with(
+        prefix: &str,
+        upstreams: &[SocketAddr],
+        opts: NginxOptions<'_>,
+    ) -> Nginx {
         assert!(
             Path::new(NGINX).is_file(),
             "ingress tests need {NGINX} (Debian package `nginx`); it is missing"
@@ -87,7 +120,7 @@ impl Nginx {
             .expect("nginx tempdir");
         let port = free_port();
         let conf = dir.path().join("nginx.conf");
-        std::fs::write(&conf, config(dir.path(), port, prefix, upstream))
+        std::fs::write(&conf, config(dir.path(), port, prefix, upstreams, &opts))
             .expect("write nginx.conf");
         let log = std::fs::File::create(dir.path().join("stderr.log")).expect("stderr log");
         let child = Command::new(NGINX)
@@ -122,7 +155,8 @@ impl Nginx {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             if let Ok(r) = http.get(&url).send().await {
-                if r.status().is_success() {
+                // 401: nginx asks for a password (auth_basic in front): it is up.
+                if r.status().is_success() || r.status() == 401 {
                     return;
                 }
             }

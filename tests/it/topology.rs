@@ -5,7 +5,11 @@ use std::time::{Duration, Instant};
 
 use etcdboard::etcd::local::{LocalCluster, LocalClusterOptions};
 
-use crate::helpers::{serve_on, AppOptions, TestApp};
+use etcdboard::app::App;
+use etcdboard::config::{ClusterConfig, Config, HttpArgs};
+use etcdboard::domain::topology::KubeTarget;
+
+use crate::helpers::{init_logs, serve_on, AppOptions, TestApp};
 use crate::support_kube::KubeApi;
 
 const NS: &str = "operator-cluster";
@@ -95,9 +99,28 @@ async fn topology_until(
     what: &str,
     ok: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
+    topology_until_at(
+        &app.http,
+        &app.url("/api/v1/clusters/test/topology"),
+        within,
+        what,
+        ok,
+    )
+    .await
+}
+
+async fn topology_until_at(
+    http: &reqwest::Client,
+    url: &str,
+    within: Duration,
+    what: &str,
+    ok: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
     let started = Instant::now();
     loop {
-        let (status, body) = app.get_json("/api/v1/clusters/test/topology").await;
+        let resp = http.get(url).send().await.expect("topology request");
+        let status = resp.status().as_u16();
+        let body: serde_json::Value = resp.json().await.expect("topology JSON");
         assert_eq!(status, 200, "{body}");
         if ok(&body) {
             return body;
@@ -274,5 +297,666 @@ async fn without_permission_the_topology_says_forbidden_and_the_rest_works() {
     assert!(
         html.contains("Healthy") && html.contains("forbidden"),
         "the page works and says why topology is missing"
+    );
+}
+
+/// etcdboard for cluster `test` on `etcd` whose config names its pods explicitly
+/// (`kubernetes: {namespace, selector}`); [`TestApp`]'s fixture has no such option.
+struct ExplicitApp {
+    addr: std::net::SocketAddr,
+    http: reqwest::Client,
+    _etcd: LocalCluster,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl ExplicitApp {
+    async fn start(etcd: LocalCluster, kubeconfig: &std::path::Path, target: KubeTarget) -> Self {
+        init_logs();
+        let http = HttpArgs {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            kube: kubeconfig.display().to_string(),
+            ..HttpArgs::default()
+        };
+        let config = Config::new(
+            &http,
+            vec![ClusterConfig {
+                name: "test".into(),
+                endpoints: etcd.client_urls(),
+                kubernetes: Some(target),
+                ..Default::default()
+            }],
+        )
+        .expect("config");
+        let app = App::build(config).await.expect("build app");
+        let addr = app.local_addr().expect("addr");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(app.run_until_stopped(async move {
+            let _ = rx.await;
+        }));
+        ExplicitApp {
+            addr,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap(),
+            _etcd: etcd,
+            _stop: tx,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    async fn page(&self) -> String {
+        let resp = self
+            .http
+            .get(self.url("/clusters/test"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.text().await.unwrap()
+    }
+}
+
+/// A Running pod `ns/name` on `node` with `labels` (YAML flow map) and pod IP `ip`.
+async fn running_pod(kube: &KubeApi, ns: &str, name: &str, labels: &str, node: &str, ip: &str) {
+    kube.apply(&format!(
+        "apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+  namespace: {ns}
+  labels: {labels}
+spec:
+  nodeName: {node}
+  automountServiceAccountToken: false
+  containers:
+  - name: etcd
+    image: quay.io/coreos/etcd:v3.4.23
+"
+    ))
+    .await;
+    kube.patch_status(
+        ns,
+        "pod",
+        name,
+        &format!(
+            r#"{{"status":{{"phase":"Running","podIP":"{ip}","containerStatuses":[{{"name":"etcd","ready":true,"restartCount":0,"image":"etcd","imageID":"","state":{{"running":{{}}}}}}]}}}}"#
+        ),
+    )
+    .await;
+}
+
+/// A core/v1 Event about pod `ns/pod`, first seen 10 minutes ago and last 90 s ago.
+async fn pod_event(
+    kube: &KubeApi,
+    ns: &str,
+    pod: &str,
+    name: &str,
+    (kind, reason, message, count): (&str, &str, &str, u32),
+) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let stamp = |secs: u64| {
+        // RFC 3339 in UTC without a date library: days since the epoch → civil date.
+        let days = (secs / 86_400) as i64;
+        let rem = secs % 86_400;
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let d = doy - (153 * mp + 2) / 5 + 1;
+        let m = if mp < 10 { mp + 3 } else { mp - 9 };
+        let y = yoe + era * 400 + i64::from(m <= 2);
+        format!(
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+            rem / 3600,
+            rem / 60 % 60,
+            rem % 60
+        )
+    };
+    kube.apply(&format!(
+        "apiVersion: v1
+kind: Event
+metadata:
+  name: {name}
+  namespace: {ns}
+involvedObject:
+  apiVersion: v1
+  kind: Pod
+  name: {pod}
+  namespace: {ns}
+type: {kind}
+reason: {reason}
+message: \"{message}\"
+count: {count}
+firstTimestamp: \"{first}\"
+lastTimestamp: \"{last}\"
+source:
+  component: kubelet
+",
+        first = stamp(now - 600),
+        last = stamp(now - 90),
+    ))
+    .await;
+}
+
+fn members_of(body: &serde_json::Value) -> Vec<serde_json::Value> {
+    body["members"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_namespace_and_selector_win_over_discovery_and_show_pod_events() {
+    let kube = KubeApi::start().await;
+    let etcd = LocalCluster::start(LocalClusterOptions::default())
+        .await
+        .expect("etcd");
+    let names = etcd.member_names();
+    // Discovery would find pods with the members' names in NS (two on node-1: a critical
+    // warning) ...
+    lay_out(&kube, &names, &["node-1", "node-1", "node-2"]).await;
+    // ... but the configuration says the members run in `explicit-etcd`, spread over 3 nodes,
+    // labelled app=etcd,release=x (no discovery source knows these labels).
+    let ens = "explicit-etcd";
+    kube.ensure_namespace(ens).await;
+    for (i, name) in names.iter().enumerate() {
+        running_pod(
+            &kube,
+            ens,
+            name,
+            "{app: etcd, release: x}",
+            &format!("node-{}", i + 1),
+            &format!("10.2.0.{}", i + 1),
+        )
+        .await;
+    }
+    running_pod(
+        &kube,
+        ens,
+        "etcd-starting",
+        "{app: etcd, release: x}",
+        "node-3",
+        "10.2.0.9",
+    )
+    .await;
+    running_pod(
+        &kube,
+        ens,
+        "other-release",
+        "{app: etcd, release: other}",
+        "node-3",
+        "10.2.0.8",
+    )
+    .await;
+    pod_event(
+        &kube,
+        ens,
+        &names[0],
+        "m0-backoff",
+        (
+            "Warning",
+            "BackOff",
+            "Back-off restarting failed container",
+            4,
+        ),
+    )
+    .await;
+    pod_event(
+        &kube,
+        ens,
+        &names[1],
+        "m1-pulled",
+        (
+            "Normal",
+            "Pulled",
+            "Container image already present on machine",
+            1,
+        ),
+    )
+    .await;
+    pod_event(
+        &kube,
+        NS,
+        &names[0],
+        "decoy-event",
+        (
+            "Warning",
+            "DecoyReason",
+            "about the other namespace's pod",
+            1,
+        ),
+    )
+    .await;
+
+    let target = KubeTarget::parse(ens, "app=etcd,release=x").unwrap();
+    let app = ExplicitApp::start(etcd, &kube.kubeconfig, target).await;
+    let url = app.url("/api/v1/clusters/test/topology");
+    let body = topology_until_at(
+        &app.http,
+        &url,
+        Duration::from_secs(15),
+        "members placed in the configured namespace with their events",
+        |b| {
+            b["kubernetes"]["state"] == "ready"
+                && members_of(b).len() == 3
+                && members_of(b).iter().all(|m| m["pod"]["namespace"] == ens)
+                && members_of(b)[0]["pod"]["events"]
+                    .as_array()
+                    .is_some_and(|e| !e.is_empty())
+        },
+    )
+    .await;
+    assert_eq!(
+        body["source"], "configured selector app=etcd,release=x in namespace explicit-etcd",
+        "{body:#}"
+    );
+    assert_eq!(body["sources"][0]["source"], body["source"]);
+    assert_eq!(
+        body["sources"][0]["found"], 4,
+        "3 members + 1 starting pod: {body:#}"
+    );
+    assert_eq!(body["sources"][0]["state"], "watching");
+    let strays: Vec<&str> = body["unmatched_pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        strays,
+        vec!["etcd-starting"],
+        "only the selected pods count"
+    );
+    // The decoys' node-1 pile-up is not this cluster's: no critical warning.
+    assert!(
+        body["spread"]["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|w| w["level"] != "critical"),
+        "{:#}",
+        body["spread"]
+    );
+    let ev = &members_of(&body)[0]["pod"]["events"][0];
+    assert_eq!(ev["type"], "Warning");
+    assert_eq!(ev["reason"], "BackOff");
+    assert_eq!(ev["count"], 4);
+    assert!(
+        ev["age"]
+            .as_str()
+            .is_some_and(|a| a.ends_with('m') || a.ends_with('s')),
+        "{ev:#}"
+    );
+    assert_eq!(members_of(&body)[1]["pod"]["events"][0]["reason"], "Pulled");
+    assert!(
+        !body.to_string().contains("DecoyReason"),
+        "events of a same-named pod in another namespace are not this member's"
+    );
+    assert!(body["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["what"] == "events" && s["state"] == "watching"));
+
+    let html = app.page().await;
+    assert!(html.contains("configured selector app=etcd,release=x in namespace explicit-etcd"));
+    assert!(
+        html.contains("Recent events of the members")
+            && html.contains("BackOff")
+            && html.contains("Back-off restarting failed container")
+    );
+    assert!(!html.contains("other-release"));
+
+    // A new event shows up without a page load hitting the API server (watch-driven), in seconds.
+    pod_event(
+        &kube,
+        ens,
+        &names[2],
+        "m2-killing",
+        ("Normal", "Killing", "Stopping container etcd", 1),
+    )
+    .await;
+    let started = Instant::now();
+    topology_until_at(
+        &app.http,
+        &url,
+        Duration::from_secs(5),
+        "the new event",
+        |b| members_of(b)[2]["pod"]["events"][0]["reason"] == "Killing",
+    )
+    .await;
+    eprintln!("new pod event shown after {:?}", started.elapsed());
+}
+
+/// Minimal CRDs (real group, version, kind and plural; schema open) of the etcd project's
+/// operator and gardener etcd-druid.
+pub const OPERATOR_CRDS: &str = "apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: etcdclusters.operator.etcd.io
+spec:
+  group: operator.etcd.io
+  names: {kind: EtcdCluster, listKind: EtcdClusterList, plural: etcdclusters, singular: etcdcluster}
+  scope: Namespaced
+  versions:
+  - name: v1alpha1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec: {type: object, x-kubernetes-preserve-unknown-fields: true}
+          status: {type: object, x-kubernetes-preserve-unknown-fields: true}
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: etcds.druid.gardener.cloud
+spec:
+  group: druid.gardener.cloud
+  names: {kind: Etcd, listKind: EtcdList, plural: etcds, singular: etcd}
+  scope: Namespaced
+  versions:
+  - name: v1alpha1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec: {type: object, x-kubernetes-preserve-unknown-fields: true}
+          status: {type: object, x-kubernetes-preserve-unknown-fields: true}
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_new_operators_status_is_shown_with_each_source() {
+    let kube = KubeApi::start().await;
+    kube.apply(OPERATOR_CRDS).await;
+    kube.kubectl(&[
+        "wait",
+        "--for=condition=established",
+        "--timeout=30s",
+        "crd/etcdclusters.operator.etcd.io",
+        "crd/etcds.druid.gardener.cloud",
+    ])
+    .await;
+    let etcd = LocalCluster::start(LocalClusterOptions::default())
+        .await
+        .expect("etcd");
+    let names = etcd.member_names();
+    lay_out(&kube, &names, &["node-1", "node-2", "node-3"]).await;
+    kube.apply(&format!(
+        "apiVersion: operator.etcd.io/v1alpha1
+kind: EtcdCluster
+metadata:
+  name: etcd-app
+  namespace: {NS}
+spec:
+  size: 3
+  version: 3.5.21
+---
+apiVersion: druid.gardener.cloud/v1alpha1
+kind: Etcd
+metadata:
+  name: etcd-main
+  namespace: {NS}
+spec:
+  replicas: 3
+---
+apiVersion: druid.gardener.cloud/v1alpha1
+kind: Etcd
+metadata:
+  name: etcd-elsewhere
+  namespace: default
+spec:
+  replicas: 1
+"
+    ))
+    .await;
+    kube.patch_status(
+        NS,
+        "etcdclusters.operator.etcd.io",
+        "etcd-app",
+        r#"{"status":{"currentReplicas":3,"readyReplicas":2,"memberCount":3,"currentVersion":"3.5.21","leaderID":"41f5beba5f42189a","conditions":[{"type":"Available","status":"True","reason":"ClusterAvailable","message":"Etcd cluster has 2/3 healthy members with quorum","lastTransitionTime":"2026-01-01T00:00:00Z"},{"type":"Degraded","status":"True","reason":"MembersUnhealthy","message":"1 of 3 members is unhealthy","lastTransitionTime":"2026-01-01T00:00:00Z"}]}}"#,
+    )
+    .await;
+    kube.patch_status(
+        NS,
+        "etcds.druid.gardener.cloud",
+        "etcd-main",
+        r#"{"status":{"ready":false,"replicas":3,"currentReplicas":3,"readyReplicas":1,"lastOperation":{"type":"Reconcile","state":"Error","description":"sts not ready"},"lastErrors":[{"code":"ERR_SYNC_STATEFULSET","description":"statefulset etcd-main is not ready"}],"conditions":[{"type":"AllMembersReady","status":"False","reason":"NotAllMembersReady","message":"At least one member is not ready"}]}}"#,
+    )
+    .await;
+    let app = app_on(&kube, etcd, &kube.kubeconfig).await;
+    let body = topology_until(
+        &app,
+        Duration::from_secs(15),
+        "both operators' status",
+        |b| {
+            b["kubernetes"]["state"] == "ready"
+                && b["operators"].as_array().is_some_and(|o| o.len() == 2)
+                && members_of(b).iter().all(|m| !m["pod"].is_null())
+        },
+    )
+    .await;
+    let op = |name: &str| {
+        body["operators"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["name"] == name)
+            .unwrap_or_else(|| panic!("{name}: {body:#}"))
+            .clone()
+    };
+    let new_op = op("etcd-app");
+    assert_eq!(new_op["api_version"], "operator.etcd.io/v1alpha1");
+    assert_eq!(new_op["kind"], "EtcdCluster");
+    assert_eq!(
+        (
+            new_op["ready"].clone(),
+            new_op["desired"].clone(),
+            new_op["ready_members"].clone()
+        ),
+        (true.into(), 3.into(), 2.into())
+    );
+    assert_eq!(new_op["version"], "3.5.21");
+    assert!(new_op["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["type"] == "Degraded" && c["status"] == "True"));
+    let druid = op("etcd-main");
+    assert_eq!(druid["api_version"], "druid.gardener.cloud/v1alpha1");
+    assert_eq!(druid["ready"], false);
+    assert_eq!(druid["phase"], "Reconcile Error");
+    assert_eq!(druid["last_error"], "statefulset etcd-main is not ready");
+    // Each source with what it found; the CoreOS CRD is not installed, which is no error.
+    let source = |name: &str| {
+        body["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["source"].as_str().unwrap().starts_with(name))
+            .unwrap_or_else(|| panic!("{name}: {body:#}"))
+            .clone()
+    };
+    assert_eq!(
+        source("etcd operator EtcdCluster (operator.etcd.io")["found"],
+        1
+    );
+    assert_eq!(
+        source("etcd operator EtcdCluster (operator.etcd.io")["state"],
+        "watching"
+    );
+    assert_eq!(
+        source("gardener etcd-druid Etcd")["found"],
+        2,
+        "druid Etcds anywhere"
+    );
+    assert_eq!(
+        source("etcd-operator EtcdCluster (etcd.database.coreos.com")["state"],
+        "not installed"
+    );
+    assert_eq!(source("etcd-operator EtcdCluster")["found"], 3, "the pods");
+
+    let (_, html) = app.get_text("/clusters/test").await;
+    assert!(html.contains("Operator status"));
+    assert!(
+        html.contains("EtcdCluster operator-cluster/etcd-app")
+            && html.contains("Etcd operator-cluster/etcd-main")
+    );
+    assert!(html.contains("statefulset etcd-main is not ready") && html.contains("Degraded True"));
+    assert!(
+        !html.contains("etcd-elsewhere"),
+        "another namespace's Etcd is not this cluster's"
+    );
+    assert!(
+        html.contains("not installed"),
+        "the sources table says which CRDs are missing"
+    );
+
+    // Watch-driven: the operator reports recovery → shown within seconds.
+    kube.patch_status(
+        NS,
+        "etcds.druid.gardener.cloud",
+        "etcd-main",
+        r#"{"status":{"ready":true,"readyReplicas":3,"lastErrors":null,"lastOperation":{"type":"Reconcile","state":"Succeeded","description":"ok"},"conditions":[{"type":"AllMembersReady","status":"True","reason":"AllMembersReady","message":"All members are ready"}]}}"#,
+    )
+    .await;
+    topology_until(&app, Duration::from_secs(5), "druid recovered", |b| {
+        b["operators"].as_array().is_some_and(|o| {
+            o.iter()
+                .any(|o| o["name"] == "etcd-main" && o["ready"] == true && o["ready_members"] == 3)
+        })
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_member_with_a_new_pod_shows_in_the_topology_and_the_timeline() {
+    let kube = KubeApi::start().await;
+    let etcd = LocalCluster::start(LocalClusterOptions::default())
+        .await
+        .expect("etcd");
+    let names = etcd.member_names();
+    lay_out(&kube, &names, &["node-1", "node-2", "node-3"]).await;
+    let mut app = app_on(&kube, etcd, &kube.kubeconfig).await;
+    topology_until(&app, Duration::from_secs(15), "placed members", |b| {
+        members_of(b).len() == 3 && members_of(b).iter().all(|p| !p["pod"].is_null())
+    })
+    .await;
+
+    // The field report's self-healing, done by hand: the pod of m2 goes, m2 is removed from the
+    // cluster, a new member joins and its pod appears on the same node.
+    let old = names[2].clone();
+    kube.kubectl(&[
+        "-n",
+        NS,
+        "delete",
+        "pod",
+        &old,
+        "--grace-period=0",
+        "--force",
+        "--wait=false",
+    ])
+    .await;
+    app.etcd
+        .remove_member(2)
+        .await
+        .expect("remove the old member");
+    let new = app.etcd.add_member().await.expect("add a member");
+    let new_name = app.etcd.member_names()[new].clone();
+    running_pod(
+        &kube,
+        NS,
+        &new_name,
+        "{etcd_cluster: etcd-app, app: etcd}",
+        "node-3",
+        "10.1.0.9",
+    )
+    .await;
+    let replaced_at = Instant::now();
+    app.etcd
+        .wait_healthy(Duration::from_secs(30))
+        .await
+        .expect("the new member catches up");
+
+    let body = topology_until(
+        &app,
+        Duration::from_secs(15),
+        "the new member on its pod, the old one gone",
+        |b| {
+            let ms = members_of(b);
+            ms.len() == 3
+                && ms.iter().all(|m| m["member"]["name"] != old.as_str())
+                && ms.iter().any(|m| {
+                    m["member"]["name"] == new_name.as_str()
+                        && m["pod"]["name"] == new_name.as_str()
+                })
+        },
+    )
+    .await;
+    let shown = replaced_at.elapsed();
+    let texts: Vec<String> = body["pod_events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["text"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        texts.contains(&format!("pod {NS}/{old} deleted")),
+        "{texts:?}"
+    );
+    assert!(
+        texts.contains(&format!("pod {NS}/{new_name} created")),
+        "{texts:?}"
+    );
+    assert!(
+        body["unmatched_members"].as_array().unwrap().is_empty(),
+        "{body:#}"
+    );
+    assert!(
+        body["unmatched_pods"].as_array().unwrap().is_empty(),
+        "{body:#}"
+    );
+    let placed = members_of(&body)
+        .into_iter()
+        .find(|m| m["member"]["name"] == new_name.as_str())
+        .unwrap();
+    assert_eq!(placed["node"]["name"], "node-3");
+
+    // One timeline on the cluster page: etcd's membership change and the pods coming and going.
+    let started = Instant::now();
+    loop {
+        let (status, html) = app.get_text("/clusters/test").await;
+        assert_eq!(status, 200);
+        let membership = html.contains(&format!("member {new_name} joined, replacing {old}"))
+            || (html.contains(&format!("member {old} was removed"))
+                && html.contains(&format!("member {new_name} was added")));
+        if membership
+            && html.contains(&format!("pod {NS}/{old} deleted"))
+            && html.contains(&format!("pod {NS}/{new_name} created"))
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the timeline does not show the replacement: {}",
+            html.split("Timeline").nth(1).unwrap_or(&html)
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    eprintln!(
+        "replacement shown in the topology after {shown:?}, on the timeline after {:?} more",
+        started.elapsed()
     );
 }

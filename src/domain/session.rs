@@ -1,0 +1,195 @@
+//! Built-in users: password hashes (argon2 or bcrypt) and the signed session cookie.
+//!
+//! The cookie carries the user, their groups and an expiry, signed with HMAC-SHA256 under a key
+//! every replica shares (`--session-key-file`), so any replica accepts it and no session store
+//! is needed. Signing out removes the cookie from the browser; a stolen cookie stays valid until
+//! it expires (keep `--session-ttl` short where that matters).
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+/// A password hash as stored in the users file.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PasswordHash(String);
+
+impl std::fmt::Debug for PasswordHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PasswordHash(***)")
+    }
+}
+
+impl PasswordHash {
+    /// Accepts argon2 PHC strings (`$argon2id$…`) and bcrypt hashes (`$2a$`, `$2b$`, `$2y$`).
+    pub fn parse(text: &str) -> Result<PasswordHash, String> {
+        let t = text.trim();
+        if t.starts_with("$argon2") {
+            let parsed = argon2::PasswordHash::new(t)
+                .map_err(|e| format!("not a valid argon2 hash: {e}"))?;
+            if parsed.salt.is_none() || parsed.hash.is_none() {
+                return Err("not a valid argon2 hash: salt or hash missing".into());
+            }
+            return Ok(PasswordHash(t.to_string()));
+        }
+        let bcrypt_like = ["$2a$", "$2b$", "$2y$"].iter().any(|p| t.starts_with(p));
+        if bcrypt_like && t.len() == 60 {
+            return Ok(PasswordHash(t.to_string()));
+        }
+        Err("must be an argon2 (`$argon2id$…`) or bcrypt (`$2b$…`) hash; make one with `etcdboard hash-password`".into())
+    }
+
+    /// Whether `password` matches. Slow on purpose (run it off the async threads).
+    pub fn verify(&self, password: &str) -> bool {
+        if self.0.starts_with("$argon2") {
+            use argon2::PasswordVerifier;
+            match argon2::PasswordHash::new(&self.0) {
+                Ok(parsed) => argon2::Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok(),
+                Err(_) => false,
+            }
+        } else {
+            bcrypt::verify(password, &self.0).unwrap_or(false)
+        }
+    }
+
+    /// A new argon2id hash of `password` with a random salt.
+    pub fn create(password: &str) -> Result<PasswordHash, String> {
+        use argon2::password_hash::{PasswordHasher, SaltString};
+        let mut salt_bytes = [0u8; 16];
+        getrandom::getrandom(&mut salt_bytes).map_err(|e| format!("no randomness: {e}"))?;
+        let salt = SaltString::encode_b64(&salt_bytes).map_err(|e| e.to_string())?;
+        let hash = argon2::Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map_err(|e| e.to_string())?;
+        Ok(PasswordHash(hash.to_string()))
+    }
+
+    /// The stored text (for writing a users file).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What a session cookie says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// User name.
+    #[serde(rename = "u")]
+    pub user: String,
+    /// Their groups at sign-in.
+    #[serde(rename = "g", default)]
+    pub groups: Vec<String>,
+    /// Expiry, seconds since the Unix epoch.
+    #[serde(rename = "e")]
+    pub expires: u64,
+}
+
+/// The key sessions are signed with (at least 32 bytes).
+#[derive(Clone)]
+pub struct SessionKey(Vec<u8>);
+
+impl std::fmt::Debug for SessionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionKey(***)")
+    }
+}
+
+impl SessionKey {
+    /// Shortest key accepted.
+    pub const MIN_LEN: usize = 32;
+
+    /// A key from file contents (surrounding whitespace ignored).
+    pub fn from_bytes(bytes: &[u8]) -> Result<SessionKey, String> {
+        let trimmed = bytes.trim_ascii();
+        if trimmed.len() < Self::MIN_LEN {
+            return Err(format!(
+                "is {} bytes; use at least {} random bytes (e.g. `head -c 48 /dev/urandom | base64`)",
+                trimmed.len(),
+                Self::MIN_LEN
+            ));
+        }
+        Ok(SessionKey(trimmed.to_vec()))
+    }
+
+    /// A random key (sessions then survive neither a restart nor a switch of replica).
+    pub fn random() -> Result<SessionKey, String> {
+        let mut k = vec![0u8; 48];
+        getrandom::getrandom(&mut k).map_err(|e| format!("no randomness: {e}"))?;
+        Ok(SessionKey(k))
+    }
+
+    fn mac(&self) -> Hmac<Sha256> {
+        // HMAC takes keys of any length; this cannot fail.
+        #[allow(clippy::expect_used)]
+        <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC accepts any key length")
+    }
+
+    /// The cookie value for `session`: `payload.signature`, both base64url.
+    pub fn sign(&self, session: &Session) -> String {
+        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(session).unwrap_or_default());
+        let mut mac = self.mac();
+        mac.update(payload.as_bytes());
+        let sig = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+        format!("{payload}.{sig}")
+    }
+
+    /// The session in a cookie value, if the signature is ours and it has not expired at `now`.
+    pub fn verify(&self, value: &str, now: u64) -> Option<Session> {
+        let (payload, sig) = value.split_once('.')?;
+        let sig = URL_SAFE_NO_PAD.decode(sig).ok()?;
+        let mut mac = self.mac();
+        mac.update(payload.as_bytes());
+        // Constant-time comparison.
+        mac.verify_slice(&sig).ok()?;
+        let session: Session =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
+        (session.expires > now).then_some(session)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argon2_and_bcrypt_hashes_verify() {
+        let h = PasswordHash::create("correct horse").unwrap();
+        let h = PasswordHash::parse(h.as_str()).unwrap();
+        assert!(h.verify("correct horse"));
+        assert!(!h.verify("correct horse "));
+        let b = bcrypt::hash("battery", 4).unwrap();
+        let b = PasswordHash::parse(&b).unwrap();
+        assert!(b.verify("battery"));
+        assert!(!b.verify("Battery"));
+        assert!(PasswordHash::parse("plaintext").is_err());
+        assert!(PasswordHash::parse("$argon2id$garbage").is_err());
+        assert!(!format!("{h:?}").contains("argon2"));
+    }
+
+    #[test]
+    fn sessions_round_trip_and_refuse_tampering_and_expiry() {
+        let key = SessionKey::from_bytes(&[7u8; 40]).unwrap();
+        let s = Session {
+            user: "alice".into(),
+            groups: vec!["team-a".into()],
+            expires: 1000,
+        };
+        let v = key.sign(&s);
+        assert_eq!(key.verify(&v, 999), Some(s.clone()));
+        assert_eq!(key.verify(&v, 1000), None, "expired");
+        // Another key (another deployment) does not accept it.
+        let other = SessionKey::from_bytes(&[8u8; 40]).unwrap();
+        assert_eq!(other.verify(&v, 0), None);
+        // A forged payload with the old signature is refused.
+        let (_, sig) = v.split_once('.').unwrap();
+        let forged = URL_SAFE_NO_PAD.encode(br#"{"u":"root","g":[],"e":99999}"#);
+        assert_eq!(key.verify(&format!("{forged}.{sig}"), 0), None);
+        for junk in ["", ".", "a.b", "....", "%%%.%%%"] {
+            assert_eq!(key.verify(junk, 0), None);
+        }
+        assert!(SessionKey::from_bytes(b"short").is_err());
+    }
+}

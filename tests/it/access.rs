@@ -1,0 +1,741 @@
+//! Access control against a real etcd: every route × every role, forged identity headers,
+//! prefix rules, read-only, the audit log, and built-in users with the signed cookie (shared by
+//! two replicas).
+
+use std::time::Duration;
+
+use etcdboard::config::{AccessArgs, AuthMode};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::helpers::{spawn_app_with, AppOptions, TestApp};
+
+/// Grants as a user writes them in the config file.
+const GRANTS: &str = r#"
+grants:
+  - users: [ed]
+    role: editor
+  - users: [ad]
+    role: admin
+  - groups: [sre]
+    role: admin
+  - users: [team]
+    role: editor
+    prefixes: [/apps/team-a/]
+read_only_prefixes:
+  - prefix: /registry/
+"#;
+
+fn proxy_args(trusted: &str, audit: &std::path::Path) -> AccessArgs {
+    AccessArgs {
+        auth: AuthMode::Proxy,
+        trusted_proxies: vec![trusted.into()],
+        anonymous_role: Some("viewer".into()),
+        audit_log: Some(audit.display().to_string()),
+        ..AccessArgs::default()
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// Who is asking: `None` is anonymous; else (user, groups) in the proxy's headers.
+type Who = Option<(&'static str, &'static str)>;
+
+async fn call(
+    app: &TestApp,
+    who: Who,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> reqwest::Response {
+    let mut req = client().request(method, app.url(path));
+    if let Some((user, groups)) = who {
+        req = req
+            .header("X-Auth-Request-User", user)
+            .header("X-Auth-Request-Groups", groups);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    req.send().await.unwrap()
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Level {
+    Read,
+    Write,
+    Admin,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_allows_exactly_the_roles_it_should() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_with(AppOptions {
+        access: proxy_args("127.0.0.1/32", &dir.path().join("audit.log")),
+        access_yaml: Some(GRANTS.into()),
+        ..AppOptions::default()
+    })
+    .await;
+    app.put_all(&[("/apps/x", "1"), ("/apps/team-a/y", "2")])
+        .await;
+    let export = call(
+        &app,
+        Some(("ad", "")),
+        Method::GET,
+        "/api/v1/clusters/test/export?prefix=/apps/",
+        None,
+    )
+    .await
+    .json::<Value>()
+    .await
+    .unwrap();
+
+    use Level::*;
+    // (method, path, body, level). `{u}` is replaced by a per-caller tag so writes do not collide.
+    let routes: Vec<(Method, &str, Option<Value>, Level)> = vec![
+        (Method::GET, "/", None, Read),
+        (Method::GET, "/clusters", None, Read),
+        (Method::GET, "/api/v1/clusters", None, Read),
+        (Method::GET, "/clusters/test", None, Read),
+        (Method::GET, "/clusters/test/ui/overview", None, Read),
+        (Method::GET, "/clusters/test/keys", None, Read),
+        (
+            Method::GET,
+            "/clusters/test/ui/nodes?prefix=/apps/",
+            None,
+            Read,
+        ),
+        (Method::GET, "/clusters/test/ui/key?key=/apps/x", None, Read),
+        (
+            Method::GET,
+            "/clusters/test/history?key=/apps/x",
+            None,
+            Read,
+        ),
+        (Method::GET, "/clusters/test/leases", None, Read),
+        (Method::GET, "/clusters/test/transfer", None, Read),
+        (
+            Method::GET,
+            "/api/v1/clusters/test/keys?prefix=/",
+            None,
+            Read,
+        ),
+        (
+            Method::GET,
+            "/api/v1/clusters/test/key?key=/apps/x",
+            None,
+            Read,
+        ),
+        (Method::GET, "/api/v1/clusters/test/members", None, Read),
+        (Method::GET, "/api/v1/clusters/test/topology", None, Read),
+        (
+            Method::GET,
+            "/api/v1/clusters/test/history?key=/apps/x",
+            None,
+            Read,
+        ),
+        (Method::GET, "/api/v1/clusters/test/leases", None, Read),
+        (
+            Method::GET,
+            "/api/v1/clusters/test/export?prefix=/apps/",
+            None,
+            Read,
+        ),
+        (
+            Method::GET,
+            "/api/v1/clusters/test/delete-prefix?prefix=/apps/",
+            None,
+            Read,
+        ),
+        (
+            Method::GET,
+            "/api/v1/clusters/test/watch?prefix=/apps/",
+            None,
+            Read,
+        ),
+        (Method::GET, "/clusters/test/edit?key=/apps/x", None, Write),
+        (
+            Method::GET,
+            "/clusters/test/ui/edit?new=1&prefix=/apps/",
+            None,
+            Write,
+        ),
+        (
+            Method::PUT,
+            "/api/v1/clusters/test/key",
+            Some(json!({"key": "/m/{u}", "value": "v", "expected_mod_revision": 0})),
+            Write,
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/clusters/test/key?key=/missing/{u}&expected_mod_revision=1",
+            None,
+            Write,
+        ),
+        (
+            Method::POST,
+            "/api/v1/clusters/test/delete-prefix",
+            Some(json!({"prefix": "/none/{u}/", "expected_count": 0})),
+            Admin,
+        ),
+        (
+            Method::POST,
+            "/api/v1/clusters/test/import?dry_run=true",
+            Some(export.clone()),
+            Admin,
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/clusters/test/leases/1234abcd",
+            None,
+            Admin,
+        ),
+        (
+            Method::POST,
+            "/api/v1/clusters/test/maintenance/disarm",
+            Some(json!({})),
+            Admin,
+        ),
+        (
+            Method::GET,
+            "/api/v1/clusters/test/snapshot?member=ffff",
+            None,
+            Admin,
+        ),
+        // Not a route: a change nobody decided to allow needs an unrestricted admin.
+        (
+            Method::POST,
+            "/api/v1/clusters/test/keys",
+            Some(json!({})),
+            Admin,
+        ),
+    ];
+    // (who, tag, highest level allowed, refusal status)
+    let callers: Vec<(Who, &str, Level, StatusCode)> = vec![
+        (None, "anon", Read, StatusCode::UNAUTHORIZED),
+        (Some(("vi", "")), "vi", Read, StatusCode::FORBIDDEN),
+        (Some(("ed", "")), "ed", Write, StatusCode::FORBIDDEN),
+        (Some(("ad", "")), "ad", Admin, StatusCode::FORBIDDEN),
+        (
+            Some(("sam", "dev,sre")),
+            "sam",
+            Admin,
+            StatusCode::FORBIDDEN,
+        ),
+    ];
+    let rank = |l: Level| match l {
+        Read => 0,
+        Write => 1,
+        Admin => 2,
+    };
+    let mut failures = Vec::new();
+    for (who, tag, max, refusal) in &callers {
+        for (method, path, body, level) in &routes {
+            let path = path.replace("{u}", tag);
+            let body = body
+                .as_ref()
+                .map(|b| serde_json::from_str(&b.to_string().replace("{u}", tag)).unwrap());
+            let resp = call(&app, *who, method.clone(), &path, body).await;
+            let status = resp.status();
+            let allowed = rank(*level) <= rank(*max);
+            let ok = if allowed {
+                status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN
+            } else {
+                status == *refusal
+            };
+            if !ok {
+                let text = if path.contains("/watch") {
+                    String::new()
+                } else {
+                    resp.text().await.unwrap_or_default()
+                };
+                failures.push(format!(
+                    "{tag} {method} {path}: {status} (expected {}) {text:.200}",
+                    if allowed {
+                        "allowed".to_string()
+                    } else {
+                        refusal.to_string()
+                    }
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identity_headers_from_an_untrusted_address_are_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    // The proxy is somewhere else; this test's requests come from 127.0.0.1.
+    let app = spawn_app_with(AppOptions {
+        access: proxy_args("10.0.0.0/8", &dir.path().join("audit.log")),
+        access_yaml: Some(GRANTS.into()),
+        ..AppOptions::default()
+    })
+    .await;
+    let put = json!({"key": "/forged", "value": "x", "expected_mod_revision": 0});
+    let resp = call(
+        &app,
+        Some(("ad", "sre")),
+        Method::PUT,
+        "/api/v1/clusters/test/key",
+        Some(put),
+    )
+    .await;
+    assert_eq!(
+        resp.status(),
+        StatusCode::UNAUTHORIZED,
+        "treated as anonymous"
+    );
+    let resp = call(
+        &app,
+        Some(("ad", "sre")),
+        Method::GET,
+        "/clusters/test/keys",
+        None,
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let page = resp.text().await.unwrap();
+    assert!(
+        !page.contains(">ad<"),
+        "the forged name is not shown as signed in"
+    );
+    let (status, got) = app.get_json("/api/v1/clusters/test/key?key=/forged").await;
+    assert_eq!(status, 404, "nothing was written: {got}");
+    assert!(
+        std::fs::read_to_string(dir.path().join("audit.log"))
+            .unwrap_or_default()
+            .is_empty(),
+        "nothing changed, nothing audited"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prefix_rules_read_only_prefixes_and_the_audit_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.log");
+    let app = spawn_app_with(AppOptions {
+        access: proxy_args("127.0.0.1/32", &audit),
+        access_yaml: Some(GRANTS.into()),
+        ..AppOptions::default()
+    })
+    .await;
+    let put = |key: &str| json!({"key": key, "value": "secret-value", "expected_mod_revision": 0});
+    let team = Some(("team", ""));
+    let ok = call(
+        &app,
+        team,
+        Method::PUT,
+        "/api/v1/clusters/test/key",
+        Some(put("/apps/team-a/cfg")),
+    )
+    .await;
+    assert_eq!(ok.status(), 200, "{}", ok.text().await.unwrap());
+    let denied = call(
+        &app,
+        team,
+        Method::PUT,
+        "/api/v1/clusters/test/key",
+        Some(put("/apps/team-b/cfg")),
+    )
+    .await;
+    assert_eq!(denied.status(), 403);
+    let msg = denied.json::<Value>().await.unwrap()["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        msg.contains("team") && msg.contains("/apps/team-b/cfg"),
+        "{msg}"
+    );
+    // The team may not delete its whole prefix (admin only), nor import.
+    let dp = call(
+        &app,
+        team,
+        Method::POST,
+        "/api/v1/clusters/test/delete-prefix",
+        Some(json!({"prefix": "/apps/team-a/", "expected_count": 1})),
+    )
+    .await;
+    assert_eq!(dp.status(), 403);
+    // /registry/ is read-only for everyone, admins included.
+    let reg = call(
+        &app,
+        Some(("ad", "")),
+        Method::PUT,
+        "/api/v1/clusters/test/key",
+        Some(put("/registry/pods/x")),
+    )
+    .await;
+    assert_eq!(reg.status(), 403);
+    let dp = call(
+        &app,
+        Some(("ad", "")),
+        Method::POST,
+        "/api/v1/clusters/test/delete-prefix",
+        Some(json!({"prefix": "/", "expected_count": 1})),
+    )
+    .await;
+    assert_eq!(dp.status(), 403, "deleting / would touch /registry/");
+
+    // One audit line per change, naming user, source, cluster, action, key and revisions; the
+    // value never appears.
+    let lines: Vec<Value> = std::fs::read_to_string(&audit)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let l = &lines[0];
+    assert_eq!(l["user"], "team");
+    assert_eq!(l["source"], "127.0.0.1");
+    assert_eq!(l["cluster"], "test");
+    assert_eq!(l["action"], "put");
+    assert_eq!(l["key"], "/apps/team-a/cfg");
+    assert_eq!(l["old_revision"], 0);
+    assert!(l["new_revision"].as_i64().unwrap() > 0);
+    assert_eq!(l["result"], "ok");
+    assert!(l["time"].as_str().unwrap().ends_with('Z'));
+    assert!(!std::fs::read_to_string(&audit)
+        .unwrap()
+        .contains("secret-value"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_mode_refuses_every_change_and_hides_the_controls() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_with(AppOptions {
+        access: AccessArgs {
+            read_only: true,
+            ..proxy_args("127.0.0.1/32", &dir.path().join("audit.log"))
+        },
+        access_yaml: Some(GRANTS.into()),
+        ..AppOptions::default()
+    })
+    .await;
+    app.put_all(&[("/apps/x", "1")]).await;
+    let ad = Some(("ad", ""));
+    let resp = call(
+        &app,
+        ad,
+        Method::PUT,
+        "/api/v1/clusters/test/key",
+        Some(json!({"key": "/apps/y", "value": "v", "expected_mod_revision": 0})),
+    )
+    .await;
+    assert_eq!(resp.status(), 403);
+    assert!(resp.text().await.unwrap().contains("--read-only"));
+    let resp = call(
+        &app,
+        ad,
+        Method::POST,
+        "/api/v1/clusters/test/maintenance/disarm",
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(resp.status(), 403);
+    let key = call(
+        &app,
+        ad,
+        Method::GET,
+        "/clusters/test/ui/key?key=/apps/x",
+        None,
+    )
+    .await;
+    assert_eq!(key.status(), 200);
+    let html = key.text().await.unwrap();
+    assert!(!html.contains("data-delete-key"), "no delete button");
+    assert!(!html.contains(">edit</a>"), "no edit button");
+    let page = call(&app, ad, Method::GET, "/clusters/test", None)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !page.contains("data-action=\"compact\""),
+        "no maintenance controls"
+    );
+    assert!(page.contains("read-only"), "the page says why");
+}
+
+/// A users file with an argon2 and a bcrypt user, and a shared session key.
+fn users_setup(dir: &std::path::Path) -> AccessArgs {
+    let argon = etcdboard::domain::session::PasswordHash::create("alice-pw").unwrap();
+    let bcrypt = bcrypt::hash("bob-pw", 4).unwrap();
+    std::fs::write(
+        dir.join("users.yaml"),
+        format!(
+            "users:\n  - name: alice\n    password_hash: '{}'\n    groups: [sre]\n  - name: bob\n    password_hash: '{bcrypt}'\n",
+            argon.as_str()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("session.key"),
+        "0123456789abcdef0123456789abcdef-shared\n",
+    )
+    .unwrap();
+    AccessArgs {
+        auth: AuthMode::Users,
+        users_file: Some(dir.join("users.yaml")),
+        session_key_file: Some(dir.join("session.key")),
+        anonymous_role: Some("none".into()),
+        audit_log: Some(dir.join("audit.log").display().to_string()),
+        ..AccessArgs::default()
+    }
+}
+
+async fn login(app: &TestApp, user: &str, password: &str) -> reqwest::Response {
+    client()
+        .post(app.url("/login"))
+        .header("Origin", format!("http://{}", app.addr))
+        .form(&[
+            ("user", user),
+            ("password", password),
+            ("next", &format!("{}/clusters/test/keys", app.base)),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+fn session_cookie(resp: &reqwest::Response) -> String {
+    let set = resp
+        .headers()
+        .get("set-cookie")
+        .expect("a cookie is set")
+        .to_str()
+        .unwrap()
+        .to_string();
+    for attr in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/"] {
+        assert!(set.contains(attr), "{set}");
+    }
+    set.split(';').next().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn built_in_users_sign_in_and_any_replica_accepts_the_cookie() {
+    let dir = tempfile::tempdir().unwrap();
+    let access = users_setup(dir.path());
+    let app = spawn_app_with(AppOptions {
+        access: access.clone(),
+        access_yaml: Some(
+            "grants:\n  - groups: [sre]\n    role: admin\n  - users: [bob]\n    role: viewer\n"
+                .into(),
+        ),
+        ..AppOptions::default()
+    })
+    .await;
+
+    // Nobody signed in: pages send you to the login page (and back), the API says 401.
+    let page = client()
+        .get(app.url("/clusters/test/keys?prefix=/a"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::SEE_OTHER);
+    let to = page.headers()["location"].to_str().unwrap();
+    assert!(
+        to.starts_with("/login?next=%2Fclusters%2Ftest%2Fkeys"),
+        "{to}"
+    );
+    let api = client()
+        .get(app.url("/api/v1/clusters/test/keys"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 401);
+    let listed = client()
+        .get(app.url("/api/v1/clusters"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), 401, "not even cluster names for strangers");
+
+    // Wrong passwords and unknown users get the same answer.
+    for (u, p) in [("alice", "nope"), ("mallory", "alice-pw")] {
+        let r = login(&app, u, p).await;
+        assert_eq!(r.status(), 401);
+        assert!(r.headers().get("set-cookie").is_none());
+        assert!(r
+            .text()
+            .await
+            .unwrap()
+            .contains("Wrong user name or password"));
+    }
+
+    // alice (argon2, group sre → admin) signs in and is sent back where she was going.
+    let r = login(&app, "alice", "alice-pw").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], "/clusters/test/keys");
+    let alice = session_cookie(&r);
+    let put = client()
+        .put(app.url("/api/v1/clusters/test/key"))
+        .header("Cookie", &alice)
+        .json(&json!({"key": "/by/alice", "value": "v", "expected_mod_revision": 0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200, "{}", put.text().await.unwrap());
+    let audit = std::fs::read_to_string(dir.path().join("audit.log")).unwrap();
+    assert!(audit.contains("\"user\":\"alice\""), "{audit}");
+
+    // bob (bcrypt) is a viewer: reads, may not write.
+    let bob = session_cookie(&login(&app, "bob", "bob-pw").await);
+    let get = client()
+        .get(app.url("/api/v1/clusters/test/key?key=/by/alice"))
+        .header("Cookie", &bob)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), 200);
+    let put = client()
+        .put(app.url("/api/v1/clusters/test/key"))
+        .header("Cookie", &bob)
+        .json(&json!({"key": "/by/bob", "value": "v", "expected_mod_revision": 0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 403);
+
+    // A tampered cookie is nobody.
+    let forged = alice.replacen("=", "=x", 1);
+    let r = client()
+        .get(app.url("/api/v1/clusters/test/keys"))
+        .header("Cookie", &forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    // A second replica with the same session key accepts alice's cookie: no session store.
+    let replica = spawn_app_with(AppOptions {
+        access,
+        access_yaml: Some("grants:\n  - groups: [sre]\n    role: admin\n".into()),
+        ..AppOptions::default()
+    })
+    .await;
+    let r = client()
+        .get(replica.url("/api/v1/clusters/test/keys"))
+        .header("Cookie", &alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // Signing out removes the cookie.
+    let out = client()
+        .post(app.url("/logout"))
+        .header("Cookie", &alice)
+        .header("Origin", format!("http://{}", app.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    let cleared = out.headers()["set-cookie"].to_str().unwrap();
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+
+    // The login page never redirects off-site.
+    let r = client()
+        .post(app.url("/login"))
+        .header("Origin", format!("http://{}", app.addr))
+        .form(&[
+            ("user", "alice"),
+            ("password", "alice-pw"),
+            ("next", "//evil.example/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["location"], "/");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cross_site_login_form_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_with(AppOptions {
+        access: users_setup(dir.path()),
+        ..AppOptions::default()
+    })
+    .await;
+    let r = client()
+        .post(app.url("/login"))
+        .header("Origin", "https://evil.example")
+        .form(&[("user", "alice"), ("password", "alice-pw")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.headers().get("set-cookie").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_headers_and_bodies_are_refused_before_any_work() {
+    let app = spawn_app_with(AppOptions::default()).await;
+    // Headers: hyper's limit (about 400 KiB for the whole head) answers 431 or closes.
+    let huge = "a".repeat(600 * 1024);
+    match client()
+        .get(app.url("/api/v1/clusters"))
+        .header("X-Filler", huge)
+        .send()
+        .await
+    {
+        Ok(r) => assert_eq!(r.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE),
+        Err(e) => assert!(!e.is_timeout(), "refused, not hung: {e}"),
+    }
+    // Bodies: a write larger than etcd accepts is a 413 without reaching etcd.
+    let value = "v".repeat(4 * 1024 * 1024);
+    let r = client()
+        .put(app.url("/api/v1/clusters/test/key"))
+        .json(&json!({"key": "/big", "value": value, "expected_mod_revision": 0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let (status, _) = app.get_json("/api/v1/clusters/test/key?key=/big").await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_cannot_finish_ends_at_its_deadline() {
+    let app = spawn_app_with(AppOptions {
+        etcd_timeout: Duration::from_secs(10),
+        request_timeout: Duration::from_millis(1500),
+        ..AppOptions::default()
+    })
+    .await;
+    app.put_all(&[("/a", "1")]).await;
+    for i in 0..3 {
+        app.etcd.stop(i);
+    }
+    let started = std::time::Instant::now();
+    let r = client()
+        .get(app.url("/api/v1/clusters/test/key?key=/a"))
+        .send()
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("no answer within 1.5 s"),
+        "{body}"
+    );
+    assert!(
+        took < Duration::from_secs(8),
+        "ended by the request deadline, not etcd's: {took:?}"
+    );
+    for i in 0..3 {
+        app.etcd.cont(i);
+    }
+}

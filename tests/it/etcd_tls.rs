@@ -1,0 +1,336 @@
+//! etcd with client-certificate TLS and etcd with user/password auth, reached by the real
+//! `etcdboard` binary configured through a YAML file exactly as a user writes it (issue #6).
+//!
+//! The TLS cluster has 3 members (what production runs; it costs the same start time as the
+//! plain clusters of the other tests). The auth cluster has 1 member: auth is a cluster-wide
+//! setting and one member shows it.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::time::{Duration, Instant};
+
+use etcd_client::{Client, ConnectOptions};
+use etcdboard::etcd::local::{LocalCluster, LocalClusterOptions};
+use serde_json::Value;
+
+use crate::helpers::{b64, init_logs};
+use crate::support_tls::{make_pki, Served, SERVER_DNS};
+
+/// The etcd timeout given to etcdboard here: errors must come well within it (plus page work).
+const ETCD_TIMEOUT: &str = "2s";
+/// The longest any answer may take with that timeout (never a hang).
+const ANSWER_WITHIN: Duration = Duration::from_secs(6);
+
+async fn get(url: &str) -> (u16, Value, Duration) {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("http");
+    let started = Instant::now();
+    let resp = http.get(url).send().await.expect("request");
+    let status = resp.status().as_u16();
+    let text = resp.text().await.expect("body");
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, body, started.elapsed())
+}
+
+fn endpoints_yaml(etcd: &LocalCluster) -> String {
+    format!("[{}]", etcd.client_urls().join(", "))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_cert_tls_etcd_is_browsed_through_a_config_file_and_bad_tls_settings_fail_clearly()
+{
+    init_logs();
+    let pki = make_pki();
+    let etcd = LocalCluster::start(LocalClusterOptions {
+        members: 3,
+        tls: Some(pki.etcd_tls()),
+        ..Default::default()
+    })
+    .await
+    .expect("start a TLS etcd");
+    assert!(etcd
+        .client_urls()
+        .iter()
+        .all(|u| u.starts_with("https://127.0.0.1:")));
+
+    // Without a client certificate etcd refuses the connection: client-cert auth is really on.
+    let ca_only = ConnectOptions::new()
+        .with_connect_timeout(Duration::from_secs(2))
+        .with_timeout(Duration::from_secs(2))
+        .with_tls(etcd_client::TlsOptions::new().ca_certificate(
+            etcd_client::Certificate::from_pem(std::fs::read(pki.path("ca.crt")).unwrap()),
+        ));
+    let refused = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut c = Client::connect(etcd.client_urls(), Some(ca_only)).await?;
+        c.get("x", None).await
+    })
+    .await;
+    assert!(
+        !matches!(refused, Ok(Ok(_))),
+        "etcd answered a client without a certificate"
+    );
+
+    let mut direct = Client::connect(etcd.client_urls(), Some(etcd.connect_options().unwrap()))
+        .await
+        .expect("direct TLS client");
+    direct.put("/tls/a", "alpha", None).await.unwrap();
+    direct.put("/tls/b/c", "gamma", None).await.unwrap();
+
+    let f = |name: &str| pki.path(name).display().to_string();
+    let endpoints = endpoints_yaml(&etcd);
+    let yaml = format!(
+        "clusters:
+  - name: tls
+    endpoints: {endpoints}
+    tls:
+      ca: {ca}
+      cert: {cert}
+      key: {key}
+  - name: tls-by-name
+    endpoints: {endpoints}
+    tls:
+      ca: {ca}
+      cert: {cert}
+      key: {key}
+      server_name: {SERVER_DNS}
+  - name: wrong-name
+    endpoints: {endpoints}
+    tls:
+      ca: {ca}
+      cert: {cert}
+      key: {key}
+      server_name: not-this-server.example
+  - name: wrong-ca
+    endpoints: {endpoints}
+    tls:
+      ca: {other_ca}
+      cert: {cert}
+      key: {key}
+  - name: no-client-cert
+    endpoints: {endpoints}
+    tls:
+      ca: {ca}
+",
+        ca = f("ca.crt"),
+        cert = f("client.crt"),
+        key = f("client.key"),
+        other_ca = f("other-ca.crt"),
+    );
+    let served = Served::start(&yaml, ETCD_TIMEOUT, &[]).await;
+
+    for cluster in ["tls", "tls-by-name"] {
+        let (status, body, took) = get(&format!(
+            "{}/api/v1/clusters/{cluster}/keys?prefix=/tls/&mode=tree",
+            served.url
+        ))
+        .await;
+        assert_eq!(
+            status,
+            200,
+            "{cluster}: {body}\nlog:\n{}",
+            served.log_text()
+        );
+        assert!(took < ANSWER_WITHIN, "{cluster}: listing took {took:?}");
+        let items: Vec<(String, bool)> = body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                (
+                    i["key_b64"].as_str().unwrap().to_string(),
+                    i["dir"].as_bool().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            items,
+            vec![(b64(b"/tls/a"), false), (b64(b"/tls/b/"), true)],
+            "{cluster}"
+        );
+        let (status, body, _) = get(&format!(
+            "{}/api/v1/clusters/{cluster}/key?key=/tls/b/c",
+            served.url
+        ))
+        .await;
+        assert_eq!(status, 200, "{cluster}: {body}");
+        assert_eq!(body["value"], "gamma", "{cluster}");
+        // The HTML pages too.
+        let (status, page, _) = get(&format!(
+            "{}/clusters/{cluster}/keys?key=/tls/a",
+            served.url
+        ))
+        .await;
+        assert_eq!(status, 200, "{cluster}: {page}");
+        assert!(
+            page.as_str().unwrap_or_default().contains("alpha"),
+            "{cluster}"
+        );
+    }
+
+    let secrets: Vec<String> = pki
+        .key_material("client.key")
+        .into_iter()
+        .chain(pki.key_material("server.key"))
+        .chain(pki.key_material("ca.key"))
+        .collect();
+    assert!(!secrets.is_empty());
+    // What a user must be told for each broken setting (the answer names the problem, fast).
+    let expectations: [(&str, &[&str]); 3] = [
+        ("wrong-name", &["tls", "certificate", "tls.server_name"]),
+        ("wrong-ca", &["tls", "certificate", "tls.ca"]),
+        ("no-client-cert", &["tls", "tls.cert"]),
+    ];
+    for (cluster, hints) in expectations {
+        for path in [
+            format!("/api/v1/clusters/{cluster}/keys?prefix=/tls/"),
+            format!("/api/v1/clusters/{cluster}/key?key=/tls/a"),
+            format!("/clusters/{cluster}/keys"),
+        ] {
+            let (status, body, took) = get(&format!("{}{path}", served.url)).await;
+            let text = body.to_string();
+            assert!(
+                (500..600).contains(&status),
+                "{path} with a broken TLS setting: {status} {text}"
+            );
+            assert!(took < ANSWER_WITHIN, "{path}: took {took:?} (a hang)");
+            let lower = text.to_lowercase();
+            assert!(
+                hints.iter().all(|h| lower.contains(&h.to_lowercase())),
+                "{path}: the error does not say what is wrong (expected all of {hints:?}): {text}"
+            );
+            for s in &secrets {
+                assert!(
+                    !text.contains(s.as_str()),
+                    "{path}: the answer shows key material"
+                );
+            }
+            assert!(!text.contains("PRIVATE KEY"), "{path}: {text}");
+        }
+    }
+    let log = served.log_text();
+    for s in &secrets {
+        assert!(!log.contains(s.as_str()), "the log shows key material");
+    }
+    assert!(!log.contains("PRIVATE KEY"), "the log shows a private key");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_etcd_with_auth_is_read_with_a_password_from_a_file_or_env_and_a_wrong_one_fails_clearly(
+) {
+    init_logs();
+    let etcd = LocalCluster::start(LocalClusterOptions {
+        members: 1,
+        ..Default::default()
+    })
+    .await
+    .expect("start etcd");
+    const PASSWORD: &str = "c0rrect-h0rse-Battery-St4ple";
+    const WRONG: &str = "Tr0ub4dor-and-3-wrong";
+    let mut c = Client::connect(etcd.client_urls(), None).await.unwrap();
+    c.put("/auth/a", "alpha", None).await.unwrap();
+    c.user_add("root", PASSWORD, None).await.unwrap();
+    c.user_grant_role("root", "root").await.unwrap();
+    c.auth_enable().await.unwrap();
+    // Auth is really on: an anonymous read is refused now.
+    let anonymous = Client::connect(etcd.client_urls(), None)
+        .await
+        .unwrap()
+        .get("/auth/a", None)
+        .await;
+    assert!(anonymous.is_err(), "etcd still serves anonymous reads");
+
+    let dir = tempfile::tempdir().unwrap();
+    let pw_file = dir.path().join("password");
+    std::fs::write(&pw_file, format!("{PASSWORD}\n")).unwrap();
+    let wrong_file = dir.path().join("wrong");
+    std::fs::write(&wrong_file, WRONG).unwrap();
+    let endpoints = endpoints_yaml(&etcd);
+    let yaml = format!(
+        "clusters:
+  - name: from-file
+    endpoints: {endpoints}
+    username: root
+    password_file: {pw}
+  - name: from-env
+    endpoints: {endpoints}
+    username: root
+    password_env: ETCDBOARD_TEST_ROOT_PASSWORD
+  - name: wrong-password
+    endpoints: {endpoints}
+    username: root
+    password_file: {wrong}
+  - name: no-password
+    endpoints: {endpoints}
+",
+        pw = pw_file.display(),
+        wrong = wrong_file.display(),
+    );
+    let served = Served::start(
+        &yaml,
+        ETCD_TIMEOUT,
+        &[("ETCDBOARD_TEST_ROOT_PASSWORD", PASSWORD)],
+    )
+    .await;
+
+    let mut bodies = Vec::new();
+    for cluster in ["from-file", "from-env"] {
+        let (status, body, _) = get(&format!(
+            "{}/api/v1/clusters/{cluster}/keys?prefix=/auth/&mode=flat",
+            served.url
+        ))
+        .await;
+        assert_eq!(
+            status,
+            200,
+            "{cluster}: {body}\nlog:\n{}",
+            served.log_text()
+        );
+        assert_eq!(body["items"][0]["key"], "/auth/a", "{cluster}: {body}");
+        let (status, body, _) = get(&format!(
+            "{}/api/v1/clusters/{cluster}/key?key=/auth/a",
+            served.url
+        ))
+        .await;
+        assert_eq!(status, 200, "{cluster}: {body}");
+        assert_eq!(body["value"], "alpha");
+        bodies.push(body.to_string());
+    }
+
+    for (cluster, hint) in [
+        ("wrong-password", "authentication failed"),
+        ("no-password", "user name is empty"),
+    ] {
+        for path in [
+            format!("/api/v1/clusters/{cluster}/keys?prefix=/auth/"),
+            format!("/api/v1/clusters/{cluster}/key?key=/auth/a"),
+            format!("/clusters/{cluster}/keys"),
+            format!("/clusters/{cluster}"),
+        ] {
+            let (status, body, took) = get(&format!("{}{path}", served.url)).await;
+            let text = body.to_string();
+            assert!(took < ANSWER_WITHIN, "{path}: took {took:?}");
+            if path.starts_with("/clusters/") && !path.ends_with("/keys") {
+                // The cluster page shows member state rather than failing as a whole.
+                bodies.push(text);
+                continue;
+            }
+            assert!((400..600).contains(&status), "{path}: {status} {text}");
+            assert!(
+                text.to_lowercase().contains(hint)
+                    || (cluster == "no-password"
+                        && text.to_lowercase().contains("permission denied")),
+                "{path}: the error does not say `{hint}`: {text}"
+            );
+            bodies.push(text);
+        }
+    }
+    let log = served.log_text();
+    for secret in [PASSWORD, WRONG] {
+        assert!(!log.contains(secret), "the log shows a password");
+        for b in &bodies {
+            assert!(!b.contains(secret), "an answer shows a password: {b}");
+        }
+    }
+}
