@@ -337,15 +337,26 @@ async fn the_manifests_render_and_the_api_server_accepts_every_object() {
     let dir = tempfile::tempdir().unwrap();
     let local = dir.path().join(file_name);
     std::fs::write(&local, clusters_yaml).unwrap();
-    let cli = etcdboard::config::Cli::try_parse_from([
-        "etcdboard",
-        "serve",
-        "--kube=off",
-        &format!("--listen={}", env["ETCDBOARD_LISTEN"]),
-        &format!("--base-path={base}"),
-        &format!("--config={}", local.display()),
-    ])
-    .unwrap_or_else(|e| panic!("etcdboard refuses the Deployment's settings: {e}"));
+    // Every ETCDBOARD_* variable of the Deployment, as the flag it twins (env is process-wide, so
+    // the test passes flags), with the config path pointing at the local copy.
+    let mut args = vec![
+        "etcdboard".to_string(),
+        "serve".to_string(),
+        "--kube=off".to_string(),
+    ];
+    for (name, value) in &env {
+        let Some(flag) = name.strip_prefix("ETCDBOARD_") else {
+            continue;
+        };
+        let flag = flag.to_ascii_lowercase().replace('_', "-");
+        match flag.as_str() {
+            "config" => args.push(format!("--config={}", local.display())),
+            "kube" => {}
+            _ => args.push(format!("--{flag}={value}")),
+        }
+    }
+    let cli = etcdboard::config::Cli::try_parse_from(&args)
+        .unwrap_or_else(|e| panic!("etcdboard refuses the Deployment's settings {args:?}: {e}"));
     let etcdboard::config::Command::Serve(serve) = cli.command else {
         panic!("not serve")
     };
@@ -353,6 +364,26 @@ async fn the_manifests_render_and_the_api_server_accepts_every_object() {
         .unwrap_or_else(|e| panic!("etcdboard refuses the shipped clusters.yaml: {e}"));
     assert!(!config.clusters.is_empty());
     assert_eq!(config.base_path, base);
+    // Shipped access defaults: identity from the ingress's auth proxy, strangers see nothing,
+    // Kubernetes' own keys read-only.
+    assert!(matches!(
+        config.access.identity,
+        etcdboard::access::Identity::Proxy(_)
+    ));
+    assert_eq!(config.access.policy.anonymous_role, None);
+    assert!(config
+        .access
+        .policy
+        .read_only_prefixes
+        .iter()
+        .any(|r| r.prefix == b"/registry/"));
+    // ... and the example ingress passes the proxy's user and groups on.
+    let passed = annotations["nginx.ingress.kubernetes.io/auth-response-headers"]
+        .as_str()
+        .unwrap_or_default();
+    for h in ["X-Auth-Request-User", "X-Auth-Request-Groups"] {
+        assert!(passed.contains(h), "{passed}");
+    }
 
     // The Secret is only referenced, optional, read-only.
     let tls = pod["volumes"]
@@ -506,6 +537,15 @@ async fn rules_of(kube: &KubeApi, token: &str, ns: &str) -> BTreeMap<String, Str
 async fn the_service_account_can_do_exactly_what_etcdboard_needs() {
     let kube = KubeApi::start().await;
     install_etcdcluster_crd(&kube).await;
+    kube.apply(crate::topology::OPERATOR_CRDS).await;
+    kube.kubectl(&[
+        "wait",
+        "--for=condition=established",
+        "--timeout=30s",
+        "crd/etcdclusters.operator.etcd.io",
+        "crd/etcds.druid.gardener.cloud",
+    ])
+    .await;
 
     // Only the RBAC of the shipped manifests (as rendered, so overlays count).
     let objects = docs(&kustomize(&deploy_path("")));
@@ -648,7 +688,10 @@ spec:
         ("pods", "[get list watch]"),
         ("nodes", "[get list watch]"),
         ("persistentvolumeclaims", "[get list watch]"),
+        ("events", "[get list watch]"),
         ("etcdclusters.etcd.database.coreos.com", "[get list watch]"),
+        ("etcdclusters.operator.etcd.io", "[get list watch]"),
+        ("etcds.druid.gardener.cloud", "[get list watch]"),
         ("poddisruptionbudgets.policy", "[get list]"),
     ]
     .into_iter()
@@ -672,6 +715,9 @@ spec:
             "--all-namespaces",
         ],
         ["list", "poddisruptionbudgets.policy", "-n=etcd"],
+        ["watch", "events", "-n=operator-cluster"],
+        ["list", "etcdclusters.operator.etcd.io", "--all-namespaces"],
+        ["watch", "etcds.druid.gardener.cloud", "--all-namespaces"],
     ] {
         assert!(can_i(&kube, &token, &allowed).await, "may {allowed:?}");
     }
@@ -698,6 +744,9 @@ spec:
             "-n=operator-cluster",
         ],
         ["get", "configmaps", "-n=etcdboard"],
+        ["create", "events", "-n=operator-cluster"],
+        ["delete", "events", "-n=operator-cluster"],
+        ["patch", "etcds.druid.gardener.cloud", "-n=operator-cluster"],
         ["create", "clusterrolebindings", "--all-namespaces"],
         ["impersonate", "serviceaccounts", "-n=kube-system"],
     ] {
