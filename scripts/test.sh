@@ -8,3 +8,6 @@ scripts/deps.sh test
 ETCDBOARD_KUBE_APISERVER="$(scripts/kube-apiserver.sh)"
 export ETCDBOARD_KUBE_APISERVER
 cargo test --locked --all-targets -- --test-threads="${TEST_THREADS:-2}"
+# The Dockerfile's recipe, outside a container (no engine here): release build, then checks that
+# the binary fits gcr.io/distroless/cc-debian12 and stops cleanly on SIGTERM.
+scripts/build-image.sh >/dev/null
