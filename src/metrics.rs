@@ -7,7 +7,6 @@
 //! number of series.
 
 use std::sync::atomic::AtomicU64;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -145,6 +144,8 @@ pub struct Current {
     pub sse_clients: usize,
     /// Kubernetes state: `off`, `connecting`, `ready` or `error`.
     pub kube_state: &'static str,
+    /// How stale the Kubernetes caches may be (0 while every watch is connected).
+    pub kube_cache_staleness_secs: f64,
     /// Per configured cluster: reachable as `/readyz` judges it.
     pub clusters_reachable: Vec<(String, bool)>,
 }
@@ -161,7 +162,6 @@ pub struct Metrics {
     kube_stale: Gauge<f64, AtomicU64>,
     cluster_reachable: Family<ClusterLabels, Gauge>,
     /// When the Kubernetes caches were last seen in sync (`None`: never since start).
-    kube_last_ready: Mutex<Option<Instant>>,
     started: Instant,
 }
 
@@ -257,7 +257,6 @@ impl Metrics {
             kube_state,
             kube_stale,
             cluster_reachable,
-            kube_last_ready: Mutex::new(None),
             started: Instant::now(),
         }
     }
@@ -296,17 +295,11 @@ impl Metrics {
                 .get_or_create(&KubeStateLabels { state })
                 .set(i64::from(state == now.kube_state));
         }
-        let stale = match self.kube_last_ready.lock() {
-            Ok(mut last) => {
-                if now.kube_state == "ready" {
-                    *last = Some(Instant::now());
-                }
-                match now.kube_state {
-                    "off" => 0.0,
-                    _ => last.unwrap_or(self.started).elapsed().as_secs_f64(),
-                }
-            }
-            Err(_) => 0.0,
+        let stale = match now.kube_state {
+            "off" => 0.0,
+            // Never connected yet: nothing is cached, stale since start.
+            "connecting" => self.started.elapsed().as_secs_f64(),
+            _ => now.kube_cache_staleness_secs,
         };
         self.kube_stale.set(stale);
         for (cluster, reachable) in &now.clusters_reachable {
@@ -409,6 +402,7 @@ mod tests {
                 watches_open: 2,
                 sse_clients: 3,
                 kube_state: "off",
+                kube_cache_staleness_secs: 7.0,
                 clusters_reachable: vec![("prod".into(), true)],
             })
             .unwrap();
@@ -426,5 +420,15 @@ mod tests {
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }
+        assert!(text.contains("etcdboard_kubernetes_cache_staleness_seconds 0.0"), "{text}");
+        // Connected: the caches are as stale as the oldest failing watch says.
+        let text = m
+            .render(&Current {
+                kube_state: "ready",
+                kube_cache_staleness_secs: 7.0,
+                ..Current::default()
+            })
+            .unwrap();
+        assert!(text.contains("etcdboard_kubernetes_cache_staleness_seconds 7.0"), "{text}");
     }
 }

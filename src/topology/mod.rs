@@ -142,6 +142,9 @@ type NamespaceEvents = HashMap<String, (String, KubeEvent)>;
 /// The Kubernetes side of etcdboard: watch-driven caches.
 pub struct Topology {
     state: RwLock<KubeState>,
+    /// Watches that failed and have not delivered anything since, with when they failed: while
+    /// a watch is connected its cache is current, so this is how stale the caches may be.
+    failing_since: Mutex<HashMap<String, std::time::Instant>>,
     pods: Mutex<Vec<(String, DiscoverySource, Store<Pod>)>>,
     nodes: Mutex<Option<Store<Node>>>,
     pvcs: Mutex<Option<Store<PersistentVolumeClaim>>>,
@@ -196,6 +199,7 @@ impl Topology {
             } else {
                 KubeState::Connecting
             }),
+            failing_since: Mutex::new(HashMap::new()),
             pods: Mutex::new(Vec::new()),
             nodes: Mutex::new(None),
             pvcs: Mutex::new(None),
@@ -245,6 +249,33 @@ impl Topology {
         if let Ok(mut g) = self.state.write() {
             *g = s;
         }
+    }
+
+    fn watch_ok(&self, source: &str) {
+        if let Ok(mut g) = self.failing_since.lock() {
+            g.remove(source);
+        }
+    }
+
+    fn watch_failed(&self, source: &str) {
+        if let Ok(mut g) = self.failing_since.lock() {
+            g.entry(source.to_string())
+                .or_insert_with(std::time::Instant::now);
+        }
+    }
+
+    /// How stale the watch-driven caches may be, in seconds: 0 while every watch is connected
+    /// (a connected watch delivers every change), else the time since the oldest failing watch
+    /// last worked.
+    pub fn cache_staleness_secs(&self) -> f64 {
+        self.failing_since
+            .lock()
+            .map(|g| {
+                g.values()
+                    .map(|t| t.elapsed().as_secs_f64())
+                    .fold(0.0, f64::max)
+            })
+            .unwrap_or(0.0)
     }
 
     /// The current state.
@@ -486,6 +517,7 @@ impl Topology {
                 let Some(topo) = weak.upgrade() else { return };
                 match item {
                     Ok(ev) => {
+                        topo.watch_ok(&source);
                         topo.set_source(&source, "watching");
                         match ev {
                             Event::Init => relist = Some(HashMap::new()),
@@ -526,6 +558,7 @@ impl Topology {
                     Err(e) => {
                         // Events are an extra: a missing permission is shown for this source
                         // and does not turn the whole topology into an error.
+                        topo.watch_failed(&source);
                         topo.set_source(&source, &explain(&e, "events"));
                     }
                 }
@@ -550,6 +583,7 @@ impl Topology {
                 let Some(topo) = weak.upgrade() else { return };
                 match item {
                     Ok(ev) => {
+                        topo.watch_ok(&source);
                         if matches!(topo.state(), KubeState::Connecting | KubeState::Error(_)) {
                             topo.set_state(KubeState::Ready);
                         }
@@ -570,6 +604,7 @@ impl Topology {
                         if msg.contains("not served") {
                             topo.set_source(&source, "not installed");
                         } else {
+                            topo.watch_failed(&source);
                             topo.set_source(&source, &msg);
                             topo.set_state(KubeState::Error(msg));
                         }

@@ -109,6 +109,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             KubeState::Ready => "ready",
             KubeState::Error(_) => "error",
         },
+        kube_cache_staleness_secs: state.topology().cache_staleness_secs(),
         clusters_reachable: cluster_readiness(&state)
             .into_iter()
             .map(|c| (c.name, c.reachable))
