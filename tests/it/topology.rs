@@ -298,6 +298,16 @@ async fn without_permission_the_topology_says_forbidden_and_the_rest_works() {
         html.contains("Healthy") && html.contains("forbidden"),
         "the page works and says why topology is missing"
     );
+    // The metrics say the Kubernetes caches are not being kept current.
+    let (_, metrics) = app.get_text("/metrics").await;
+    let stale: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("etcdboard_kubernetes_cache_staleness_seconds "))
+        .expect("a staleness gauge")
+        .parse()
+        .unwrap();
+    assert!(stale > 0.0, "{metrics}");
+    assert!(metrics.contains(r#"etcdboard_kubernetes_state{state="error"} 1"#));
 }
 
 /// etcdboard for cluster `test` on `etcd` whose config names its pods explicitly
