@@ -420,7 +420,10 @@ mod tests {
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }
-        assert!(text.contains("etcdboard_kubernetes_cache_staleness_seconds 0.0"), "{text}");
+        assert!(
+            text.contains("etcdboard_kubernetes_cache_staleness_seconds 0.0"),
+            "{text}"
+        );
         // Connected: the caches are as stale as the oldest failing watch says.
         let text = m
             .render(&Current {
@@ -429,6 +432,9 @@ mod tests {
                 ..Current::default()
             })
             .unwrap();
-        assert!(text.contains("etcdboard_kubernetes_cache_staleness_seconds 7.0"), "{text}");
+        assert!(
+            text.contains("etcdboard_kubernetes_cache_staleness_seconds 7.0"),
+            "{text}"
+        );
     }
 }
