@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 
 use crate::config::{ClusterConfig, Config};
 use crate::domain::discovery::{decide, Configured, DiscoveredCluster, DiscoveryStatus, Verdict};
-use crate::domain::listing::{list_page, FenceView, ListReq, Page};
+use crate::domain::listing::{ListReq, Page};
 use crate::error::AppError;
 use crate::etcd::EtcdCluster;
 use crate::web;
@@ -224,16 +224,10 @@ impl AppState {
             })
     }
 
-    /// Lists one page, bounded by the cluster's fence index once it is ready.
+    /// Lists one page, bounded by the cluster's fence index once it is ready, or from the
+    /// cluster's page cache while its watch proves the page current.
     pub async fn list(&self, cluster: &Arc<EtcdCluster>, req: &ListReq) -> Result<Page, AppError> {
-        cluster.ensure_index();
-        let index = cluster.index();
-        let fences: Option<&(dyn FenceView + Sync)> = if index.is_ready() {
-            Some(index.as_ref())
-        } else {
-            None
-        };
-        Ok(list_page(cluster.as_ref(), fences, req).await?)
+        Ok(crate::etcd::page_cache::list(cluster, req).await?)
     }
 }
 

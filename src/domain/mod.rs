@@ -12,6 +12,8 @@ pub mod k8s_proto;
 pub mod key;
 pub mod listing;
 pub mod metrics;
+/// Listing pages kept in memory while no key in their range changes.
+pub mod page_cache;
 pub mod record;
 /// Password hashes and signed session cookies of built-in users.
 pub mod session;

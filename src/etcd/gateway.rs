@@ -528,11 +528,15 @@ impl EtcdCluster {
             )
             .await?
         {
-            Some((value, revision)) => Ok(Read {
-                value,
-                revision,
-                stale: false,
-            }),
+            Some((value, revision)) => {
+                // Cached listing pages wait for this write's watch event: read-your-writes.
+                self.index.pages().note_write(revision);
+                Ok(Read {
+                    value,
+                    revision,
+                    stale: false,
+                })
+            }
             None => Err(EtcdError::Unavailable {
                 cluster: self.name.clone(),
                 waited_ms: started.elapsed().as_millis(),

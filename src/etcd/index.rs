@@ -5,17 +5,25 @@
 //! next revision then keeps bucket counts current and splits buckets that grow too large. On any
 //! error (member gone, watch cancelled, compaction) the index is rebuilt after a pause; listings
 //! stay correct meanwhile, only their cost grows.
+//!
+//! The same watch feeds the cluster's page cache ([`crate::etcd::page_cache`]): it enables it from
+//! the revision the watch starts at, reports every key created or deleted, asks etcd for a
+//! progress report every [`PROGRESS_EVERY`] so the cache knows the watch is current, and disables
+//! it whenever the watch ends.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 use etcd_client::{EventType, GetOptions, WatchOptions};
+use futures::StreamExt;
 use tracing::{info, warn};
 
 use crate::domain::fences::Fences;
 use crate::domain::listing::{list_page, FenceView, ListReq, Mode};
+use crate::domain::page_cache::Change;
 use crate::etcd::gateway::EtcdCluster;
+use crate::etcd::page_cache::{PageCacheState, PROGRESS_EVERY};
 
 /// Keys per bucket aimed for: a flat page costs at most about a page plus two buckets.
 pub const FENCE_TARGET: u64 = 256;
@@ -59,6 +67,7 @@ pub struct FenceIndex {
     status: RwLock<IndexStatus>,
     scanned: AtomicU64,
     started: AtomicBool,
+    pages: PageCacheState,
 }
 
 impl Default for FenceIndex {
@@ -68,11 +77,17 @@ impl Default for FenceIndex {
             status: RwLock::new(IndexStatus::Idle),
             scanned: AtomicU64::new(0),
             started: AtomicBool::new(false),
+            pages: PageCacheState::default(),
         }
     }
 }
 
 impl FenceIndex {
+    /// The cluster's page cache, kept honest by this index's watch.
+    pub fn pages(&self) -> &PageCacheState {
+        &self.pages
+    }
+
     /// True once the index can bound reads.
     pub fn is_ready(&self) -> bool {
         self.fences.read().map(|f| f.is_some()).unwrap_or(false)
@@ -117,7 +132,10 @@ impl FenceIndex {
                 let Some(cluster) = weak.upgrade() else {
                     return;
                 };
-                match build_and_watch(&cluster, &weak).await {
+                let result = build_and_watch(&cluster, &weak).await;
+                // Without the watch nothing proves a cached page current.
+                cluster.index().pages.disable();
+                match result {
                     Ok(()) => return,
                     Err(reason) => {
                         warn!(cluster = cluster.name(), %reason, "fence index lost; rebuilding");
@@ -213,14 +231,26 @@ async fn build_and_watch(
         .with_range(vec![0])
         .with_start_revision(revision + 1)
         .with_progress_notify();
-    let mut stream =
-        tokio::time::timeout(Duration::from_secs(5), client.watch(vec![0], Some(opts)))
-            .await
-            .map_err(|_| "watch did not start in 5 s".to_string())?
-            .map_err(|e| e.to_string())?;
+    let stream = tokio::time::timeout(Duration::from_secs(5), client.watch(vec![0], Some(opts)))
+        .await
+        .map_err(|_| "watch did not start in 5 s".to_string())?
+        .map_err(|e| e.to_string())?;
+    let (mut requests, mut responses) = stream.split();
+    // Every change after the scan's revision will come through this watch.
+    index.pages.enable(revision);
+    let mut progress = tokio::time::interval(PROGRESS_EVERY);
+    progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let msg = stream.message().await.map_err(|e| e.to_string())?;
-        let Some(resp) = msg else {
+        let msg = tokio::select! {
+            msg = responses.next() => msg,
+            _ = progress.tick() => {
+                index.pages.check_silence(std::time::Instant::now());
+                // A full request channel means the stream is stuck; silence then ends the cache.
+                let _ = tokio::time::timeout(PROGRESS_EVERY, requests.request_progress()).await;
+                continue;
+            }
+        };
+        let Some(resp) = msg.transpose().map_err(|e| e.to_string())? else {
             return Err("watch stream ended".into());
         };
         if resp.canceled() || resp.compact_revision() > 0 {
@@ -230,23 +260,43 @@ async fn build_and_watch(
             // Only this task holds the cluster: nobody can list it any more.
             return Ok(());
         }
+        // Creates and deletes change listings (and bucket counts); a put of an existing key
+        // changes neither. Collected apart from the fence lock so the cache never misses one.
+        let mut changes = Vec::new();
+        let mut through = 0;
+        for ev in resp.events() {
+            let Some(kv) = ev.kv() else { continue };
+            through = through.max(kv.mod_revision());
+            let created = ev.event_type() == EventType::Put && kv.version() == 1;
+            if created || ev.event_type() == EventType::Delete {
+                changes.push((
+                    created,
+                    Change {
+                        revision: kv.mod_revision(),
+                        key: kv.key().to_vec(),
+                    },
+                ));
+            }
+        }
         let mut splits = Vec::new();
         if let Ok(mut guard) = index.fences.write() {
             if let Some(f) = guard.as_mut() {
-                for ev in resp.events() {
-                    let Some(kv) = ev.kv() else { continue };
-                    match ev.event_type() {
-                        EventType::Put if kv.version() == 1 => {
-                            if let Some(s) = f.on_create(kv.key()) {
-                                splits.push(s);
-                            }
+                for (created, change) in &changes {
+                    if *created {
+                        if let Some(s) = f.on_create(&change.key) {
+                            splits.push(s);
                         }
-                        EventType::Delete => f.on_delete(kv.key()),
-                        _ => {}
+                    } else {
+                        f.on_delete(&change.key);
                     }
                 }
             }
         }
+        let changes: Vec<Change> = changes.into_iter().map(|(_, c)| c).collect();
+        // Only events advance what the cache has seen: etcd 3.4 may answer a progress request
+        // before events it has not sent yet, so a progress answer only says the stream is alive.
+        index.pages.observe(&changes, through);
+        index.pages.heard(std::time::Instant::now());
         for split in splits {
             split_bucket(cluster, &index, split).await;
         }

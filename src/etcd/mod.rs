@@ -5,6 +5,8 @@ pub mod index;
 pub mod local;
 pub mod maintenance;
 pub mod members;
+/// Listing pages answered from memory while the index's watch proves them current.
+pub mod page_cache;
 pub mod seed;
 pub mod watch;
 pub mod writes;

@@ -18,6 +18,7 @@ mod helpers;
 mod ingress;
 mod k8s_values;
 mod ops;
+mod page_cache;
 mod replicas;
 mod security;
 mod security_browser;
