@@ -85,6 +85,11 @@ const WRITER_WARMUP: usize = 20;
 const BROWSERS: usize = 8;
 /// Upper bound of requests per browsing client.
 const BROWSER_MAX_REQUESTS: usize = 100_000;
+/// Pages the "popular pages" browsers pick from (the same few levels reloaded by many users).
+const POPULAR_PAGES: u64 = 32;
+/// Pause of a "thinking" browser between two pages (a person reading the page), drawn uniformly
+/// from this range in milliseconds.
+const THINK_MS: (u64, u64) = (250, 1000);
 /// How long browsers run before the loaded writer phase starts.
 const BROWSER_LEAD: Duration = Duration::from_secs(1);
 /// Deadline of any single etcd call or HTTP request of the bench.
@@ -762,6 +767,25 @@ async fn ours_flat(api: &Api, prefix: &[u8], pos: &Position) -> Series {
     .await
 }
 
+/// Our flat page near `pos`, every sample a page nobody asked for before (it starts at the key
+/// after the previous sample's start), so none can come from etcdboard's page cache: what a first
+/// visit costs. Reported beside [`ours_flat`], whose repeated identical page is cached after its
+/// first request.
+async fn ours_flat_cold(api: &Api, prefix: &[u8], sorted: &[String], pos: &Position) -> Series {
+    let next = std::cell::Cell::new(pos.index);
+    let next = &next;
+    series(move || async move {
+        let i = next.get().min(sorted.len().saturating_sub(PAGE + 1));
+        next.set(next.get() + 1);
+        let start = [prefix, sorted[i].as_bytes()].concat();
+        let url = api.flat_url(prefix, &start);
+        let (took, page) = api.get(&url).await?;
+        let degraded = check_page(&page, &start, false, &url)?;
+        Ok((took, degraded))
+    })
+    .await
+}
+
 /// A naive linearizable `get(K, range_end, limit 100)` with values, as etcdkeeper-like code does.
 async fn naive_flat(client: &Client, range_end: &[u8], pos: &Position) -> Series {
     series(move || async move {
@@ -879,16 +903,22 @@ struct BrowseResult {
     samples: Vec<Duration>,
     errors: usize,
     first_error: Option<String>,
+    /// Distinct pages asked for (our API only): every other request repeated one, the most a
+    /// page cache can answer.
+    urls: std::collections::HashSet<String>,
 }
 
 /// Loops over random flat (1M and 100k) and tree (`/h/` from a random dir, inside a random dir)
-/// pages until `stop`, the deadline or [`BROWSER_MAX_REQUESTS`].
+/// pages until `stop`, the deadline or [`BROWSER_MAX_REQUESTS`]. `popular`: only the first
+/// [`POPULAR_PAGES`] pages of those kinds (flat from the first keys, the first dirs), as when
+/// many users look at the same levels; `think`: a pause of [`THINK_MS`] after each page.
 async fn browser(
     api: Api,
     plan: Arc<BrowsePlan>,
     seed: u64,
     stop: Arc<AtomicBool>,
     deadline: Instant,
+    (popular, think): (bool, bool),
 ) -> BrowseResult {
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let mut out = BrowseResult::default();
@@ -896,21 +926,28 @@ async fn browser(
         && Instant::now() < deadline
         && out.samples.len() + out.errors < BROWSER_MAX_REQUESTS
     {
+        let pick = |rng: &mut Rng, n: u64| {
+            if popular {
+                rng.below(n.min(POPULAR_PAGES / 4))
+            } else {
+                rng.below(n)
+            }
+        };
         let url = match rng.below(4) {
             0 => {
-                let k = &plan.flat[rng.below(plan.flat.len() as u64) as usize];
+                let k = &plan.flat[pick(&mut rng, plan.flat.len() as u64) as usize];
                 api.flat_url(b"", k.as_bytes())
             }
             1 => {
-                let k = &plan.small[rng.below(plan.small.len() as u64) as usize];
+                let k = &plan.small[pick(&mut rng, plan.small.len() as u64) as usize];
                 api.flat_url(b"/small/", format!("/small/{k}").as_bytes())
             }
             2 => {
-                let d = rng.below(plan.dirs);
+                let d = pick(&mut rng, plan.dirs);
                 api.tree_url(b"/h/", Some(format!("/h/d{d:04}/").as_bytes()))
             }
             _ => {
-                let d = rng.below(plan.dirs);
+                let d = pick(&mut rng, plan.dirs);
                 api.tree_url(format!("/h/d{d:04}/").as_bytes(), None)
             }
         };
@@ -921,6 +958,11 @@ async fn browser(
                 out.errors += 1;
                 out.first_error.get_or_insert_with(|| e.to_string());
             }
+        }
+        out.urls.insert(url);
+        if think {
+            let ms = THINK_MS.0 + rng.below(THINK_MS.1 - THINK_MS.0 + 1);
+            tokio::time::sleep(Duration::from_millis(ms)).await;
         }
     }
     out
@@ -1010,6 +1052,10 @@ async fn naive_browser(
 enum Browsers {
     Ours,
     Naive,
+    /// Our API, closed loop, over [`POPULAR_PAGES`] pages (added series).
+    OursPopular,
+    /// Our API, random pages, with think time (added series).
+    OursThinking,
 }
 
 /// What a loaded writer phase needs.
@@ -1041,13 +1087,19 @@ async fn browsed_phase(ctx: &PhaseCtx<'_>, kind: Browsers) -> Res<Phase> {
         .map(|i| {
             let seed = i as u64 + 1;
             match kind {
-                Browsers::Ours => tokio::spawn(browser(
-                    ctx.api.clone(),
-                    ctx.plan.clone(),
-                    seed,
-                    stop.clone(),
-                    deadline,
-                )),
+                Browsers::Ours | Browsers::OursPopular | Browsers::OursThinking => {
+                    tokio::spawn(browser(
+                        ctx.api.clone(),
+                        ctx.plan.clone(),
+                        seed,
+                        stop.clone(),
+                        deadline,
+                        (
+                            matches!(kind, Browsers::OursPopular),
+                            matches!(kind, Browsers::OursThinking),
+                        ),
+                    ))
+                }
                 Browsers::Naive => tokio::spawn(naive_browser(
                     ctx.client.clone(),
                     ctx.plan.clone(),
@@ -1063,6 +1115,8 @@ async fn browsed_phase(ctx: &PhaseCtx<'_>, kind: Browsers) -> Res<Phase> {
     let tag = match kind {
         Browsers::Ours => "ours",
         Browsers::Naive => "naive",
+        Browsers::OursPopular => "popular",
+        Browsers::OursThinking => "thinking",
     };
     let puts = writer_phase(ctx.endpoints.to_vec(), tag).await;
     let cpu = cpu_start.busy(&CpuSnapshot::take(ctx.server, ctx.cluster));
@@ -1071,6 +1125,7 @@ async fn browsed_phase(ctx: &PhaseCtx<'_>, kind: Browsers) -> Res<Phase> {
     for h in handles {
         let r = h.await?;
         browse.samples.extend(r.samples);
+        browse.urls.extend(r.urls);
         browse.errors += r.errors;
         if browse.first_error.is_none() {
             browse.first_error = r.first_error;
@@ -1117,6 +1172,8 @@ struct Row {
     space: String,
     pos: Position,
     ours: Series,
+    /// Added series: first visits only (see [`ours_flat_cold`]).
+    cold: Series,
     naive: Series,
 }
 
@@ -1361,12 +1418,19 @@ async fn run() -> Res<()> {
     let mut rows: Vec<Row> = Vec::new();
     for space in &spaces {
         for pos in &space.positions {
+            let sorted = if space.prefix.is_empty() {
+                &flat_sorted
+            } else {
+                &small_sorted
+            };
             let ours = ours_flat(&api, &space.prefix, pos).await;
+            let cold = ours_flat_cold(&api, &space.prefix, sorted, pos).await;
             let naive = naive_flat(&client, &space.range_end, pos).await;
             rows.push(Row {
                 space: space.name.clone(),
                 pos: pos.clone(),
                 ours,
+                cold,
                 naive,
             });
         }
@@ -1415,7 +1479,11 @@ async fn run() -> Res<()> {
             r50,
             r99
         );
-        for (who, series) in [("ours", &r.ours), ("naive", &r.naive)] {
+        for (who, series) in [
+            ("ours", &r.ours),
+            ("ours cold", &r.cold),
+            ("naive", &r.naive),
+        ] {
             let notes = series.notes();
             if !notes.is_empty() {
                 row_notes.push(format!("{} {} {who}: {notes}", r.space, r.pos.label));
@@ -1424,6 +1492,7 @@ async fn run() -> Res<()> {
         flat_json.push(json!({
             "keys": r.space, "position": r.pos.label, "index": r.pos.index, "percent": r.pos.percent,
             "start": String::from_utf8_lossy(&r.pos.key), "ours": r.ours.json(), "naive": r.naive.json(),
+            "ours_cold_first_visits": r.cold.json(),
             "ratio_p50": ratio.map(|r| r.0), "ratio_p99": ratio.map(|r| r.1),
         }));
     }
@@ -1433,6 +1502,28 @@ async fn run() -> Res<()> {
     println!(
         "   note: at `end` the naive range [K, end) holds only the last 1 % of the keys, so naive is cheap there too"
     );
+    println!(
+        "   note: `ours` asks for the same page {} times, so etcdboard's page cache answers all but the first;",
+        WARMUP + SAMPLES
+    );
+    println!("         added series `cold`: each sample a page never asked for before (start one key further), never cached:");
+    println!(
+        "   {:<6} {:<7} {:>9} {:>9} {:>9} {:>13}",
+        "keys", "where", "cold p50", "cold p99", "naive p50", "cold/naive50"
+    );
+    for r in &rows {
+        let ratio =
+            ratios(&r.cold, &r.naive).map_or("—".to_string(), |(r50, _)| format!("{r50:.3}×"));
+        println!(
+            "   {:<6} {:<7} {} {} {} {:>13}",
+            r.space,
+            r.pos.label,
+            ms_cell(&r.cold, r.cold.stats.p50, 9),
+            ms_cell(&r.cold, r.cold.stats.p99, 9),
+            ms_cell(&r.naive, r.naive.stats.p50, 9),
+            ratio
+        );
+    }
     println!("   scaling: ours at {flat_name} / ours at {small_name}, same relative position  (target: p50 ≤ {TARGET_SCALE_RATIO}×)");
     let mut scaling_json = Vec::new();
     for big in rows.iter().filter(|r| r.space == flat_name) {
@@ -1591,6 +1682,10 @@ async fn run() -> Res<()> {
     };
     let ours_phase = browsed_phase(&ctx, Browsers::Ours).await?;
     let naive_phase = browsed_phase(&ctx, Browsers::Naive).await?;
+    // Added series, after the measured ones so they cannot change them: the same 8 clients over
+    // a few popular pages (what a page cache is for), and over random pages with think time.
+    let popular_phase = browsed_phase(&ctx, Browsers::OursPopular).await?;
+    let thinking_phase = browsed_phase(&ctx, Browsers::OursThinking).await?;
     let a = Stats::of(&alone);
     let (l, b) = (
         Stats::of(&ours_phase.puts),
@@ -1648,6 +1743,59 @@ async fn run() -> Res<()> {
                 .unwrap_or_default()
         );
     }
+    println!(
+        "   our API: {} distinct pages of {} asked ({:.1} % repeats: the most etcdboard's page cache could answer)",
+        ours_phase.browse.urls.len(),
+        b.n + ours_phase.browse.errors,
+        100.0 * (1.0 - ours_phase.browse.urls.len() as f64 / (b.n + ours_phase.browse.errors).max(1) as f64)
+    );
+    println!("   added series (not targets), same writer, same {BROWSERS} clients on our API:");
+    let mut added_json = serde_json::Map::new();
+    for (label, name, phase) in [
+        (
+            format!("popular: closed loop over {POPULAR_PAGES} pages"),
+            "popular",
+            &popular_phase,
+        ),
+        (
+            format!(
+                "thinking: random pages, {}–{} ms pause after each",
+                THINK_MS.0, THINK_MS.1
+            ),
+            "thinking",
+            &thinking_phase,
+        ),
+    ] {
+        let w = Stats::of(&phase.puts);
+        let st = Stats::of(&phase.browse.samples);
+        let inc = 100.0 * (w.p99 - a.p99) / a.p99;
+        let asked = st.n + phase.browse.errors;
+        println!("   {label}");
+        println!(
+            "      writer {:>6} puts  p50 {:>6.2} ms  p99 {:>7.2} ms  max {:>7.2} ms   p99 {inc:+.1} %",
+            w.n, w.p50, w.p99, w.max
+        );
+        println!(
+            "      browsing {:>5} pages ({:.0}/s, {} distinct), page p50 {:.2} ms p99 {:.2} ms, {} errors; CPU etcd ×3 / etcdboard / bench {:.2}/{:.2}/{:.2}",
+            st.n,
+            st.n as f64 / phase.browse_secs,
+            phase.browse.urls.len(),
+            st.p50,
+            st.p99,
+            phase.browse.errors,
+            phase.cpu.0,
+            phase.cpu.1,
+            phase.cpu.2
+        );
+        added_json.insert(
+            name.into(),
+            json!({ "writer": writer_json(&w, w.n), "p99_increase_pct": inc,
+                    "pages": st.n, "distinct_pages": phase.browse.urls.len(), "asked": asked,
+                    "errors": phase.browse.errors, "page": st.json(),
+                    "cpu_cores_busy": { "etcd": phase.cpu.0, "etcdboard": phase.cpu.1, "bench": phase.cpu.2 } }),
+        );
+    }
+    report.insert("writer_added_series".into(), Value::Object(added_json));
     println!(
         "   CPU, cores busy of {cores} (etcd ×3 / etcdboard / bench): alone {:.2}/{:.2}/{:.2}, our API {:.2}/{:.2}/{:.2}, naive {:.2}/{:.2}/{:.2}",
         cpu_alone.0, cpu_alone.1, cpu_alone.2,
