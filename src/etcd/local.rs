@@ -654,7 +654,10 @@ impl LocalCluster {
         // that certain, and the mark makes `restart` refuse the slot.
         member.removed.store(true, Ordering::SeqCst);
         member.kill_and_reap();
-        Ok(())
+        // If it was the leader, the others elect a new one now; a membership
+        // change proposed meanwhile can be dropped and hang until etcd's own
+        // request timeout, which is not safe to retry. Return once they agree.
+        self.wait_until_healthy(RESTART_TIMEOUT, &what).await
     }
 
     /// A client for membership calls through the running members (all but
