@@ -342,6 +342,13 @@ fn users_identity(state: &AppState) -> Result<&UsersIdentity, AppError> {
     }
 }
 
+/// The layout of the login page: no "sign in" link in the top bar of the sign-in page itself.
+fn login_layout(state: &AppState) -> crate::views::Layout {
+    let mut layout = super::keys::layout(state, None, None);
+    layout.account.login = None;
+    layout
+}
+
 /// `GET /login`: the sign-in form.
 pub async fn login_page(
     State(state): State<AppState>,
@@ -349,7 +356,7 @@ pub async fn login_page(
 ) -> Result<Response, AppError> {
     users_identity(&state)?;
     let page = crate::views::LoginPage {
-        layout: super::keys::layout(&state, None, None),
+        layout: login_layout(&state),
         action: format!("{}/login", state.base()),
         next: safe_next(&state, q.next.as_deref()),
         user: String::new(),
@@ -418,7 +425,7 @@ pub async fn login(
         None => {
             tracing::warn!(user = %form.user, source = ?caller.source, "failed sign-in");
             let page = crate::views::LoginPage {
-                layout: super::keys::layout(&state, None, None),
+                layout: login_layout(&state),
                 action: format!("{}/login", state.base()),
                 next,
                 user: form.user,

@@ -559,6 +559,20 @@ async fn built_in_users_sign_in_and_any_replica_accepts_the_cookie() {
         .unwrap();
     assert_eq!(listed.status(), 401, "not even cluster names for strangers");
 
+    let form = client()
+        .get(app.url("/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(form.contains("id=\"login-user\""), "{form}");
+    assert!(
+        !form.contains(">sign in</a>"),
+        "no sign-in link on the sign-in page"
+    );
+
     // Wrong passwords and unknown users get the same answer.
     for (u, p) in [("alice", "nope"), ("mallory", "alice-pw")] {
         let r = login(&app, u, p).await;
