@@ -6,11 +6,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use etcdboard::app::App;
 use etcdboard::config::{AccessArgs, Config, HttpArgs, ServeArgs};
 use etcdboard::etcd::local::{LocalCluster, LocalClusterOptions};
 
-use crate::helpers::init_logs;
+use crate::helpers::{init_logs, serve_config, Replica};
 use crate::support_kube::KubeApi;
 
 /// The one discovered cluster a rule covers.
@@ -42,7 +41,7 @@ struct DiscoveryApp {
     addr: std::net::SocketAddr,
     http: reqwest::Client,
     _dir: tempfile::TempDir,
-    _stop: tokio::sync::oneshot::Sender<()>,
+    _replica: Replica,
 }
 
 impl DiscoveryApp {
@@ -65,20 +64,15 @@ impl DiscoveryApp {
             config: Some(path),
         };
         let config = Config::from_serve(&args).expect("config");
-        let app = App::build(config).await.expect("build app");
-        let addr = app.local_addr().expect("addr");
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(app.run_until_stopped(async move {
-            let _ = rx.await;
-        }));
+        let replica = serve_config(config).await;
         DiscoveryApp {
-            addr,
+            addr: replica.addr,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .build()
                 .unwrap(),
             _dir: dir,
-            _stop: tx,
+            _replica: replica,
         }
     }
 

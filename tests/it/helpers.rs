@@ -174,6 +174,12 @@ pub async fn start_replica(endpoints: Vec<String>, opts: &AppOptions) -> Replica
             .add_file("test: access", file, &["test"])
             .expect("access section");
     }
+    serve_config(config).await
+}
+
+/// Builds and serves etcdboard with `config` until the returned [`Replica`] is dropped.
+pub async fn serve_config(config: Config) -> Replica {
+    init_logs();
     let base = config.base_path.clone();
     let app = App::build(config).await.expect("build app");
     let addr = app.local_addr().expect("addr");

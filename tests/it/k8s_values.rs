@@ -6,12 +6,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use base64::Engine as _;
-use etcdboard::app::App;
 use etcdboard::config::{ClusterConfig, Config, HttpArgs};
 use etcdboard::domain::k8s_proto::{self, Decoded};
 use serde_json::Value as Json;
 
-use crate::helpers::{init_logs, pct};
+use crate::helpers::{init_logs, pct, serve_config, Replica};
 use crate::support_kube::KubeApi;
 
 const NS: &str = "shop";
@@ -269,15 +268,7 @@ subjects:
 struct Board {
     addr: SocketAddr,
     http: reqwest::Client,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Drop for Board {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-    }
+    _replica: Replica,
 }
 
 impl Board {
@@ -305,19 +296,14 @@ impl Board {
             }],
         )
         .expect("config");
-        let app = App::build(config).await.expect("build app");
-        let addr = app.local_addr().expect("addr");
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(app.run_until_stopped(async move {
-            let _ = rx.await;
-        }));
+        let replica = serve_config(config).await;
         Board {
-            addr,
+            addr: replica.addr,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .build()
                 .expect("http client"),
-            shutdown: Some(tx),
+            _replica: replica,
         }
     }
 

@@ -18,11 +18,12 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use etcdboard::app::App;
 use etcdboard::config::{ClusterConfig, Config, HttpArgs};
 use etcdboard::domain::key::percent_encode_query;
 
-use crate::helpers::{b64, b64url, init_logs, pct, spawn_app_with, AppOptions, TestApp};
+use crate::helpers::{
+    b64, b64url, init_logs, pct, serve_config, spawn_app_with, AppOptions, TestApp,
+};
 
 /// A TCP listener that must never be connected to; it counts every connection it accepts.
 struct Tripwire {
@@ -744,12 +745,8 @@ async fn a_cluster_whose_members_are_all_dead_answers_with_errors_that_name_no_o
         }],
     )
     .expect("config");
-    let app = App::build(config).await.expect("build app");
-    let addr = app.local_addr().expect("addr");
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app.run_until_stopped(async move {
-        let _ = rx.await;
-    }));
+    let replica = serve_config(config).await;
+    let addr = replica.addr;
 
     let http = client();
     let base_url = format!("http://{addr}");
@@ -780,7 +777,7 @@ async fn a_cluster_whose_members_are_all_dead_answers_with_errors_that_name_no_o
         );
         answers.push(a);
     }
-    let _ = tx.send(());
+    drop(replica);
     eprintln!(
         "{} routes answered in {:?}",
         answers.len(),

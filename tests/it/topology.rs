@@ -5,11 +5,10 @@ use std::time::{Duration, Instant};
 
 use etcdboard::etcd::local::{LocalCluster, LocalClusterOptions};
 
-use etcdboard::app::App;
 use etcdboard::config::{ClusterConfig, Config, HttpArgs};
 use etcdboard::domain::topology::KubeTarget;
 
-use crate::helpers::{init_logs, serve_on, AppOptions, TestApp};
+use crate::helpers::{init_logs, serve_config, serve_on, AppOptions, Replica, TestApp};
 use crate::support_kube::KubeApi;
 
 const NS: &str = "operator-cluster";
@@ -316,7 +315,7 @@ struct ExplicitApp {
     addr: std::net::SocketAddr,
     http: reqwest::Client,
     _etcd: LocalCluster,
-    _stop: tokio::sync::oneshot::Sender<()>,
+    _replica: Replica,
 }
 
 impl ExplicitApp {
@@ -337,20 +336,15 @@ impl ExplicitApp {
             }],
         )
         .expect("config");
-        let app = App::build(config).await.expect("build app");
-        let addr = app.local_addr().expect("addr");
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(app.run_until_stopped(async move {
-            let _ = rx.await;
-        }));
+        let replica = serve_config(config).await;
         ExplicitApp {
-            addr,
+            addr: replica.addr,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .build()
                 .unwrap(),
             _etcd: etcd,
-            _stop: tx,
+            _replica: replica,
         }
     }
 
