@@ -210,12 +210,7 @@ impl AppState {
             .ok_or_else(|| {
                 // Only a name that could be configured is repeated back: anything else (an
                 // address, markup) is the request's own text and is not echoed.
-                let could_be_a_name = !name.is_empty()
-                    && name.len() <= 63
-                    && name
-                        .chars()
-                        .all(|ch| ch.is_ascii_alphanumeric() || "-._".contains(ch));
-                AppError::NotFound(if could_be_a_name {
+                AppError::NotFound(if crate::domain::discovery::is_cluster_name(name) {
                     format!("no cluster named `{name}` is configured")
                 } else {
                     "no cluster by that name is configured (names are letters, digits, `-`, `.` and `_`)"

@@ -724,13 +724,7 @@ fn sub(field: &str, name: &str) -> String {
 }
 
 fn check_cluster(field: &str, c: ClusterConfig) -> Result<ClusterConfig, ConfigError> {
-    if c.name.is_empty()
-        || c.name.len() > 63
-        || !c
-            .name
-            .chars()
-            .all(|ch| ch.is_ascii_alphanumeric() || "-._".contains(ch))
-    {
+    if !crate::domain::discovery::is_cluster_name(&c.name) {
         return err(format!(
             "{}: `{}` must be 1-63 characters of letters, digits, `-`, `.` or `_`",
             sub(field, "name"),

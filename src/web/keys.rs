@@ -32,11 +32,9 @@ pub fn layout(state: &AppState, cluster: Option<&str>, search: Option<SearchForm
     let base = state.base();
     let caller = super::auth::current().unwrap_or_else(super::auth::Caller::anonymous);
     let policy = &state.config().access.policy;
-    let may_read = |name: &str| {
-        policy
-            .decide(&caller.principal, name, crate::domain::access::Need::Read)
-            .allowed()
-    };
+    let caps = cluster
+        .map(|name| caller.caps(state, name))
+        .unwrap_or_default();
     let users_mode = matches!(
         state.config().access.identity,
         crate::access::Identity::Users(_)
@@ -48,19 +46,16 @@ pub fn layout(state: &AppState, cluster: Option<&str>, search: Option<SearchForm
             .then(|| caller.principal.user.clone()),
         login: (users_mode && !caller.principal.authenticated).then(|| format!("{base}/login")),
         logout: (users_mode && caller.principal.authenticated).then(|| format!("{base}/logout")),
-        note: cluster.and_then(|name| {
+        note: cluster.and_then(|_| {
             if policy.read_only {
                 Some("read-only".to_string())
             } else {
-                let caps = policy.capabilities(&caller.principal, name);
                 (caps.read && !caps.write).then(|| "viewer".to_string())
             }
         }),
     };
     Layout {
-        caps: cluster
-            .map(|name| policy.capabilities(&caller.principal, name))
-            .unwrap_or_default(),
+        caps,
         account,
         home: format!("{base}/"),
         css: assets::url(base, "app.css"),
@@ -68,10 +63,8 @@ pub fn layout(state: &AppState, cluster: Option<&str>, search: Option<SearchForm
         htmx: assets::url(base, "vendor/htmx/htmx.min.js"),
         icon: assets::url(base, "favicon.svg"),
         go: format!("{base}/go"),
-        clusters: state
-            .clusters()
-            .iter()
-            .filter(|c| may_read(c.name()))
+        clusters: super::auth::visible_clusters(state, &caller)
+            .into_iter()
             .map(|c| PickerOption {
                 name: c.name().to_string(),
                 url: Urls::new(base, c.name()).page("tree", None, None),
