@@ -269,6 +269,33 @@ mod tests {
     }
 
     #[test]
+    fn a_level_of_large_directories_costs_two_tiny_reads_per_directory() {
+        // 300 directories of 600 keys: each spans two or three buckets of 256.
+        let src = MemSource::new(
+            (0..300)
+                .flat_map(|d| (0..600).map(move |k| format!("/h/d{d:04}/k{k:04}").into_bytes())),
+        );
+        let f = build(&src, 256);
+        let tree = Mode::Tree { sep: b"/".to_vec() };
+        let page = first_page(&src, &f, b"/h/", b"/h/d0100/", tree.clone());
+        let reads: usize = src.log.lock().unwrap().iter().sum();
+        assert_eq!(page.items.len(), 100);
+        assert_eq!(page.items[0].key, b"/h/d0100/".to_vec());
+        // A gap read and an anchor per directory (101 with the look-ahead), not one per bucket.
+        assert!(reads <= 2 * 101 + 40, "reads {reads}");
+        assert!(page.cost <= 101 * 8, "cost {}", page.cost);
+        assert!(page.rounds <= 3, "rounds {}", page.rounds);
+
+        // Inside one directory the level is plain keys: one read, like a flat page.
+        src.log.lock().unwrap().clear();
+        let page = first_page(&src, &f, b"/h/d0100/", b"/h/d0100/", tree);
+        assert_eq!(page.items.len(), 100);
+        assert!(page.items.iter().all(|i| !i.dir));
+        assert_eq!(*src.log.lock().unwrap(), vec![1]);
+        assert!(page.cost <= 101 + 2 * 256, "cost {}", page.cost);
+    }
+
+    #[test]
     fn listings_with_the_index_match_listings_without_it() {
         let mut keys: Vec<Vec<u8>> = (1..=5000)
             .map(|n: u32| n.to_string().into_bytes())

@@ -307,7 +307,15 @@ pub async fn list_page<S: RangeSource>(
         let (known, pending) = estimate(req, &segments);
         let expected = known + pending;
         let mostly_known = pending * 2 <= segments.len();
-        let anchored = matches!(req.mode, Mode::Tree { .. }) && fences.is_some();
+        // Anchors pay off where the next fence falls in a directory; a level of plain keys is
+        // read like a flat listing.
+        let anchored = matches!(req.mode, Mode::Tree { .. })
+            && fences.zip(frontier.as_deref()).is_some_and(|(view, from)| {
+                view.buckets(from, range_end.as_deref(), 1)
+                    .first()
+                    .and_then(|(hi, _)| hi.as_deref())
+                    .is_none_or(|hi| item_for(&req.prefix, &req.mode, hi).dir)
+            });
         if let (true, Some(view)) = (anchored && expected < want && mostly_known, fences) {
             if let Some(from) = frontier.take() {
                 let count = anchored_buckets(probes_done, known, want - expected);
@@ -352,12 +360,10 @@ pub async fn list_page<S: RangeSource>(
                 lo.as_deref().unwrap_or_default(),
                 &range_end,
                 ahead_need,
-                known,
-                probes_done,
                 exp,
             ) {
                 let Some(start) = lo.take() else { break };
-                let lim = if plan.is_empty() || req.mode == Mode::Flat {
+                let lim = if plan.is_empty() || req.mode == Mode::Flat || fences.is_some() {
                     need
                 } else {
                     SMALL_LIMIT.min(need)
@@ -477,11 +483,12 @@ fn min_end(a: Option<Vec<u8>>, b: Option<Vec<u8>>) -> Option<Vec<u8>> {
     }
 }
 
-/// Tree mode with a fence index: every fence key is an *anchor*. Reading just the anchor (a
-/// one-key range) proves its child exists; the parts of a bucket that lie inside that child's
-/// directory need no read at all, and only the gaps between two different children are read —
-/// usually empty. So a level of large directories costs about one key per bucket, not the keys of
-/// every directory listed.
+/// Tree mode with a fence index: every fence key is an *anchor*, a key (as of the index) of the
+/// child it falls in. For the first anchor of each directory two tiny reads suffice: the gap from
+/// where the previous child ended to where this directory starts (usually empty), and the anchor
+/// itself, which proves the directory exists. The rest of that directory, however many buckets it
+/// spans, needs no read at all. So a level of large directories costs two one-key reads per
+/// directory listed, neither one per bucket nor the keys of every directory.
 fn plan_anchored(
     req: &ListReq,
     view: &(dyn FenceView + Sync),
@@ -503,69 +510,67 @@ fn plan_anchored(
     } else {
         range_end.clone()
     };
+    let n = anchors.len();
     let mut out: Vec<PlannedSeg> = Vec::new();
-    let push_read = |out: &mut Vec<PlannedSeg>, lo: Vec<u8>, hi: Option<Vec<u8>>, limit: usize| {
-        let empty = hi.as_ref().is_some_and(|h| *h <= lo);
-        if !empty {
+    // Everything before `cursor` is planned; `None` once the plan reaches the end of the range.
+    let mut cursor = Some(from.to_vec());
+    for a in anchors {
+        let Some(lo) = cursor.take() else { break };
+        if a < lo {
+            // Inside a directory already planned as skipped.
+            cursor = Some(lo);
+            continue;
+        }
+        let child = item_for(&req.prefix, &req.mode, &a);
+        let through = key_after(&a);
+        if !child.dir {
             out.push(PlannedSeg {
                 lo,
-                hi,
-                kind: Planned::Read(limit),
+                hi: Some(through.clone()),
+                kind: Planned::Read(SMALL_LIMIT),
+            });
+            cursor = Some(through);
+            continue;
+        }
+        // The gap before the directory, then the anchor, then the directory around the anchor.
+        let dir_start = child_start(&child).max(lo.clone());
+        if dir_start > lo {
+            out.push(PlannedSeg {
+                lo,
+                hi: Some(dir_start.clone()),
+                kind: Planned::Read(SMALL_LIMIT),
             });
         }
-    };
-    // The partial bucket before the first anchor is read as usual.
-    let first_hi = anchors.first().cloned().or_else(|| bound.clone());
-    push_read(&mut out, from.to_vec(), first_hi, SMALL_LIMIT);
-    let n = anchors.len();
-    for i in 0..n {
-        let a = &anchors[i];
-        let child = item_for(&req.prefix, &req.mode, a);
-        let next_anchor = anchors.get(i + 1).cloned();
-        let seg_end = next_anchor.clone().or_else(|| bound.clone());
-        // The anchor itself: a one-key read.
+        if a > dir_start {
+            out.push(PlannedSeg {
+                lo: dir_start,
+                hi: Some(a.clone()),
+                kind: Planned::Skip(child.key.clone()),
+            });
+        }
         out.push(PlannedSeg {
-            lo: a.clone(),
-            hi: Some(key_after(a)),
+            lo: a,
+            hi: Some(through.clone()),
             kind: Planned::Read(1),
         });
-        let mut cursor = key_after(a);
-        if child.dir {
-            // Inside the anchor's directory up to its end (or the next anchor).
-            let inside_end = min_end(child_end(&child), seg_end.clone());
-            if inside_end.as_ref().is_none_or(|e| *e > cursor) {
-                out.push(PlannedSeg {
-                    lo: cursor.clone(),
-                    hi: inside_end.clone(),
-                    kind: Planned::Skip(child.key.clone()),
-                });
-                match inside_end {
-                    Some(e) => cursor = e,
-                    None => break,
-                }
-            }
-        }
-        let Some(next) = next_anchor else {
-            // After the last anchor: the rest of its bucket is read as usual.
-            push_read(&mut out, cursor, seg_end, SMALL_LIMIT);
-            break;
-        };
-        let next_child = item_for(&req.prefix, &req.mode, &next);
-        // The gap between the two children (usually empty), then the part of the next anchor's
-        // directory before the anchor.
-        let gap_end = if next_child.dir {
-            child_start(&next_child)
-                .max(cursor.clone())
-                .min(next.clone())
-        } else {
-            next.clone()
-        };
-        push_read(&mut out, cursor.clone(), Some(gap_end.clone()), SMALL_LIMIT);
-        if next_child.dir && gap_end < next {
+        cursor = Some(through.clone());
+        let inside_end = min_end(child_end(&child), bound.clone());
+        if inside_end.as_ref().is_none_or(|e| *e > through) {
             out.push(PlannedSeg {
-                lo: gap_end,
-                hi: Some(next.clone()),
-                kind: Planned::Skip(next_child.key.clone()),
+                lo: through,
+                hi: inside_end.clone(),
+                kind: Planned::Skip(child.key.clone()),
+            });
+            cursor = inside_end;
+        }
+    }
+    // After the last anchor: the rest of its bucket is read as usual.
+    if let Some(lo) = cursor {
+        if bound.as_ref().is_none_or(|b| *b > lo) {
+            out.push(PlannedSeg {
+                lo,
+                hi: bound.clone(),
+                kind: Planned::Read(SMALL_LIMIT),
             });
         }
     }
@@ -678,62 +683,35 @@ fn walk(req: &ListReq, segments: &[Segment]) -> (Vec<Item>, Option<usize>) {
 }
 
 /// New segments past the frontier: `(segment_end, estimated_keys)` in order.
-#[allow(clippy::too_many_arguments)]
 fn read_ahead(
     req: &ListReq,
     fences: Option<&(dyn FenceView + Sync)>,
     frontier: &[u8],
     range_end: &Option<Vec<u8>>,
     need: usize,
-    have: usize,
-    probes_done: usize,
     exp: u32,
 ) -> Vec<(Option<Vec<u8>>, u64)> {
     let end = range_end.as_deref();
     match fences {
-        Some(view) => match req.mode {
-            Mode::Flat => {
-                // One read that spans enough buckets to hold the page (the first bucket is only
-                // partly after the frontier, so it counts for half).
-                let buckets = view.buckets(frontier, end, 64);
-                let mut total = 0u64;
-                let mut last = None;
-                for (n, (hi, est)) in buckets.into_iter().enumerate() {
-                    total += if n == 0 { est / 2 } else { est };
-                    last = Some(hi);
-                    if total >= need as u64 {
-                        break;
-                    }
-                }
-                match last {
-                    Some(hi) => vec![(clip(hi, range_end), 0)],
-                    None => vec![(range_end.clone(), 0)],
+        // One read that spans enough buckets to hold the page (the first bucket is only partly
+        // after the frontier, so it counts for half). In tree mode this is a level whose next
+        // fence is a plain key (directories are planned by anchors, see [`plan_anchored`]).
+        Some(view) => {
+            let buckets = view.buckets(frontier, end, 64);
+            let mut total = 0u64;
+            let mut last = None;
+            for (n, (hi, est)) in buckets.into_iter().enumerate() {
+                total += if n == 0 { est / 2 } else { est };
+                last = Some(hi);
+                if total >= need as u64 {
+                    break;
                 }
             }
-            Mode::Tree { .. } => {
-                // One probe per bucket: each tells the first child in it. Read as many buckets as
-                // the children seen so far suggest are needed.
-                let per_probe = if probes_done == 0 || have == 0 {
-                    0.0
-                } else {
-                    have as f64 / probes_done as f64
-                };
-                let count = if per_probe <= 0.0 {
-                    if probes_done == 0 {
-                        32
-                    } else {
-                        MAX_PROBES
-                    }
-                } else {
-                    ((need as f64 / per_probe) * 1.2).ceil() as usize
-                };
-                let count = count.clamp(8, MAX_PROBES);
-                view.buckets(frontier, end, count)
-                    .into_iter()
-                    .map(|(hi, est)| (clip(hi, range_end), est))
-                    .collect()
+            match last {
+                Some(hi) => vec![(clip(hi, range_end), 0)],
+                None => vec![(range_end.clone(), 0)],
             }
-        },
+        }
         None => blind_probes(&req.prefix, frontier, range_end, exp),
     }
 }
