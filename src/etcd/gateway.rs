@@ -31,6 +31,10 @@ const DEGRADED_FOR: Duration = Duration::from_secs(1);
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
 /// How long to wait for a stale (serializable) answer once linearizable reads failed.
 const STALE_BUDGET: Duration = Duration::from_millis(600);
+/// How long a snapshot read (see [`EtcdCluster::snapshot_ranges`]) may take before the listing
+/// falls back to the linearizable path, and when its next member is asked too.
+const SNAPSHOT_BUDGET: Duration = Duration::from_millis(400);
+const SNAPSHOT_HEDGE: Duration = Duration::from_millis(150);
 /// The longest the linearizable phase of a read may take, so that a page answers within 2 s even
 /// without quorum.
 const LINEARIZABLE_BUDGET: Duration = Duration::from_millis(1200);
@@ -62,6 +66,17 @@ pub enum EtcdError {
         /// What is wrong.
         detail: String,
     },
+}
+
+/// Which member a read asks first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lead {
+    /// The member that answered a linearizable read last (its connection is warm, and it was
+    /// reachable a moment ago).
+    Preferred,
+    /// The next member in turn, so that snapshot reads spread over every member instead of
+    /// queueing on one (which may be the leader, busy with every write).
+    Rotating,
 }
 
 /// Why a member attempt failed: try another member, or give up.
@@ -116,6 +131,8 @@ pub struct EtcdCluster {
     name: String,
     members: Vec<MemberSlot>,
     preferred: AtomicUsize,
+    /// Where the next [`Lead::Rotating`] read starts.
+    rotation: AtomicUsize,
     options: ConnectOptions,
     local_options: ConnectOptions,
     /// Until when reads skip the linearizable attempt because quorum was just found lost, so one
@@ -182,6 +199,7 @@ impl EtcdCluster {
             name: cfg.name.clone(),
             members,
             preferred: AtomicUsize::new(0),
+            rotation: AtomicUsize::new(0),
             options,
             local_options,
             degraded_until: Mutex::new(None),
@@ -299,10 +317,22 @@ impl EtcdCluster {
         }
     }
 
-    fn order(&self) -> Vec<usize> {
+    fn order(&self, lead: Lead) -> Vec<usize> {
         let n = self.members.len();
-        let first = self.preferred.load(Ordering::Relaxed) % n.max(1);
+        let first = match lead {
+            Lead::Preferred => self.preferred.load(Ordering::Relaxed),
+            Lead::Rotating => self.rotation.fetch_add(1, Ordering::Relaxed),
+        } % n.max(1);
         (0..n).map(|k| (first + k) % n).collect()
+    }
+
+    /// True while reads skip the linearizable attempt because quorum was just found lost.
+    fn degraded(&self) -> bool {
+        self.degraded_until
+            .lock()
+            .ok()
+            .and_then(|g| *g)
+            .is_some_and(|until| Instant::now() < until)
     }
 
     /// Runs `op` against the cluster: linearizable on one member at a time (hedged), then, if none
@@ -330,15 +360,17 @@ impl EtcdCluster {
     {
         let started = Instant::now();
         let mut last_reason = String::from("no member tried");
-        let degraded = self
-            .degraded_until
-            .lock()
-            .ok()
-            .and_then(|g| *g)
-            .is_some_and(|until| Instant::now() < until);
+        let degraded = self.degraded();
         if !degraded {
             match self
-                .race(&op, false, revision, budget, HEDGE_DELAY, &mut last_reason)
+                .race(
+                    &op,
+                    (false, Lead::Preferred),
+                    revision,
+                    budget,
+                    HEDGE_DELAY,
+                    &mut last_reason,
+                )
                 .await
             {
                 Ok(Some((value, rev))) => {
@@ -359,7 +391,7 @@ impl EtcdCluster {
         match self
             .race(
                 &op,
-                true,
+                (true, Lead::Preferred),
                 revision,
                 STALE_BUDGET,
                 Duration::ZERO,
@@ -391,8 +423,9 @@ impl EtcdCluster {
         }
     }
 
-    /// Asks members in order, starting the next one when the previous failed or after `hedge`;
-    /// the first answer wins. `Ok(None)` when no member answered within `budget`.
+    /// Asks members in order, from the one `lead` picks, starting the next one when the previous
+    /// failed or after `hedge`; the first answer wins (serializable when `how.0`). `Ok(None)` when
+    /// no member answered within `budget`.
     ///
     /// Every read and write (and the member and alarm lists) passes here, so this is where etcd
     /// calls are counted and timed, labelled by the gateway method that made `op`. Per-member
@@ -400,7 +433,7 @@ impl EtcdCluster {
     pub(crate) async fn race<T, F, Fut>(
         &self,
         op: &F,
-        serializable: bool,
+        how: (bool, Lead),
         revision: Option<i64>,
         budget: Duration,
         hedge: Duration,
@@ -412,7 +445,7 @@ impl EtcdCluster {
     {
         let started = Instant::now();
         let result = self
-            .race_members(op, serializable, revision, budget, hedge, last_reason)
+            .race_members(op, how, revision, budget, hedge, last_reason)
             .await;
         if let Some(metrics) = self.metrics.get() {
             use crate::metrics::EtcdOutcome;
@@ -432,7 +465,7 @@ impl EtcdCluster {
     async fn race_members<T, F, Fut>(
         &self,
         op: &F,
-        serializable: bool,
+        (serializable, lead): (bool, Lead),
         revision: Option<i64>,
         budget: Duration,
         hedge: Duration,
@@ -443,7 +476,7 @@ impl EtcdCluster {
         Fut: std::future::Future<Output = Result<(T, i64), etcd_client::Error>>,
     {
         let deadline = tokio::time::Instant::now() + budget;
-        let order = self.order();
+        let order = self.order(lead);
         let mut next = 0usize;
         let mut running = FuturesUnordered::new();
         let attempt = |i: usize| async move {
@@ -520,7 +553,7 @@ impl EtcdCluster {
         match self
             .race(
                 &op,
-                false,
+                (false, Lead::Preferred),
                 None,
                 self.timeout,
                 self.timeout,
@@ -640,12 +673,63 @@ impl RangeSource for EtcdCluster {
     async fn ranges(&self, reqs: Vec<RangeReq>, revision: Option<i64>) -> Result<Batch, EtcdError> {
         // Wait for a turn, but never longer than a page may take: past that, read anyway.
         let _turn = tokio::time::timeout(LINEARIZABLE_BUDGET, self.browse_permits.acquire()).await;
-        self.ranges_within(reqs, revision, LINEARIZABLE_BUDGET.min(self.timeout))
+        let started = Instant::now();
+        // A page pinned to a revision (the next pages of a listing) reads a snapshot no later
+        // write can change: any member that has applied the revision can answer it, without the
+        // leader's round of heartbeats a linearizable read costs. While quorum is lost, reads go
+        // the degraded way below, so that they are marked stale.
+        let snapshot = revision.filter(|_| !self.degraded());
+        if let Some(at) = snapshot {
+            match self.snapshot_ranges(&reqs, at).await {
+                Ok(Some(batch)) => return Ok(batch),
+                // Nobody had it in time (members down, or behind the watch): the usual way.
+                Ok(None) => {}
+                Err(e @ (EtcdError::Compacted(_) | EtcdError::Rejected(_))) => return Err(e),
+                Err(e) => debug!(cluster = %self.name, error = %e, "snapshot read failed"),
+            }
+        }
+        let budget = LINEARIZABLE_BUDGET.min(self.timeout);
+        self.ranges_within(reqs, revision, budget.saturating_sub(started.elapsed()))
             .await
     }
 }
 
 impl EtcdCluster {
+    /// Reads a batch of ranges at revision `at`, serializable, from the members in turn.
+    /// `Ok(None)` when no member could answer within [`SNAPSHOT_BUDGET`].
+    async fn snapshot_ranges(
+        &self,
+        reqs: &[RangeReq],
+        at: i64,
+    ) -> Result<Option<Batch>, EtcdError> {
+        let mut reason = String::new();
+        let found = self
+            .race(
+                &|mut client: Client, _| async move {
+                    let mut out = Vec::with_capacity(reqs.len());
+                    for chunk in reqs.chunks(MAX_TXN_OPS) {
+                        out.extend(
+                            Self::txn_ranges(&mut client, chunk, Some(at), true)
+                                .await?
+                                .0,
+                        );
+                    }
+                    Ok((out, at))
+                },
+                (true, Lead::Rotating),
+                Some(at),
+                SNAPSHOT_BUDGET,
+                SNAPSHOT_HEDGE,
+                &mut reason,
+            )
+            .await?;
+        Ok(found.map(|(responses, revision)| Batch {
+            revision,
+            responses,
+            stale: false,
+        }))
+    }
+
     /// Reads a batch of ranges at one revision, with `budget` for the linearizable phase.
     pub async fn ranges_within(
         &self,

@@ -65,7 +65,7 @@ impl EtcdCluster {
                         .collect::<Vec<_>>();
                     Ok((list, rev))
                 },
-                true,
+                (true, crate::etcd::gateway::Lead::Preferred),
                 None,
                 MEMBER_DEADLINE,
                 Duration::from_millis(150),
@@ -93,7 +93,7 @@ impl EtcdCluster {
                         .collect::<Vec<_>>();
                     Ok((list, 0))
                 },
-                true,
+                (true, crate::etcd::gateway::Lead::Preferred),
                 None,
                 MEMBER_DEADLINE,
                 Duration::from_millis(250),
