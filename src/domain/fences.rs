@@ -136,6 +136,24 @@ impl Fences {
         self.buckets.insert(at, count.saturating_sub(left));
     }
 
+    /// Estimated keys in the buckets whose fences lie in `[start, end)`.
+    pub fn count_between(&self, start: &[u8], end: Option<&[u8]>) -> u64 {
+        use std::ops::Bound::{Excluded, Included, Unbounded};
+        let hi = end.map_or(Unbounded, Excluded);
+        self.buckets
+            .range::<[u8], _>((Included(start), hi))
+            .map(|(_, c)| *c)
+            .sum()
+    }
+
+    /// Lowers the count of the bucket `start` to `count` when it was higher (a re-scan found the
+    /// estimate had drifted up), if that bucket still exists.
+    pub fn cap_count(&mut self, start: &[u8], count: u64) {
+        if let Some(c) = self.buckets.get_mut(start) {
+            *c = (*c).min(count);
+        }
+    }
+
     /// The first bucket that needs splitting, if any (after a rebuild or many creates).
     pub fn oversized(&self) -> Option<SplitRequest> {
         let (start, count) = self.buckets.iter().find(|(_, c)| **c > 2 * self.target)?;

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
-use etcd_client::{EventType, GetOptions, WatchOptions};
+use etcd_client::{EventType, WatchOptions};
 use futures::StreamExt;
 use tracing::{info, warn};
 
@@ -67,6 +67,8 @@ pub struct FenceIndex {
     status: RwLock<IndexStatus>,
     scanned: AtomicU64,
     started: AtomicBool,
+    /// True while a task re-scans oversized buckets (at most one per cluster).
+    splitting: AtomicBool,
     pages: PageCacheState,
 }
 
@@ -77,6 +79,7 @@ impl Default for FenceIndex {
             status: RwLock::new(IndexStatus::Idle),
             scanned: AtomicU64::new(0),
             started: AtomicBool::new(false),
+            splitting: AtomicBool::new(false),
             pages: PageCacheState::default(),
         }
     }
@@ -278,14 +281,12 @@ async fn build_and_watch(
                 ));
             }
         }
-        let mut splits = Vec::new();
+        let mut oversized = false;
         if let Ok(mut guard) = index.fences.write() {
             if let Some(f) = guard.as_mut() {
                 for (created, change) in &changes {
                     if *created {
-                        if let Some(s) = f.on_create(&change.key) {
-                            splits.push(s);
-                        }
+                        oversized |= f.on_create(&change.key).is_some();
                     } else {
                         f.on_delete(&change.key);
                     }
@@ -297,55 +298,118 @@ async fn build_and_watch(
         // before events it has not sent yet, so a progress answer only says the stream is alive.
         index.pages.observe(&changes, through);
         index.pages.heard(std::time::Instant::now());
-        for split in splits {
-            split_bucket(cluster, &index, split).await;
+        if oversized {
+            // Off this loop: the watch must keep delivering changes (the page cache trusts it).
+            start_splitter(weak.clone(), index.clone());
         }
     }
 }
 
-/// Splits an oversized bucket at its middle key by reading just that bucket.
-async fn split_bucket(
+/// Pause between two reads of the splitter, so a bulk load (one oversized bucket after another)
+/// is indexed at a gentle pace instead of as a burst of reads.
+const SPLIT_PAUSE: Duration = Duration::from_millis(20);
+/// Most buckets re-scanned per run of the splitter; the next create past the limit starts it again.
+const SPLITS_PER_RUN: usize = 64;
+
+/// Starts the splitter unless it is running: it re-scans oversized buckets one at a time.
+fn start_splitter(weak: Weak<EtcdCluster>, index: Arc<FenceIndex>) {
+    if index.splitting.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    tokio::spawn(async move {
+        for _ in 0..SPLITS_PER_RUN {
+            let Some(split) = index
+                .fences
+                .read()
+                .ok()
+                .and_then(|g| g.as_ref().and_then(Fences::oversized))
+            else {
+                break;
+            };
+            let Some(cluster) = weak.upgrade() else { break };
+            if let Err(reason) = rescan_bucket(&cluster, &index, split).await {
+                warn!(cluster = cluster.name(), %reason, "could not re-scan an index bucket");
+                break;
+            }
+        }
+        index.splitting.store(false, Ordering::SeqCst);
+    });
+}
+
+/// Re-reads one oversized bucket in bounded pages (the index-less listing, as the build scan does)
+/// and puts a fence every `target` keys, so a bucket that grew by a bulk load of any size is
+/// split into buckets of the target size with O(bucket) keys read, never one large range.
+async fn rescan_bucket(
     cluster: &EtcdCluster,
     index: &FenceIndex,
     split: crate::domain::fences::SplitRequest,
-) {
-    let half = (split.count / 2).max(1);
-    let start = if split.start.is_empty() {
-        vec![0]
-    } else {
-        split.start.clone()
+) -> Result<(), String> {
+    let target = index
+        .fences
+        .read()
+        .ok()
+        .and_then(|g| g.as_ref().map(Fences::target))
+        .ok_or("no index")?;
+    let mut req = ListReq {
+        prefix: Vec::new(),
+        start: split.start.clone(),
+        mode: Mode::Flat,
+        limit: SCAN_PAGE,
+        revision: None,
+        hint: None,
     };
-    let end = split.end.clone().unwrap_or_else(|| vec![0]);
-    let read = cluster
-        .read(None, |mut client, serializable| {
-            let (start, end) = (start.clone(), end.clone());
-            async move {
-                let mut o = GetOptions::new()
-                    .with_keys_only()
-                    .with_range(end)
-                    .with_limit(half as i64 + 1);
-                if serializable {
-                    o = o.with_serializable();
-                }
-                let mut r = client.get(start, Some(o)).await?;
-                let rev = r.header().map_or(0, |h| h.revision());
-                Ok((
-                    r.take_kvs()
-                        .into_iter()
-                        .map(|kv| kv.key().to_vec())
-                        .collect::<Vec<_>>(),
-                    rev,
-                ))
-            }
+    let end = split.end.clone();
+    let before = index
+        .fences
+        .read()
+        .ok()
+        .and_then(|g| {
+            g.as_ref()
+                .map(|f| f.count_between(&split.start, end.as_deref()))
         })
-        .await;
-    if let Ok(read) = read {
-        if let Some(mid) = read.value.get(half as usize).cloned() {
-            if let Ok(mut g) = index.fences.write() {
-                if let Some(f) = g.as_mut() {
-                    f.split(&split.start, mid, half);
+        .unwrap_or(0);
+    let mut bucket = split.start.clone();
+    let mut in_bucket = 0u64;
+    loop {
+        let page = list_page(&Patient(cluster), None, &req)
+            .await
+            .map_err(|e| e.to_string())?;
+        {
+            let mut fences = index.fences.write().map_err(|_| "index lock poisoned")?;
+            let Some(f) = fences.as_mut() else {
+                return Err("index dropped".into());
+            };
+            let mut done = page.next.is_none();
+            for item in &page.items {
+                if split.end.as_ref().is_some_and(|end| item.key >= *end) {
+                    done = true;
+                    break;
                 }
+                if in_bucket >= target && item.key > bucket {
+                    f.split(&bucket, item.key.clone(), in_bucket);
+                    bucket = item.key.clone();
+                    in_bucket = 0;
+                }
+                in_bucket += 1;
+            }
+            if done {
+                // The last piece holds what the scan saw plus what was created meanwhile; its
+                // estimate may only go down to that (it had drifted up if it is higher).
+                let created = f
+                    .count_between(&split.start, end.as_deref())
+                    .saturating_sub(before);
+                f.cap_count(&bucket, in_bucket + created);
+                return Ok(());
             }
         }
+        match page.next {
+            Some(c) => {
+                req.start = c.start;
+                req.revision = Some(c.revision);
+                req.hint = Some(c.hint);
+            }
+            None => return Ok(()),
+        }
+        tokio::time::sleep(SPLIT_PAUSE).await;
     }
 }

@@ -289,3 +289,48 @@ async fn a_delete_through_the_gateway_is_gone_from_the_very_next_page() {
         assert!(!keys(&page).contains(&key), "{key} still listed");
     }
 }
+
+#[tokio::test]
+async fn a_bulk_load_is_indexed_in_the_background_while_the_watch_keeps_up() {
+    let app = spawn_app().await;
+    app.put_all(&[("/bulk/0", "v")]).await;
+    let c = gateway(&app);
+    cached(&c, &flat("/bulk/")).await;
+    let fences = |c: &EtcdCluster| {
+        use etcdboard::domain::listing::FenceView;
+        c.index().buckets(b"", None, usize::MAX)
+    };
+    assert_eq!(fences(&c).len(), 1, "a tiny key space is one bucket");
+
+    // 20,000 creates land in one bucket: it grows to ~80x the bucket size aimed for (256).
+    let pairs: Vec<(String, &str)> = (0..20_000)
+        .map(|i| (format!("/bulk/k{i:05}"), "v"))
+        .collect();
+    app.put_all(&pairs).await;
+    let last = put(&app, "/bulk/last", "v").await;
+    // The watch delivers the last write promptly: re-indexing never holds it up.
+    eventually(
+        Duration::from_secs(1),
+        "the watch delivers the write after a bulk load",
+        || async { c.index().pages().seen().is_some_and(|s| s >= last) },
+    )
+    .await;
+    // The oversized bucket is re-scanned into buckets of about the target size (a bucket is split
+    // once it holds more than twice that).
+    eventually(Duration::from_secs(10), "the bucket is split", || async {
+        let b = fences(&c);
+        b.len() >= 20_000 / 512 && b.iter().all(|(_, n)| *n <= 2 * 256)
+    })
+    .await;
+    let total: u64 = fences(&c).iter().map(|(_, n)| n).sum();
+    assert!((20_000..=20_010).contains(&total), "index counts {total}");
+    // And a page deep in the new keys is exact.
+    let mut req = flat("/bulk/");
+    req.start = b"/bulk/k12345".to_vec();
+    req.limit = 3;
+    let page = page_cache::list(&c, &req).await.expect("list");
+    assert_eq!(
+        keys(&page),
+        ["/bulk/k12345", "/bulk/k12346", "/bulk/k12347"]
+    );
+}
