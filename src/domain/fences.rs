@@ -314,6 +314,29 @@ mod tests {
     }
 
     #[test]
+    fn a_directory_spanning_many_buckets_is_crossed_in_one_round() {
+        // "/" holds 150,000 keys (about 590 buckets) before the numeric keys of the top level.
+        let mut keys: Vec<Vec<u8>> = (0..250)
+            .flat_map(|d| (0..600).map(move |k| format!("/h/d{d:04}/k{k:04}").into_bytes()))
+            .collect();
+        keys.extend((1..=30_000).map(|n: u32| format!("/small/{n}").into_bytes()));
+        keys.extend((1..=30_000).map(|n: u32| n.to_string().into_bytes()));
+        let src = MemSource::new(keys);
+        let f = build(&src, 256);
+        let tree = Mode::Tree { sep: b"/".to_vec() };
+        let top = first_page(&src, &f, b"", b"", tree.clone());
+        assert_eq!(top.items.len(), 100);
+        assert_eq!(top.items[0].key, b"/".to_vec());
+        assert_eq!(top.items[1].key, b"1".to_vec());
+        assert!(top.rounds <= 3, "rounds {}", top.rounds);
+        assert!(top.cost <= 1000, "cost {}", top.cost);
+        let slash = first_page(&src, &f, b"/", b"/", tree);
+        let names: Vec<&[u8]> = slash.items.iter().map(|i| i.key.as_slice()).collect();
+        assert_eq!(names, [&b"/h/"[..], b"/small/"]);
+        assert!(slash.rounds <= 3, "rounds {}", slash.rounds);
+    }
+
+    #[test]
     fn listings_with_the_index_match_listings_without_it() {
         let mut keys: Vec<Vec<u8>> = (1..=5000)
             .map(|n: u32| n.to_string().into_bytes())

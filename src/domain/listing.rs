@@ -554,7 +554,9 @@ fn plan_anchored(
             kind: Planned::Read(1),
         });
         cursor = Some(through.clone());
-        let inside_end = min_end(child_end(&child), bound.clone());
+        // The whole directory, even past this round's bound: skipping costs nothing, so a
+        // directory of any size is crossed in one round.
+        let inside_end = min_end(child_end(&child), range_end.clone());
         if inside_end.as_ref().is_none_or(|e| *e > through) {
             out.push(PlannedSeg {
                 lo: through,
@@ -563,23 +565,37 @@ fn plan_anchored(
             });
             cursor = inside_end;
         }
+        if past(&cursor, &bound) {
+            break;
+        }
     }
-    // After the last anchor: the rest of its bucket is read as usual.
-    if let Some(lo) = cursor {
-        if bound.as_ref().is_none_or(|b| *b > lo) {
+    // After the last anchor: the rest of its bucket is read as usual; the next round starts at
+    // the bound, or where a directory that reached past it ends.
+    let next = match cursor {
+        Some(lo) if !past(&Some(lo.clone()), &bound) => {
             out.push(PlannedSeg {
                 lo,
                 hi: bound.clone(),
                 kind: Planned::Read(SMALL_LIMIT),
             });
+            bound
         }
-    }
-    // The next round starts at the bound, unless that is the end of the listing range.
-    let next = bound.filter(|b| lt_end(b, range_end));
+        other => other,
+    };
+    let next = next.filter(|b| lt_end(b, range_end));
     AnchoredPlan {
         segments: out,
         next,
         buckets: n.max(1),
+    }
+}
+
+/// True when `cursor` (`None`: the end of the key space) is at or past `bound`.
+fn past(cursor: &Option<Vec<u8>>, bound: &Option<Vec<u8>>) -> bool {
+    match (cursor, bound) {
+        (None, _) => true,
+        (Some(c), Some(b)) => c >= b,
+        (Some(_), None) => false,
     }
 }
 
