@@ -52,6 +52,12 @@ use etcdboard::etcd::local::{LocalCluster, LocalClusterOptions};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use serde_json::{json, Value};
 
+#[path = "../tests/it/support_browser.rs"]
+mod support_browser;
+
+#[path = "listing/chromium.rs"]
+mod chromium;
+
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type Res<T> = Result<T, BoxError>;
 
@@ -1835,6 +1841,53 @@ async fn run() -> Res<()> {
                 "browsing_ours": browse_json(&ours_phase, &b),
                 "browsing_naive": browse_json(&naive_phase, &nb) }),
     );
+
+    // 9. The key browser in Chromium, on the same data.
+    println!();
+    println!(
+        "9. CHROMIUM: the key browser in headless Chromium on the same data; first visits, timed in the page"
+    );
+    println!(
+        "   (loads: navigation start → DOMContentLoaded, every expanded level rendered by the server;"
+    );
+    println!(
+        "    clicks: click → first frame showing the result)   target: each ≤ {:.0} ms (no visible wait)",
+        chromium::INSTANT_MS
+    );
+    let keys_page = format!("http://{}/clusters/{CLUSTER}/keys", server.addr);
+    let (browser_pass, browser_measured, browser_json) =
+        match chromium::run(&keys_page, scale.dirs, scale.flat).await {
+            Ok(steps) => {
+                for s in &steps {
+                    match (s.ms, &s.error) {
+                        (Some(ms), _) => println!("   {:<58} {:>7.1} ms", s.what, ms),
+                        (None, e) => {
+                            println!("   {:<58} FAILED: {}", s.what, e.as_deref().unwrap_or("?"))
+                        }
+                    }
+                }
+                let worst = steps.iter().filter_map(|s| s.ms).fold(0.0, f64::max);
+                let all = steps.iter().all(|s| s.ms.is_some());
+                (
+                    all && worst <= chromium::INSTANT_MS,
+                    format!("slowest {worst:.1} ms of {} steps", steps.len()),
+                    json!(steps.iter().map(chromium::Step::json).collect::<Vec<_>>()),
+                )
+            }
+            Err(e) => {
+                println!("   FAILED: {e}");
+                (false, e.clone(), json!({ "error": e }))
+            }
+        };
+    targets.push(Target {
+        name: format!(
+            "Chromium: each load and click ≤ {:.0} ms",
+            chromium::INSTANT_MS
+        ),
+        measured: browser_measured,
+        pass: browser_pass,
+    });
+    report.insert("chromium".into(), browser_json);
 
     // Teardown.
     drop(server);
