@@ -1848,7 +1848,7 @@ async fn run() -> Res<()> {
         "9. CHROMIUM: the key browser in headless Chromium on the same data; first visits, timed in the page"
     );
     println!(
-        "   (loads: navigation start → DOMContentLoaded, every expanded level rendered by the server;"
+        "   (loads: navigation start → first contentful paint, every expanded level rendered by the server;"
     );
     println!(
         "    clicks: click → first frame showing the result)   target: each ≤ {:.0} ms (no visible wait)",
