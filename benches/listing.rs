@@ -1851,43 +1851,62 @@ async fn run() -> Res<()> {
         "   (loads: navigation start → first contentful paint, every expanded level rendered by the server;"
     );
     println!(
-        "    clicks: click → first frame showing the result)   target: each ≤ {:.0} ms (no visible wait)",
+        "    clicks: click → first frame showing the result)   targets: each ≤ {:.0} ms (no visible wait);",
         chromium::INSTANT_MS
     );
+    println!(
+        "    the first load into an empty browser cache (fetches and compiles scripts and styles once) ≤ {:.0} ms",
+        chromium::FIRST_LOAD_MS
+    );
     let keys_page = format!("http://{}/clusters/{CLUSTER}/keys", server.addr);
-    let (browser_pass, browser_measured, browser_json) =
-        match chromium::run(&keys_page, scale.dirs, scale.flat).await {
-            Ok(steps) => {
-                for s in &steps {
-                    match (s.ms, &s.error) {
-                        (Some(ms), _) => println!("   {:<58} {:>7.1} ms", s.what, ms),
-                        (None, e) => {
-                            println!("   {:<58} FAILED: {}", s.what, e.as_deref().unwrap_or("?"))
-                        }
+    match chromium::run(&keys_page, scale.dirs, scale.flat).await {
+        Ok(steps) => {
+            for s in &steps {
+                match (s.ms, &s.error) {
+                    (Some(ms), _) => println!(
+                        "   {:<58} {:>7.1} ms  {}",
+                        s.what,
+                        ms,
+                        verdict(ms <= s.bound_ms())
+                    ),
+                    (None, e) => {
+                        println!("   {:<58} FAILED: {}", s.what, e.as_deref().unwrap_or("?"))
                     }
                 }
-                let worst = steps.iter().filter_map(|s| s.ms).fold(0.0, f64::max);
-                let all = steps.iter().all(|s| s.ms.is_some());
-                (
-                    all && worst <= chromium::INSTANT_MS,
-                    format!("slowest {worst:.1} ms of {} steps", steps.len()),
-                    json!(steps.iter().map(chromium::Step::json).collect::<Vec<_>>()),
-                )
             }
-            Err(e) => {
-                println!("   FAILED: {e}");
-                (false, e.clone(), json!({ "error": e }))
+            for cold in [true, false] {
+                let group: Vec<&chromium::Step> = steps.iter().filter(|s| s.cold == cold).collect();
+                let worst = group.iter().filter_map(|s| s.ms).fold(0.0, f64::max);
+                let bound = if cold {
+                    chromium::FIRST_LOAD_MS
+                } else {
+                    chromium::INSTANT_MS
+                };
+                targets.push(Target {
+                    name: if cold {
+                        format!("Chromium: first load, empty browser cache ≤ {bound:.0} ms")
+                    } else {
+                        format!("Chromium: every other load and click ≤ {bound:.0} ms")
+                    },
+                    measured: format!("slowest {worst:.1} ms of {}", group.len()),
+                    pass: group.iter().all(|s| s.ms.is_some_and(|ms| ms <= bound)),
+                });
             }
-        };
-    targets.push(Target {
-        name: format!(
-            "Chromium: each load and click ≤ {:.0} ms",
-            chromium::INSTANT_MS
-        ),
-        measured: browser_measured,
-        pass: browser_pass,
-    });
-    report.insert("chromium".into(), browser_json);
+            report.insert(
+                "chromium".into(),
+                json!(steps.iter().map(chromium::Step::json).collect::<Vec<_>>()),
+            );
+        }
+        Err(e) => {
+            println!("   FAILED: {e}");
+            targets.push(Target {
+                name: "Chromium: the browser steps ran".into(),
+                measured: e.clone(),
+                pass: false,
+            });
+            report.insert("chromium".into(), json!({ "error": e }));
+        }
+    }
 
     // Teardown.
     drop(server);
