@@ -4,7 +4,7 @@
 //! it and the next one. With it a listing can ask etcd for `[key, fence)` instead of
 //! `[key, prefix_end)`, so a page costs O(page + target) instead of O(keys after key). The index is
 //! built once by a scan and kept current by a watch (creates add to a bucket, deletes take away; a
-//! bucket that grows past `2 × target` is split by reading just that bucket).
+//! bucket that grows past `2 × target` is re-read in bounded pages and split every `target` keys).
 //!
 //! Counts are estimates used to size reads; correctness never depends on them, because every page
 //! reads real keys from etcd and follows up any read that was cut short.
@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use crate::domain::listing::FenceView;
 
-/// A split the index asks for: read `[start, end)` and pass its middle key to [`Fences::split`].
+/// An oversized bucket, `[start, end)`, to re-read and split every `target` keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SplitRequest {
     /// The bucket's fence.
