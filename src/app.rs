@@ -64,6 +64,8 @@ struct Inner {
     audit: crate::audit::AuditLog,
     /// Password checks are slow on purpose; at most two at once keep logins from starving pages.
     login_permits: tokio::sync::Semaphore,
+    /// Failed sign-ins by user name (see [`crate::domain::login_throttle`]).
+    login_throttle: std::sync::Mutex<crate::domain::login_throttle::LoginThrottle>,
 }
 
 impl AppState {
@@ -106,6 +108,7 @@ impl AppState {
                 metrics,
                 audit,
                 login_permits: tokio::sync::Semaphore::new(2),
+                login_throttle: std::sync::Mutex::default(),
             }),
         })
     }
@@ -187,6 +190,17 @@ impl AppState {
     /// Permits for password checks.
     pub fn login_permits(&self) -> &tokio::sync::Semaphore {
         &self.inner.login_permits
+    }
+
+    /// Failed sign-ins by user name. Held only briefly, never across an await.
+    pub fn login_throttle(
+        &self,
+    ) -> std::sync::MutexGuard<'_, crate::domain::login_throttle::LoginThrottle> {
+        // Only a panic inside the throttle's bookkeeping poisons it; its state stays usable.
+        self.inner
+            .login_throttle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// This app's own metrics (one registry per app, so tests running several apps stay apart).

@@ -11,6 +11,8 @@ pub mod format;
 pub mod k8s_proto;
 pub mod key;
 pub mod listing;
+/// Failed sign-ins by user name, and how long the next attempt must wait.
+pub mod login_throttle;
 pub mod metrics;
 /// Listing pages kept in memory while no key in their range changes.
 pub mod page_cache;

@@ -375,7 +375,8 @@ pub struct LoginForm {
 }
 
 /// `POST /login`: checks the password (argon2/bcrypt, off the async threads, two at a time) and
-/// sets the signed cookie.
+/// sets the signed cookie. After [`crate::domain::login_throttle::FREE_FAILURES`] failures for a
+/// user name, further attempts for it wait (429 with `Retry-After`, no password check).
 pub async fn login(
     State(state): State<AppState>,
     caller: Caller,
@@ -387,6 +388,28 @@ pub async fn login(
         return Err(AppError::BadRequest(
             "user name or password too long".into(),
         ));
+    }
+    // Too many failures for this name: answer at once, without a password check.
+    let throttled = state
+        .login_throttle()
+        .check(&form.user, std::time::Instant::now());
+    if let Err(wait) = throttled {
+        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+        tracing::warn!(user = %form.user, source = ?caller.source, retry_after = secs, "sign-in throttled");
+        let page = crate::views::LoginPage {
+            layout: login_layout(&state),
+            action: format!("{}/login", state.base()),
+            next,
+            user: form.user,
+            error: Some(format!(
+                "Too many failed sign-ins for this user name. Try again in {secs} s."
+            )),
+        };
+        let mut resp = super::html(super::render_html(&page)?);
+        *resp.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        return Ok(resp);
     }
     let user = users.users.iter().find(|u| u.name == form.user).cloned();
     // Unknown users cost as much as known ones (checked against a real hash, then refused), so
@@ -411,6 +434,7 @@ pub async fn login(
     };
     match user.filter(|_| ok) {
         Some(u) => {
+            state.login_throttle().succeeded(&u.name);
             tracing::info!(user = %u.name, source = ?caller.source, "signed in");
             let session = Session {
                 user: u.name.clone(),
@@ -423,6 +447,9 @@ pub async fn login(
             Ok(resp)
         }
         None => {
+            state
+                .login_throttle()
+                .failed(&form.user, std::time::Instant::now());
             tracing::warn!(user = %form.user, source = ?caller.source, "failed sign-in");
             let page = crate::views::LoginPage {
                 layout: login_layout(&state),

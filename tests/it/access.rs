@@ -753,3 +753,43 @@ async fn a_request_that_cannot_finish_ends_at_its_deadline() {
         app.etcd.cont(i);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_wrong_passwords_for_a_name_make_its_next_attempts_wait() {
+    use etcdboard::domain::login_throttle::{FIRST_WAIT, FREE_FAILURES};
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_with(AppOptions {
+        access: users_setup(dir.path()),
+        access_yaml: Some("grants:\n  - groups: [sre]\n    role: admin\n".into()),
+        ..AppOptions::default()
+    })
+    .await;
+    for name in ["alice", "nobody-by-this-name"] {
+        for i in 0..FREE_FAILURES {
+            let r = login(&app, name, "guess").await;
+            assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{name}: attempt {i}");
+        }
+        // The next attempt waits, even with the right password, and costs no password check;
+        // unknown names are slowed the same way, so the answer does not tell which names exist.
+        let r = login(&app, name, "alice-pw").await;
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS, "{name}");
+        assert_eq!(r.headers()["retry-after"], "1");
+        let body = r.text().await.unwrap();
+        assert!(body.contains("Too many failed sign-ins"), "{body}");
+        assert!(!body.contains("alice-pw"), "the password is not echoed");
+    }
+    // Another name is not slowed.
+    let bob = login(&app, "bob", "bob-pw").await;
+    assert_eq!(bob.status(), StatusCode::SEE_OTHER);
+    // After the wait, the right password signs in and forgets the failures.
+    tokio::time::sleep(FIRST_WAIT + std::time::Duration::from_millis(100)).await;
+    let ok = login(&app, "alice", "alice-pw").await;
+    assert_eq!(ok.status(), StatusCode::SEE_OTHER);
+    session_cookie(&ok);
+    let again = login(&app, "alice", "guess").await;
+    assert_eq!(
+        again.status(),
+        StatusCode::UNAUTHORIZED,
+        "a success resets the count"
+    );
+}
