@@ -220,12 +220,12 @@ async fn a_client_cert_tls_etcd_is_browsed_through_a_config_file_and_bad_tls_set
 async fn an_etcd_with_auth_is_read_with_a_password_from_a_file_or_env_and_a_wrong_one_fails_clearly(
 ) {
     init_logs();
-    let etcd = LocalCluster::start(LocalClusterOptions {
-        members: 1,
-        ..Default::default()
-    })
-    .await
-    .expect("start etcd");
+    // Three members: etcd's default "simple" auth tokens are known only to the member that
+    // issued them, so this also shows every member gets its own authenticated client.
+    let etcd = LocalCluster::start(LocalClusterOptions::default())
+        .await
+        .expect("start etcd");
+    assert_eq!(etcd.client_urls().len(), 3);
     const PASSWORD: &str = "c0rrect-h0rse-Battery-St4ple";
     const WRONG: &str = "Tr0ub4dor-and-3-wrong";
     let mut c = Client::connect(etcd.client_urls(), None).await.unwrap();
@@ -295,6 +295,16 @@ async fn an_etcd_with_auth_is_read_with_a_password_from_a_file_or_env_and_a_wron
         .await;
         assert_eq!(status, 200, "{cluster}: {body}");
         assert_eq!(body["value"], "alpha");
+        bodies.push(body.to_string());
+        // Each member is asked for its own status with a client authenticated on that member.
+        let (status, body, _) =
+            get(&format!("{}/api/v1/clusters/{cluster}/members", served.url)).await;
+        assert_eq!(status, 200, "{cluster}: {body}");
+        let members = body["members"].as_array().expect("members");
+        assert_eq!(members.len(), 3, "{cluster}: {body}");
+        for m in members {
+            assert_eq!(m["healthy"], true, "{cluster}: {m:#}");
+        }
         bodies.push(body.to_string());
     }
 
