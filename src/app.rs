@@ -597,9 +597,14 @@ impl App {
 
         let deadline = self.state.config().shutdown_timeout;
         let live = self.state.live().clone();
+        let clusters = self.state.clone();
         let (began_tx, began_rx) = tokio::sync::oneshot::channel::<()>();
         let signal = async move {
             shutdown.await;
+            // Background watches end now, quietly, whatever happens to the members next.
+            for c in clusters.clusters() {
+                c.close();
+            }
             // SSE streams never end on their own; graceful shutdown would wait for them forever.
             live.close_all();
             let _ = began_tx.send(());

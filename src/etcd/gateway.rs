@@ -148,6 +148,8 @@ pub struct EtcdCluster {
     separator: String,
     /// Call counts and latencies, once the app hands them over (tests and benches may not).
     metrics: std::sync::OnceLock<crate::metrics::EtcdCallMetrics>,
+    /// True once the app is shutting down: background work (the index watch) ends quietly.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for EtcdCluster {
@@ -209,6 +211,7 @@ impl EtcdCluster {
             index: Arc::new(FenceIndex::default()),
             separator: cfg.separator.clone(),
             metrics: std::sync::OnceLock::new(),
+            closing: tokio::sync::watch::Sender::new(false),
         }))
     }
 
@@ -231,6 +234,23 @@ impl EtcdCluster {
     /// ignored so counters never reset under a running app).
     pub fn set_metrics(&self, metrics: crate::metrics::EtcdCallMetrics) {
         let _ = self.metrics.set(metrics);
+    }
+
+    /// The app is shutting down: background work on this cluster ends without complaint (the
+    /// members may go away before the process does, as in `etcdboard demo`).
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Resolves once [`EtcdCluster::close`] was called.
+    pub(crate) async fn closed(&self) {
+        let mut rx = self.closing.subscribe();
+        let _ = rx.wait_for(|closing| *closing).await;
+    }
+
+    /// True once [`EtcdCluster::close`] was called.
+    pub(crate) fn is_closed(&self) -> bool {
+        *self.closing.borrow()
     }
 
     /// The fence index of this cluster (started on first use by [`EtcdCluster::ensure_index`]).

@@ -135,11 +135,15 @@ impl FenceIndex {
                 let Some(cluster) = weak.upgrade() else {
                     return;
                 };
-                let result = build_and_watch(&cluster, &weak).await;
+                let result = tokio::select! {
+                    r = build_and_watch(&cluster, &weak) => r,
+                    _ = cluster.closed() => Ok(()),
+                };
                 // Without the watch nothing proves a cached page current.
                 cluster.index().pages.disable();
                 match result {
                     Ok(()) => return,
+                    Err(_) if cluster.is_closed() => return,
                     Err(reason) => {
                         warn!(cluster = cluster.name(), %reason, "fence index lost; rebuilding");
                         if !cluster.index().is_ready() {
