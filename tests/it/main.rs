@@ -9,6 +9,7 @@ mod api;
 mod browser;
 mod browser_edit;
 mod cluster;
+mod demo;
 mod deploy;
 mod discovery;
 mod edit;

@@ -1,0 +1,177 @@
+//! `etcdboard demo`, the README's first command, as a user runs it: the binary starts its own
+//! 3-member etcd, seeds the sample data, serves the dashboard, and on Ctrl-C (SIGINT) stops every
+//! member it started, exits 0 and says nothing alarming on the way out.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Kills the demo if the test fails before it stopped it.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn reachable(url: &str) -> bool {
+    let addr = url.trim_start_matches("http://");
+    std::net::TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_millis(300)).is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_serves_seeded_data_and_ctrl_c_stops_every_member_quietly() {
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_etcdboard"))
+        .args(["demo", "--listen", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start etcdboard demo");
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut demo = Running(child);
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
+    for pipe in [
+        Box::new(stdout) as Box<dyn std::io::Read + Send>,
+        Box::new(stderr),
+    ] {
+        let tx = lines_tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+    }
+    drop(lines_tx);
+
+    // Up: the URL line comes after the members and the seeding.
+    let mut log = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let url = loop {
+        let line = lines_rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("no URL line within 90 s; output:\n{}", log.join("\n")));
+        log.push(line.clone());
+        if let Some(rest) = line.strip_prefix("etcdboard demo: ") {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    assert_eq!(url, format!("http://127.0.0.1:{port}/"));
+    let members: Vec<String> = log
+        .iter()
+        .find_map(|l| l.strip_prefix("etcd members: "))
+        .expect("the demo names its members")
+        .split(", ")
+        .map(str::to_string)
+        .collect();
+    assert_eq!(members.len(), 3, "{log:?}");
+    assert!(members.iter().all(|m| m.starts_with("http://127.0.0.1:")));
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with("seeded ") && l.contains(" keys in ")),
+        "{log:?}"
+    );
+
+    // Serving: the keys page and the 100,000 flat numeric keys.
+    let http = reqwest::Client::new();
+    let page = http
+        .get(format!("{url}clusters/demo/keys"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let flat: serde_json::Value = http
+        .get(format!(
+            "{url}api/v1/clusters/demo/keys?mode=flat&start=99999&limit=3"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(flat["items"][0]["key"], "99999", "{flat}");
+    assert_eq!(flat["stale"], false, "{flat}");
+    let last: serde_json::Value = http
+        .get(format!("{url}api/v1/clusters/demo/key?key=100000"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(last["value"], "100000", "{last}");
+    assert!(members.iter().all(|m| reachable(m)));
+
+    // The listing index is built and its watch is running (it used to complain when the members
+    // went away under it).
+    let ready = Instant::now();
+    loop {
+        let body: serde_json::Value = http
+            .get(format!("{url}api/v1/clusters/demo/keys?limit=1"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if body["index"] == "ready" {
+            break;
+        }
+        assert!(ready.elapsed() < Duration::from_secs(30), "index: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Ctrl-C: exit 0 within the shutdown budget, every member gone, no warning on the way out.
+    // SAFETY: kill(2) with a pid this test spawned and still owns.
+    let pid = demo.0.id() as libc::pid_t;
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let stopped = Instant::now();
+    let status = loop {
+        if let Some(s) = demo.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            stopped.elapsed() < Duration::from_secs(20),
+            "the demo did not exit within 20 s of Ctrl-C"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    log.extend(lines_rx.iter());
+    assert!(
+        status.success(),
+        "exit status {status}; output:\n{}",
+        log.join("\n")
+    );
+    assert!(
+        log.iter().any(|l| l == "stopped the demo etcd members"),
+        "{log:?}"
+    );
+    for m in &members {
+        assert!(
+            !reachable(m),
+            "member {m} still answers after the demo exited"
+        );
+    }
+    let alarming: Vec<&String> = log
+        .iter()
+        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+        .collect();
+    assert!(
+        alarming.is_empty(),
+        "warnings on a clean Ctrl-C: {alarming:#?}"
+    );
+}
