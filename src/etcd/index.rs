@@ -20,7 +20,7 @@ use futures::StreamExt;
 use tracing::{info, warn};
 
 use crate::domain::fences::Fences;
-use crate::domain::listing::{list_page, FenceView, ListReq, Mode};
+use crate::domain::listing::{list_page, FenceView, ListReq, Mode, RangeReq};
 use crate::domain::page_cache::Change;
 use crate::etcd::gateway::EtcdCluster;
 use crate::etcd::page_cache::{PageCacheState, PROGRESS_EVERY};
@@ -340,9 +340,9 @@ fn start_splitter(weak: Weak<EtcdCluster>, index: Arc<FenceIndex>) {
     });
 }
 
-/// Re-reads one oversized bucket in bounded pages (the index-less listing, as the build scan does)
-/// and puts a fence every `target` keys, so a bucket that grew by a bulk load of any size is
-/// split into buckets of the target size with O(bucket) keys read, never one large range.
+/// Re-reads one oversized bucket, `[start, end)`, in pages of [`SCAN_PAGE`] keys at one revision
+/// and puts a fence every `target` keys. Every read is bounded by the bucket's own end, so etcd
+/// counts at most the bucket's keys per page, never the key space after it.
 async fn rescan_bucket(
     cluster: &EtcdCluster,
     index: &FenceIndex,
@@ -354,14 +354,6 @@ async fn rescan_bucket(
         .ok()
         .and_then(|g| g.as_ref().map(Fences::target))
         .ok_or("no index")?;
-    let mut req = ListReq {
-        prefix: Vec::new(),
-        start: split.start.clone(),
-        mode: Mode::Flat,
-        limit: SCAN_PAGE,
-        revision: None,
-        hint: None,
-    };
     let end = split.end.clone();
     let before = index
         .fences
@@ -374,29 +366,35 @@ async fn rescan_bucket(
         .unwrap_or(0);
     let mut bucket = split.start.clone();
     let mut in_bucket = 0u64;
+    let mut cursor = split.start.clone();
+    let mut revision = None;
     loop {
-        let page = list_page(&Patient(cluster), None, &req)
+        let req = RangeReq {
+            start: cursor.clone(),
+            end: end.clone(),
+            limit: SCAN_PAGE,
+        };
+        let batch = cluster
+            .ranges_within(vec![req], revision, SCAN_READ_BUDGET)
             .await
             .map_err(|e| e.to_string())?;
+        revision = Some(batch.revision);
+        let resp = batch.responses.into_iter().next().unwrap_or_default();
+        let more = resp.count > resp.keys.len() as u64;
         {
             let mut fences = index.fences.write().map_err(|_| "index lock poisoned")?;
             let Some(f) = fences.as_mut() else {
                 return Err("index dropped".into());
             };
-            let mut done = page.next.is_none();
-            for item in &page.items {
-                if split.end.as_ref().is_some_and(|end| item.key >= *end) {
-                    done = true;
-                    break;
-                }
-                if in_bucket >= target && item.key > bucket {
-                    f.split(&bucket, item.key.clone(), in_bucket);
-                    bucket = item.key.clone();
+            for key in &resp.keys {
+                if in_bucket >= target && *key > bucket {
+                    f.split(&bucket, key.clone(), in_bucket);
+                    bucket = key.clone();
                     in_bucket = 0;
                 }
                 in_bucket += 1;
             }
-            if done {
+            if !more {
                 // The last piece holds what the scan saw plus what was created meanwhile; its
                 // estimate may only go down to that (it had drifted up if it is higher).
                 let created = f
@@ -406,12 +404,8 @@ async fn rescan_bucket(
                 return Ok(());
             }
         }
-        match page.next {
-            Some(c) => {
-                req.start = c.start;
-                req.revision = Some(c.revision);
-                req.hint = Some(c.hint);
-            }
+        match resp.keys.last() {
+            Some(last) => cursor = crate::domain::key::key_after(last),
             None => return Ok(()),
         }
         tokio::time::sleep(SPLIT_PAUSE).await;
