@@ -16,14 +16,6 @@ impl Drop for Running {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn reachable(url: &str) -> bool {
     let addr = url.trim_start_matches("http://");
     std::net::TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_millis(300)).is_ok()
@@ -31,9 +23,9 @@ fn reachable(url: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_serves_seeded_data_and_ctrl_c_stops_every_member_quietly() {
-    let port = free_port();
+    // Port 0: the demo binds a free port itself and prints it (no race with other tests' ports).
     let mut child = Command::new(env!("CARGO_BIN_EXE_etcdboard"))
-        .args(["demo", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["demo", "--listen", "127.0.0.1:0"])
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -68,7 +60,10 @@ async fn the_demo_serves_seeded_data_and_ctrl_c_stops_every_member_quietly() {
             break rest.split_whitespace().next().unwrap().to_string();
         }
     };
-    assert_eq!(url, format!("http://127.0.0.1:{port}/"));
+    assert!(
+        url.starts_with("http://127.0.0.1:") && url.ends_with('/'),
+        "{url}"
+    );
     let members: Vec<String> = log
         .iter()
         .find_map(|l| l.strip_prefix("etcd members: "))
@@ -140,6 +135,7 @@ async fn the_demo_serves_seeded_data_and_ctrl_c_stops_every_member_quietly() {
     let pid = demo.0.id() as libc::pid_t;
     assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
     let stopped = Instant::now();
+    let before_stop = log.len();
     let status = loop {
         if let Some(s) = demo.0.try_wait().unwrap() {
             break s;
@@ -151,6 +147,9 @@ async fn the_demo_serves_seeded_data_and_ctrl_c_stops_every_member_quietly() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     log.extend(lines_rx.iter());
+    // (A warning while starting, e.g. a member retried after losing a port race to another test,
+    // is not what this checks.)
+    let on_the_way_out = &log[before_stop..];
     assert!(
         status.success(),
         "exit status {status}; output:\n{}",
@@ -166,7 +165,7 @@ async fn the_demo_serves_seeded_data_and_ctrl_c_stops_every_member_quietly() {
             "member {m} still answers after the demo exited"
         );
     }
-    let alarming: Vec<&String> = log
+    let alarming: Vec<&String> = on_the_way_out
         .iter()
         .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
         .collect();
