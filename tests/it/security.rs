@@ -710,23 +710,61 @@ fn addresses_in(text: &str) -> BTreeSet<String> {
     out
 }
 
-/// Ports that were free a moment ago and have nothing listening now.
-fn dead_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<std::net::TcpListener> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind"))
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().expect("addr").port())
-        .collect()
+/// Loopback ports held by a socket that is bound but never listens: a connection to one is
+/// refused, and no other test (or process) can take the port while the guard lives, so a
+/// "dead" member cannot come alive under the test.
+struct DeadPorts {
+    fds: Vec<libc::c_int>,
+    ports: Vec<u16>,
+}
+
+impl Drop for DeadPorts {
+    fn drop(&mut self) {
+        for fd in &self.fds {
+            // SAFETY: closing descriptors this guard opened and nobody else uses.
+            unsafe { libc::close(*fd) };
+        }
+    }
+}
+
+fn dead_ports(n: usize) -> DeadPorts {
+    let mut held = DeadPorts {
+        fds: Vec::new(),
+        ports: Vec::new(),
+    };
+    for _ in 0..n {
+        // SAFETY: plain socket calls on a fresh descriptor with correctly sized addresses.
+        unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+            assert!(fd >= 0, "socket");
+            held.fds.push(fd);
+            let mut addr: libc::sockaddr_in = std::mem::zeroed();
+            addr.sin_family = libc::AF_INET as libc::sa_family_t;
+            addr.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+            addr.sin_port = 0;
+            let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            let rc = libc::bind(fd, (&raw const addr).cast(), len);
+            assert_eq!(rc, 0, "bind");
+            let mut bound: libc::sockaddr_in = std::mem::zeroed();
+            let mut blen = len;
+            let rc = libc::getsockname(fd, (&raw mut bound).cast(), &mut blen);
+            assert_eq!(rc, 0, "getsockname");
+            held.ports.push(u16::from_be(bound.sin_port));
+        }
+    }
+    held
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_whose_members_are_all_dead_answers_with_errors_that_name_no_other_host() {
     init_logs();
     let trip = Tripwire::start().await;
-    let ports = dead_ports(2);
-    let configured: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let dead = dead_ports(2);
+    let configured: Vec<String> = dead
+        .ports
+        .iter()
+        .map(|p| format!("127.0.0.1:{p}"))
+        .collect();
     let mut endpoints: Vec<String> = configured.iter().map(|a| format!("http://{a}")).collect();
     // A name that does not resolve: its resolver error must not be shown raw either.
     endpoints.push("http://etcd-member.invalid:2379".into());
