@@ -16,6 +16,11 @@ impl Drop for Running {
     }
 }
 
+/// GETs `url` and parses the JSON answer.
+async fn get_json(http: &reqwest::Client, url: String) -> serde_json::Value {
+    http.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 fn reachable(url: &str) -> bool {
     let addr = url.trim_start_matches("http://");
     std::net::TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_millis(300)).is_ok()
@@ -87,26 +92,14 @@ async fn the_demo_serves_seeded_data_and_ctrl_c_stops_every_member_quietly() {
         .await
         .unwrap();
     assert_eq!(page.status(), 200);
-    let flat: serde_json::Value = http
-        .get(format!(
-            "{url}api/v1/clusters/demo/keys?mode=flat&start=99999&limit=3"
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let flat = get_json(
+        &http,
+        format!("{url}api/v1/clusters/demo/keys?mode=flat&start=99999&limit=3"),
+    )
+    .await;
     assert_eq!(flat["items"][0]["key"], "99999", "{flat}");
     assert_eq!(flat["stale"], false, "{flat}");
-    let last: serde_json::Value = http
-        .get(format!("{url}api/v1/clusters/demo/key?key=100000"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let last = get_json(&http, format!("{url}api/v1/clusters/demo/key?key=100000")).await;
     assert_eq!(last["value"], "100000", "{last}");
     assert!(members.iter().all(|m| reachable(m)));
 
@@ -114,14 +107,7 @@ async fn the_demo_serves_seeded_data_and_ctrl_c_stops_every_member_quietly() {
     // went away under it).
     let ready = Instant::now();
     loop {
-        let body: serde_json::Value = http
-            .get(format!("{url}api/v1/clusters/demo/keys?limit=1"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let body = get_json(&http, format!("{url}api/v1/clusters/demo/keys?limit=1")).await;
         if body["index"] == "ready" {
             break;
         }
