@@ -637,6 +637,32 @@ impl EtcdCluster {
         (!read.stale).then_some(read.value)
     }
 
+    /// Runs a batch of ranges, [`MAX_TXN_OPS`] to a txn, all at one revision: `revision` when
+    /// pinned, else the one the first txn read at. Returns the responses and that revision.
+    async fn batch_ranges(
+        mut client: Client,
+        reqs: &[RangeReq],
+        revision: Option<i64>,
+        serializable: bool,
+    ) -> Result<(Vec<RangeResp>, i64), etcd_client::Error> {
+        let mut chunks = reqs.chunks(MAX_TXN_OPS);
+        let Some(first) = chunks.next() else {
+            return Ok((Vec::new(), revision.unwrap_or(0)));
+        };
+        let (mut out, rev) = Self::txn_ranges(&mut client, first, revision, serializable).await?;
+        let pinned = revision.or(Some(rev).filter(|r| *r > 0));
+        let rest: Vec<_> = chunks
+            .map(|chunk| {
+                let mut c = client.clone();
+                async move { Self::txn_ranges(&mut c, chunk, pinned, serializable).await }
+            })
+            .collect();
+        for result in futures::future::join_all(rest).await {
+            out.extend(result?.0);
+        }
+        Ok((out, pinned.unwrap_or(rev)))
+    }
+
     /// Runs one chunk of ranges as a single read-only txn.
     async fn txn_ranges(
         client: &mut Client,
@@ -725,16 +751,8 @@ impl EtcdCluster {
         let mut reason = String::new();
         let found = self
             .race(
-                &|mut client: Client, _| async move {
-                    let mut out = Vec::with_capacity(reqs.len());
-                    for chunk in reqs.chunks(MAX_TXN_OPS) {
-                        out.extend(
-                            Self::txn_ranges(&mut client, chunk, Some(at), true)
-                                .await?
-                                .0,
-                        );
-                    }
-                    Ok((out, at))
+                &|client: Client, _| async move {
+                    Self::batch_ranges(client, reqs, Some(at), true).await
                 },
                 (true, Lead::Rotating),
                 Some(at),
@@ -759,32 +777,9 @@ impl EtcdCluster {
     ) -> Result<Batch, EtcdError> {
         let reqs = Arc::new(reqs);
         let read = self
-            .read_within(revision, budget, |mut client, serializable| {
+            .read_within(revision, budget, |client, serializable| {
                 let reqs = reqs.clone();
-                async move {
-                    let mut chunks = reqs.chunks(MAX_TXN_OPS);
-                    let Some(first) = chunks.next() else {
-                        return Ok((Vec::new(), revision.unwrap_or(0)));
-                    };
-                    // The first chunk fixes the revision when none is pinned, so that all chunks
-                    // of one batch read the same snapshot.
-                    let (mut out, rev) =
-                        Self::txn_ranges(&mut client, first, revision, serializable).await?;
-                    let pinned = revision.or(Some(rev).filter(|r| *r > 0));
-                    let rest: Vec<_> =
-                        chunks
-                            .map(|chunk| {
-                                let mut c = client.clone();
-                                async move {
-                                    Self::txn_ranges(&mut c, chunk, pinned, serializable).await
-                                }
-                            })
-                            .collect();
-                    for result in futures::future::join_all(rest).await {
-                        out.extend(result?.0);
-                    }
-                    Ok((out, pinned.unwrap_or(rev)))
-                }
+                async move { Self::batch_ranges(client, &reqs, revision, serializable).await }
             })
             .await?;
         Ok(Batch {
