@@ -183,14 +183,7 @@ async fn build_and_watch(
     }
     let started = std::time::Instant::now();
     let mut fences = Fences::new(FENCE_TARGET);
-    let mut req = ListReq {
-        prefix: Vec::new(),
-        start: Vec::new(),
-        mode: Mode::Flat,
-        limit: SCAN_PAGE,
-        revision: None,
-        hint: None,
-    };
+    let mut req = ListReq::first(Vec::new(), Mode::Flat, SCAN_PAGE);
     let revision = loop {
         let page = list_page(&Patient(cluster.as_ref()), None, &req)
             .await
@@ -348,22 +341,16 @@ async fn rescan_bucket(
     index: &FenceIndex,
     split: crate::domain::fences::SplitRequest,
 ) -> Result<(), String> {
-    let target = index
-        .fences
-        .read()
-        .ok()
-        .and_then(|g| g.as_ref().map(Fences::target))
-        .ok_or("no index")?;
     let end = split.end.clone();
-    let before = index
+    let (target, before) = index
         .fences
         .read()
         .ok()
         .and_then(|g| {
             g.as_ref()
-                .map(|f| f.count_between(&split.start, end.as_deref()))
+                .map(|f| (f.target(), f.count_between(&split.start, end.as_deref())))
         })
-        .unwrap_or(0);
+        .ok_or("no index")?;
     let mut bucket = split.start.clone();
     let mut in_bucket = 0u64;
     let mut cursor = split.start.clone();
