@@ -228,12 +228,8 @@ mod tests {
         mode: Mode,
     ) -> crate::domain::listing::Page {
         let req = ListReq {
-            prefix: prefix.to_vec(),
             start: start.to_vec(),
-            mode,
-            limit: 100,
-            revision: None,
-            hint: None,
+            ..ListReq::first(prefix.to_vec(), mode, 100)
         };
         block_on(list_page(src, Some(f), &req)).unwrap()
     }
@@ -354,14 +350,7 @@ mod tests {
             for prefix in [&b""[..], b"/", b"/dir01", b"2", b"/dir007/"] {
                 for mode in [Mode::Flat, Mode::Tree { sep: b"/".to_vec() }] {
                     for limit in [1, 7, 100] {
-                        let req = ListReq {
-                            prefix: prefix.to_vec(),
-                            start: prefix.to_vec(),
-                            mode: mode.clone(),
-                            limit,
-                            revision: None,
-                            hint: None,
-                        };
+                        let req = ListReq::first(prefix.to_vec(), mode.clone(), limit);
                         let with = list_all(&src, Some(&f), req.clone());
                         let without = list_all(&src, None, req);
                         assert_eq!(
@@ -399,14 +388,7 @@ mod tests {
         for prefix in [&b""[..], b"/", b"/d1"] {
             for mode in [Mode::Flat, Mode::Tree { sep: b"/".to_vec() }] {
                 for limit in [1, 3, 100] {
-                    let req = ListReq {
-                        prefix: prefix.to_vec(),
-                        start: prefix.to_vec(),
-                        mode: mode.clone(),
-                        limit,
-                        revision: None,
-                        hint: None,
-                    };
+                    let req = ListReq::first(prefix.to_vec(), mode.clone(), limit);
                     assert_eq!(
                         list_all(&src, Some(&f), req.clone()),
                         list_all(&src, None, req),

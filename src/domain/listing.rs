@@ -105,6 +105,20 @@ pub struct ListReq {
     pub hint: Option<u8>,
 }
 
+impl ListReq {
+    /// The first page of a listing: it starts at the prefix and reads the current revision.
+    pub fn first(prefix: Vec<u8>, mode: Mode, limit: usize) -> Self {
+        ListReq {
+            start: prefix.clone(),
+            prefix,
+            mode,
+            limit,
+            revision: None,
+            hint: None,
+        }
+    }
+}
+
 /// One page of a listing.
 #[derive(Debug, Clone)]
 pub struct Page {
@@ -873,14 +887,7 @@ pub(crate) mod tests {
     }
 
     fn req(prefix: &[u8], mode: Mode, limit: usize) -> ListReq {
-        ListReq {
-            prefix: prefix.to_vec(),
-            start: prefix.to_vec(),
-            mode,
-            limit,
-            revision: None,
-            hint: None,
-        }
+        ListReq::first(prefix.to_vec(), mode, limit)
     }
 
     fn tree() -> Mode {

@@ -380,12 +380,8 @@ mod tests {
 
     fn req(prefix: &[u8], start: &[u8], mode: Mode, limit: usize) -> ListReq {
         ListReq {
-            prefix: prefix.to_vec(),
             start: start.to_vec(),
-            mode,
-            limit,
-            revision: None,
-            hint: None,
+            ..ListReq::first(prefix.to_vec(), mode, limit)
         }
     }
 

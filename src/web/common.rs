@@ -44,14 +44,7 @@ pub fn list_request(
             })?,
     };
     let prefix = q.bytes_or_b64("prefix").map_err(bad)?.unwrap_or_default();
-    let mut req = ListReq {
-        start: prefix.clone(),
-        prefix,
-        mode,
-        limit,
-        revision: None,
-        hint: None,
-    };
+    let mut req = ListReq::first(prefix, mode, limit);
     if let Some(after) = q.text("after").map_err(bad)? {
         let cursor = Cursor::decode(after).ok_or_else(|| {
             AppError::BadRequest("parameter `after` is not a valid cursor".into())

@@ -401,13 +401,7 @@ async fn tree_path(
                 dir: false,
             },
         };
-        let mut req = ListReq {
-            prefix: dir.clone(),
-            start: dir.clone(),
-            revision: None,
-            hint: None,
-            ..base_req.clone()
-        };
+        let mut req = ListReq::first(dir.clone(), base_req.mode.clone(), base_req.limit);
         let mut page = state.list(c, &req).await?;
         let mut gap = None;
         if !page.items.contains(&target) {

@@ -63,14 +63,7 @@ pub async fn export(
             )))
         }
     };
-    let mut req = ListReq {
-        prefix: prefix.clone(),
-        start: prefix.clone(),
-        mode: Mode::Flat,
-        limit: EXPORT_PAGE,
-        revision: None,
-        hint: None,
-    };
+    let mut req = ListReq::first(prefix.clone(), Mode::Flat, EXPORT_PAGE);
     // The first page is read before answering, so a failure is a proper status, not a cut stream.
     let first = state.list(&c, &req).await?;
     let revision = first.revision;
