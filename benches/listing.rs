@@ -20,7 +20,10 @@
 //! naive `get(K, range_end, limit 100)` at ~0 %, ~50 %, ~99 % of each flat key space, first 100
 //! children of `/h/`, an etcdkeeper-style unbounded read of the 1M keys, server RSS, and a writer's
 //! put latency alone vs while 8 clients browse our API (and, as an untargeted reference, while 8
-//! clients read naive raw pages). Everything is bounded in time and count; the cluster and the
+//! clients read naive raw pages). Added series, after the measured ones: the clients over a few
+//! popular pages, with a person's think time, and "off-host" — the measured load with etcdboard
+//! and its clients at nice 19, which is what etcd sees when they run on other machines (setting
+//! the nice values back needs root). Everything is bounded in time and count; the cluster and the
 //! server are killed at the end (also on error or panic).
 //!
 //! The index is awaited by polling a listing of an empty prefix (cheap for etcd, so the polls do
@@ -96,6 +99,9 @@ const POPULAR_PAGES: u64 = 32;
 /// Pause of a "thinking" browser between two pages (a person reading the page), drawn uniformly
 /// from this range in milliseconds.
 const THINK_MS: (u64, u64) = (250, 1000);
+/// Nice value of etcdboard and the browsing clients in the "off-host" series: on this machine
+/// they share 2 cores with the etcd members and the writer; at 19 they take only what etcd leaves.
+const OFF_HOST_NICE: libc::c_int = 19;
 /// How long browsers run before the loaded writer phase starts.
 const BROWSER_LEAD: Duration = Duration::from_secs(1);
 /// Deadline of any single etcd call or HTTP request of the bench.
@@ -860,6 +866,9 @@ async fn writer_phase(endpoints: Vec<String>, tag: &'static str) -> Res<Vec<Dura
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
+        // The writer is the cluster's own client, never niced, even when the thread that started
+        // it was (new threads inherit their creator's nice value).
+        set_thread_nice(0)?;
         rt.block_on(async move {
             let mut c = with_timeout("writer connect", Client::connect(endpoints, None)).await?;
             for i in 0..WRITER_WARMUP {
@@ -881,6 +890,41 @@ async fn writer_phase(endpoints: Vec<String>, tag: &'static str) -> Res<Vec<Dura
         Ok(result) => result,
         Err(_) => fail("writer thread panicked"),
     }
+}
+
+/// Sets the calling thread's nice value (on Linux nice is per thread).
+fn set_thread_nice(nice: libc::c_int) -> Res<()> {
+    // SAFETY: setpriority(2) with PRIO_PROCESS and who = 0 changes only this thread's priority.
+    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
+    if rc != 0 {
+        return fail(format!(
+            "setpriority({nice}): {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
+/// Sets the nice value of every thread of process `pid`. Threads it starts later inherit it.
+/// Lowering it again needs root (CAP_SYS_NICE), which the bench has where it runs.
+fn set_process_nice(pid: u32, nice: libc::c_int) -> Res<()> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))?;
+    for task in tasks {
+        let tid: libc::id_t = match task?.file_name().to_string_lossy().parse() {
+            Ok(tid) => tid,
+            Err(_) => continue,
+        };
+        // SAFETY: setpriority(2) only changes the scheduling priority of thread `tid`.
+        let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, nice) };
+        if rc != 0 {
+            let err = std::io::Error::last_os_error();
+            // A thread that ended since the directory was read is not an error.
+            if err.raw_os_error() != Some(libc::ESRCH) {
+                return fail(format!("setpriority({pid}/{tid}, {nice}): {err}"));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// What browsing clients pick pages from.
@@ -1062,6 +1106,8 @@ enum Browsers {
     OursPopular,
     /// Our API, random pages, with think time (added series).
     OursThinking,
+    /// As `Ours`, with etcdboard and the clients at [`OFF_HOST_NICE`] (added series).
+    OursOffHost,
 }
 
 /// What a loaded writer phase needs.
@@ -1086,6 +1132,20 @@ struct Phase {
 /// Starts [`BROWSERS`] browsing clients, lets them run [`BROWSER_LEAD`], runs the writer for
 /// [`WRITER_PHASE`], then stops and joins the browsers.
 async fn browsed_phase(ctx: &PhaseCtx<'_>, kind: Browsers) -> Res<Phase> {
+    let off_host = matches!(kind, Browsers::OursOffHost);
+    if off_host {
+        set_process_nice(std::process::id(), OFF_HOST_NICE)?;
+        set_process_nice(ctx.server.pid(), OFF_HOST_NICE)?;
+    }
+    let phase = browsed_phase_at_nice(ctx, kind).await;
+    if off_host {
+        set_process_nice(std::process::id(), 0)?;
+        set_process_nice(ctx.server.pid(), 0)?;
+    }
+    phase
+}
+
+async fn browsed_phase_at_nice(ctx: &PhaseCtx<'_>, kind: Browsers) -> Res<Phase> {
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let deadline = started + BROWSER_LEAD + WRITER_PHASE + Duration::from_secs(60);
@@ -1093,19 +1153,20 @@ async fn browsed_phase(ctx: &PhaseCtx<'_>, kind: Browsers) -> Res<Phase> {
         .map(|i| {
             let seed = i as u64 + 1;
             match kind {
-                Browsers::Ours | Browsers::OursPopular | Browsers::OursThinking => {
-                    tokio::spawn(browser(
-                        ctx.api.clone(),
-                        ctx.plan.clone(),
-                        seed,
-                        stop.clone(),
-                        deadline,
-                        (
-                            matches!(kind, Browsers::OursPopular),
-                            matches!(kind, Browsers::OursThinking),
-                        ),
-                    ))
-                }
+                Browsers::Ours
+                | Browsers::OursPopular
+                | Browsers::OursThinking
+                | Browsers::OursOffHost => tokio::spawn(browser(
+                    ctx.api.clone(),
+                    ctx.plan.clone(),
+                    seed,
+                    stop.clone(),
+                    deadline,
+                    (
+                        matches!(kind, Browsers::OursPopular),
+                        matches!(kind, Browsers::OursThinking),
+                    ),
+                )),
                 Browsers::Naive => tokio::spawn(naive_browser(
                     ctx.client.clone(),
                     ctx.plan.clone(),
@@ -1123,6 +1184,7 @@ async fn browsed_phase(ctx: &PhaseCtx<'_>, kind: Browsers) -> Res<Phase> {
         Browsers::Naive => "naive",
         Browsers::OursPopular => "popular",
         Browsers::OursThinking => "thinking",
+        Browsers::OursOffHost => "offhost",
     };
     let puts = writer_phase(ctx.endpoints.to_vec(), tag).await;
     let cpu = cpu_start.busy(&CpuSnapshot::take(ctx.server, ctx.cluster));
@@ -1692,6 +1754,9 @@ async fn run() -> Res<()> {
     // a few popular pages (what a page cache is for), and over random pages with think time.
     let popular_phase = browsed_phase(&ctx, Browsers::OursPopular).await?;
     let thinking_phase = browsed_phase(&ctx, Browsers::OursThinking).await?;
+    // And the measured load again with etcdboard and its clients niced, as when they run on
+    // other machines than etcd: what is left is the load browsing puts on etcd itself.
+    let off_host_phase = browsed_phase(&ctx, Browsers::OursOffHost).await?;
     let a = Stats::of(&alone);
     let (l, b) = (
         Stats::of(&ours_phase.puts),
@@ -1770,6 +1835,13 @@ async fn run() -> Res<()> {
             ),
             "thinking",
             &thinking_phase,
+        ),
+        (
+            format!(
+                "off-host: as \"our API\", with etcdboard and the clients at nice {OFF_HOST_NICE}"
+            ),
+            "offhost",
+            &off_host_phase,
         ),
     ] {
         let w = Stats::of(&phase.puts);
