@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use crate::config::{AccessArgs, AuthMode, ConfigError};
 use crate::domain::access::{Grant, Policy, ReadOnlyPrefix, Role};
+use crate::domain::scrape_token::ScrapeToken;
 use crate::domain::session::{PasswordHash, SessionKey};
 
 /// Everything about who may do what.
@@ -19,6 +20,8 @@ pub struct AccessConfig {
     pub policy: Policy,
     /// Where audit lines go.
     pub audit: AuditTarget,
+    /// The token that opens `/metrics` to a scraper that has not signed in.
+    pub metrics_token: Option<ScrapeToken>,
 }
 
 impl Default for AccessConfig {
@@ -28,6 +31,7 @@ impl Default for AccessConfig {
             identity: Identity::None,
             policy: Policy::default(),
             audit: AuditTarget::Stdout,
+            metrics_token: None,
         }
     }
 }
@@ -258,7 +262,22 @@ impl AccessConfig {
             None | Some("") | Some("stdout") | Some("-") => AuditTarget::Stdout,
             Some(path) => AuditTarget::File(PathBuf::from(path)),
         };
+        let metrics_token = match &args.metrics_token_file {
+            None => None,
+            Some(p) => {
+                let bytes = std::fs::read(p).map_err(|e| {
+                    ConfigError(format!(
+                        "--metrics-token-file: cannot read {}: {e}",
+                        p.display()
+                    ))
+                })?;
+                Some(ScrapeToken::from_file_bytes(&bytes).map_err(|e| {
+                    ConfigError(format!("--metrics-token-file {}: {e}", p.display()))
+                })?)
+            }
+        };
         Ok(AccessConfig {
+            metrics_token,
             identity,
             policy: Policy {
                 anonymous_role,
@@ -412,6 +431,32 @@ mod tests {
         assert!(
             matches!(&c.identity, Identity::Users(u) if !u.key_from_file && u.users[0].groups == ["a"])
         );
+    }
+
+    #[test]
+    fn metrics_token_file_is_checked_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        let a = AccessArgs {
+            metrics_token_file: Some(path.clone()),
+            ..Default::default()
+        };
+        let e = AccessConfig::from_args(&a, Role::Viewer)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--metrics-token-file: cannot read"), "{e}");
+        std::fs::write(&path, "short\n").unwrap();
+        let e = AccessConfig::from_args(&a, Role::Viewer)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("--metrics-token-file") && e.contains("at least 16"),
+            "{e}"
+        );
+        std::fs::write(&path, "a-long-enough-scrape-token\n").unwrap();
+        let c = AccessConfig::from_args(&a, Role::Viewer).unwrap();
+        let token = c.metrics_token.unwrap();
+        assert!(token.admits(b"Bearer a-long-enough-scrape-token"));
     }
 
     #[test]

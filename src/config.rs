@@ -157,6 +157,11 @@ pub struct AccessArgs {
     /// Where audit lines (one JSON object per change) go: `stdout` or a file path (appended).
     #[arg(long, env = "ETCDBOARD_AUDIT_LOG", default_value = "stdout")]
     pub audit_log: Option<String>,
+    /// File holding a bearer token (≥ 16 characters) that lets a scraper that cannot sign in,
+    /// like Prometheus, read `/metrics` and `/readyz`'s details. Without it they are open to
+    /// whoever may see the pages.
+    #[arg(long, env = "ETCDBOARD_METRICS_TOKEN_FILE")]
+    pub metrics_token_file: Option<PathBuf>,
 }
 
 /// Parses a login lifetime: like [`parse_duration`] plus hours (`12h`), up to 7 days.

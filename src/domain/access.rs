@@ -415,6 +415,8 @@ pub enum RouteNeed {
     Public,
     /// Needs someone who may read at least one cluster (home, cluster list).
     Enter,
+    /// `/metrics`: like [`RouteNeed::Enter`], or a scraper presenting the metrics token.
+    Monitoring,
     /// Needs this on this cluster (the cluster's name from the path, still percent-encoded).
     Cluster(String, RouteLevel),
 }
@@ -437,9 +439,8 @@ pub fn route_need(method: &str, path: &str) -> RouteNeed {
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let reads = matches!(method, "GET" | "HEAD" | "OPTIONS");
     match segs.as_slice() {
-        ["static", ..] | ["healthz"] | ["readyz"] | ["metrics"] | ["login"] | ["logout"] => {
-            RouteNeed::Public
-        }
+        ["static", ..] | ["healthz"] | ["readyz"] | ["login"] | ["logout"] => RouteNeed::Public,
+        ["metrics"] => RouteNeed::Monitoring,
         ["api", "v1", "clusters", cluster, rest @ ..] | ["clusters", cluster, rest @ ..] => {
             let cluster = (*cluster).to_string();
             let level = match (method, rest) {
@@ -663,6 +664,9 @@ mod tests {
         let c = |s: &str, l| RouteNeed::Cluster(s.to_string(), l);
         assert_eq!(route_need("GET", "/static/app.css"), RouteNeed::Public);
         assert_eq!(route_need("POST", "/login"), RouteNeed::Public);
+        // Metrics name every cluster and its health: not for strangers where pages are not.
+        assert_eq!(route_need("GET", "/metrics"), RouteNeed::Monitoring);
+        assert_eq!(route_need("GET", "/readyz"), RouteNeed::Public);
         assert_eq!(route_need("GET", "/"), RouteNeed::Enter);
         assert_eq!(route_need("GET", "/api/v1/clusters"), RouteNeed::Enter);
         assert_eq!(route_need("GET", "/clusters/prod/keys"), c("prod", Read));

@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod page_cache;
 pub mod record;
 /// Password hashes and signed session cookies of built-in users.
+pub mod scrape_token;
 pub mod session;
 pub mod topology;
 pub mod transfer;

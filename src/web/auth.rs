@@ -244,25 +244,26 @@ pub async fn access(State(state): State<AppState>, mut req: Request, next: Next)
     let caller = Caller { principal, source };
     let policy = &state.config().access.policy;
     let enter = || {
-        let clusters = state.clusters();
-        let names: Vec<&str> = clusters.iter().map(|c| c.name()).collect();
-        if policy.may_enter(&caller.principal, &names) {
+        if may_enter(&state, &caller) {
             Decision::Allow
         } else {
             Decision::Deny("sign in first: anonymous access is off".into())
         }
     };
-    let decision = match route_need(req.method().as_str(), local) {
+    let need = route_need(req.method().as_str(), local);
+    let decision = match &need {
         RouteNeed::Public => Decision::Allow,
         RouteNeed::Enter => enter(),
+        RouteNeed::Monitoring if presents_metrics_token(&state, req.headers()) => Decision::Allow,
+        RouteNeed::Monitoring => enter(),
         RouteNeed::Cluster(name, level) => {
-            let name = percent_encoding::percent_decode_str(&name).decode_utf8_lossy();
+            let name = percent_encoding::percent_decode_str(name).decode_utf8_lossy();
             if !name.is_empty() && state.cluster(&name).is_err() {
                 // The handler answers 404 without touching anything — to those who may see
                 // which clusters exist at all.
                 enter()
             } else {
-                policy.decide_level(&caller.principal, &name, level)
+                policy.decide_level(&caller.principal, &name, *level)
             }
         }
     };
@@ -274,10 +275,52 @@ pub async fn access(State(state): State<AppState>, mut req: Request, next: Next)
         }
         Decision::Deny(why) => {
             tracing::info!(user = %user, method = %req.method(), path = local, %why, "refused by policy");
-            refuse(&state, &caller, &req, local, why)
+            if need == RouteNeed::Monitoring {
+                refuse_scraper(&state)
+            } else {
+                refuse(&state, &caller, &req, local, why)
+            }
         }
     };
     resp.extensions_mut().insert(RequestUser(user));
+    resp
+}
+
+/// Whether the caller may see that clusters exist at all (some cluster's viewer, or anonymous
+/// access is on).
+pub fn may_enter(state: &AppState, caller: &Caller) -> bool {
+    let clusters = state.clusters();
+    let names: Vec<&str> = clusters.iter().map(|c| c.name()).collect();
+    state
+        .config()
+        .access
+        .policy
+        .may_enter(&caller.principal, &names)
+}
+
+/// Whether the request presents the `--metrics-token-file` token.
+pub fn presents_metrics_token(state: &AppState, headers: &HeaderMap) -> bool {
+    let Some(token) = &state.config().access.metrics_token else {
+        return false;
+    };
+    headers
+        .get(header::AUTHORIZATION)
+        .is_some_and(|v| token.admits(v.as_bytes()))
+}
+
+/// `/metrics` refused: a plain 401 a scraper can report, never a redirect to the login page
+/// (which a scraper would follow and fail to parse).
+fn refuse_scraper(state: &AppState) -> Response {
+    let how = if state.config().access.metrics_token.is_some() {
+        "metrics need a signed-in user or the metrics token (Authorization: Bearer …)"
+    } else {
+        "metrics need a signed-in user; for a scraper, set --metrics-token-file"
+    };
+    let mut resp = (StatusCode::UNAUTHORIZED, how).into_response();
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"etcdboard metrics\""),
+    );
     resp
 }
 

@@ -4,12 +4,13 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::app::AppState;
 use crate::topology::KubeState;
+use crate::web::auth::{may_enter, presents_metrics_token, Caller};
 
 /// An observation older than this no longer counts: the monitor observes every 3 s, so this is
 /// several missed rounds, not one slow one.
@@ -76,9 +77,10 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// `GET /readyz`: 200 when every configured cluster is reachable or optional, else 503; the JSON
-/// body names each cluster and why it is not reachable.
-pub async fn readyz(State(state): State<AppState>) -> Response {
+/// `GET /readyz`: 200 when every configured cluster is reachable or optional, else 503. The JSON
+/// body names each cluster and why it is not reachable — for those who may see the clusters or
+/// present the metrics token; anyone else (a probe, a stranger) gets only `{"ready": …}`.
+pub async fn readyz(State(state): State<AppState>, caller: Caller, headers: HeaderMap) -> Response {
     let clusters = cluster_readiness(&state);
     let unreachable: Vec<&str> = clusters
         .iter()
@@ -91,7 +93,11 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = json!({ "ready": ready, "unreachable": unreachable, "clusters": clusters });
+    let body = if may_enter(&state, &caller) || presents_metrics_token(&state, &headers) {
+        json!({ "ready": ready, "unreachable": unreachable, "clusters": clusters })
+    } else {
+        json!({ "ready": ready })
+    };
     let mut resp = (status, axum::Json(body)).into_response();
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

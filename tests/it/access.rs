@@ -793,3 +793,91 @@ async fn repeated_wrong_passwords_for_a_name_make_its_next_attempts_wait() {
         "a success resets the count"
     );
 }
+
+/// GET `path` as `who` (a cookie) with an optional `Authorization` header: status, the
+/// `WWW-Authenticate` header and the body.
+async fn get_as(
+    app: &TestApp,
+    path: &str,
+    cookie: Option<&str>,
+    authorization: Option<&str>,
+) -> (StatusCode, Option<String>, String) {
+    let mut req = client().get(app.url(path));
+    if let Some(c) = cookie {
+        req = req.header("Cookie", c);
+    }
+    if let Some(a) = authorization {
+        req = req.header("Authorization", a);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    let challenge = resp
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_string());
+    (status, challenge, resp.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn where_strangers_see_nothing_metrics_need_sign_in_or_the_scrape_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = "prometheus-scrape-token-0123456789";
+    std::fs::write(dir.path().join("metrics.token"), format!("{token}\n")).unwrap();
+    let app = spawn_app_with(AppOptions {
+        access: AccessArgs {
+            metrics_token_file: Some(dir.path().join("metrics.token")),
+            ..users_setup(dir.path())
+        },
+        access_yaml: Some("grants:\n  - users: [bob]\n    role: viewer\n".into()),
+        ..AppOptions::default()
+    })
+    .await;
+    let bearer = format!("Bearer {token}");
+
+    // A stranger: 401 with a Bearer challenge, never a redirect to the login page (a scraper
+    // would follow it), and no cluster name; the same with a wrong token.
+    for auth in [
+        None,
+        Some("Bearer not-the-token-0123456789"),
+        Some("Basic Ym9iOmJvYi1wdw=="),
+    ] {
+        let (status, challenge, body) = get_as(&app, "/metrics", None, auth).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{auth:?}: {body}");
+        assert_eq!(
+            challenge.as_deref(),
+            Some("Bearer realm=\"etcdboard metrics\"")
+        );
+        assert!(body.contains("metrics token"), "{body}");
+        assert!(!body.contains("cluster=\"test\""), "{body}");
+    }
+    // The scraper with the token, and a signed-in viewer, get the metrics.
+    let (status, _, body) = get_as(&app, "/metrics", None, Some(&bearer)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        body.contains("etcdboard_cluster_reachable{cluster=\"test\"}"),
+        "{body}"
+    );
+    let bob = session_cookie(&login(&app, "bob", "bob-pw").await);
+    let (status, _, body) = get_as(&app, "/metrics", Some(&bob), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("etcdboard_http_requests_total"), "{body}");
+
+    // /readyz stays open for probes, but tells strangers only whether it is ready.
+    let (status, _, body) = get_as(&app, "/readyz", None, None).await;
+    let stranger: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        stranger.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["ready"],
+        "{body}"
+    );
+    assert_eq!(
+        status == StatusCode::OK,
+        stranger["ready"] == true,
+        "{status}: {body}"
+    );
+    for (cookie, auth) in [(None, Some(bearer.as_str())), (Some(bob.as_str()), None)] {
+        let (_, _, body) = get_as(&app, "/readyz", cookie, auth).await;
+        let full: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(full["clusters"][0]["name"], "test", "{body}");
+    }
+}

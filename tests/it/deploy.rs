@@ -351,6 +351,12 @@ async fn the_manifests_render_and_the_api_server_accepts_every_object() {
         let flag = flag.to_ascii_lowercase().replace('_', "-");
         match flag.as_str() {
             "config" => args.push(format!("--config={}", local.display())),
+            // A Secret you create (below); a stand-in of the documented form takes its place.
+            "metrics-token-file" => {
+                let token = dir.path().join("metrics-token");
+                std::fs::write(&token, "0123456789abcdef0123456789abcdef\n").unwrap();
+                args.push(format!("--metrics-token-file={}", token.display()));
+            }
             "kube" => {}
             _ => args.push(format!("--{flag}={value}")),
         }
@@ -384,6 +390,28 @@ async fn the_manifests_render_and_the_api_server_accepts_every_object() {
     for h in ["X-Auth-Request-User", "X-Auth-Request-Groups"] {
         assert!(passed.contains(h), "{passed}");
     }
+
+    // Prometheus gets in with a token from a Secret that must exist: metrics that nobody may read
+    // would only hide an outage.
+    let metrics_path = Path::new(env["ETCDBOARD_METRICS_TOKEN_FILE"].as_str());
+    let metrics_volume = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["secret"]["secretName"] == "etcdboard-metrics-token")
+        .expect("the metrics token Secret is mounted");
+    assert_ne!(metrics_volume["secret"]["optional"], true);
+    let metrics_mount = container["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == metrics_volume["name"])
+        .expect("metrics token mount");
+    assert_eq!(
+        metrics_path.parent().unwrap(),
+        Path::new(metrics_mount["mountPath"].as_str().unwrap())
+    );
+    assert!(config.access.metrics_token.is_some());
 
     // The Secret is only referenced, optional, read-only.
     let tls = pod["volumes"]
