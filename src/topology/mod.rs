@@ -836,9 +836,24 @@ impl Topology {
 async fn load_config(mode: &KubeMode) -> Result<Config, String> {
     match mode {
         KubeMode::Off => Err("Kubernetes is off".into()),
-        KubeMode::Auto => Config::infer()
-            .await
-            .map_err(|e| format!("no Kubernetes configuration: {e}")),
+        KubeMode::Auto => Config::infer().await.map_err(|e| {
+            let home_config = std::env::var_os("HOME")
+                .map(|h| std::path::Path::new(&h).join(".kube/config"))
+                .is_some_and(|p| p.exists());
+            if std::env::var_os("KUBERNETES_SERVICE_HOST").is_none()
+                && std::env::var_os("KUBECONFIG").is_none()
+                && !home_config
+            {
+                // The usual case outside Kubernetes, not a fault: say so plainly, not with the
+                // client library's chain of both failed attempts.
+                "not running in a pod and no kubeconfig ($KUBECONFIG, ~/.kube/config), so where \
+                 the members run is not shown (--kube PATH names a kubeconfig; --kube off hides \
+                 this note)"
+                    .to_string()
+            } else {
+                format!("no usable Kubernetes configuration: {e}")
+            }
+        }),
         KubeMode::Kubeconfig(path) => {
             let kc = kube::config::Kubeconfig::read_from(path)
                 .map_err(|e| format!("cannot read kubeconfig {}: {e}", path.display()))?;
