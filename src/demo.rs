@@ -35,8 +35,15 @@ pub async fn run(
         report.keys,
         report.elapsed.as_secs_f64()
     );
+    // The demo's members are processes on loopback, which no Kubernetes pod can be: looking for
+    // a cluster to join them with would only produce a note about a missing kubeconfig. An
+    // explicit `--kube PATH` is still honoured.
+    let mut http = args.http.clone();
+    if http.kube == "auto" {
+        http.kube = "off".into();
+    }
     let mut config = Config::new(
-        &args.http,
+        &http,
         vec![ClusterConfig {
             name: "demo".into(),
             endpoints: endpoints.clone(),
@@ -45,10 +52,8 @@ pub async fn run(
     )?;
     // The demo is a private sandbox on loopback: everything may be tried without signing in,
     // unless --anonymous-role says otherwise.
-    config.access = crate::access::AccessConfig::from_args(
-        &args.http.access,
-        crate::domain::access::Role::Admin,
-    )?;
+    config.access =
+        crate::access::AccessConfig::from_args(&http.access, crate::domain::access::Role::Admin)?;
     let base = config.base_path.clone();
     let app = App::build(config).await?;
     let addr = app.local_addr()?;

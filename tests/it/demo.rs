@@ -102,6 +102,17 @@ async fn the_demo_serves_seeded_data_and_ctrl_c_stops_every_member_quietly() {
     let last = get_json(&http, format!("{url}api/v1/clusters/demo/key?key=100000")).await;
     assert_eq!(last["value"], "100000", "{last}");
     assert!(members.iter().all(|m| reachable(m)));
+    // The cluster page: healthy, and no note about a Kubernetes the demo never runs in.
+    let cluster = http
+        .get(format!("{url}clusters/demo"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(cluster.contains("3/3 members"), "{cluster}");
+    assert!(!cluster.contains("Kubernetes:"), "{cluster}");
 
     // The listing index is built and its watch is running (it used to complain when the members
     // went away under it).
