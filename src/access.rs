@@ -276,6 +276,7 @@ impl AccessConfig {
                 })?)
             }
         };
+        let sign_in = !matches!(identity, Identity::None);
         Ok(AccessConfig {
             metrics_token,
             identity,
@@ -284,6 +285,7 @@ impl AccessConfig {
                 read_only: args.read_only,
                 grants: Vec::new(),
                 read_only_prefixes: Vec::new(),
+                sign_in,
             },
             audit,
         })

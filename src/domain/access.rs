@@ -196,6 +196,9 @@ pub struct Policy {
     pub grants: Vec<Grant>,
     /// Prefixes nobody may write under.
     pub read_only_prefixes: Vec<ReadOnlyPrefix>,
+    /// Whether users can sign in at all (a login page or an authenticating proxy), so that a
+    /// refusal only suggests it where it is possible.
+    pub sign_in: bool,
 }
 
 impl Default for Policy {
@@ -206,6 +209,7 @@ impl Default for Policy {
             read_only: false,
             grants: Vec::new(),
             read_only_prefixes: Vec::new(),
+            sign_in: false,
         }
     }
 }
@@ -260,11 +264,13 @@ impl Policy {
         })
     }
 
-    fn who(who: &Principal) -> String {
+    fn who(&self, who: &Principal) -> String {
         if who.authenticated {
             format!("user `{}`", who.user)
-        } else {
+        } else if self.sign_in {
             "anonymous users (sign in for more)".to_string()
+        } else {
+            "anonymous users (the --anonymous-role)".to_string()
         }
     }
 
@@ -275,7 +281,7 @@ impl Policy {
             return Decision::Deny(if who.authenticated {
                 format!(
                     "{} has no role on cluster `{cluster}`; ask an administrator for one",
-                    Self::who(who)
+                    self.who(who)
                 )
             } else {
                 "sign in first: anonymous access is off".to_string()
@@ -307,7 +313,7 @@ impl Policy {
                 } else {
                     Decision::Deny(format!(
                         "{} may not {} `{}` on cluster `{cluster}` (needs {min})",
-                        Self::who(who),
+                        self.who(who),
                         if min == Role::Admin {
                             "import"
                         } else {
@@ -333,7 +339,7 @@ impl Policy {
                 } else {
                     Decision::Deny(format!(
                         "{} may not delete everything under `{}` on cluster `{cluster}` (needs admin)",
-                        Self::who(who),
+                        self.who(who),
                         shown(prefix)
                     ))
                 }
@@ -347,7 +353,7 @@ impl Policy {
                 } else {
                     Decision::Deny(format!(
                         "{} may not do this on cluster `{cluster}` (needs admin on the whole cluster)",
-                        Self::who(who)
+                        self.who(who)
                     ))
                 }
             }
@@ -376,7 +382,7 @@ impl Policy {
                 } else {
                     Decision::Deny(format!(
                         "{} may only read cluster `{cluster}` (writing needs editor)",
-                        Self::who(who)
+                        self.who(who)
                     ))
                 }
             }
@@ -479,6 +485,7 @@ mod tests {
         Policy {
             anonymous_role: Some(Role::Viewer),
             read_only: false,
+            sign_in: true,
             grants: vec![
                 grant(&["root"], Role::Admin, &[], &[]),
                 grant(&["alice"], Role::Editor, &["prod"], &["/apps/team-a/"]),
@@ -504,8 +511,9 @@ mod tests {
         let anon = Principal::anonymous();
         assert!(p.decide(&anon, "prod", Need::Read).allowed());
         let d = p.decide(&anon, "prod", Need::WriteKey(b"/a"));
+        // No sign-in is configured by default, so the refusal names the setting instead.
         assert!(
-            matches!(&d, Decision::Deny(m) if m.contains("sign in")),
+            matches!(&d, Decision::Deny(m) if m.contains("--anonymous-role")),
             "{d:?}"
         );
         assert!(!p
@@ -646,6 +654,23 @@ mod tests {
         assert!(!p.decide(&dave, "prod", Need::Read).allowed());
         assert!(p.decide(&dave, "dev", Need::Read).allowed());
         assert!(p.may_enter(&dave, &["prod", "dev"]));
+    }
+
+    #[test]
+    fn a_refusal_suggests_signing_in_only_where_one_can() {
+        let anon = Principal::anonymous();
+        let why = |p: &Policy| match p.decide(&anon, "prod", Need::WriteKey(b"/x")) {
+            Decision::Deny(why) => why,
+            Decision::Allow => panic!("anonymous viewers may not write"),
+        };
+        assert!(why(&policy()).contains("sign in for more"));
+        let no_login = Policy {
+            sign_in: false,
+            ..policy()
+        };
+        let text = why(&no_login);
+        assert!(!text.contains("sign in"), "{text}");
+        assert!(text.contains("--anonymous-role"), "{text}");
     }
 
     #[test]
