@@ -25,6 +25,8 @@ pub struct KeyActions {
     pub new_sibling: String,
     /// Whether the caller may write this key (else edit/delete/create are not offered).
     pub can_write: bool,
+    /// Why not, when they may not (shown beside the key, so "no edit button" is explained).
+    pub write_refusal: String,
 }
 
 /// What the key browser page (`keys/page.html`) needs for live updates and write actions.

@@ -65,10 +65,16 @@ pub fn current_caps(state: &AppState, cluster: &str) -> Capabilities {
 
 /// Whether the current caller may do `need` on `cluster`, for showing or hiding controls.
 pub fn current_may(state: &AppState, cluster: &str, need: Need<'_>) -> bool {
+    current_refusal(state, cluster, need).is_none()
+}
+
+/// Why the caller of the request being handled may not do `need` on `cluster` (`None`: they may).
+pub fn current_refusal(state: &AppState, cluster: &str, need: Need<'_>) -> Option<String> {
     current()
         .unwrap_or_else(Caller::anonymous)
         .require(state, cluster, need)
-        .is_ok()
+        .err()
+        .map(|e| e.to_string())
 }
 
 /// The clusters `caller` may read, in configuration order (others are not even listed).

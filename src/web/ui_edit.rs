@@ -90,7 +90,7 @@ fn page_layout(state: &AppState, c: &EtcdCluster) -> Layout {
 /// The links of a key view: edit, history, delete, reload, and "new key" next to it.
 pub fn key_actions(state: &AppState, cluster: &EtcdCluster, key: &[u8]) -> KeyActions {
     let base = state.base();
-    let can_write = crate::web::auth::current_may(
+    let write_refusal = crate::web::auth::current_refusal(
         state,
         cluster.name(),
         crate::domain::access::Need::WriteKey(key),
@@ -112,7 +112,8 @@ pub fn key_actions(state: &AppState, cluster: &EtcdCluster, key: &[u8]) -> KeyAc
         edit_fragment: EditUrls::with_key(u.page("ui/edit"), "key", key),
         history_href: EditUrls::with_key(u.page("history"), "key", key),
         delete_url: EditUrls::with_key(u.api("key"), "key", key),
-        can_write,
+        can_write: write_refusal.is_none(),
+        write_refusal: write_refusal.unwrap_or_default(),
     }
 }
 

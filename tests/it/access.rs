@@ -384,6 +384,24 @@ async fn prefix_rules_read_only_prefixes_and_the_audit_log() {
     )
     .await;
     assert_eq!(dp.status(), 403, "deleting / would touch /registry/");
+    // The key view offers no edit to the admin there, and says why.
+    app.put_all(&[("/registry/pods/y", "v")]).await;
+    let view = call(
+        &app,
+        Some(("ad", "")),
+        Method::GET,
+        "/clusters/test/ui/key?key=/registry/pods/y",
+        None,
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert!(!view.contains(">edit</a>"), "{view}");
+    assert!(
+        view.contains("read-only: keys under `/registry/` are read-only"),
+        "{view}"
+    );
 
     // One audit line per change, naming user, source, cluster, action, key and revisions; the
     // value never appears.
@@ -453,6 +471,11 @@ async fn read_only_mode_refuses_every_change_and_hides_the_controls() {
     let html = key.text().await.unwrap();
     assert!(!html.contains("data-delete-key"), "no delete button");
     assert!(!html.contains(">edit</a>"), "no edit button");
+    // ... and says why there is none.
+    assert!(
+        html.contains("read-only: etcdboard runs with --read-only"),
+        "{html}"
+    );
     let page = call(&app, ad, Method::GET, "/clusters/test", None)
         .await
         .text()
