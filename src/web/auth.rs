@@ -281,7 +281,7 @@ pub async fn access(State(state): State<AppState>, mut req: Request, next: Next)
         }
         Decision::Deny(why) => {
             tracing::info!(user = %user, method = %req.method(), path = local, %why, "refused by policy");
-            if need == RouteNeed::Monitoring {
+            if need == RouteNeed::Monitoring && !caller.principal.authenticated {
                 refuse_scraper(&state)
             } else {
                 refuse(&state, &caller, &req, local, why)
@@ -314,8 +314,9 @@ pub fn presents_metrics_token(state: &AppState, headers: &HeaderMap) -> bool {
         .is_some_and(|v| token.admits(v.as_bytes()))
 }
 
-/// `/metrics` refused: a plain 401 a scraper can report, never a redirect to the login page
-/// (which a scraper would follow and fail to parse).
+/// `/metrics` refused to someone not signed in: a plain 401 a scraper can report, never a
+/// redirect to the login page (which a scraper would follow and fail to parse). A signed-in user
+/// without any role gets the usual 403.
 fn refuse_scraper(state: &AppState) -> Response {
     let how = if state.config().access.metrics_token.is_some() {
         "metrics need a signed-in user or the metrics token (Authorization: Bearer …)"

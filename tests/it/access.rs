@@ -884,6 +884,12 @@ async fn where_strangers_see_nothing_metrics_need_sign_in_or_the_scrape_token() 
     let (status, _, body) = get_as(&app, "/metrics", Some(&bob), None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body.contains("etcdboard_http_requests_total"), "{body}");
+    // Signed in without any role (alice has none here): refused like any page, 403.
+    let alice = session_cookie(&login(&app, "alice", "alice-pw").await);
+    let (status, challenge, body) = get_as(&app, "/metrics", Some(&alice), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(challenge, None);
+    assert!(!body.contains("cluster=\"test\""), "{body}");
 
     // /readyz stays open for probes, but tells strangers only whether it is ready.
     let (status, _, body) = get_as(&app, "/readyz", None, None).await;
