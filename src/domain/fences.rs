@@ -20,8 +20,6 @@ pub struct SplitRequest {
     pub start: Vec<u8>,
     /// The next fence (`None`: end of the key space).
     pub end: Option<Vec<u8>>,
-    /// Keys believed to be in the bucket.
-    pub count: u64,
 }
 
 /// Sorted fences with the estimated number of keys from each to the next.
@@ -90,19 +88,13 @@ impl Fences {
             .map(|(k, _)| k.clone())
     }
 
-    /// A key was created; returns a split request when its bucket grew past twice the target.
-    pub fn on_create(&mut self, key: &[u8]) -> Option<SplitRequest> {
+    /// A key was created; true when its bucket has grown past twice the target (then
+    /// [`Fences::oversized`] names a bucket to re-scan).
+    pub fn on_create(&mut self, key: &[u8]) -> bool {
         let fence = self.bucket_of(key);
-        let count = {
-            let c = self.buckets.entry(fence.clone()).or_insert(0);
-            *c += 1;
-            *c
-        };
-        (count > 2 * self.target).then(|| SplitRequest {
-            end: self.next_fence(&fence),
-            start: fence,
-            count,
-        })
+        let count = self.buckets.entry(fence).or_insert(0);
+        *count += 1;
+        *count > 2 * self.target
     }
 
     /// A key was deleted; small neighbouring buckets are merged so the index stays compact.
@@ -156,11 +148,10 @@ impl Fences {
 
     /// The first bucket that needs splitting, if any (after a rebuild or many creates).
     pub fn oversized(&self) -> Option<SplitRequest> {
-        let (start, count) = self.buckets.iter().find(|(_, c)| **c > 2 * self.target)?;
+        let (start, _) = self.buckets.iter().find(|(_, c)| **c > 2 * self.target)?;
         Some(SplitRequest {
             start: start.clone(),
             end: self.next_fence(start),
-            count: *count,
         })
     }
 }
@@ -406,11 +397,12 @@ mod tests {
             f.push_scanned(k);
         }
         assert_eq!(f.len(), 2);
-        let mut split = None;
+        let mut grew = false;
         for k in [&b"a1"[..], b"a2", b"a3", b"a4", b"a5"] {
-            split = split.or(f.on_create(k));
+            grew |= f.on_create(k);
         }
-        let req = split.expect("bucket grew past 2x target");
+        assert!(grew, "bucket grew past 2x target");
+        let req = f.oversized().expect("bucket grew past 2x target");
         assert_eq!(req.start, b"".to_vec());
         assert_eq!(req.end, Some(b"e".to_vec()));
         f.split(&req.start, b"a4".to_vec(), 4);

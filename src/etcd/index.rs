@@ -283,7 +283,7 @@ async fn build_and_watch(
             if let Some(f) = guard.as_mut() {
                 for (created, change) in &changes {
                     if *created {
-                        oversized |= f.on_create(&change.key).is_some();
+                        oversized |= f.on_create(&change.key);
                     } else {
                         f.on_delete(&change.key);
                     }
