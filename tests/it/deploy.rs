@@ -225,6 +225,35 @@ fn all_placed(body: &Value, n: usize) -> bool {
     })
 }
 
+/// The pod volume `is` picks (`what`, for failures), after checking that the container mounts it
+/// at the directory of `file`.
+fn volume_holding<'a>(
+    pod: &'a Value,
+    container: &Value,
+    file: &Path,
+    what: &str,
+    is: impl Fn(&Value) -> bool,
+) -> &'a Value {
+    let volume = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| is(v))
+        .unwrap_or_else(|| panic!("{what} is not a volume"));
+    let mount = container["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == volume["name"])
+        .unwrap_or_else(|| panic!("{what} is not mounted"));
+    assert_eq!(
+        file.parent().unwrap(),
+        Path::new(mount["mountPath"].as_str().unwrap()),
+        "{what}"
+    );
+    volume
+}
+
 fn env_of(container: &Value) -> BTreeMap<String, String> {
     container["env"]
         .as_array()
@@ -314,22 +343,9 @@ async fn the_manifests_render_and_the_api_server_accepts_every_object() {
     // (with the Deployment's listen address and base path) exactly as it would at start.
     let config_path = Path::new(env["ETCDBOARD_CONFIG"].as_str());
     let configmap = the(&objects, "ConfigMap");
-    let volume = pod["volumes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["configMap"]["name"] == configmap["metadata"]["name"])
-        .expect("the ConfigMap is mounted");
-    let mount = container["volumeMounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["name"] == volume["name"])
-        .expect("config volume mount");
-    assert_eq!(
-        config_path.parent().unwrap(),
-        Path::new(mount["mountPath"].as_str().unwrap())
-    );
+    volume_holding(pod, container, config_path, "the ConfigMap", |v| {
+        v["configMap"]["name"] == configmap["metadata"]["name"]
+    });
     let file_name = config_path.file_name().unwrap().to_str().unwrap();
     let clusters_yaml = configmap["data"][file_name]
         .as_str()
@@ -394,23 +410,14 @@ async fn the_manifests_render_and_the_api_server_accepts_every_object() {
     // Prometheus gets in with a token from a Secret that must exist: metrics that nobody may read
     // would only hide an outage.
     let metrics_path = Path::new(env["ETCDBOARD_METRICS_TOKEN_FILE"].as_str());
-    let metrics_volume = pod["volumes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["secret"]["secretName"] == "etcdboard-metrics-token")
-        .expect("the metrics token Secret is mounted");
-    assert_ne!(metrics_volume["secret"]["optional"], true);
-    let metrics_mount = container["volumeMounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["name"] == metrics_volume["name"])
-        .expect("metrics token mount");
-    assert_eq!(
-        metrics_path.parent().unwrap(),
-        Path::new(metrics_mount["mountPath"].as_str().unwrap())
+    let metrics_volume = volume_holding(
+        pod,
+        container,
+        metrics_path,
+        "the metrics token Secret",
+        |v| v["secret"]["secretName"] == "etcdboard-metrics-token",
     );
+    assert_ne!(metrics_volume["secret"]["optional"], true);
     assert!(config.access.metrics_token.is_some());
 
     // The Secret is only referenced, optional, read-only.
