@@ -250,6 +250,28 @@ mod tests {
     }
 
     #[test]
+    fn a_flat_page_from_any_key_is_one_round_trip() {
+        let src = numeric(200_000);
+        let f = build(&src, 256);
+        let mut n = 1u32;
+        while n <= 200_000 {
+            let start = n.to_string();
+            let page = first_page(&src, &f, b"", start.as_bytes(), Mode::Flat);
+            assert_eq!(page.rounds, 1, "from {start}");
+            assert!(
+                page.items.len() == 100 || page.next.is_none(),
+                "from {start}"
+            );
+            assert!(
+                page.cost <= 101 + 3 * 256,
+                "cost {} from {start}",
+                page.cost
+            );
+            n += 613;
+        }
+    }
+
+    #[test]
     fn tree_root_of_many_directories_costs_o_of_the_directories_read() {
         let src = MemSource::new(
             (0..1000).flat_map(|d| (0..200).map(move |k| format!("/d{d:04}/k{k:04}").into_bytes())),
