@@ -213,6 +213,10 @@ const SMALL_LIMIT: usize = 8;
 const FULL_READ_MAX: u64 = 4096;
 /// Most probes in one round.
 const MAX_PROBES: usize = 384;
+/// Most buckets one anchored round may span when the fences show its children. Anchors inside a
+/// directory already planned cost no read, so this bounds only the walk over the fences: it
+/// covers a page of directories of up to about 15 buckets each.
+const MAX_PLANNED_BUCKETS: usize = 16 * 100;
 
 #[derive(Debug)]
 struct Segment {
@@ -332,7 +336,8 @@ pub async fn list_page<S: RangeSource>(
             });
         if let (true, Some(view)) = (anchored && expected < want && mostly_known, fences) {
             if let Some(from) = frontier.take() {
-                let count = anchored_buckets(probes_done, known, want - expected);
+                let count = buckets_for_children(req, view, &from, &range_end, want - expected)
+                    .unwrap_or_else(|| anchored_buckets(probes_done, known, want - expected));
                 let planned = plan_anchored(req, view, &from, &range_end, count);
                 for p in planned.segments {
                     let i = segments.len();
@@ -454,6 +459,49 @@ fn anchored_buckets(buckets_done: usize, children: usize, need: usize) -> usize 
     }
     let per_bucket = children as f64 / buckets_done as f64;
     (((need as f64) / per_bucket * 1.3).ceil() as usize).clamp(16, MAX_PROBES)
+}
+
+/// Anchors an anchored round should plan to reach `need` children, judged from the fences alone:
+/// each fence key names the child it falls in (as of the index), so the fences show at least that
+/// many children at no cost, and the whole page can be planned in one round. The plan stops
+/// before the first fence on a plain key (those are read like a flat listing). `None` when every
+/// fence falls in a child of its own (small children: the gaps between fences likely hold many
+/// more children than the fences show, and reading them all would overshoot the page), or when
+/// the fences show fewer children than needed within [`MAX_PLANNED_BUCKETS`].
+fn buckets_for_children(
+    req: &ListReq,
+    view: &(dyn FenceView + Sync),
+    from: &[u8],
+    range_end: &Option<Vec<u8>>,
+    need: usize,
+) -> Option<usize> {
+    let buckets = view.buckets(from, range_end.as_deref(), MAX_PLANNED_BUCKETS);
+    let reached_end = buckets.len() < MAX_PLANNED_BUCKETS;
+    let mut anchors = 0usize;
+    let mut children = 0usize;
+    let mut last: Option<Vec<u8>> = None;
+    for hi in buckets.into_iter().filter_map(|(hi, _)| hi) {
+        if hi.as_slice() <= from {
+            continue;
+        }
+        if !lt_end(&hi, range_end) {
+            break;
+        }
+        let child = item_for(&req.prefix, &req.mode, &hi);
+        if !child.dir {
+            // Plain keys from here on are read like a flat listing, in a later round.
+            return (anchors > 0 && children < anchors).then_some(anchors);
+        }
+        anchors += 1;
+        if last.as_ref() != Some(&child.key) {
+            children += 1;
+            last = Some(child.key);
+        }
+        if children >= need {
+            return (children < anchors).then_some(anchors);
+        }
+    }
+    (reached_end && anchors > 0 && children < anchors).then_some(anchors)
 }
 
 enum Planned {
