@@ -10,10 +10,12 @@
 //!
 //! This module is the pure bookkeeping: which page covers which keys, which changes evict what,
 //! whether a freshly read page may be stored (the watch may already have seen a change that
-//! the read missed), and LRU eviction by count and bytes. When the caller may trust the cache
-//! (the watch is healthy and caught up) is decided in [`crate::etcd::page_cache`].
+//! the read missed), LRU eviction by count and bytes, and when the watch was last *proven*
+//! current ([`PageCache::note_linearizable`]). When the caller may trust the cache (the watch is
+//! healthy and proven caught up) is decided in [`crate::etcd::page_cache`].
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::Instant;
 
 use crate::domain::key::{key_after, prefix_end};
 use crate::domain::listing::{item_for, ListReq, Mode, Page};
@@ -168,8 +170,15 @@ pub struct PageCache {
     /// Recent changes, oldest first; holds every change after `log_floor`.
     log: VecDeque<Change>,
     log_floor: i64,
+    /// Linearizable reads `(sent, revision)` the changes seen have not reached yet, oldest first.
+    proofs: VecDeque<(Instant, i64)>,
+    /// The latest moment every change committed by then is known to have been seen.
+    proven: Option<Instant>,
     stats: CacheStats,
 }
+
+/// Most linearizable reads kept waiting for the changes seen to reach their revision.
+const MAX_PENDING_PROOFS: usize = 8;
 
 impl PageCache {
     /// An empty, disabled cache.
@@ -183,6 +192,8 @@ impl PageCache {
             seen: None,
             log: VecDeque::new(),
             log_floor: 0,
+            proofs: VecDeque::new(),
+            proven: None,
             stats: CacheStats::default(),
         }
     }
@@ -193,6 +204,8 @@ impl PageCache {
         self.seen = Some(revision);
         self.log.clear();
         self.log_floor = revision;
+        self.proofs.clear();
+        self.proven = None;
     }
 
     /// Changes will no longer be reported (the watch is gone): drop everything, store nothing.
@@ -200,6 +213,8 @@ impl PageCache {
         self.clear();
         self.seen = None;
         self.log.clear();
+        self.proofs.clear();
+        self.proven = None;
     }
 
     /// True between [`PageCache::enable`] and [`PageCache::disable`].
@@ -257,7 +272,39 @@ impl PageCache {
             }
         }
         let newest = changes.iter().map(|c| c.revision).max().unwrap_or(0);
-        self.seen = Some(seen.max(through).max(newest));
+        let seen = seen.max(through).max(newest);
+        self.seen = Some(seen);
+        while let Some(&(sent, revision)) = self.proofs.front() {
+            if revision > seen {
+                break;
+            }
+            self.proofs.pop_front();
+            self.proven = self.proven.max(Some(sent));
+        }
+    }
+
+    /// A linearizable read sent at `sent` answered at `revision`: every change committed before
+    /// `sent` has a revision of at most `revision`. Once the changes seen reach it (now or in a
+    /// later [`PageCache::observe`]), the cache is proven to have been current at `sent`.
+    ///
+    /// Hearing from the watch is not enough: a member cut off from the others, or left alone
+    /// without quorum, keeps its watches open and answers their progress requests, while writes
+    /// made through the others never reach it.
+    pub fn note_linearizable(&mut self, sent: Instant, revision: i64) {
+        let Some(seen) = self.seen else { return };
+        if revision <= seen {
+            self.proven = self.proven.max(Some(sent));
+            return;
+        }
+        if self.proofs.len() >= MAX_PENDING_PROOFS {
+            self.proofs.pop_front();
+        }
+        self.proofs.push_back((sent, revision));
+    }
+
+    /// The latest moment the cache is known to have held every change committed by then.
+    pub fn proven(&self) -> Option<Instant> {
+        self.proven
     }
 
     /// The page stored for `key`. Unpinned (`pinned == None`: "the latest"), it is answered with
@@ -668,5 +715,58 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_cache_is_proven_current_only_once_the_watch_reaches_a_linearizable_read() {
+        let t0 = Instant::now();
+        let t1 = t0 + std::time::Duration::from_millis(10);
+        let mut c = PageCache::new(Limits::default());
+        c.note_linearizable(t0, 5);
+        assert_eq!(c.proven(), None, "no watch, nothing to prove");
+        c.enable(10);
+        c.note_linearizable(t0, 10);
+        assert_eq!(c.proven(), Some(t0), "the watch already holds revision 10");
+        c.note_linearizable(t1, 12);
+        assert_eq!(c.proven(), Some(t0), "revisions 11 and 12 are not seen yet");
+        c.observe(&[change(11, b"/a")], 11);
+        assert_eq!(c.proven(), Some(t0));
+        c.observe(&[], 12);
+        assert_eq!(c.proven(), Some(t1));
+        // An older read proven later never moves the proof back.
+        c.note_linearizable(t0, 12);
+        assert_eq!(c.proven(), Some(t1));
+    }
+
+    #[test]
+    fn a_new_or_lost_watch_forgets_its_proofs_and_pending_ones_are_bounded() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + std::time::Duration::from_millis(ms);
+        let mut c = PageCache::new(Limits::default());
+        c.enable(1);
+        c.note_linearizable(at(0), 1);
+        assert!(c.proven().is_some());
+        c.disable();
+        assert_eq!(c.proven(), None);
+        c.enable(1);
+        assert_eq!(c.proven(), None, "a new watch is proven anew");
+        for i in 0..20u64 {
+            c.note_linearizable(at(i), 100 + i as i64);
+        }
+        c.observe(&[], 200);
+        assert_eq!(
+            c.proven(),
+            Some(at(19)),
+            "the newest pending read proves the most"
+        );
+        c.enable(300);
+        c.note_linearizable(at(30), 301);
+        c.clear();
+        c.observe(&[], 301);
+        assert_eq!(
+            c.proven(),
+            Some(at(30)),
+            "dropping pages keeps what is pending"
+        );
     }
 }

@@ -397,6 +397,7 @@ impl EtcdCluster {
                     if let Ok(mut g) = self.degraded_until.lock() {
                         *g = None;
                     }
+                    self.index.pages().note_linearizable(started, rev);
                     return Ok(Read {
                         value,
                         revision: rev,

@@ -10,6 +10,12 @@
 //!   request within [`FRESH_FOR`] — the watch asks every [`PROGRESS_EVERY`], so a hung member or a
 //!   stalled stream turns the cache off within a second, and after [`CLEAR_AFTER`] of silence the
 //!   pages are dropped;
+//! * and only while a linearizable read made within [`FRESH_FOR`] found the watch caught up
+//!   ([`PageCacheState::note_linearizable`]). A member that lost quorum, or is cut off from the
+//!   others, keeps the watch open and answers its progress requests, but hears no write made
+//!   through the others; without a recent proof the page is read from etcd, the way that says
+//!   when data may be stale. Any page read from etcd is such a proof, so under steady browsing
+//!   about one page a second pays for it;
 //! * and only once the watch has delivered every write this gateway made (read-your-writes for
 //!   the dashboard's own edits).
 //!
@@ -90,6 +96,12 @@ impl PageCacheState {
         self.cache().enable(revision);
     }
 
+    /// A linearizable read sent at `sent` answered at `revision` (see
+    /// [`PageCache::note_linearizable`]).
+    pub(crate) fn note_linearizable(&self, sent: Instant, revision: i64) {
+        self.cache().note_linearizable(sent, revision);
+    }
+
     /// The watch is gone: drop everything until it is back.
     pub(crate) fn disable(&self) {
         self.cache().disable();
@@ -120,15 +132,18 @@ impl PageCacheState {
         }
     }
 
-    /// True when a page "as of now" may come from memory: the watch answered recently and has
-    /// delivered every write made through this gateway.
+    /// True when a page "as of now" may come from memory: the watch answered recently, was
+    /// recently proven caught up with the cluster, and has delivered every write made through
+    /// this gateway.
     fn current(&self, cache: &PageCache, now: Instant) -> bool {
-        let recent = self
+        let recent = |t: Instant| now.duration_since(t) <= FRESH_FOR;
+        let heard = self
             .heard
             .lock()
-            .map(|h| h.is_some_and(|t| now.duration_since(t) <= FRESH_FOR))
+            .map(|h| h.is_some_and(recent))
             .unwrap_or(false);
-        recent
+        heard
+            && cache.proven().is_some_and(recent)
             && cache
                 .seen()
                 .is_some_and(|seen| seen >= self.written.load(Ordering::SeqCst))

@@ -210,6 +210,44 @@ async fn with_quorum_lost_pages_answer_within_two_seconds_and_say_data_may_be_st
     assert!(fresh, "answers are fresh once quorum is back");
 }
 
+/// The watch behind the page cache runs on a member that survives (member 0) and keeps
+/// answering its progress requests without quorum. A page cached before quorum was lost must still
+/// not be served as current once no member can prove the watch is.
+#[tokio::test]
+async fn with_quorum_lost_a_cached_page_is_not_served_as_current() {
+    let mut app = spawn_app().await;
+    seed(&app, 300).await;
+    let path = "/api/v1/clusters/test/keys?prefix=/k/&mode=flat&limit=20";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = app.get_json(path).await;
+        assert_eq!(status, 200, "{body}");
+        if body["index"] == "ready" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "index not ready: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Asked twice more: the page is now in the cache.
+    for _ in 0..2 {
+        let (_, body) = app.get_json(path).await;
+        assert_eq!(body["stale"], false, "{body}");
+    }
+    app.etcd.kill(1);
+    app.etcd.kill(2);
+    let killed = Instant::now();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (status, body) = app.get_json(path).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["stale"],
+        true,
+        "{:?} after quorum was lost a cached page still claims to be current: {body}",
+        killed.elapsed()
+    );
+    assert_eq!(body["items"].as_array().map(Vec::len), Some(20), "{body}");
+}
+
 #[tokio::test]
 async fn with_every_member_down_requests_fail_fast_with_a_clear_error() {
     let mut app = spawn_app().await;
