@@ -15,6 +15,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use tracing::{debug, warn};
 
 use crate::config::ClusterConfig;
+use crate::domain::key::key_after;
 use crate::domain::listing::{Batch, RangeReq, RangeResp, RangeSource};
 use crate::domain::record::{KeyRecord, Read};
 use crate::etcd::index::FenceIndex;
@@ -674,10 +675,14 @@ impl EtcdCluster {
         let ops: Vec<TxnOp> = reqs
             .iter()
             .map(|r| {
-                let mut o = GetOptions::new()
-                    .with_keys_only()
-                    .with_limit(r.limit.max(1) as i64)
-                    .with_range(r.end.clone().unwrap_or_else(|| vec![0]));
+                let mut o = if single_key(r) {
+                    GetOptions::new().with_count_only()
+                } else {
+                    GetOptions::new()
+                        .with_keys_only()
+                        .with_limit(r.limit.max(1) as i64)
+                }
+                .with_range(r.end.clone().unwrap_or_else(|| vec![0]));
                 if let Some(rev) = revision {
                     o = o.with_revision(rev);
                 }
@@ -698,15 +703,25 @@ impl EtcdCluster {
         let out = resp
             .op_responses()
             .into_iter()
-            .map(|op| match op {
-                TxnOpResponse::Get(mut g) => RangeResp {
-                    count: g.count().max(0) as u64,
-                    keys: g
-                        .take_kvs()
-                        .into_iter()
-                        .map(|kv| kv.key().to_vec())
-                        .collect(),
-                },
+            .zip(reqs)
+            .map(|(op, r)| match op {
+                TxnOpResponse::Get(mut g) => {
+                    let count = g.count().max(0) as u64;
+                    let keys = if single_key(r) {
+                        // Counted, not read: the one key the range can hold is its start.
+                        if count > 0 {
+                            vec![r.start.clone()]
+                        } else {
+                            Vec::new()
+                        }
+                    } else {
+                        g.take_kvs()
+                            .into_iter()
+                            .map(|kv| kv.key().to_vec())
+                            .collect()
+                    };
+                    RangeResp { count, keys }
+                }
                 _ => RangeResp::default(),
             })
             .collect();
@@ -789,6 +804,13 @@ impl EtcdCluster {
             stale: read.stale,
         })
     }
+}
+
+/// True when `r` can hold only its start key (`[k, k\0)`, the anchors of tree listings). etcd
+/// answers such a range as a count alone from its index, without reading the key-value from its
+/// database file, and the key it proves is known already.
+fn single_key(r: &RangeReq) -> bool {
+    !r.start.is_empty() && r.end.as_ref() == Some(&key_after(&r.start))
 }
 
 /// A key-value from etcd as a domain record (TTL not known yet).

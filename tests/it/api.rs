@@ -375,3 +375,59 @@ async fn every_response_carries_the_security_headers() {
         "no inline script or style"
     );
 }
+
+/// The anchors of tree listings are one-key ranges `[k, k\0)`; the gateway asks etcd only to count
+/// them and answers with the start key when it exists, at the revision asked for.
+#[tokio::test]
+async fn one_key_ranges_are_answered_from_a_count_at_the_pinned_revision() {
+    use etcdboard::domain::key::key_after;
+    use etcdboard::domain::listing::{RangeReq, RangeSource};
+    let app = spawn_app().await;
+    app.put_all(&[("/one/a", "v"), ("/one/b", "v")]).await;
+    let cfg = etcdboard::config::ClusterConfig {
+        name: "ranges".into(),
+        endpoints: app.etcd.client_urls(),
+        ..Default::default()
+    };
+    let gw = etcdboard::etcd::EtcdCluster::new(&cfg, Duration::from_secs(3)).expect("gateway");
+    let one = |k: &[u8]| RangeReq {
+        start: k.to_vec(),
+        end: Some(key_after(k)),
+        limit: 1,
+    };
+    let reqs = vec![
+        one(b"/one/a"),
+        one(b"/one/ab"),
+        one(b"/one/b"),
+        RangeReq {
+            start: b"/one/".to_vec(),
+            end: Some(b"/one0".to_vec()),
+            limit: 1,
+        },
+    ];
+    let before = gw.ranges(reqs.clone(), None).await.expect("ranges");
+    let keys: Vec<(Vec<Vec<u8>>, u64)> = before
+        .responses
+        .iter()
+        .map(|r| (r.keys.clone(), r.count))
+        .collect();
+    assert_eq!(
+        keys,
+        vec![
+            (vec![b"/one/a".to_vec()], 1),
+            (vec![], 0),
+            (vec![b"/one/b".to_vec()], 1),
+            (vec![b"/one/a".to_vec()], 2),
+        ]
+    );
+    let mut c = app.client().await;
+    c.delete("/one/a", None).await.expect("delete");
+    let now = gw.ranges(reqs.clone(), None).await.expect("ranges");
+    assert!(now.responses[0].keys.is_empty() && now.responses[0].count == 0);
+    let then = gw
+        .ranges(reqs, Some(before.revision))
+        .await
+        .expect("ranges at the old revision");
+    assert_eq!(then.responses[0].keys, vec![b"/one/a".to_vec()]);
+    assert_eq!(then.revision, before.revision);
+}
