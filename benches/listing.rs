@@ -1592,7 +1592,9 @@ async fn run() -> Res<()> {
             ratio
         );
     }
-    println!("   scaling: ours at {flat_name} / ours at {small_name}, same relative position  (target: p50 ≤ {TARGET_SCALE_RATIO}×)");
+    // Judged on first visits: a repeated page is answered from memory, so its time is loopback
+    // HTTP (0.1–0.3 ms) and says nothing about the key space; a first visit reads etcd.
+    println!("   scaling: first visits (`cold`) at {flat_name} / at {small_name}, same relative position  (target: p50 ≤ {TARGET_SCALE_RATIO}×)");
     let mut scaling_json = Vec::new();
     for big in rows.iter().filter(|r| r.space == flat_name) {
         let Some(small) = rows
@@ -1601,18 +1603,18 @@ async fn run() -> Res<()> {
         else {
             continue;
         };
-        let ratio = ratios(&big.ours, &small.ours);
+        let ratio = ratios(&big.cold, &small.cold);
         let pass = ratio.is_some_and(|(s50, _)| s50 <= TARGET_SCALE_RATIO)
-            && big.ours.degraded + small.ours.degraded == 0;
+            && big.cold.degraded + small.cold.degraded == 0;
         match ratio {
             Some((s50, s99)) => println!(
                 "   {:<7} p50 {:>6.2} / {:>6.2} ms = {:>5.2}×   p99 {:>6.2} / {:>6.2} ms = {:>5.2}×   {}",
                 big.pos.label,
-                big.ours.stats.p50,
-                small.ours.stats.p50,
+                big.cold.stats.p50,
+                small.cold.stats.p50,
                 s50,
-                big.ours.stats.p99,
-                small.ours.stats.p99,
+                big.cold.stats.p99,
+                small.cold.stats.p99,
                 s99,
                 verdict(pass)
             ),
@@ -1620,7 +1622,7 @@ async fn run() -> Res<()> {
         }
         targets.push(Target {
             name: format!(
-                "ours at {flat_name} ≤ {TARGET_SCALE_RATIO}× ours at {small_name}, {} (p50)",
+                "first visit at {flat_name} ≤ {TARGET_SCALE_RATIO}× at {small_name}, {} (p50)",
                 big.pos.label
             ),
             measured: ratio.map_or("no samples".to_string(), |(s50, _)| format!("{s50:.2}×")),
