@@ -665,37 +665,27 @@ impl EtcdCluster {
         Ok((out, pinned.unwrap_or(rev)))
     }
 
-    /// Runs one chunk of ranges as a single read-only txn.
+    /// Runs one chunk of ranges as a single read-only txn (one range alone as a plain range
+    /// request, which costs etcd less than a txn of one).
     async fn txn_ranges(
         client: &mut Client,
         reqs: &[RangeReq],
         revision: Option<i64>,
         serializable: bool,
     ) -> Result<(Vec<RangeResp>, i64), etcd_client::Error> {
+        let mut gets = reqs
+            .iter()
+            .map(|r| range_request(r, revision, serializable));
+        if let ([r], Some((key, opts))) = (reqs, gets.next()) {
+            let resp = client.get(key, Some(opts)).await?;
+            let rev = resp.header().map_or(0, |h| h.revision());
+            return Ok((vec![range_response(r, resp)], rev));
+        }
         let ops: Vec<TxnOp> = reqs
             .iter()
             .map(|r| {
-                let mut o = if single_key(r) {
-                    GetOptions::new().with_count_only()
-                } else {
-                    GetOptions::new()
-                        .with_keys_only()
-                        .with_limit(r.limit.max(1) as i64)
-                }
-                .with_range(r.end.clone().unwrap_or_else(|| vec![0]));
-                if let Some(rev) = revision {
-                    o = o.with_revision(rev);
-                }
-                if serializable {
-                    o = o.with_serializable();
-                }
-                // etcd has no empty key; the empty start means "from the first key".
-                let start = if r.start.is_empty() {
-                    vec![0]
-                } else {
-                    r.start.clone()
-                };
-                TxnOp::get(start, Some(o))
+                let (key, opts) = range_request(r, revision, serializable);
+                TxnOp::get(key, Some(opts))
             })
             .collect();
         let resp = client.txn(Txn::new().and_then(ops)).await?;
@@ -705,28 +695,57 @@ impl EtcdCluster {
             .into_iter()
             .zip(reqs)
             .map(|(op, r)| match op {
-                TxnOpResponse::Get(mut g) => {
-                    let count = g.count().max(0) as u64;
-                    let keys = if single_key(r) {
-                        // Counted, not read: the one key the range can hold is its start.
-                        if count > 0 {
-                            vec![r.start.clone()]
-                        } else {
-                            Vec::new()
-                        }
-                    } else {
-                        g.take_kvs()
-                            .into_iter()
-                            .map(|kv| kv.key().to_vec())
-                            .collect()
-                    };
-                    RangeResp { count, keys }
-                }
+                TxnOpResponse::Get(g) => range_response(r, g),
                 _ => RangeResp::default(),
             })
             .collect();
         Ok((out, rev))
     }
+}
+
+/// The etcd range request for `r`: keys only, at most `r.limit` of them, or only a count for a
+/// one-key range (see [`single_key`]).
+fn range_request(r: &RangeReq, revision: Option<i64>, serializable: bool) -> (Vec<u8>, GetOptions) {
+    let mut o = if single_key(r) {
+        GetOptions::new().with_count_only()
+    } else {
+        GetOptions::new()
+            .with_keys_only()
+            .with_limit(r.limit.max(1) as i64)
+    }
+    .with_range(r.end.clone().unwrap_or_else(|| vec![0]));
+    if let Some(rev) = revision {
+        o = o.with_revision(rev);
+    }
+    if serializable {
+        o = o.with_serializable();
+    }
+    // etcd has no empty key; the empty start means "from the first key".
+    let start = if r.start.is_empty() {
+        vec![0]
+    } else {
+        r.start.clone()
+    };
+    (start, o)
+}
+
+/// etcd's answer to [`range_request`] for `r`.
+fn range_response(r: &RangeReq, mut g: etcd_client::GetResponse) -> RangeResp {
+    let count = g.count().max(0) as u64;
+    let keys = if single_key(r) {
+        // Counted, not read: the one key the range can hold is its start.
+        if count > 0 {
+            vec![r.start.clone()]
+        } else {
+            Vec::new()
+        }
+    } else {
+        g.take_kvs()
+            .into_iter()
+            .map(|kv| kv.key().to_vec())
+            .collect()
+    };
+    RangeResp { count, keys }
 }
 
 impl RangeSource for EtcdCluster {
