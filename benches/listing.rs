@@ -1759,6 +1759,9 @@ async fn run() -> Res<()> {
     // And the measured load again with etcdboard and its clients niced, as when they run on
     // other machines than etcd: what is left is the load browsing puts on etcd itself.
     let off_host_phase = browsed_phase(&ctx, Browsers::OursOffHost).await?;
+    // The writer alone once more, after every series: how far its p99 moves on its own within
+    // one run (disk and scheduler noise), the yardstick for the increases above.
+    let alone_again = Stats::of(&writer_phase(endpoints.clone(), "again").await?);
     let a = Stats::of(&alone);
     let (l, b) = (
         Stats::of(&ours_phase.puts),
@@ -1876,6 +1879,11 @@ async fn run() -> Res<()> {
         );
     }
     report.insert("writer_added_series".into(), Value::Object(added_json));
+    let drift = 100.0 * (alone_again.p99 - a.p99) / a.p99;
+    println!(
+        "   alone again, after every series: {} puts  p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms   p99 {drift:+.1} % against the first (the writer's own drift in this run)",
+        alone_again.n, alone_again.p50, alone_again.p99, alone_again.max
+    );
     println!(
         "   CPU, cores busy of {cores} (etcd ×3 / etcdboard / bench): alone {:.2}/{:.2}/{:.2}, our API {:.2}/{:.2}/{:.2}, naive {:.2}/{:.2}/{:.2}",
         cpu_alone.0, cpu_alone.1, cpu_alone.2,
@@ -1906,6 +1914,7 @@ async fn run() -> Res<()> {
     report.insert(
         "writer".into(),
         json!({ "alone": writer_json(&a, a.n),
+                "alone_again_after_every_series": writer_json(&alone_again, alone_again.n),
                 "browsed_ours": writer_json(&l, l.n),
                 "browsed_naive_reference": writer_json(&nl, nl.n),
                 "p99_increase_pct": increase,
