@@ -653,10 +653,14 @@ impl EtcdCluster {
         };
         let (mut out, rev) = Self::txn_ranges(&mut client, first, revision, serializable).await?;
         let pinned = revision.or(Some(rev).filter(|r| *r > 0));
+        // The member that answered the first chunk has applied the pinned revision, and what a
+        // revision holds never changes: the rest are snapshot reads on that member, without
+        // another linearizable round (the leader's heartbeats) each.
+        let rest_serializable = serializable || pinned.is_some();
         let rest: Vec<_> = chunks
             .map(|chunk| {
                 let mut c = client.clone();
-                async move { Self::txn_ranges(&mut c, chunk, pinned, serializable).await }
+                async move { Self::txn_ranges(&mut c, chunk, pinned, rest_serializable).await }
             })
             .collect();
         for result in futures::future::join_all(rest).await {
