@@ -326,6 +326,44 @@ mod tests {
     }
 
     #[test]
+    fn the_fences_tell_when_a_child_lies_beyond_the_first_pages_of_its_level() {
+        use crate::domain::listing::children_before;
+        // 300 directories of 600 keys, then 20 directories of 2 keys, then 5,000 plain keys.
+        let mut keys: Vec<Vec<u8>> = (0..300)
+            .flat_map(|d| (0..600).map(move |k| format!("/h/d{d:04}/k{k:04}").into_bytes()))
+            .collect();
+        keys.extend(
+            (0..20).flat_map(|d| (0..2).map(move |k| format!("/h/e{d:02}/{k}").into_bytes())),
+        );
+        keys.extend((0..5000).map(|k| format!("/h/p{k:05}").into_bytes()));
+        keys.extend(
+            (0..3).flat_map(|d| (0..5000).map(move |k| format!("/big/d{d}/k{k:05}").into_bytes())),
+        );
+        let src = MemSource::new(keys);
+        let f = build(&src, 256);
+        let tree = Mode::Tree { sep: b"/".to_vec() };
+        let before =
+            |prefix: &[u8], target: &[u8], n: u64| children_before(&f, prefix, &tree, target, n);
+        // Directories: each spans two or three buckets, so the fences name every one.
+        assert!(before(b"/h/", b"/h/d0250/", 200));
+        assert!(
+            !before(b"/h/", b"/h/d0150/", 200),
+            "150 directories come first"
+        );
+        // Plain keys: counted from the buckets between their fences.
+        assert!(
+            before(b"/h/d0100/", b"/h/d0100/k0500", 200),
+            "500 keys come first"
+        );
+        assert!(!before(b"/h/d0100/", b"/h/d0100/k0100", 200));
+        assert!(before(b"/h/", b"/h/p04000", 2000));
+        // A few huge directories are few children, however many keys they hold.
+        assert!(before(b"/big/", b"/big/d2/", 2));
+        assert!(!before(b"/big/", b"/big/d2/", 3));
+        assert!(before(b"", b"/big/", 0));
+    }
+
+    #[test]
     fn a_directory_spanning_many_buckets_is_crossed_in_one_round() {
         // "/" holds 150,000 keys (about 590 buckets) before the numeric keys of the top level.
         let mut keys: Vec<Vec<u8>> = (0..250)

@@ -451,6 +451,51 @@ pub async fn list_page<S: RangeSource>(
     }
 }
 
+/// True when the fence index shows at least `n` children of `prefix` before `target`, so that a
+/// page listed from the start of the level would not reach `target` (a deep link can then list
+/// the level from `target` at once, instead of reading the first page to find out). Each fence
+/// key names a child; a bucket between two fences on plain keys is taken to hold as many children
+/// as keys. Both are estimates as of the index: where they are wrong the level starts at `target`
+/// behind an "earlier entries" link when the first page would have shown it, which costs a click,
+/// never a wrong listing. Walks at most [`MAX_PLANNED_BUCKETS`] buckets.
+pub fn children_before(
+    view: &(dyn FenceView + Sync),
+    prefix: &[u8],
+    mode: &Mode,
+    target: &[u8],
+    n: u64,
+) -> bool {
+    if n == 0 {
+        return true;
+    }
+    let mut children = 0u64;
+    let mut last: Option<Item> = None;
+    for (hi, est) in view.buckets(prefix, Some(target), MAX_PLANNED_BUCKETS) {
+        let Some(hi) = hi else { break };
+        if hi.as_slice() >= target {
+            break;
+        }
+        if !hi.starts_with(prefix) {
+            continue;
+        }
+        let item = item_for(prefix, mode, &hi);
+        if let Some(prev) = &last {
+            if !prev.dir && !item.dir {
+                // Keys strictly between two plain-key fences (the first one is counted below).
+                children += est.saturating_sub(1);
+            }
+        }
+        if last.as_ref() != Some(&item) {
+            children += 1;
+        }
+        last = Some(item);
+        if children >= n {
+            return true;
+        }
+    }
+    false
+}
+
 /// Buckets to plan in one anchored round: few at first, then as many as the children seen per
 /// bucket suggest (anchored buckets cost about one key each, so this can be generous).
 fn anchored_buckets(buckets_done: usize, children: usize, need: usize) -> usize {

@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::domain::listing::{list_page, FenceView, ListReq, Page};
+use crate::domain::listing::{children_before, list_page, FenceView, ListReq, Mode, Page};
 use crate::domain::page_cache::{CacheStats, Change, Limits, PageCache, PageKey};
 use crate::etcd::gateway::{EtcdCluster, EtcdError};
 
@@ -173,6 +173,19 @@ impl PageCacheState {
             self.cache().insert(req, page);
         }
     }
+}
+
+/// True when `cluster`'s fence index is ready and shows at least `n` children of `prefix` before
+/// `target` (see [`children_before`]): a page from the start of that level would not reach it.
+pub fn lies_beyond(
+    cluster: &EtcdCluster,
+    prefix: &[u8],
+    mode: &Mode,
+    target: &[u8],
+    n: u64,
+) -> bool {
+    let index = cluster.index();
+    index.is_ready() && children_before(index.as_ref(), prefix, mode, target, n)
 }
 
 /// Lists one page of `cluster`: from memory when the page cache can prove it current, else read

@@ -13,6 +13,7 @@ use crate::domain::listing::{Item, ListReq, Mode, Page};
 use crate::domain::record::KeyRecord;
 use crate::error::AppError;
 use crate::etcd::index::IndexStatus;
+use crate::etcd::page_cache;
 use crate::etcd::EtcdCluster;
 use crate::views::{
     ClustersPage, HexLine, KeyView, KeysPage, Layout, MoreView, NodeView, NodesView, PickerOption,
@@ -402,17 +403,26 @@ async fn tree_path(
             },
         };
         let mut req = ListReq::first(dir.clone(), base_req.mode.clone(), base_req.limit);
-        let mut page = state.list(c, &req).await?;
-        let mut gap = None;
-        if !page.items.contains(&target) {
+        let gap = Some((
+            "… earlier entries (show from the start)".to_string(),
+            urls.page("tree", Some(dir), None),
+        ));
+        // Far into a large level (the index shows twice a page of children before the target),
+        // the level is listed from the target at once; otherwise its first page tells.
+        let far = 2 * base_req.limit as u64;
+        let (page, gap) = if page_cache::lies_beyond(c, dir, &req.mode, &target.key, far) {
             req.start = target.key.clone();
-            req.revision = Some(page.revision);
-            page = state.list(c, &req).await?;
-            gap = Some((
-                "… earlier entries (show from the start)".to_string(),
-                urls.page("tree", Some(dir), None),
-            ));
-        }
+            (state.list(c, &req).await?, gap)
+        } else {
+            let page = state.list(c, &req).await?;
+            if page.items.contains(&target) {
+                (page, None)
+            } else {
+                req.start = target.key.clone();
+                req.revision = Some(page.revision);
+                (state.list(c, &req).await?, gap)
+            }
+        };
         let mut view = nodes_view(urls, &req, &page, Some(key));
         view.gap = gap;
         if target.dir {

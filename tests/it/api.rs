@@ -431,3 +431,55 @@ async fn one_key_ranges_are_answered_from_a_count_at_the_pinned_revision() {
     assert_eq!(then.responses[0].keys, vec![b"/one/a".to_vec()]);
     assert_eq!(then.revision, before.revision);
 }
+
+/// A deep link shows every level on the way to the key, each starting where the key can be seen:
+/// from the start when the key is on the level's first page, else from the key behind an
+/// "earlier entries" link, whether the first page was read to find out or the index showed it.
+#[tokio::test]
+async fn a_deep_link_lists_each_level_where_the_key_can_be_seen() {
+    let app = spawn_app().await;
+    let keys: Vec<(String, String)> = (0..1000)
+        .map(|i| (format!("/deep/k{i:04}"), "v".into()))
+        .collect();
+    app.put_all(&keys).await;
+    wait_for_index(&app).await;
+    let names = |html: &str| -> Vec<String> {
+        html.split("<span class=\"name\">")
+            .skip(1)
+            .filter_map(|s| s.split('<').next())
+            .map(str::to_string)
+            .collect()
+    };
+    // k0800: 800 keys before it, which the index shows; k0150: past the first page of 100, which
+    // only the first page shows; k0050: on the first page.
+    for (target, gap, first) in [
+        ("k0800", true, "k0800"),
+        ("k0150", true, "k0150"),
+        ("k0050", false, "k0000"),
+    ] {
+        let (status, html) = app
+            .get_text(&format!("/clusters/test/keys?key=/deep/{target}"))
+            .await;
+        assert_eq!(status, 200, "{target}");
+        let shown = names(&html);
+        let level: Vec<&String> = shown.iter().filter(|n| n.starts_with('k')).collect();
+        assert_eq!(level.first().map(|s| s.as_str()), Some(first), "{target}");
+        assert_eq!(level.len(), 100, "{target}: one page of the level");
+        let from: usize = first[1..].parse().expect("number");
+        let expected: Vec<String> = (from..from + 100).map(|i| format!("k{i:04}")).collect();
+        assert!(
+            level.iter().zip(&expected).all(|(a, b)| *a == b),
+            "{target}: {level:?}"
+        );
+        assert_eq!(
+            html.contains("earlier entries"),
+            gap,
+            "{target}: gap link shown only when the level does not start at its beginning"
+        );
+        assert_eq!(
+            shown[..2],
+            ["/", "deep/"],
+            "{target}: the levels above, expanded"
+        );
+    }
+}
