@@ -364,6 +364,24 @@ mod tests {
     }
 
     #[test]
+    fn a_level_of_many_tiny_directories_follows_up_only_what_can_be_on_the_page() {
+        // 30,000 directories of 3 keys: every fence in a directory of its own, each gap between
+        // two fences about 85 directories. Follow-ups of gaps past a known page of children
+        // were of no use; they were 259 range reads counting 47,563 keys for this page.
+        let src = MemSource::new(
+            (0..30_000).flat_map(|d| (0..3).map(move |k| format!("/h/d{d:05}/k{k}").into_bytes())),
+        );
+        let f = build(&src, 256);
+        let page = first_page(&src, &f, b"/h/", b"/h/", Mode::Tree { sep: b"/".to_vec() });
+        let reads: usize = src.log.lock().unwrap().iter().sum();
+        assert_eq!(page.items.len(), 100);
+        assert_eq!(page.items[99].key, b"/h/d00099/".to_vec());
+        assert!(reads <= 170, "reads {reads}");
+        assert!(page.cost <= 26_000, "cost {}", page.cost);
+        assert!(page.rounds <= 3, "rounds {}", page.rounds);
+    }
+
+    #[test]
     fn a_directory_spanning_many_buckets_is_crossed_in_one_round() {
         // "/" holds 150,000 keys (about 590 buckets) before the numeric keys of the top level.
         let mut keys: Vec<Vec<u8>> = (0..250)

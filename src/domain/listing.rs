@@ -296,8 +296,14 @@ pub async fn list_page<S: RangeSource>(
         let need = want - items.len();
 
         // Plan this round: follow up pending segments (in order), then read ahead past the frontier.
+        // Only segments that can still be on this page: past the point where the keys known so
+        // far name a page of children, follow-ups are of no use.
         let mut plan: Vec<(usize, RangeReq)> = Vec::new();
-        for (i, seg) in segments.iter().enumerate() {
+        for (i, seg) in segments
+            .iter()
+            .enumerate()
+            .take(on_page(req, &segments, want))
+        {
             if let Some(from) = &seg.pending {
                 // A segment that needs a second follow-up holds several small directories: read
                 // the rest of it at once rather than one directory per round.
@@ -786,6 +792,27 @@ fn estimate(req: &ListReq, segments: &[Segment]) -> (usize, usize) {
         }
     }
     (known, pending)
+}
+
+/// How many segments, in order, can hold one of the first `want` children: once the keys known
+/// in the segments so far name `want` children, later segments cannot (a pending segment can
+/// only add children before them).
+fn on_page(req: &ListReq, segments: &[Segment], want: usize) -> usize {
+    let mut children = 0;
+    let mut last: Option<Item> = None;
+    for (i, seg) in segments.iter().enumerate() {
+        for key in &seg.keys {
+            let item = item_for(&req.prefix, &req.mode, key);
+            if last.as_ref() != Some(&item) {
+                children += 1;
+                last = Some(item);
+            }
+        }
+        if children >= want {
+            return i + 1;
+        }
+    }
+    segments.len()
 }
 
 /// The items known so far, walking segments in order up to the first one still pending.
