@@ -18,17 +18,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use etcd_client::{Client, GetOptions, Txn, TxnOp};
+use etcd_client::{Client, GetOptions};
 use etcdboard::config::ClusterConfig;
 use etcdboard::domain::listing::{
     list_page, Batch, FenceView, ListReq, Mode, RangeReq, RangeSource,
 };
 use etcdboard::etcd::local::{LocalCluster, LocalClusterOptions};
 use etcdboard::etcd::{EtcdCluster, EtcdError};
-use futures::stream::{self, StreamExt, TryStreamExt};
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-type Res<T> = Result<T, BoxError>;
+mod common;
+
+use common::{cpu_secs, load, main_of, with_timeout, Res, Rng};
 
 const COMMAND: &str = "cargo bench --bench etcd_cost";
 /// Flat numeric keys `1` … `FLAT`.
@@ -40,32 +40,8 @@ const PER_DIR: u64 = 300;
 const PAGES: u64 = 1_500;
 /// Page size, as the bench and the UI use.
 const PAGE: usize = 100;
-/// Deadline of one etcd call of the bench itself.
-const CALL_TIMEOUT: Duration = Duration::from_secs(60);
-
 fn main() -> ExitCode {
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("etcd_cost bench: not run (no --bench flag); run it with `{COMMAND}`");
-        return ExitCode::SUCCESS;
-    }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("etcd_cost bench: cannot start tokio: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("etcd_cost bench: FAILED: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    main_of("etcd_cost", COMMAND, run())
 }
 
 /// The gateway, counting the rounds and range operations a page asks for.
@@ -81,52 +57,6 @@ impl RangeSource for Counting {
         self.ops.fetch_add(reqs.len() as u64, Ordering::Relaxed);
         self.rounds.fetch_add(1, Ordering::Relaxed);
         self.cluster.ranges(reqs, revision).await
-    }
-}
-
-/// CPU time (user + system, all threads) a process has used so far, in seconds.
-fn cpu_secs(pid: u32) -> Res<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the `(comm)`: utime is field 14, stime field 15.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .ok_or("no comm in /proc/PID/stat")?
-        .1
-        .split_whitespace()
-        .collect();
-    let field = |i: usize| -> Res<u64> {
-        Ok(fields
-            .get(i)
-            .ok_or("short /proc/PID/stat")?
-            .parse::<u64>()?)
-    };
-    // SAFETY: sysconf(3) only reads a configuration value.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    Ok((field(11)? + field(12)?) as f64 / if hz > 0 { hz as f64 } else { 100.0 })
-}
-
-async fn with_timeout<T, E: std::fmt::Display>(
-    what: &str,
-    f: impl std::future::Future<Output = Result<T, E>>,
-) -> Res<T> {
-    match tokio::time::timeout(CALL_TIMEOUT, f).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(format!("{what}: {e}").into()),
-        Err(_) => Err(format!("{what}: no answer in {CALL_TIMEOUT:?}").into()),
-    }
-}
-
-/// xorshift64: enough randomness to pick pages, without another dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x % n.max(1)
     }
 }
 
@@ -172,26 +102,15 @@ impl Kind {
     }
 }
 
-async fn load(client: &Client) -> Res<(u64, Duration)> {
-    let keys: Vec<String> = (1..=FLAT)
-        .map(|i| i.to_string())
-        .chain((0..DIRS).flat_map(|d| (0..PER_DIR).map(move |k| format!("/h/d{d:04}/k{k:04}"))))
-        .collect();
-    let started = Instant::now();
-    stream::iter(keys.chunks(128).map(|chunk| {
-        let mut c = client.clone();
-        let txn = Txn::new().and_then(
-            chunk
-                .iter()
-                .map(|k| TxnOp::put(k.as_str(), "v", None))
-                .collect::<Vec<_>>(),
-        );
-        async move { with_timeout("load txn", c.txn(txn)).await }
-    }))
-    .buffer_unordered(8)
-    .try_collect::<Vec<_>>()
-    .await?;
-    Ok((keys.len() as u64, started.elapsed()))
+/// Key `i` of the key space: the flat numeric keys, then the directories' keys.
+fn key_value(i: u64) -> (Vec<u8>, Vec<u8>) {
+    let key = if i < FLAT {
+        (i + 1).to_string()
+    } else {
+        let j = i - FLAT;
+        format!("/h/d{:04}/k{:04}", j / PER_DIR, j % PER_DIR)
+    };
+    (key.into_bytes(), b"v".to_vec())
 }
 
 async fn run() -> Res<()> {
@@ -212,7 +131,8 @@ async fn measure(cluster: &LocalCluster) -> Res<()> {
         return Err("an etcd member has no pid".into());
     }
     let client = with_timeout("connect", Client::connect(endpoints.clone(), None)).await?;
-    let (n, took) = load(&client).await?;
+    let n = FLAT + DIRS * PER_DIR;
+    let took = load(&client, n, key_value).await?;
     let gateway = EtcdCluster::new(
         &ClusterConfig {
             name: "bench".into(),
@@ -246,7 +166,8 @@ async fn measure(cluster: &LocalCluster) -> Res<()> {
         ops: AtomicU64::new(0),
         rounds: AtomicU64::new(0),
     };
-    let etcd_cpu = || -> Res<f64> { pids.iter().map(|p| cpu_secs(*p)).sum() };
+    let cpu = |pid: u32| cpu_secs(pid).ok_or_else(|| format!("no CPU time for pid {pid}"));
+    let etcd_cpu = || -> Res<f64> { Ok(pids.iter().map(|p| cpu(*p)).sum::<Result<f64, _>>()?) };
     let own_pid = std::process::id();
     for kind in [
         Kind::Flat,
@@ -266,7 +187,7 @@ async fn measure(cluster: &LocalCluster) -> Res<()> {
             .map_or(0, |h| h.revision());
             source.ops.store(0, Ordering::Relaxed);
             source.rounds.store(0, Ordering::Relaxed);
-            let (etcd0, own0, started) = (etcd_cpu()?, cpu_secs(own_pid)?, Instant::now());
+            let (etcd0, own0, started) = (etcd_cpu()?, cpu(own_pid)?, Instant::now());
             for _ in 0..PAGES {
                 let mut req = kind.request(&mut rng);
                 if kind == Kind::OneKeyGet {
@@ -290,7 +211,7 @@ async fn measure(cluster: &LocalCluster) -> Res<()> {
                 if pinned { "pinned" } else { "as of now" },
                 per_page(started.elapsed().as_secs_f64()),
                 per_page(etcd_cpu()? - etcd0),
-                per_page(cpu_secs(own_pid)? - own0),
+                per_page(cpu(own_pid)? - own0),
                 source.ops.load(Ordering::Relaxed) as f64 / PAGES as f64,
                 source.rounds.load(Ordering::Relaxed) as f64 / PAGES as f64,
             );

@@ -50,9 +50,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use etcd_client::{Client, GetOptions, KeyValue, Txn, TxnOp};
+use etcd_client::{Client, GetOptions, KeyValue};
 use etcdboard::etcd::local::{LocalCluster, LocalClusterOptions};
-use futures::stream::{self, StreamExt, TryStreamExt};
 use serde_json::{json, Value};
 
 #[path = "../tests/it/support_browser.rs"]
@@ -61,21 +60,16 @@ mod support_browser;
 #[path = "listing/chromium.rs"]
 mod chromium;
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-type Res<T> = Result<T, BoxError>;
+mod common;
 
-fn fail<T>(msg: impl Into<String>) -> Res<T> {
-    Err(msg.into().into())
-}
+use common::{
+    cpu_secs, fail, load, main_of, with_timeout, Res, Rng, CALL_TIMEOUT, TXNS_IN_FLIGHT, TXN_OPS,
+};
 
 /// The command printed at the top of the output.
 const COMMAND: &str = "cargo bench --bench listing";
 /// Name etcdboard gives the cluster passed with `--endpoints`.
 const CLUSTER: &str = "default";
-/// Puts per load txn (etcd's default `--max-txn-ops`).
-const TXN_OPS: u64 = 128;
-/// Load txns in flight.
-const TXNS_IN_FLIGHT: usize = 8;
 /// Page size of every listing measured.
 const PAGE: usize = 100;
 /// Unmeasured requests before each latency series.
@@ -104,8 +98,6 @@ const THINK_MS: (u64, u64) = (250, 1000);
 const OFF_HOST_NICE: libc::c_int = 19;
 /// How long browsers run before the loaded writer phase starts.
 const BROWSER_LEAD: Duration = Duration::from_secs(1);
-/// Deadline of any single etcd call or HTTP request of the bench.
-const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long to wait for the fence index; past it the bench goes on and reports the pages as
 /// served without the index.
 const INDEX_TIMEOUT: Duration = Duration::from_secs(180);
@@ -191,30 +183,7 @@ fn flat_label(n: u64) -> String {
 }
 
 fn main() -> ExitCode {
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("listing bench: not run (no --bench flag); run it with `{COMMAND}`");
-        return ExitCode::SUCCESS;
-    }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("listing bench: cannot start tokio: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    // `block_on` polls this future on the main thread, so children spawned from it (etcdboard)
-    // get a parent-death signal tied to the main thread, which lives until the process ends.
-    match runtime.block_on(run()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("listing bench: FAILED: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    main_of("listing", COMMAND, run())
 }
 
 /// Latency statistics of one series, in milliseconds.
@@ -336,47 +305,8 @@ where
     }
 }
 
-async fn with_timeout<T, E: std::fmt::Display>(
-    what: &str,
-    fut: impl Future<Output = Result<T, E>>,
-) -> Res<T> {
-    match tokio::time::timeout(CALL_TIMEOUT, fut).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => fail(format!("{what}: {e}")),
-        Err(_) => fail(format!("{what}: no answer within {CALL_TIMEOUT:?}")),
-    }
-}
 // ---------------------------------------------------------------------------------------------
-// Loading
-
-/// Writes keys `kv(0..n)` in txns of [`TXN_OPS`] puts, [`TXNS_IN_FLIGHT`] txns at a time.
-async fn load<F>(client: &Client, n: u64, kv: F) -> Res<Duration>
-where
-    F: Fn(u64) -> (Vec<u8>, Vec<u8>) + Copy,
-{
-    let started = Instant::now();
-    stream::iter((0..n).step_by(TXN_OPS as usize))
-        .map(|first| {
-            let mut c = client.clone();
-            async move {
-                let ops: Vec<TxnOp> = (first..(first + TXN_OPS).min(n))
-                    .map(|i| {
-                        let (k, v) = kv(i);
-                        TxnOp::put(k, v, None)
-                    })
-                    .collect();
-                let resp = with_timeout("load txn", c.txn(Txn::new().and_then(ops))).await?;
-                if !resp.succeeded() {
-                    return fail("load txn was not applied");
-                }
-                Ok(())
-            }
-        })
-        .buffer_unordered(TXNS_IN_FLIGHT)
-        .try_for_each(|()| async { Ok(()) })
-        .await?;
-    Ok(started.elapsed())
-}
+// Loading (see [`load`])
 
 fn flat_kv(i: u64) -> (Vec<u8>, Vec<u8>) {
     let n = (i + 1).to_string();
@@ -934,20 +864,6 @@ struct BrowsePlan {
     dirs: u64,
 }
 
-/// xorshift64: enough randomness to pick pages, without another dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x % n.max(1)
-    }
-}
-
 #[derive(Default)]
 struct BrowseResult {
     samples: Vec<Duration>,
@@ -1016,17 +932,6 @@ async fn browser(
         }
     }
     out
-}
-
-/// CPU time (user + system, all threads) a process has used so far, in seconds.
-fn cpu_secs(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the `(comm)`: state is field 3, utime field 14, stime field 15.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    // SAFETY: sysconf(3) only reads a configuration value.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    Some(ticks as f64 / if hz > 0 { hz as f64 } else { 100.0 })
 }
 
 /// CPU used so far by etcdboard, the etcd members together, and this bench process.
