@@ -34,6 +34,10 @@
 //! `LISTING_BENCH_SCALE=quick` shrinks the flat key spaces and the number of directories 10× (for
 //! trying the bench out; the targets are only meaningful at full scale);
 //! `LISTING_BENCH_SCALE=FLAT,SMALL,DIRS,KEYS_PER_DIR` sets the sizes (for experiments).
+//! `LISTING_BENCH_COMPARE=PATH` adds a last step: the etcdboard binary at PATH (e.g. a build of
+//! the previous commit) runs beside this one, and the writer is measured under each build's
+//! browsers in interleaved rounds, so a change's effect on the writer is not lost in the drift
+//! between two runs.
 //!
 //! The binary refuses to run without `--bench` (which `cargo bench` passes), so a
 //! `cargo test --all-targets` does not start a multi-minute benchmark.
@@ -1112,6 +1116,100 @@ async fn browsed_phase_at_nice(ctx: &PhaseCtx<'_>, kind: Browsers) -> Res<Phase>
     })
 }
 
+/// Rounds of the comparison with another build (`LISTING_BENCH_COMPARE`).
+const COMPARE_ROUNDS: usize = 3;
+
+/// Runs another etcdboard build (`other`) beside this one on the same cluster and measures the
+/// writer alone and under both builds' browsers, interleaved: [`COMPARE_ROUNDS`] rounds of
+/// alone, then each build (in alternating order) with closed-loop and with thinking clients. The
+/// interleaving spreads the writer's own drift over both builds instead of onto one.
+async fn compare(ctx: &PhaseCtx<'_>, other: &Path, target_dir: &Path) -> Res<Value> {
+    println!();
+    println!(
+        "10. COMPARE: this build (A) against {} (B), same cluster, {COMPARE_ROUNDS} interleaved rounds",
+        other.display()
+    );
+    let server_b = Server::start(
+        other,
+        ctx.endpoints,
+        target_dir.join("bench-listing-etcdboard-compare.log"),
+    )
+    .await?;
+    let api_b = Api::new(server_b.addr)?;
+    let wait = wait_for_index(&api_b).await;
+    println!(
+        "   B: pid {} on {}, index {} after {:.1} s",
+        server_b.pid(),
+        server_b.addr,
+        if wait.ready { "ready" } else { "NOT READY" },
+        wait.took.as_secs_f64()
+    );
+    let ctx_b = PhaseCtx {
+        api: &api_b,
+        server: &server_b,
+        ..*ctx
+    };
+    let kinds = [
+        (Browsers::Ours, "closed loop"),
+        (Browsers::OursThinking, "thinking"),
+    ];
+    let mut alone: Vec<Duration> = Vec::new();
+    let mut alone_rounds = Vec::new();
+    // [kind][build]: pooled puts, per-round p99, pages, seconds.
+    let mut puts = vec![vec![Vec::<Duration>::new(); 2]; kinds.len()];
+    let mut rounds = vec![vec![Vec::<f64>::new(); 2]; kinds.len()];
+    let mut pages = vec![vec![(0usize, 0.0f64); 2]; kinds.len()];
+    for round in 0..COMPARE_ROUNDS {
+        let a = writer_phase(ctx.endpoints.to_vec(), "cmp-alone").await?;
+        alone_rounds.push(Stats::of(&a).p99);
+        alone.extend(a);
+        for (k, (kind, _)) in kinds.iter().enumerate() {
+            let order = if (round + k) % 2 == 0 { [0, 1] } else { [1, 0] };
+            for build in order {
+                let phase = browsed_phase(if build == 0 { ctx } else { &ctx_b }, *kind).await?;
+                rounds[k][build].push(Stats::of(&phase.puts).p99);
+                puts[k][build].extend(phase.puts);
+                pages[k][build].0 += phase.browse.samples.len();
+                pages[k][build].1 += phase.browse_secs;
+            }
+        }
+    }
+    let a = Stats::of(&alone);
+    let list = |v: &[f64]| {
+        v.iter()
+            .map(|x| format!("{x:.2}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    println!(
+        "   writer alone: {} puts, p99 {:.2} ms pooled (rounds: {} ms)",
+        a.n,
+        a.p99,
+        list(&alone_rounds)
+    );
+    let mut out = serde_json::Map::new();
+    out.insert("alone".into(), writer_json(&a, a.n));
+    for (k, (_, label)) in kinds.iter().enumerate() {
+        for (build, name) in ["A", "B"].iter().enumerate() {
+            let w = Stats::of(&puts[k][build]);
+            let (n, secs) = pages[k][build];
+            let inc = 100.0 * (w.p99 - a.p99) / a.p99;
+            println!(
+                "   {label:<11} {name}: writer p99 {:.2} ms pooled ({inc:+.1} %), rounds {} ms; {:.0} pages/s",
+                w.p99,
+                list(&rounds[k][build]),
+                n as f64 / secs.max(1e-9)
+            );
+            out.insert(
+                format!("{label} {name}"),
+                json!({ "writer": writer_json(&w, w.n), "p99_increase_pct": inc,
+                        "round_p99_ms": rounds[k][build], "pages_per_s": n as f64 / secs.max(1e-9) }),
+            );
+        }
+    }
+    Ok(Value::Object(out))
+}
+
 fn writer_json(s: &Stats, puts: usize) -> Value {
     let mut v = s.json();
     v["puts"] = json!(puts);
@@ -1894,6 +1992,20 @@ async fn run() -> Res<()> {
             });
             report.insert("chromium".into(), json!({ "error": e }));
         }
+    }
+
+    // 10. Optionally, another build against this one on the same data (before/after a change).
+    if let Some(other) = std::env::var_os("LISTING_BENCH_COMPARE").map(PathBuf::from) {
+        let ctx = PhaseCtx {
+            endpoints: &endpoints,
+            api: &api,
+            client: &client,
+            plan: &plan,
+            server: &server,
+            cluster: &cluster,
+        };
+        let compared = compare(&ctx, &other, &target_dir).await?;
+        report.insert("compare".into(), compared);
     }
 
     // Teardown.
