@@ -376,6 +376,39 @@ fn ancestors(prefix: &[u8], key: &[u8], sep: &[u8]) -> Vec<Vec<u8>> {
     levels
 }
 
+/// One level of a deep link's tree: the page of `dir` that shows `target`, the request it was
+/// listed with, and the "earlier entries" link when it does not start at the beginning.
+async fn level_around(
+    state: &AppState,
+    c: &Arc<EtcdCluster>,
+    urls: &Urls,
+    base_req: &ListReq,
+    dir: &[u8],
+    target: Item,
+) -> Result<(ListReq, Page, Option<(String, String)>, Item), AppError> {
+    let mut req = ListReq::first(dir.to_vec(), base_req.mode.clone(), base_req.limit);
+    let gap = Some((
+        "… earlier entries (show from the start)".to_string(),
+        urls.page("tree", Some(dir), None),
+    ));
+    // Far into a large level (the index shows twice a page of children before the target), the
+    // level is listed from the target at once; otherwise its first page tells.
+    let far = 2 * base_req.limit as u64;
+    if page_cache::lies_beyond(c, dir, &req.mode, &target.key, far) {
+        req.start = target.key.clone();
+        let page = state.list(c, &req).await?;
+        return Ok((req, page, gap, target));
+    }
+    let page = state.list(c, &req).await?;
+    if page.items.contains(&target) {
+        return Ok((req, page, None, target));
+    }
+    req.start = target.key.clone();
+    req.revision = Some(page.revision);
+    let page = state.list(c, &req).await?;
+    Ok((req, page, gap, target))
+}
+
 /// Renders the tree with every directory on the way to `key` expanded, innermost first.
 async fn tree_path(
     state: &AppState,
@@ -389,9 +422,8 @@ async fn tree_path(
         Mode::Flat => Vec::new(),
     };
     let levels = ancestors(&base_req.prefix, key, &sep);
-    let mut inner = String::new();
-    let mut root_page = None;
-    for (i, dir) in levels.iter().enumerate().rev() {
+    // Every level is read at once (each is its own listing); they are nested afterwards.
+    let listed = futures::future::try_join_all(levels.iter().enumerate().map(|(i, dir)| {
         let target = match levels.get(i + 1) {
             Some(child_dir) => Item {
                 key: child_dir.clone(),
@@ -402,27 +434,12 @@ async fn tree_path(
                 dir: false,
             },
         };
-        let mut req = ListReq::first(dir.clone(), base_req.mode.clone(), base_req.limit);
-        let gap = Some((
-            "… earlier entries (show from the start)".to_string(),
-            urls.page("tree", Some(dir), None),
-        ));
-        // Far into a large level (the index shows twice a page of children before the target),
-        // the level is listed from the target at once; otherwise its first page tells.
-        let far = 2 * base_req.limit as u64;
-        let (page, gap) = if page_cache::lies_beyond(c, dir, &req.mode, &target.key, far) {
-            req.start = target.key.clone();
-            (state.list(c, &req).await?, gap)
-        } else {
-            let page = state.list(c, &req).await?;
-            if page.items.contains(&target) {
-                (page, None)
-            } else {
-                req.start = target.key.clone();
-                req.revision = Some(page.revision);
-                (state.list(c, &req).await?, gap)
-            }
-        };
+        level_around(state, c, urls, base_req, dir, target)
+    }))
+    .await?;
+    let mut inner = String::new();
+    let mut root_page = None;
+    for (req, page, gap, target) in listed.into_iter().rev() {
         let mut view = nodes_view(urls, &req, &page, Some(key));
         view.gap = gap;
         if target.dir {
@@ -476,10 +493,21 @@ pub async fn page(
         }
     }
 
-    let record = match &key {
-        Some(k) => Some(c.get(k).await?),
-        None => None,
+    // The key and a deep link's tree levels are read at once.
+    let record = async {
+        match &key {
+            Some(k) => c.get(k).await.map(Some),
+            None => Ok(None),
+        }
     };
+    let deep_tree = async {
+        match (&key, &req.mode) {
+            (Some(k), Mode::Tree { .. }) => tree_path(&state, c, &urls, &req, k).await.map(Some),
+            _ => Ok(None),
+        }
+    };
+    let (record, deep_tree) = tokio::join!(record, deep_tree);
+    let (record, deep_tree) = (record?, deep_tree?);
     if let (Some(k), Some(read)) = (&key, &record) {
         if read.value.is_none() && !search_text.is_empty() {
             notice = Some(format!(
@@ -489,9 +517,9 @@ pub async fn page(
         }
     }
 
-    let (nodes_html, page) = match (&key, &req.mode) {
-        (Some(k), Mode::Tree { .. }) => tree_path(&state, c, &urls, &req, k).await?,
-        _ => {
+    let (nodes_html, page) = match deep_tree {
+        Some(tree) => tree,
+        None => {
             let mut gap = None;
             if let Some(k) = &key {
                 if req.start == req.prefix && k.as_slice() > req.prefix.as_slice() {
