@@ -376,24 +376,28 @@ fn ancestors(prefix: &[u8], key: &[u8], sep: &[u8]) -> Vec<Vec<u8>> {
     levels
 }
 
+/// Rows of each level above the key's own on a deep link.
+const ANCESTOR_ROWS: usize = 20;
+
 /// One level of a deep link's tree: the page of `dir` that shows `target`, the request it was
 /// listed with, and the "earlier entries" link when it does not start at the beginning.
 async fn level_around(
     state: &AppState,
     c: &Arc<EtcdCluster>,
     urls: &Urls,
-    base_req: &ListReq,
+    mode: &Mode,
     dir: &[u8],
     target: Item,
+    limit: usize,
 ) -> Result<(ListReq, Page, Option<(String, String)>, Item), AppError> {
-    let mut req = ListReq::first(dir.to_vec(), base_req.mode.clone(), base_req.limit);
+    let mut req = ListReq::first(dir.to_vec(), mode.clone(), limit);
     let gap = Some((
         "… earlier entries (show from the start)".to_string(),
         urls.page("tree", Some(dir), None),
     ));
     // Far into a large level (the index shows twice a page of children before the target), the
     // level is listed from the target at once; otherwise its first page tells.
-    let far = 2 * base_req.limit as u64;
+    let far = 2 * limit as u64;
     if page_cache::lies_beyond(c, dir, &req.mode, &target.key, far) {
         req.start = target.key.clone();
         let page = state.list(c, &req).await?;
@@ -434,7 +438,15 @@ async fn tree_path(
                 dir: false,
             },
         };
-        level_around(state, c, urls, base_req, dir, target)
+        // The key's own level gets a full page; the levels above show the way to it with a few
+        // neighbours each (and "load more"), so that the path stays in view and the page stays
+        // light enough to show at once.
+        let limit = if i + 1 == levels.len() {
+            base_req.limit
+        } else {
+            base_req.limit.min(ANCESTOR_ROWS)
+        };
+        level_around(state, c, urls, &base_req.mode, dir, target, limit)
     }))
     .await?;
     let mut inner = String::new();

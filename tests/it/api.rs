@@ -483,3 +483,36 @@ async fn a_deep_link_lists_each_level_where_the_key_can_be_seen() {
         );
     }
 }
+
+/// On a deep link, the levels above the key show the way to it with a few neighbours each (and
+/// "load more"); the key's own level shows a full page.
+#[tokio::test]
+async fn a_deep_link_shows_a_few_neighbours_on_each_level_above_the_key() {
+    let app = spawn_app().await;
+    let keys: Vec<(String, String)> = (0..200)
+        .flat_map(|d| (0..150).map(move |k| (format!("/anc/d{d:04}/k{k:04}"), "v".to_string())))
+        .collect();
+    app.put_all(&keys).await;
+    wait_for_index(&app).await;
+    let (status, html) = app
+        .get_text("/clusters/test/keys?key=/anc/d0010/k0003")
+        .await;
+    assert_eq!(status, 200);
+    let names: Vec<String> = html
+        .split("<span class=\"name\">")
+        .skip(1)
+        .filter_map(|s| s.split('<').next())
+        .map(str::to_string)
+        .collect();
+    let dirs: Vec<&String> = names.iter().filter(|n| n.starts_with('d')).collect();
+    let expected: Vec<String> = (0..20).map(|d| format!("d{d:04}/")).collect();
+    assert_eq!(dirs, expected.iter().collect::<Vec<_>>(), "the level above");
+    let level: Vec<&String> = names.iter().filter(|n| n.starts_with('k')).collect();
+    assert_eq!(level.len(), 100, "the key's own level: a full page");
+    assert_eq!(level[3], "k0003");
+    assert_eq!(
+        html.matches("class=\"row more-link\"").count(),
+        2,
+        "both long levels go on behind a link"
+    );
+}
