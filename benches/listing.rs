@@ -19,8 +19,9 @@
 //! VmRSS/VmHWM can be read from `/proc`. Steps: load, wait for the fence index, our flat pages vs a
 //! naive `get(K, range_end, limit 100)` at ~0 %, ~50 %, ~99 % of each flat key space, first 100
 //! children of `/h/`, an etcdkeeper-style unbounded read of the 1M keys, server RSS, and a writer's
-//! put latency alone vs while 8 clients browse our API (and, as an untargeted reference, while 8
-//! clients read naive raw pages). Added series, after the measured ones: the clients over a few
+//! put latency alone vs while 8 clients browse our API, in 3 interleaved rounds so that the
+//! writer's own drift falls on both (and, as an untargeted reference, while 8 clients read naive
+//! raw pages). Added series, after the measured ones: the clients over a few
 //! popular pages, with a person's think time, and "off-host" — the measured load with etcdboard
 //! and its clients at nice 19, which is what etcd sees when they run on other machines (setting
 //! the nice values back needs root). Everything is bounded in time and count; the cluster and the
@@ -88,6 +89,8 @@ const WRITER_PHASE: Duration = Duration::from_secs(10);
 const WRITER_MAX_PUTS: usize = 100_000;
 /// Unmeasured puts before each writer phase.
 const WRITER_WARMUP: usize = 20;
+/// Rounds of the writer alone, under our API's clients and under thinking clients, interleaved.
+const WRITER_ROUNDS: usize = 3;
 /// Browsing clients during the second writer phase.
 const BROWSERS: usize = 8;
 /// Upper bound of requests per browsing client.
@@ -1038,6 +1041,43 @@ struct Phase {
     cpu: (f64, f64, f64),
 }
 
+impl Phase {
+    /// Phases of one kind from several rounds, as one: puts and pages pooled, CPU averaged.
+    fn pooled(parts: Vec<Phase>) -> Phase {
+        let n = parts.len().max(1) as f64;
+        let mut out = Phase {
+            puts: Vec::new(),
+            browse: BrowseResult::default(),
+            browse_secs: 0.0,
+            cpu: (0.0, 0.0, 0.0),
+        };
+        for p in parts {
+            out.puts.extend(p.puts);
+            out.browse.samples.extend(p.browse.samples);
+            out.browse.urls.extend(p.browse.urls);
+            out.browse.errors += p.browse.errors;
+            if out.browse.first_error.is_none() {
+                out.browse.first_error = p.browse.first_error;
+            }
+            out.browse_secs += p.browse_secs;
+            out.cpu = (
+                out.cpu.0 + p.cpu.0 / n,
+                out.cpu.1 + p.cpu.1 / n,
+                out.cpu.2 + p.cpu.2 / n,
+            );
+        }
+        out
+    }
+}
+
+/// p99s of several rounds, for printing.
+fn round_list(p99s: &[f64]) -> String {
+    p99s.iter()
+        .map(|x| format!("{x:.2}"))
+        .collect::<Vec<_>>()
+        .join(" / ")
+}
+
 /// Starts [`BROWSERS`] browsing clients, lets them run [`BROWSER_LEAD`], runs the writer for
 /// [`WRITER_PHASE`], then stops and joins the browsers.
 async fn browsed_phase(ctx: &PhaseCtx<'_>, kind: Browsers) -> Res<Phase> {
@@ -1742,9 +1782,6 @@ async fn run() -> Res<()> {
         small: small_sorted,
         dirs: scale.dirs,
     });
-    let cpu_alone_start = CpuSnapshot::take(&server, &cluster);
-    let alone = writer_phase(endpoints.clone(), "alone").await?;
-    let cpu_alone = cpu_alone_start.busy(&CpuSnapshot::take(&server, &cluster));
     let ctx = PhaseCtx {
         endpoints: &endpoints,
         api: &api,
@@ -1753,18 +1790,41 @@ async fn run() -> Res<()> {
         server: &server,
         cluster: &cluster,
     };
-    let ours_phase = browsed_phase(&ctx, Browsers::Ours).await?;
+    // The writer alone, under our API's closed-loop clients and under thinking clients alternate
+    // in rounds, so that the writer's own drift over the run (its p99 alone moved -15 % to +91 %
+    // between the start and the end of single-phase runs) falls on all three alike. Each is
+    // judged on its puts pooled over the rounds.
+    let mut alone = Vec::new();
+    let mut alone_rounds = Vec::new();
+    let mut cpu_alone = (0.0, 0.0, 0.0);
+    let (mut ours_parts, mut thinking_parts) = (Vec::new(), Vec::new());
+    for _ in 0..WRITER_ROUNDS {
+        let cpu_start = CpuSnapshot::take(&server, &cluster);
+        let puts = writer_phase(endpoints.clone(), "alone").await?;
+        let c = cpu_start.busy(&CpuSnapshot::take(&server, &cluster));
+        let r = WRITER_ROUNDS as f64;
+        cpu_alone = (
+            cpu_alone.0 + c.0 / r,
+            cpu_alone.1 + c.1 / r,
+            cpu_alone.2 + c.2 / r,
+        );
+        alone_rounds.push(Stats::of(&puts).p99);
+        alone.extend(puts);
+        ours_parts.push(browsed_phase(&ctx, Browsers::Ours).await?);
+        thinking_parts.push(browsed_phase(&ctx, Browsers::OursThinking).await?);
+    }
+    let round_p99s =
+        |parts: &[Phase]| -> Vec<f64> { parts.iter().map(|p| Stats::of(&p.puts).p99).collect() };
+    let (ours_rounds, thinking_rounds) = (round_p99s(&ours_parts), round_p99s(&thinking_parts));
+    let ours_phase = Phase::pooled(ours_parts);
+    let thinking_phase = Phase::pooled(thinking_parts);
     let naive_phase = browsed_phase(&ctx, Browsers::Naive).await?;
     // Added series, after the measured ones so they cannot change them: the same 8 clients over
-    // a few popular pages (what a page cache is for), and over random pages with think time.
+    // a few popular pages (what a page cache is for).
     let popular_phase = browsed_phase(&ctx, Browsers::OursPopular).await?;
-    let thinking_phase = browsed_phase(&ctx, Browsers::OursThinking).await?;
     // And the measured load again with etcdboard and its clients niced, as when they run on
     // other machines than etcd: what is left is the load browsing puts on etcd itself.
     let off_host_phase = browsed_phase(&ctx, Browsers::OursOffHost).await?;
-    // The writer alone once more, after every series: how far its p99 moves on its own within
-    // one run (disk and scheduler noise), the yardstick for the increases above.
-    let alone_again = Stats::of(&writer_phase(endpoints.clone(), "again").await?);
     let a = Stats::of(&alone);
     let (l, b) = (
         Stats::of(&ours_phase.puts),
@@ -1782,20 +1842,26 @@ async fn run() -> Res<()> {
         "8. WRITER: sequential puts, {} s per phase: alone; while {BROWSERS} clients loop over our API; (reference) while {BROWSERS} clients loop over naive raw pages",
         WRITER_PHASE.as_secs()
     );
+    println!(
+        "   alone, our API and thinking (below) in {WRITER_ROUNDS} interleaved rounds, puts pooled over the rounds; naive and the other added series once, after them"
+    );
     println!("   writer on its own thread + runtime + client. our API: random flat {flat_name}/{small_name} pages, /h/ from a random dir, first page of a random dir");
     println!("   naive: get(K, range_end, limit {PAGE}) with values at random K of the {flat_name} and {small_name} flat key spaces (no tree: naive has no cheap tree page)");
-    for (label, w, inc) in [
-        ("alone", &a, None),
-        ("our API", &l, Some(increase)),
-        ("naive (ref)", &nl, Some(naive_increase)),
+    for (label, w, inc, rounds) in [
+        ("alone", &a, None, Some(&alone_rounds)),
+        ("our API", &l, Some(increase), Some(&ours_rounds)),
+        ("naive (ref)", &nl, Some(naive_increase), None),
     ] {
         println!(
-            "   {label:<12} {:>6} puts  p50 {:>6.2} ms  p99 {:>7.2} ms  max {:>7.2} ms{}",
+            "   {label:<12} {:>6} puts  p50 {:>6.2} ms  p99 {:>7.2} ms  max {:>7.2} ms{}{}",
             w.n,
             w.p50,
             w.p99,
             w.max,
-            inc.map(|i| format!("   p99 {i:+.1} %")).unwrap_or_default()
+            inc.map(|i| format!("   p99 {i:+.1} %")).unwrap_or_default(),
+            rounds
+                .map(|r| format!("   (p99 by round {} ms)", round_list(r)))
+                .unwrap_or_default()
         );
     }
     println!(
@@ -1830,19 +1896,21 @@ async fn run() -> Res<()> {
     );
     println!("   added series (not targets), same writer, same {BROWSERS} clients on our API:");
     let mut added_json = serde_json::Map::new();
-    for (label, name, phase) in [
+    for (label, name, phase, rounds) in [
         (
             format!("popular: closed loop over {POPULAR_PAGES} pages"),
             "popular",
             &popular_phase,
+            None,
         ),
         (
             format!(
-                "thinking: random pages, {}–{} ms pause after each",
+                "thinking: random pages, {}–{} ms pause after each ({WRITER_ROUNDS} rounds, between the others)",
                 THINK_MS.0, THINK_MS.1
             ),
             "thinking",
             &thinking_phase,
+            Some(&thinking_rounds),
         ),
         (
             format!(
@@ -1850,6 +1918,7 @@ async fn run() -> Res<()> {
             ),
             "offhost",
             &off_host_phase,
+            None,
         ),
     ] {
         let w = Stats::of(&phase.puts);
@@ -1858,8 +1927,14 @@ async fn run() -> Res<()> {
         let asked = st.n + phase.browse.errors;
         println!("   {label}");
         println!(
-            "      writer {:>6} puts  p50 {:>6.2} ms  p99 {:>7.2} ms  max {:>7.2} ms   p99 {inc:+.1} %",
-            w.n, w.p50, w.p99, w.max
+            "      writer {:>6} puts  p50 {:>6.2} ms  p99 {:>7.2} ms  max {:>7.2} ms   p99 {inc:+.1} %{}",
+            w.n,
+            w.p50,
+            w.p99,
+            w.max,
+            rounds
+                .map(|r| format!("   (p99 by round {} ms)", round_list(r)))
+                .unwrap_or_default()
         );
         println!(
             "      browsing {:>5} pages ({:.0}/s, {} distinct), page p50 {:.2} ms p99 {:.2} ms, {} errors; CPU etcd ×3 / etcdboard / bench {:.2}/{:.2}/{:.2}",
@@ -1882,11 +1957,6 @@ async fn run() -> Res<()> {
         );
     }
     report.insert("writer_added_series".into(), Value::Object(added_json));
-    let drift = 100.0 * (alone_again.p99 - a.p99) / a.p99;
-    println!(
-        "   alone again, after every series: {} puts  p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms   p99 {drift:+.1} % against the first (the writer's own drift in this run)",
-        alone_again.n, alone_again.p50, alone_again.p99, alone_again.max
-    );
     println!(
         "   CPU, cores busy of {cores} (etcd ×3 / etcdboard / bench): alone {:.2}/{:.2}/{:.2}, our API {:.2}/{:.2}/{:.2}, naive {:.2}/{:.2}/{:.2}",
         cpu_alone.0, cpu_alone.1, cpu_alone.2,
@@ -1917,7 +1987,10 @@ async fn run() -> Res<()> {
     report.insert(
         "writer".into(),
         json!({ "alone": writer_json(&a, a.n),
-                "alone_again_after_every_series": writer_json(&alone_again, alone_again.n),
+                "rounds": WRITER_ROUNDS,
+                "alone_p99_ms_by_round": alone_rounds,
+                "browsed_ours_p99_ms_by_round": ours_rounds,
+                "thinking_p99_ms_by_round": thinking_rounds,
                 "browsed_ours": writer_json(&l, l.n),
                 "browsed_naive_reference": writer_json(&nl, nl.n),
                 "p99_increase_pct": increase,
