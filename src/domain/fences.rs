@@ -405,6 +405,27 @@ mod tests {
     }
 
     #[test]
+    fn a_level_of_a_few_huge_directories_is_planned_past_each_of_them_in_one_round() {
+        // Five directories of 30,000 keys, each about 1,900 buckets of 16: more than a round
+        // walks over the fences, so each one used to end its round.
+        let keys =
+            (0..5).flat_map(|d| (0..30_000).map(move |k| format!("/d{d}/k{k:05}").into_bytes()));
+        let src = MemSource::new(keys);
+        let f = build(&src, 16);
+        let tree = Mode::Tree { sep: b"/".to_vec() };
+        let page = first_page(&src, &f, b"/", b"/", tree);
+        let names: Vec<&[u8]> = page.items.iter().map(|i| i.key.as_slice()).collect();
+        assert_eq!(names, [&b"/d0/"[..], b"/d1/", b"/d2/", b"/d3/", b"/d4/"]);
+        assert_eq!(
+            page.rounds,
+            1,
+            "reads per round {:?}",
+            src.log.lock().unwrap()
+        );
+        assert!(page.cost <= 100, "cost {}", page.cost);
+    }
+
+    #[test]
     fn listings_with_the_index_match_listings_without_it() {
         let mut keys: Vec<Vec<u8>> = (1..=5000)
             .map(|n: u32| n.to_string().into_bytes())

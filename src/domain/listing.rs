@@ -344,7 +344,7 @@ pub async fn list_page<S: RangeSource>(
             if let Some(from) = frontier.take() {
                 let count = buckets_for_children(req, view, &from, &range_end, want - expected)
                     .unwrap_or_else(|| anchored_buckets(probes_done, known, want - expected));
-                let planned = plan_anchored(req, view, &from, &range_end, count);
+                let planned = plan_anchored(req, view, &from, &range_end, (count, want - expected));
                 for p in planned.segments {
                     let i = segments.len();
                     match p.kind {
@@ -607,78 +607,108 @@ fn plan_anchored(
     view: &(dyn FenceView + Sync),
     from: &[u8],
     range_end: &Option<Vec<u8>>,
-    count: usize,
+    (count, need): (usize, usize),
 ) -> AnchoredPlan {
-    let buckets = view.buckets(from, range_end.as_deref(), count + 2);
-    let mut anchors: Vec<Vec<u8>> = buckets
-        .iter()
-        .filter_map(|(hi, _)| hi.clone())
-        .filter(|h| h.as_slice() > from && lt_end(h, range_end))
-        .collect();
-    // The fence after the last anchor bounds this round (its bucket is the last one read).
-    let bound: Option<Vec<u8>> = if anchors.len() > count.max(1) {
-        let b = anchors[count.max(1)].clone();
-        anchors.truncate(count.max(1));
-        Some(b)
-    } else {
-        range_end.clone()
-    };
-    let n = anchors.len();
+    let count = count.max(1);
     let mut out: Vec<PlannedSeg> = Vec::new();
     // Everything before `cursor` is planned; `None` once the plan reaches the end of the range.
     let mut cursor = Some(from.to_vec());
-    for a in anchors {
-        let Some(lo) = cursor.take() else { break };
-        if a < lo {
-            // Inside a directory already planned as skipped.
-            cursor = Some(lo);
-            continue;
-        }
-        let child = item_for(&req.prefix, &req.mode, &a);
-        let through = key_after(&a);
-        if !child.dir {
+    // Children planned so far (one per anchor that costs a read), and fence buckets walked.
+    let mut used = 0usize;
+    let mut walked = 0usize;
+    let mut bound: Option<Vec<u8>>;
+    loop {
+        let start = cursor.clone().unwrap_or_default();
+        let want = count;
+        let buckets = view.buckets(&start, range_end.as_deref(), want + 2);
+        let mut anchors: Vec<Vec<u8>> = buckets
+            .iter()
+            .filter_map(|(hi, _)| hi.clone())
+            .filter(|h| h.as_slice() > start.as_slice() && lt_end(h, range_end))
+            .collect();
+        // The fence after the last anchor bounds this round (its bucket is the last one read).
+        bound = if anchors.len() > want {
+            let b = anchors[want].clone();
+            anchors.truncate(want);
+            Some(b)
+        } else {
+            range_end.clone()
+        };
+        walked += anchors.len();
+        let mut crossed = false;
+        for a in anchors {
+            let Some(lo) = cursor.take() else { break };
+            if a < lo {
+                // Inside a directory already planned as skipped.
+                cursor = Some(lo);
+                continue;
+            }
+            let child = item_for(&req.prefix, &req.mode, &a);
+            let through = key_after(&a);
+            used += 1;
+            if !child.dir {
+                out.push(PlannedSeg {
+                    lo,
+                    hi: Some(through.clone()),
+                    kind: Planned::Read(SMALL_LIMIT),
+                });
+                cursor = Some(through);
+                continue;
+            }
+            // The gap before the directory, then the anchor, then the directory around the anchor.
+            let dir_start = child_start(&child).max(lo.clone());
+            if dir_start > lo {
+                out.push(PlannedSeg {
+                    lo,
+                    hi: Some(dir_start.clone()),
+                    kind: Planned::Read(SMALL_LIMIT),
+                });
+            }
+            if a > dir_start {
+                out.push(PlannedSeg {
+                    lo: dir_start,
+                    hi: Some(a.clone()),
+                    kind: Planned::Skip(child.key.clone()),
+                });
+            }
             out.push(PlannedSeg {
-                lo,
+                lo: a,
                 hi: Some(through.clone()),
-                kind: Planned::Read(SMALL_LIMIT),
+                kind: Planned::Read(1),
             });
-            cursor = Some(through);
-            continue;
+            cursor = Some(through.clone());
+            // The whole directory, even past this round's bound: skipping costs nothing, so a
+            // directory of any size is crossed in one round.
+            let inside_end = min_end(child_end(&child), range_end.clone());
+            if inside_end.as_ref().is_none_or(|e| *e > through) {
+                out.push(PlannedSeg {
+                    lo: through,
+                    hi: inside_end.clone(),
+                    kind: Planned::Skip(child.key.clone()),
+                });
+                cursor = inside_end;
+            }
+            if past(&cursor, &bound) {
+                crossed = true;
+                break;
+            }
         }
-        // The gap before the directory, then the anchor, then the directory around the anchor.
-        let dir_start = child_start(&child).max(lo.clone());
-        if dir_start > lo {
-            out.push(PlannedSeg {
-                lo,
-                hi: Some(dir_start.clone()),
-                kind: Planned::Read(SMALL_LIMIT),
-            });
+        // A directory reached past the bound before the plan held the children needed: the plan
+        // goes on from its end with the fences after it, as the next round would, so that a level
+        // of a few huge directories takes one round, not one per directory.
+        if !(crossed && used < need && cursor.is_some()) {
+            break;
         }
-        if a > dir_start {
-            out.push(PlannedSeg {
-                lo: dir_start,
-                hi: Some(a.clone()),
-                kind: Planned::Skip(child.key.clone()),
-            });
-        }
-        out.push(PlannedSeg {
-            lo: a,
-            hi: Some(through.clone()),
-            kind: Planned::Read(1),
+        // Unless plain keys come next: those are read like a flat listing, in the next round.
+        let next_fence = cursor.as_deref().and_then(|c| {
+            view.buckets(c, range_end.as_deref(), 1)
+                .into_iter()
+                .next()
+                .and_then(|(hi, _)| hi)
         });
-        cursor = Some(through.clone());
-        // The whole directory, even past this round's bound: skipping costs nothing, so a
-        // directory of any size is crossed in one round.
-        let inside_end = min_end(child_end(&child), range_end.clone());
-        if inside_end.as_ref().is_none_or(|e| *e > through) {
-            out.push(PlannedSeg {
-                lo: through,
-                hi: inside_end.clone(),
-                kind: Planned::Skip(child.key.clone()),
-            });
-            cursor = inside_end;
-        }
-        if past(&cursor, &bound) {
+        if next_fence
+            .is_some_and(|hi| lt_end(&hi, range_end) && !item_for(&req.prefix, &req.mode, &hi).dir)
+        {
             break;
         }
     }
@@ -699,7 +729,7 @@ fn plan_anchored(
     AnchoredPlan {
         segments: out,
         next,
-        buckets: n.max(1),
+        buckets: walked.max(1),
     }
 }
 
