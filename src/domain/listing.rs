@@ -619,17 +619,16 @@ fn plan_anchored(
     let mut bound: Option<Vec<u8>>;
     loop {
         let start = cursor.clone().unwrap_or_default();
-        let want = count;
-        let buckets = view.buckets(&start, range_end.as_deref(), want + 2);
+        let buckets = view.buckets(&start, range_end.as_deref(), count + 2);
         let mut anchors: Vec<Vec<u8>> = buckets
             .iter()
             .filter_map(|(hi, _)| hi.clone())
             .filter(|h| h.as_slice() > start.as_slice() && lt_end(h, range_end))
             .collect();
         // The fence after the last anchor bounds this round (its bucket is the last one read).
-        bound = if anchors.len() > want {
-            let b = anchors[want].clone();
-            anchors.truncate(want);
+        bound = if anchors.len() > count {
+            let b = anchors[count].clone();
+            anchors.truncate(count);
             Some(b)
         } else {
             range_end.clone()
@@ -803,19 +802,27 @@ fn resolve_by_neighbours(req: &ListReq, segments: &mut [Segment]) {
     }
 }
 
+/// Children that `keys` (in order) name beyond `last`, the child of the key before them; `last`
+/// becomes the child of the last key.
+fn new_children(req: &ListReq, keys: &[Vec<u8>], last: &mut Option<Item>) -> usize {
+    let mut children = 0;
+    for key in keys {
+        let item = item_for(&req.prefix, &req.mode, key);
+        if last.as_ref() != Some(&item) {
+            children += 1;
+            *last = Some(item);
+        }
+    }
+    children
+}
+
 /// Children seen in all segments (not only up to the first pending one) and segments still pending.
 fn estimate(req: &ListReq, segments: &[Segment]) -> (usize, usize) {
     let mut known = 0;
     let mut pending = 0;
     let mut last: Option<Item> = None;
     for seg in segments {
-        for key in &seg.keys {
-            let item = item_for(&req.prefix, &req.mode, key);
-            if last.as_ref() != Some(&item) {
-                known += 1;
-                last = Some(item);
-            }
-        }
+        known += new_children(req, &seg.keys, &mut last);
         if seg.pending.is_some() {
             pending += 1;
             last = None;
@@ -831,13 +838,7 @@ fn on_page(req: &ListReq, segments: &[Segment], want: usize) -> usize {
     let mut children = 0;
     let mut last: Option<Item> = None;
     for (i, seg) in segments.iter().enumerate() {
-        for key in &seg.keys {
-            let item = item_for(&req.prefix, &req.mode, key);
-            if last.as_ref() != Some(&item) {
-                children += 1;
-                last = Some(item);
-            }
-        }
+        children += new_children(req, &seg.keys, &mut last);
         if children >= want {
             return i + 1;
         }

@@ -676,10 +676,8 @@ impl EtcdCluster {
         revision: Option<i64>,
         serializable: bool,
     ) -> Result<(Vec<RangeResp>, i64), etcd_client::Error> {
-        let mut gets = reqs
-            .iter()
-            .map(|r| range_request(r, revision, serializable));
-        if let ([r], Some((key, opts))) = (reqs, gets.next()) {
+        if let [r] = reqs {
+            let (key, opts) = range_request(r, revision, serializable);
             let resp = client.get(key, Some(opts)).await?;
             let rev = resp.header().map_or(0, |h| h.revision());
             return Ok((vec![range_response(r, resp)], rev));
