@@ -361,23 +361,45 @@ pub async fn key_view(
     Ok(html(render_html(&view)?))
 }
 
-/// The directories from `prefix` down to `key`'s parent, each ending with the separator.
+/// The directories from `prefix` down to `key`'s parent, each ending with the separator: the
+/// last [`MAX_DEEP_LEVELS`] of them when there are more.
 fn ancestors(prefix: &[u8], key: &[u8], sep: &[u8]) -> Vec<Vec<u8>> {
-    let mut levels = vec![prefix.to_vec()];
+    let mut ends = vec![prefix.len()];
     let mut from = prefix.len();
     while let Some(at) = key
         .get(from..)
         .and_then(|rest| rest.windows(sep.len()).position(|w| w == sep))
     {
-        let end = from + at + sep.len();
-        levels.push(key[..end].to_vec());
-        from = end;
+        from += at + sep.len();
+        ends.push(from);
     }
-    levels
+    let skip = ends.len().saturating_sub(MAX_DEEP_LEVELS);
+    ends.iter()
+        .enumerate()
+        .skip(skip)
+        .map(|(i, &end)| match i {
+            0 => prefix.to_vec(),
+            _ => key.get(..end).unwrap_or_default().to_vec(),
+        })
+        .collect()
 }
 
 /// Rows of each level above the key's own on a deep link.
 const ANCESTOR_ROWS: usize = 20;
+
+/// Most tree levels a deep link expands (each is its own listing, all read at once). A key
+/// deeper than this opens in a tree rooted that many levels above it, as if filtered by that
+/// prefix, so a key of thousands of separators cannot fan one request out to thousands of reads.
+const MAX_DEEP_LEVELS: usize = 32;
+
+/// The prefix a deep link's tree starts at when `key` lies more than [`MAX_DEEP_LEVELS`] levels
+/// below `prefix`: the directory that many levels above the key.
+fn deep_root(prefix: &[u8], key: &[u8], sep: &[u8]) -> Option<Vec<u8>> {
+    ancestors(prefix, key, sep)
+        .into_iter()
+        .next()
+        .filter(|root| root.as_slice() != prefix)
+}
 
 /// One level of a deep link's tree: the page of `dir` that shows `target`, the request it was
 /// listed with, and the "earlier entries" link when it does not start at the beginning.
@@ -503,6 +525,12 @@ pub async fn page(
             req.prefix.clear();
             req.start.clear();
         }
+        if let Mode::Tree { sep } = &req.mode {
+            if let Some(root) = deep_root(&req.prefix, k, sep) {
+                req.prefix = root.clone();
+                req.start = root;
+            }
+        }
     }
 
     // The key and a deep link's tree levels are read at once.
@@ -612,5 +640,23 @@ mod tests {
         );
         assert_eq!(ancestors(b"/a/", b"/a/x", b"/"), vec![b"/a/".to_vec()]);
         assert_eq!(ancestors(b"", b"noslash", b"/"), vec![b"".to_vec()]);
+    }
+
+    #[test]
+    fn a_deep_link_expands_at_most_the_last_levels_above_a_very_deep_key() {
+        assert_eq!(deep_root(b"", b"/a/b/c", b"/"), None);
+        let exactly = "/x".repeat(MAX_DEEP_LEVELS - 1);
+        assert_eq!(
+            ancestors(b"", exactly.as_bytes(), b"/").len(),
+            MAX_DEEP_LEVELS
+        );
+        assert_eq!(deep_root(b"", exactly.as_bytes(), b"/"), None);
+        let key = "/".repeat(10_000) + "k";
+        let root = deep_root(b"", key.as_bytes(), b"/").expect("rooted deeper");
+        assert_eq!(root, "/".repeat(10_000 - MAX_DEEP_LEVELS + 1).into_bytes());
+        assert_eq!(
+            ancestors(&root, key.as_bytes(), b"/").len(),
+            MAX_DEEP_LEVELS
+        );
     }
 }

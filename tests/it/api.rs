@@ -484,6 +484,32 @@ async fn a_deep_link_lists_each_level_where_the_key_can_be_seen() {
     }
 }
 
+/// A deep link expands at most 32 levels, so a key of thousands of separators cannot fan one
+/// request out into thousands of listings.
+#[tokio::test]
+async fn a_key_thousands_of_levels_deep_opens_in_a_tree_of_its_last_levels() {
+    let app = spawn_app().await;
+    let key = format!("{}leaf", "/".repeat(5_000));
+    app.put_all(&[(key.clone(), "deep".to_string())]).await;
+    let (status, html) = app
+        .get_text(&format!(
+            "/clusters/test/keys?key={}",
+            key.replace('/', "%2F")
+        ))
+        .await;
+    assert_eq!(status, 200, "{html}");
+    let expanded = html.matches("aria-expanded=\"true\"").count();
+    assert_eq!(
+        expanded, 31,
+        "the 32 levels above the key: 31 expanded directories in the tree"
+    );
+    assert!(
+        html.contains("<span class=\"name\">leaf</span>"),
+        "the key's row"
+    );
+    assert!(html.contains("deep"), "the key's value");
+}
+
 /// On a deep link, the levels above the key show the way to it with a few neighbours each (and
 /// "load more"); the key's own level shows a full page.
 #[tokio::test]
