@@ -63,6 +63,55 @@ pub enum WriteOutcome {
     },
 }
 
+/// A write attempt can fail without saying whether etcd applied it (the member died or timed out
+/// after receiving it). When the write is then retried on another member, its compare fails on the
+/// first attempt's own write. This tells that case from a real conflict: after a retry, a conflict
+/// that shows exactly what this put writes (its value, and the lease it attaches when it attaches
+/// one), at a newer revision than expected, is taken as done at that revision. Someone else may
+/// have written the same value in between; the key then holds what the user asked for either way.
+/// `granted` is the lease granted for this put, if any.
+pub fn retried_put_outcome(
+    req: &PutRequest,
+    granted: Option<i64>,
+    outcome: WriteOutcome,
+) -> WriteOutcome {
+    let WriteOutcome::Conflict {
+        current: Some(now), ..
+    } = &outcome
+    else {
+        return outcome;
+    };
+    let lease_as_written = match (&req.lease, granted) {
+        (_, Some(id)) => now.lease == id,
+        (LeaseChange::Attach(id), None) => now.lease == *id,
+        (LeaseChange::Detach, None) => now.lease == 0,
+        (LeaseChange::Keep | LeaseChange::Ttl(_), None) => true,
+    };
+    let newly_created = req.expected_mod_revision != 0 || now.version == 1;
+    if now.value == req.value
+        && now.mod_revision > req.expected_mod_revision
+        && lease_as_written
+        && newly_created
+    {
+        return WriteOutcome::Done {
+            revision: now.mod_revision,
+        };
+    }
+    outcome
+}
+
+/// The delete counterpart of [`retried_put_outcome`]: after a retry, a conflict that finds the key
+/// gone is taken as this delete's own doing (the revision is that of the read, at or after it).
+pub fn retried_delete_outcome(outcome: WriteOutcome) -> WriteOutcome {
+    match outcome {
+        WriteOutcome::Conflict {
+            current: None,
+            revision,
+        } => WriteOutcome::Done { revision },
+        other => other,
+    }
+}
+
 /// Why a request body is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EditError {
@@ -224,6 +273,109 @@ pub fn line_diff(old: &str, new: &str, max_lines: usize) -> Vec<DiffLine> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn record(value: &[u8], mod_revision: i64, version: i64, lease: i64) -> KeyRecord {
+        KeyRecord {
+            key: b"k".to_vec(),
+            value: value.to_vec(),
+            create_revision: mod_revision + 1 - version,
+            mod_revision,
+            version,
+            lease,
+            ttl: None,
+        }
+    }
+
+    fn conflict(now: Option<KeyRecord>) -> WriteOutcome {
+        WriteOutcome::Conflict {
+            current: now,
+            revision: 50,
+        }
+    }
+
+    fn put(expected: i64, lease: LeaseChange) -> PutRequest {
+        PutRequest {
+            key: b"k".to_vec(),
+            value: b"mine".to_vec(),
+            expected_mod_revision: expected,
+            lease,
+        }
+    }
+
+    #[test]
+    fn a_retried_put_that_finds_its_own_write_is_done() {
+        let done = WriteOutcome::Done { revision: 42 };
+        let edit = put(10, LeaseChange::Keep);
+        assert_eq!(
+            retried_put_outcome(&edit, None, conflict(Some(record(b"mine", 42, 3, 7)))),
+            done
+        );
+        let ttl = put(10, LeaseChange::Ttl(60));
+        assert_eq!(
+            retried_put_outcome(&ttl, Some(99), conflict(Some(record(b"mine", 42, 3, 99)))),
+            done
+        );
+        let create = put(0, LeaseChange::Keep);
+        assert_eq!(
+            retried_put_outcome(&create, None, conflict(Some(record(b"mine", 42, 1, 0)))),
+            done
+        );
+    }
+
+    #[test]
+    fn a_retried_put_still_conflicts_when_the_key_is_not_as_it_wrote_it() {
+        let cases = [
+            // Someone else's value.
+            (
+                put(10, LeaseChange::Keep),
+                None,
+                record(b"theirs", 42, 3, 0),
+            ),
+            // Not newer than what the user saw: the user's own starting point.
+            (put(42, LeaseChange::Keep), None, record(b"mine", 42, 3, 0)),
+            // The granted lease is not the one attached.
+            (
+                put(10, LeaseChange::Ttl(60)),
+                Some(99),
+                record(b"mine", 42, 3, 5),
+            ),
+            (
+                put(10, LeaseChange::Attach(5)),
+                None,
+                record(b"mine", 42, 3, 6),
+            ),
+            (
+                put(10, LeaseChange::Detach),
+                None,
+                record(b"mine", 42, 3, 6),
+            ),
+            // "Must not exist yet", but the key has a history of its own.
+            (put(0, LeaseChange::Keep), None, record(b"mine", 42, 2, 0)),
+        ];
+        for (req, granted, now) in cases {
+            let outcome = conflict(Some(now));
+            assert_eq!(
+                retried_put_outcome(&req, granted, outcome.clone()),
+                outcome,
+                "{req:?}"
+            );
+        }
+        let gone = conflict(None);
+        assert_eq!(
+            retried_put_outcome(&put(10, LeaseChange::Keep), None, gone.clone()),
+            gone
+        );
+    }
+
+    #[test]
+    fn a_retried_delete_that_finds_the_key_gone_is_done() {
+        assert_eq!(
+            retried_delete_outcome(conflict(None)),
+            WriteOutcome::Done { revision: 50 }
+        );
+        let other = conflict(Some(record(b"x", 42, 3, 0)));
+        assert_eq!(retried_delete_outcome(other.clone()), other);
+    }
 
     #[test]
     fn a_put_needs_the_revision_it_started_from() {

@@ -7,7 +7,11 @@ use etcd_client::{
     TxnOpResponse,
 };
 
-use crate::domain::edit::{LeaseChange, PutRequest, WriteOutcome};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::domain::edit::{
+    retried_delete_outcome, retried_put_outcome, LeaseChange, PutRequest, WriteOutcome,
+};
 use crate::domain::key::prefix_end;
 use crate::domain::record::{KeyRecord, Read};
 use crate::etcd::gateway::{record_of, EtcdCluster, EtcdError};
@@ -118,8 +122,10 @@ impl EtcdCluster {
             ),
             _ => None,
         };
+        let attempts = AtomicUsize::new(0);
         let result = self
             .write(|mut c, _| {
+                attempts.fetch_add(1, Ordering::Relaxed);
                 let req = req.clone();
                 async move {
                     let mut opts = PutOptions::new();
@@ -141,16 +147,26 @@ impl EtcdCluster {
                     Ok(cas_outcome(&c.txn(txn).await?))
                 }
             })
-            .await;
-        // A lease granted for a write that did not happen would only linger: give it back.
-        let failed = !matches!(
-            &result,
+            .await
+            .map(|read| match attempts.load(Ordering::Relaxed) {
+                1 => read,
+                _ => Read {
+                    value: retried_put_outcome(req, granted, read.value),
+                    ..read
+                },
+            });
+        // A lease granted for a put that certainly did not happen would only linger: give it back.
+        // Not when the outcome is unknown (no answer in time): the put may still have been applied
+        // with that lease, and revoking it would delete the key. It then expires with its TTL.
+        let not_written = match &result {
             Ok(Read {
-                value: WriteOutcome::Done { .. },
+                value: WriteOutcome::Conflict { current, .. },
                 ..
-            })
-        );
-        if let (Some(id), true) = (granted, failed) {
+            }) => current.as_ref().map(|now| now.lease) != granted,
+            Err(EtcdError::Rejected(_) | EtcdError::Config { .. }) => true,
+            Ok(_) | Err(EtcdError::Unavailable { .. } | EtcdError::Compacted(_)) => false,
+        };
+        if let (Some(id), true) = (granted, not_written) {
             let _ = self
                 .write(|mut c, _| async move {
                     c.lease_revoke(id).await?;
@@ -168,7 +184,9 @@ impl EtcdCluster {
         expected_mod_revision: i64,
     ) -> Result<Read<WriteOutcome>, EtcdError> {
         let key = key.to_vec();
+        let attempts = AtomicUsize::new(0);
         self.write(|mut c, _| {
+            attempts.fetch_add(1, Ordering::Relaxed);
             let key = key.clone();
             async move {
                 let txn = Txn::new()
@@ -183,6 +201,13 @@ impl EtcdCluster {
             }
         })
         .await
+        .map(|read| match attempts.load(Ordering::Relaxed) {
+            1 => read,
+            _ => Read {
+                value: retried_delete_outcome(read.value),
+                ..read
+            },
+        })
     }
 
     /// How many keys a prefix holds and the first few of them (one counting read: it is O(prefix),
