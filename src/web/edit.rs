@@ -285,6 +285,11 @@ pub async fn revoke_lease(
             "lease {id:x} does not exist (or expired)"
         )));
     }
+    // Revoking deletes every key attached: the caller must be allowed to delete each of them
+    // (read-only prefixes such as /registry/ bind admins too).
+    for k in &info.keys {
+        caller.require(&state, c.name(), Need::WriteKey(k))?;
+    }
     let revision = c.revoke_lease(id).await?;
     if info.keys.is_empty() {
         caller.audit(

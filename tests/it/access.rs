@@ -402,6 +402,27 @@ async fn prefix_rules_read_only_prefixes_and_the_audit_log() {
         view.contains("read-only: keys under `/registry/` are read-only"),
         "{view}"
     );
+    // Revoking a lease deletes its keys: not when one of them lies under /registry/.
+    let mut etcd = app.client().await;
+    let lease = etcd.lease_grant(300, None).await.unwrap().id();
+    let opts = etcd_client::PutOptions::new().with_lease(lease);
+    etcd.put("/registry/events/e1", "v", Some(opts.clone()))
+        .await
+        .unwrap();
+    etcd.put("/apps/team-a/leased", "v", Some(opts))
+        .await
+        .unwrap();
+    let revoke = call(
+        &app,
+        Some(("ad", "")),
+        Method::DELETE,
+        &format!("/api/v1/clusters/test/leases/{lease}"),
+        None,
+    )
+    .await;
+    assert_eq!(revoke.status(), 403, "{}", revoke.text().await.unwrap());
+    let kept = etcd.get("/registry/events/e1", None).await.unwrap();
+    assert_eq!(kept.kvs().len(), 1, "the lease's keys are still there");
 
     // One audit line per change, naming user, source, cluster, action, key and revisions; the
     // value never appears.
