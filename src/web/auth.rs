@@ -424,6 +424,32 @@ pub struct LoginForm {
     next: Option<String>,
 }
 
+/// The answer to a throttled sign-in: 429 with `Retry-After`, the form again with the wait.
+fn throttled(
+    state: &AppState,
+    caller: &Caller,
+    form: LoginForm,
+    next: String,
+    wait: std::time::Duration,
+) -> Result<Response, AppError> {
+    let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+    tracing::warn!(user = %form.user, source = ?caller.source, retry_after = secs, "sign-in throttled");
+    let page = crate::views::LoginPage {
+        layout: login_layout(state),
+        action: format!("{}/login", state.base()),
+        next,
+        user: form.user,
+        error: Some(format!(
+            "Too many failed sign-ins for this user name. Try again in {secs} s."
+        )),
+    };
+    let mut resp = super::html(super::render_html(&page)?);
+    *resp.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    Ok(resp)
+}
+
 /// `POST /login`: checks the password (argon2/bcrypt, off the async threads, two at a time) and
 /// sets the signed cookie. After [`crate::domain::login_throttle::FREE_FAILURES`] failures for a
 /// user name, further attempts for it wait (429 with `Retry-After`, no password check).
@@ -440,26 +466,11 @@ pub async fn login(
         ));
     }
     // Too many failures for this name: answer at once, without a password check.
-    let throttled = state
+    if let Err(wait) = state
         .login_throttle()
-        .check(&form.user, std::time::Instant::now());
-    if let Err(wait) = throttled {
-        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
-        tracing::warn!(user = %form.user, source = ?caller.source, retry_after = secs, "sign-in throttled");
-        let page = crate::views::LoginPage {
-            layout: login_layout(&state),
-            action: format!("{}/login", state.base()),
-            next,
-            user: form.user,
-            error: Some(format!(
-                "Too many failed sign-ins for this user name. Try again in {secs} s."
-            )),
-        };
-        let mut resp = super::html(super::render_html(&page)?);
-        *resp.status_mut() = StatusCode::TOO_MANY_REQUESTS;
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        return Ok(resp);
+        .check(&form.user, std::time::Instant::now())
+    {
+        return throttled(&state, &caller, form, next, wait);
     }
     let user = users.users.iter().find(|u| u.name == form.user).cloned();
     // Unknown users cost as much as known ones (checked against a real hash, then refused), so
@@ -477,6 +488,14 @@ pub async fn login(
             .acquire()
             .await
             .map_err(|_| AppError::Internal("login semaphore closed".into()))?;
+        // Again now that this attempt's turn has come: many attempts sent at once all passed the
+        // check above before any of them failed.
+        if let Err(wait) = state
+            .login_throttle()
+            .check(&form.user, std::time::Instant::now())
+        {
+            return throttled(&state, &caller, form, next, wait);
+        }
         let password = form.password.clone();
         tokio::task::spawn_blocking(move || hash.verify(&password))
             .await

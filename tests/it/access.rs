@@ -838,6 +838,35 @@ async fn repeated_wrong_passwords_for_a_name_make_its_next_attempts_wait() {
     );
 }
 
+/// Many wrong passwords sent at once are throttled like ones sent one after another: each is
+/// checked against the throttle again when its turn for a password check comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_passwords_sent_all_at_once_are_throttled_too() {
+    use etcdboard::domain::login_throttle::FREE_FAILURES;
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_with(AppOptions {
+        access: users_setup(dir.path()),
+        access_yaml: Some("grants:\n  - groups: [sre]\n    role: admin\n".into()),
+        ..AppOptions::default()
+    })
+    .await;
+    let attempts = futures::future::join_all((0..40).map(|_| login(&app, "alice", "guess"))).await;
+    let checked = attempts
+        .iter()
+        .filter(|r| r.status() == StatusCode::UNAUTHORIZED)
+        .count();
+    let throttled = attempts
+        .iter()
+        .filter(|r| r.status() == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!(checked + throttled, 40);
+    // Two password checks run at a time, so one may start before the other's failure counts.
+    assert!(
+        checked <= FREE_FAILURES as usize + 1,
+        "{checked} passwords checked, {throttled} throttled"
+    );
+}
+
 /// GET `path` as `who` (a cookie) with an optional `Authorization` header: status, the
 /// `WWW-Authenticate` header and the body.
 async fn get_as(
