@@ -140,7 +140,7 @@ pub fn decode(value: &[u8]) -> Option<Decoded> {
     }
     let debug = match debug_text(&env.api_version, &env.kind, &env.raw) {
         None => return Some(no_decoder("no decoder".into())),
-        Some(Err(e)) => return Some(no_decoder(format!("its payload does not decode ({e})"))),
+        Some(Err(e)) => return Some(no_decoder(e)),
         Some(Ok(text)) => text,
     };
     let text = debug_to_yaml(&debug)
@@ -193,6 +193,35 @@ fn has_bytes(v: &Value) -> bool {
     }
 }
 
+/// Most `{:?}` text one object may turn into before it is rendered. Protobuf can be far smaller
+/// than its text (an empty sub-message is 2 bytes, its `Debug` hundreds), so the bound is on the
+/// text: past it the value is shown raw instead of decoded. Bytes fields print up to 5 characters
+/// a byte, so this still renders the largest object etcd stores by default (1.5 MiB).
+const MAX_DEBUG_BYTES: usize = 8 * 1024 * 1024;
+
+/// `{:?}` of a decoded message, or why it was not rendered: formatting stops at
+/// [`MAX_DEBUG_BYTES`] instead of building the whole text.
+fn bounded_debug(m: &impl std::fmt::Debug) -> Result<String, String> {
+    struct Bounded(String);
+    impl std::fmt::Write for Bounded {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            if self.0.len() + s.len() > MAX_DEBUG_BYTES {
+                return Err(std::fmt::Error);
+            }
+            self.0.push_str(s);
+            Ok(())
+        }
+    }
+    let mut out = Bounded(String::new());
+    match std::fmt::write(&mut out, format_args!("{m:?}")) {
+        Ok(()) => Ok(out.0),
+        Err(_) => Err(format!(
+            "it is too large to render (over {} MiB as text)",
+            MAX_DEBUG_BYTES / (1024 * 1024)
+        )),
+    }
+}
+
 macro_rules! decoders {
     (
         resources: [$($ty:path),* $(,)?],
@@ -209,17 +238,17 @@ macro_rules! decoders {
             api_version: &str,
             kind: &str,
             raw: &[u8],
-        ) -> Option<Result<String, prost::DecodeError>> {
+        ) -> Option<Result<String, String>> {
             $(
                 if api_version == <$ty as k8s_pb::Resource>::API_VERSION
                     && kind == <$ty as k8s_pb::Resource>::KIND
                 {
-                    return Some(<$ty as Message>::decode(raw).map(|m| format!("{m:?}")));
+                    return Some(<$ty as Message>::decode(raw).map_err(|e| format!("its payload does not decode ({e})")).and_then(|m| bounded_debug(&m)));
                 }
             )*
             $(
                 if api_version == $api && kind == $kind {
-                    return Some(<$named as Message>::decode(raw).map(|m| format!("{m:?}")));
+                    return Some(<$named as Message>::decode(raw).map_err(|e| format!("its payload does not decode ({e})")).and_then(|m| bounded_debug(&m)));
                 }
             )*
             None
@@ -1076,6 +1105,24 @@ mod tests {
                 pod_ip: Some("10.1.2.3".into()),
                 ..Default::default()
             }),
+        }
+    }
+
+    #[test]
+    fn a_value_whose_text_would_be_huge_is_not_rendered() {
+        // 200,000 empty containers: 2 bytes of protobuf each, hundreds of bytes of text.
+        let mut p = pod();
+        if let Some(spec) = p.spec.as_mut() {
+            spec.containers = vec![core::Container::default(); 200_000];
+        }
+        let value = wrap("v1", "Pod", p.encode_to_vec());
+        assert!(value.len() < 1024 * 1024, "{} bytes", value.len());
+        match decode(&value).expect("has the magic") {
+            Decoded::NoDecoder { kind, reason, .. } => {
+                assert_eq!(kind, "Pod");
+                assert!(reason.contains("too large to render"), "{reason}");
+            }
+            other => panic!("rendered: {other:?}"),
         }
     }
 
