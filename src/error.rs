@@ -63,6 +63,14 @@ impl AppError {
             AppError::Etcd(EtcdError::Rejected(m)) if m.contains("request is too large") => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
+            // A revision from the request that etcd cannot serve: the request's mistake.
+            AppError::Etcd(EtcdError::Rejected(m))
+                if m.contains("future revision")
+                    || m.contains("newer than the cluster's current revision")
+                    || m.contains("has been compacted") =>
+            {
+                StatusCode::BAD_REQUEST
+            }
             AppError::Etcd(EtcdError::Rejected(_)) => StatusCode::BAD_GATEWAY,
             AppError::Etcd(EtcdError::Config { .. }) | AppError::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR

@@ -92,15 +92,23 @@ fn classify(err: etcd_client::Error, revision: Option<i64>) -> Failure {
     match err {
         etcd_client::Error::GRpcStatus(status) => {
             let msg = status.message().to_string();
+            // A pinned read's revision is gone; anything else (a compaction asked for at a
+            // revision already compacted) is the request's own mistake, said as etcd says it.
             if msg.contains("compacted") {
-                return Failure::Fatal(EtcdError::Compacted(revision.unwrap_or(0)));
+                return Failure::Fatal(match revision {
+                    Some(rev) => EtcdError::Compacted(rev),
+                    None => EtcdError::Rejected(msg),
+                });
             }
             let code: i32 = status.code().into();
             match code {
                 CANCELLED | UNKNOWN | DEADLINE_EXCEEDED | RESOURCE_EXHAUSTED | INTERNAL
                 | UNAVAILABLE => Failure::Retry(msg),
-                // A lagging member cannot serve a revision it has not applied yet: ask another.
-                OUT_OF_RANGE if msg.contains("future revision") => Failure::Retry(msg),
+                // A lagging member cannot serve a revision it has not applied yet: ask another
+                // (when every member says so twice, the revision is really in the future).
+                OUT_OF_RANGE if msg.contains("future revision") && revision.is_some() => {
+                    Failure::Retry(msg)
+                }
                 _ => Failure::Fatal(EtcdError::Rejected(msg)),
             }
         }
@@ -499,6 +507,7 @@ impl EtcdCluster {
         let deadline = tokio::time::Instant::now() + budget;
         let order = self.order(lead);
         let mut next = 0usize;
+        let mut rounds = 0u32;
         let mut running = FuturesUnordered::new();
         let attempt = |i: usize| async move {
             let client = match self.client(i, serializable).await {
@@ -534,7 +543,15 @@ impl EtcdCluster {
                         *last_reason = reason;
                         if running.is_empty() && next >= order.len() {
                             // Every member refused at once (e.g. "no leader" during an election):
-                            // go round again while the budget lasts, then give up.
+                            // go round again while the budget lasts, then give up. A revision
+                            // every member called future twice is not one a member lags behind.
+                            rounds += 1;
+                            if rounds >= 2 && last_reason.contains("future revision") {
+                                return Err(EtcdError::Rejected(format!(
+                                    "revision {} is newer than the cluster's current revision",
+                                    revision.unwrap_or(0)
+                                )));
+                            }
                             let pause = tokio::time::Instant::now() + RETRY_PAUSE;
                             if serializable || pause >= deadline {
                                 return Ok(None);

@@ -273,10 +273,12 @@ impl EtcdCluster {
                     // Every key still there was last changed at or before the counted revision:
                     // nothing was created or modified in between.
                     let txn = Txn::new()
-                        .when([
-                            Compare::mod_revision(start.clone(), CompareOp::Less, at + 1)
-                                .with_range(end.clone()),
-                        ])
+                        .when([Compare::mod_revision(
+                            start.clone(),
+                            CompareOp::Less,
+                            at.saturating_add(1),
+                        )
+                        .with_range(end.clone())])
                         .and_then([TxnOp::delete(
                             start.clone(),
                             Some(DeleteOptions::new().with_range(end.clone())),
@@ -325,7 +327,7 @@ impl EtcdCluster {
         while versions.len() < max {
             let key = key.to_vec();
             let got = self
-                .read(None, |mut c, serializable| {
+                .read(rev, |mut c, serializable| {
                     let key = key.clone();
                     async move {
                         let mut o = GetOptions::new();

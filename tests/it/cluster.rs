@@ -1325,9 +1325,25 @@ async fn maintenance_actions_work() {
             .collect();
         assert_eq!(mod_revs, vec![revs[4], revs[3], revs[2]]);
 
-        // Refusals are clear.
+        // Refusals are clear, and quick: a revision already compacted or not yet written is
+        // the request's mistake, not a cluster that does not answer.
         let (status, answer) = maintenance(&app, "compact", json!({})).await;
         assert_eq!(status, 400, "{answer}");
+        for rev in [revs[1], revs[4] + 1_000_000] {
+            let asked = std::time::Instant::now();
+            let (status, answer) = maintenance(&app, "compact", json!({ "revision": rev })).await;
+            assert_eq!(status, 400, "{rev}: {answer}");
+            let said = answer["error"].as_str().unwrap();
+            assert!(
+                said.contains("compacted") || said.contains("future revision"),
+                "{said}"
+            );
+            assert!(
+                asked.elapsed() < std::time::Duration::from_secs(1),
+                "{:?}",
+                asked.elapsed()
+            );
+        }
         let (status, answer) = maintenance(&app, "defragment", json!({})).await;
         assert_eq!(status, 400, "{answer}");
         let (status, answer) = maintenance(&app, "explode", json!({})).await;

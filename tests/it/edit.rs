@@ -767,6 +767,28 @@ async fn history_lists_versions_and_a_restore_is_a_cas_put() {
     assert_eq!(h["versions"], json!([]));
     assert_eq!(h["compacted"], true);
 
+    // A revision from the future is a 400 at once, not a cluster that does not answer.
+    let asked = std::time::Instant::now();
+    let (status, h) = app
+        .get_json(&format!(
+            "/api/v1/clusters/test/history?key=/h/k&before={}",
+            r6 + 1_000_000
+        ))
+        .await;
+    assert_eq!(status, 400, "{h}");
+    assert!(
+        h["error"]
+            .as_str()
+            .unwrap()
+            .contains("newer than the cluster's current revision"),
+        "{h}"
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        asked.elapsed()
+    );
+
     // A key that never existed is a 404; bad parameters are 400s.
     let (status, _) = app
         .get_json("/api/v1/clusters/test/history?key=/h/none")
