@@ -177,8 +177,8 @@ pub struct KeyView {
     pub hex: Vec<HexLine>,
     /// The shown value as base64 (for the copy button).
     pub value_b64: String,
-    /// When truncated: URL to load the whole value.
-    pub load_all: Option<String>,
+    /// When truncated: the key view fragment and the page that show the whole value.
+    pub load_all: Option<(String, String)>,
     /// Bytes shown / total, when truncated.
     pub truncated_note: String,
     /// Read without quorum.

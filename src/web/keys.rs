@@ -312,7 +312,10 @@ fn key_view_for(
         while cut > SHOW_BYTES - 4 && std::str::from_utf8(&rec.value[..cut]).is_err() {
             cut -= 1;
         }
-        view.load_all = Some(urls.key_view(key, true));
+        view.load_all = Some((
+            urls.key_view(key, true),
+            urls.page("tree", None, Some(key)) + "&full=1",
+        ));
         view.truncated_note = format!(
             "Showing the first {} of {}.",
             human_size(cut),
@@ -426,7 +429,9 @@ async fn level_around(
         return Ok((req, page, gap, target));
     }
     let page = state.list(c, &req).await?;
-    if page.items.contains(&target) {
+    // The target is on the first page, or the whole level is (a missing key is then shown where
+    // it would be, among all its siblings).
+    if page.items.contains(&target) || page.next.is_none() {
         return Ok((req, page, None, target));
     }
     req.start = target.key.clone();

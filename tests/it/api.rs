@@ -484,6 +484,27 @@ async fn a_deep_link_lists_each_level_where_the_key_can_be_seen() {
     }
 }
 
+/// Jumping to a key that does not exist shows where it would be: in a short level, among all its
+/// siblings, not behind an "earlier entries" link.
+#[tokio::test]
+async fn jumping_to_a_missing_key_shows_its_whole_short_level() {
+    let app = spawn_app().await;
+    app.put_all(&[("/miss/a", "1"), ("/miss/c", "2"), ("/miss/d", "3")])
+        .await;
+    let (status, html) = app
+        .get_text("/clusters/test/keys?mode=tree&q=/miss/b&go=key")
+        .await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("No key /miss/b"), "{html}");
+    for name in ["a", "c", "d"] {
+        assert!(
+            html.contains(&format!("<span class=\"name\">{name}</span>")),
+            "{name} in {html}"
+        );
+    }
+    assert!(!html.contains("earlier entries"), "{html}");
+}
+
 /// A deep link expands at most 32 levels, so a key of thousands of separators cannot fan one
 /// request out into thousands of listings.
 #[tokio::test]
