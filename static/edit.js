@@ -439,8 +439,19 @@
       if (stage === "edit" && this.cm) this.cm.refresh();
     }
     keyForSave() {
-      if (!this.isNew || (this.keyInput && this.keyInput.readOnly && this.keyB64)) return { key_b64: this.keyB64 };
-      return { key: this.keyInput ? this.keyInput.value : "" };
+      // An existing key (also one deleted meanwhile and being created again) keeps its bytes.
+      if (this.keyB64 && (!this.isNew || !this.keyInput || this.keyInput.readOnly)) return { key_b64: this.keyB64 };
+      const typed = this.keyInput ? this.keyInput.value : "";
+      const prefix = this.keyInput && this.keyInput.getAttribute("data-prefix-b64");
+      if (prefix) {
+        // A directory whose name is not UTF-8: its bytes, then what was typed.
+        const head = b64ToBytes(prefix), tail = utf8.encode(typed);
+        const key = new Uint8Array(head.length + tail.length);
+        key.set(head);
+        key.set(tail, head.length);
+        return { key_b64: bytesToB64(key) };
+      }
+      return { key: typed };
     }
     keyB64Now() {
       const k = this.keyForSave();

@@ -77,6 +77,11 @@ pub struct EditorView {
     pub key_b64: String,
     /// Prefill of the key field of a new key.
     pub key_input: String,
+    /// A new key under a directory whose name is not UTF-8: that directory's bytes (base64) and
+    /// label; the input then holds only the rest of the key. Empty otherwise.
+    pub prefix_b64: String,
+    /// The label of [`EditorView::prefix_b64`].
+    pub prefix_label: String,
     /// The revision the editor was opened at (0: new key).
     pub mod_revision: i64,
     /// The key's version.

@@ -175,9 +175,19 @@ fn editor_view(
         is_new: rec.is_none(),
         key_label: key.map(display_bytes).unwrap_or_default(),
         key_b64: key.map(b64_std).unwrap_or_default(),
-        key_input: match key {
-            Some(k) => String::from_utf8_lossy(k).into_owned(),
-            None => String::from_utf8_lossy(prefill).into_owned(),
+        key_input: match (key, std::str::from_utf8(prefill)) {
+            (Some(k), _) => String::from_utf8_lossy(k).into_owned(),
+            (None, Ok(text)) => text.to_string(),
+            // Typed text cannot carry these bytes: the input takes the rest of the key only.
+            (None, Err(_)) => String::new(),
+        },
+        prefix_b64: match (key, std::str::from_utf8(prefill)) {
+            (None, Err(_)) => b64_std(prefill),
+            _ => String::new(),
+        },
+        prefix_label: match (key, std::str::from_utf8(prefill)) {
+            (None, Err(_)) => display_bytes(prefill),
+            _ => String::new(),
         },
         mod_revision: 0,
         version: 0,

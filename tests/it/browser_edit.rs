@@ -197,6 +197,40 @@ async fn a_concurrent_edit_shows_the_three_way_view() {
     b.finish(r).await;
 }
 
+/// A key deleted by someone else while it is edited: the conflict view says so, and "keep
+/// editing" then saving creates the key again with the editor's text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_editing_a_key_deleted_meanwhile_saves_it_again() {
+    let b = Browser::start("keep_editing_a_key_deleted_meanwhile_saves_it_again").await;
+    let app = spawn_app().await;
+    app.put_all(&[("/gone/cfg", "old")]).await;
+    let r = b
+        .attempt(async {
+            b.goto(&key_url(&app, "key=/gone/cfg")).await;
+            b.wait_text("#keyview h1.key-path", "/gone/cfg").await;
+            b.press('e').await;
+            wait_editor(&b).await;
+            type_value(&b, "mine").await;
+            let mut c = app.client().await;
+            c.delete("/gone/cfg", None).await.expect("delete");
+            chord(&b, Key::Control, 's').await;
+            b.wait_for("#keyview .ed-review .diff").await;
+            chord(&b, Key::Control, 's').await;
+            b.wait_for("#keyview .ed-conflict .threeway").await;
+            click(&b, "#keyview [data-keep-editing]").await;
+            b.wait_for("#keyview .ed-edit:not([hidden])").await;
+            chord(&b, Key::Control, 's').await;
+            b.wait_for("#keyview .ed-review:not([hidden]) .diff").await;
+            chord(&b, Key::Control, 's').await;
+            b.wait_for("#keyview article.key").await;
+            let kv = raw_get(&app, b"/gone/cfg").await.expect("created again");
+            assert_eq!(kv.value_str().unwrap(), "mine");
+            assert_eq!(kv.version(), 1, "a new key");
+        })
+        .await;
+    b.finish(r).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edit_saves_through_the_editor_and_keeps_the_lease() {
     let b = Browser::start("an_edit_saves_through_the_editor_and_keeps_the_lease").await;

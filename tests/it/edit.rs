@@ -1202,3 +1202,25 @@ async fn get_never_mutates() {
     let kv = raw_get(&mut c, b"/x/a").await.expect("still there");
     assert_eq!(kv.lease(), lease);
 }
+
+/// A new key under a directory whose name is not UTF-8: the editor keeps the directory's bytes
+/// (its input takes the rest of the key), instead of a lossy text copy of them.
+#[tokio::test]
+async fn a_new_key_under_a_non_utf8_directory_keeps_its_bytes() {
+    let app = spawn_app().await;
+    let (status, html) = app
+        .get_text("/clusters/test/ui/edit?new=1&prefix=/app/%FF/")
+        .await;
+    assert_eq!(status, 200, "{html}");
+    assert!(
+        html.contains(&format!(
+            "data-prefix-b64=\"{}\"",
+            crate::helpers::b64(b"/app/\xff/")
+        )),
+        "{html}"
+    );
+    assert!(
+        !html.contains('\u{fffd}'),
+        "no replacement character: {html}"
+    );
+}
