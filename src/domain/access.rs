@@ -450,7 +450,8 @@ pub fn route_need(method: &str, path: &str) -> RouteNeed {
         ["api", "v1", "clusters", cluster, rest @ ..] | ["clusters", cluster, rest @ ..] => {
             let cluster = (*cluster).to_string();
             let level = match (method, rest) {
-                ("GET", ["snapshot"]) => RouteLevel::AdminRead,
+                // HEAD too: axum answers it with the GET handler, which starts the snapshot.
+                ("GET" | "HEAD", ["snapshot"]) => RouteLevel::AdminRead,
                 _ if reads => RouteLevel::Read,
                 ("PUT" | "DELETE", ["key"]) => RouteLevel::Write,
                 // Key-level (prefix) checks happen in the handlers.
@@ -469,6 +470,17 @@ pub fn route_need(method: &str, path: &str) -> RouteNeed {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_snapshot_needs_an_admin_whatever_the_read_method() {
+        for method in ["GET", "HEAD"] {
+            assert_eq!(
+                route_need(method, "/api/v1/clusters/prod/snapshot"),
+                RouteNeed::Cluster("prod".into(), RouteLevel::AdminRead),
+                "{method}"
+            );
+        }
+    }
 
     fn grant(users: &[&str], role: Role, clusters: &[&str], prefixes: &[&str]) -> Grant {
         Grant {
