@@ -89,7 +89,7 @@ fn host_only(authority: &str) -> &str {
 /// `Sec-Fetch-Site` and/or `Origin` on a cross-site POST/PUT/DELETE, and a cross-site page cannot
 /// send `Content-Type: application/json` without a CORS preflight, which this server never grants.
 /// A script (curl) sends neither header and is not a cross-site request.
-pub fn cross_site_reason(method: &Method, headers: &HeaderMap) -> Option<String> {
+pub fn cross_site_reason(method: &Method, path: &str, headers: &HeaderMap) -> Option<String> {
     if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
         return None;
     }
@@ -136,9 +136,12 @@ pub fn cross_site_reason(method: &Method, headers: &HeaderMap) -> Option<String>
             .iter()
             .any(|simple| t.starts_with(simple))
         });
-    // A same-origin page's own form (the login form) is fine; without that proof, only types a
-    // cross-site page cannot send are.
-    if has_body && form_like && !proven_same_origin {
+    // Only the sign-in (and sign-out) forms are sent as forms, from a same-origin page. Everywhere
+    // else only types a cross-site page cannot send are accepted: the Origin check above compares
+    // host names only (an ingress passes `Host` without the port), so a page on another port of
+    // the same host would pass it.
+    let form_route = path.ends_with("/login") || path.ends_with("/logout");
+    if has_body && form_like && !(form_route && proven_same_origin) {
         return Some(
             "writes must be sent as Content-Type: application/json (or application/yaml for imports)"
                 .into(),
@@ -197,7 +200,7 @@ pub async fn request_deadline(State(state): State<AppState>, req: Request, next:
 
 /// Refuses cross-site mutations (see [`cross_site_reason`]) with a 403.
 pub async fn same_origin_writes(req: Request, next: Next) -> Response {
-    match cross_site_reason(req.method(), req.headers()) {
+    match cross_site_reason(req.method(), req.uri().path(), req.headers()) {
         Some(reason) => {
             tracing::warn!(method = %req.method(), path = %req.uri().path(), %reason, "refused");
             AppError::Forbidden(reason).into_response()
@@ -223,12 +226,17 @@ mod tests {
         let put = Method::PUT;
         let json = ("content-type", "application/json");
         assert_eq!(
-            cross_site_reason(&put, &headers(&[json, ("content-length", "5")])),
+            cross_site_reason(
+                &put,
+                "/api/v1/clusters/c/key",
+                &headers(&[json, ("content-length", "5")])
+            ),
             None
         );
         assert_eq!(
             cross_site_reason(
                 &put,
+                "/api/v1/clusters/c/key",
                 &headers(&[
                     json,
                     ("host", "dash.example:8080"),
@@ -238,11 +246,15 @@ mod tests {
             ),
             None
         );
-        assert!(
-            cross_site_reason(&put, &headers(&[json, ("sec-fetch-site", "cross-site")])).is_some()
-        );
         assert!(cross_site_reason(
             &put,
+            "/api/v1/clusters/c/key",
+            &headers(&[json, ("sec-fetch-site", "cross-site")])
+        )
+        .is_some());
+        assert!(cross_site_reason(
+            &put,
+            "/api/v1/clusters/c/key",
             &headers(&[
                 json,
                 ("host", "dash.example"),
@@ -252,11 +264,13 @@ mod tests {
         .is_some());
         assert!(cross_site_reason(
             &put,
+            "/api/v1/clusters/c/key",
             &headers(&[json, ("host", "dash.example"), ("origin", "null")])
         )
         .is_some());
         assert!(cross_site_reason(
             &Method::POST,
+            "/login",
             &headers(&[
                 ("content-type", "application/x-www-form-urlencoded"),
                 ("content-length", "3")
@@ -264,12 +278,17 @@ mod tests {
         )
         .is_some());
         assert_eq!(
-            cross_site_reason(&Method::GET, &headers(&[("sec-fetch-site", "cross-site")])),
+            cross_site_reason(
+                &Method::GET,
+                "/x",
+                &headers(&[("sec-fetch-site", "cross-site")])
+            ),
             None
         );
         assert_eq!(
             cross_site_reason(
                 &put,
+                "/api/v1/clusters/c/key",
                 &headers(&[
                     json,
                     ("host", "10.0.0.1"),
@@ -277,6 +296,43 @@ mod tests {
                     ("origin", "https://dash.example")
                 ])
             ),
+            None
+        );
+    }
+
+    #[test]
+    fn only_the_sign_in_form_may_send_a_form_or_plain_text_body() {
+        let same_host_other_port = |ct: &'static str| {
+            headers(&[
+                ("content-type", ct),
+                ("content-length", "40"),
+                ("host", "127.0.0.1:8080"),
+                ("origin", "http://127.0.0.1:9999"),
+            ])
+        };
+        for ct in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data",
+        ] {
+            assert!(
+                cross_site_reason(
+                    &Method::POST,
+                    "/api/v1/clusters/c/delete-prefix",
+                    &same_host_other_port(ct)
+                )
+                .is_some(),
+                "{ct}"
+            );
+        }
+        let login = headers(&[
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("content-length", "40"),
+            ("host", "dash.example"),
+            ("origin", "https://dash.example"),
+        ]);
+        assert_eq!(
+            cross_site_reason(&Method::POST, "/etcd/login", &login),
             None
         );
     }
