@@ -513,34 +513,43 @@ pub fn router(state: AppState) -> Router {
             get(web::auth::login_page).post(web::auth::login),
         )
         .route(&p("/logout"), axum::routing::post(web::auth::logout))
-        .route(&p("/static/{*path}"), get(web::assets::serve))
-        .route(&p("/healthz"), get(web::health::healthz))
-        .route(&p("/readyz"), get(web::health::readyz))
-        .route(&p("/metrics"), get(web::health::metrics));
+        .route(&p("/static/{*path}"), get(web::assets::serve));
     if !base.is_empty() {
         app = app.route(&base, get(web::keys::home));
     }
+    // Probes and the scrape stay outside the concurrency limit: requests queueing for a slot (or
+    // slow clients holding them) must not make the kubelet restart a pod that serves.
+    let probes = Router::new()
+        .route(&p("/healthz"), get(web::health::healthz))
+        .route(&p("/readyz"), get(web::health::readyz))
+        .route(&p("/metrics"), get(web::health::metrics))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            web::auth::access,
+        ));
     app.merge(pages)
         // Who is calling and whether the route is theirs to use; handlers check keys and prefixes.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             web::auth::access,
         ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            web::request_deadline,
-        ))
         .layer(axum::middleware::from_fn(web::same_origin_writes))
         .layer(DefaultBodyLimit::max(
             state.config().max_value_bytes * 2 + 64 * 1024,
         ))
-        .layer(axum::middleware::from_fn(web::security_headers))
-        // At most this many requests at once; the rest wait (bounded by their own deadlines). One
-        // semaphore for the whole router: axum applies a layer to each route separately, so a
-        // plain ConcurrencyLimitLayer would allow this many per route.
+        // At most this many requests at once; the rest wait. One semaphore for the whole router:
+        // axum applies a layer to each route separately, so a plain ConcurrencyLimitLayer would
+        // allow this many per route.
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
             MAX_CONCURRENT_REQUESTS,
         ))
+        // Outside the limit, so the time spent waiting for a slot counts against the deadline.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            web::request_deadline,
+        ))
+        .merge(probes)
+        .layer(axum::middleware::from_fn(web::security_headers))
         // Outermost, so the request log and metrics see every response (and the user the identity
         // middleware put on it) and time the whole request, queueing included.
         .layer(axum::middleware::from_fn_with_state(

@@ -178,22 +178,40 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
 /// Ends requests that take longer than `--request-timeout` to produce their response head with a
 /// 503, so a stuck dependency never holds a connection (and a concurrency slot) forever. Streams
 /// (live updates, export, snapshot) answer at once and then stream; imports are bounded by their
-/// per-batch etcd deadlines instead, since a large one legitimately takes longer.
+/// per-batch etcd deadlines instead, since a large one legitimately takes longer, and so is
+/// maintenance (a defragmentation of a large database takes minutes, and cutting the request off
+/// would not stop it on the member, only lose its answer and its audit line).
 pub async fn request_deadline(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if req.method() == Method::POST && req.uri().path().ends_with("/import") {
+    let path = req.uri().path();
+    if req.method() == Method::POST && (path.ends_with("/import") || path.contains("/maintenance/"))
+    {
         return next.run(req).await;
     }
     let deadline = state.config().request_timeout;
     let path = req.uri().path().to_string();
+    let headers = req.headers().clone();
     match tokio::time::timeout(deadline, next.run(req)).await {
         Ok(resp) => resp,
         Err(_) => {
             tracing::warn!(%path, "request took longer than its deadline");
-            AppError::Timeout(format!(
+            let message = format!(
                 "no answer within {:.1} s; try again (or narrow the request)",
                 deadline.as_secs_f64()
-            ))
-            .into_response()
+            );
+            // Pages get the error page, as their own errors do (see `html_errors`).
+            let api = path
+                .strip_prefix(state.base())
+                .is_some_and(|rest| rest.starts_with("/api/"));
+            if api {
+                AppError::Timeout(message).into_response()
+            } else {
+                error_page(
+                    &state,
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    message,
+                    &headers,
+                )
+            }
         }
     }
 }

@@ -793,6 +793,17 @@ async fn a_request_that_cannot_finish_ends_at_its_deadline() {
         took < Duration::from_secs(8),
         "ended by the request deadline, not etcd's: {took:?}"
     );
+    // A page gets the error page, not the API's JSON.
+    let page = client()
+        .get(app.url("/clusters/test/keys?key=/a"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let content_type = page.headers()["content-type"].to_str().unwrap().to_string();
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    let html = page.text().await.unwrap();
+    assert!(html.contains("no answer within 1.5 s"), "{html}");
     for i in 0..3 {
         app.etcd.cont(i);
     }

@@ -8,7 +8,7 @@ use etcdboard::app::App;
 use etcdboard::config::{ClusterConfig, Config, HttpArgs};
 use etcdboard::etcd::local::{LocalCluster, LocalClusterOptions};
 
-use crate::helpers::{init_logs, spawn_app};
+use crate::helpers::{init_logs, spawn_app, spawn_app_with, AppOptions};
 
 /// An etcdboard whose shutdown the test triggers and waits for itself.
 struct Board {
@@ -306,4 +306,57 @@ async fn shutdown_stops_waiting_for_a_stuck_request_at_the_deadline() {
         asked.elapsed()
     );
     drop(slow);
+}
+
+/// Slow clients holding every request slot (bodies that never finish) do not stop the probes, and
+/// a request queueing for a slot is still ended by its deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_answer_while_slow_clients_hold_every_request_slot() {
+    use tokio::io::AsyncWriteExt;
+    let timeout = Duration::from_secs(3);
+    let app = spawn_app_with(AppOptions {
+        request_timeout: timeout,
+        ..AppOptions::default()
+    })
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..260 {
+        let mut s = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+        s.write_all(
+            b"PUT /api/v1/clusters/test/key HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{\"key",
+        )
+        .await
+        .unwrap();
+        held.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let asked = std::time::Instant::now();
+    let r = app
+        .http
+        .get(app.url("/healthz"))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .expect("healthz answers");
+    assert_eq!(r.status(), 200);
+    assert!(
+        asked.elapsed() < Duration::from_secs(1),
+        "healthz waited {:?} behind the slow requests",
+        asked.elapsed()
+    );
+    let asked = std::time::Instant::now();
+    let r = app
+        .http
+        .get(app.url("/api/v1/clusters"))
+        .timeout(Duration::from_secs(20))
+        .send()
+        .await
+        .expect("an answer");
+    assert!(
+        asked.elapsed() < timeout + Duration::from_secs(1),
+        "{} after {:?}",
+        r.status(),
+        asked.elapsed()
+    );
+    drop(held);
 }
