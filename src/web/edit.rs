@@ -182,8 +182,15 @@ pub async fn delete_prefix(
             "deleting the empty prefix (every key) is disabled; start etcdboard with --allow-delete-all to permit it".into(),
         ));
     }
+    // Without the revision the count was read at, keys changed since could not be told apart.
+    let revision = b.revision.filter(|r| *r > 0).ok_or_else(|| {
+        AppError::BadRequest(
+            "`revision` (the revision of the preview you confirmed, from GET …/delete-prefix) is required"
+                .into(),
+        )
+    })?;
     match c
-        .delete_prefix_cas(&prefix, expected, b.revision.filter(|r| *r > 0))
+        .delete_prefix_cas(&prefix, expected, Some(revision))
         .await?
     {
         DeletePrefixOutcome::Done { deleted, revision } => {

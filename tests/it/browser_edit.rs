@@ -527,10 +527,13 @@ async fn export_then_import_restores_a_prefix() {
             std::fs::write(&file, &exported).unwrap();
 
             // Lose the prefix, then import the file through the page.
+            let (_, preview) = app
+                .get_json("/api/v1/clusters/test/delete-prefix?prefix=/tx/")
+                .await;
             let resp: Value = app
                 .http
                 .post(app.url("/api/v1/clusters/test/delete-prefix"))
-                .json(&json!({"prefix": "/tx/", "expected_count": 4}))
+                .json(&json!({"prefix": "/tx/", "expected_count": 4, "revision": preview["revision"]}))
                 .send()
                 .await
                 .unwrap()

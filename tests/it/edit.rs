@@ -572,7 +572,11 @@ async fn delete_prefix_refuses_when_the_count_changed() {
 
     // A key is added after the preview: the old count is refused, nothing is deleted.
     c.put("/p/new", "4", None).await.expect("put");
-    let (status, body) = delete_prefix(&app, &json!({"prefix": "/p/", "expected_count": 3})).await;
+    let (status, body) = delete_prefix(
+        &app,
+        &json!({"prefix": "/p/", "expected_count": 3, "revision": seen["revision"]}),
+    )
+    .await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["count"], 4, "{body}");
     assert!(body["error"].is_string());
@@ -583,7 +587,7 @@ async fn delete_prefix_refuses_when_the_count_changed() {
     assert_eq!(seen["count"], 4, "{seen}");
     let (status, body) = delete_prefix(
         &app,
-        &json!({"prefix_b64": b64url(b"/p/"), "expected_count": 4}),
+        &json!({"prefix_b64": b64url(b"/p/"), "expected_count": 4, "revision": seen["revision"]}),
     )
     .await;
     assert_eq!(status, 200, "{body}");
@@ -612,9 +616,21 @@ async fn delete_prefix_refuses_when_the_count_changed() {
     assert_eq!(status, 403);
     assert_eq!(raw_prefix(&mut c, b"").await.len(), 3, "nothing deleted");
 
-    // A body without the count is a 400.
+    // A body without the count, or without the revision it was read at, is a 400.
     let (status, body) = delete_prefix(&app, &json!({"prefix": "/q/"})).await;
     assert_eq!(status, 400, "{body}");
+    for revision in [json!(null), json!(0), json!(-3)] {
+        let (status, body) = delete_prefix(
+            &app,
+            &json!({"prefix": "/q/", "expected_count": 1, "revision": revision}),
+        )
+        .await;
+        assert_eq!(status, 400, "{revision}: {body}");
+        assert!(
+            body["error"].as_str().unwrap().contains("revision"),
+            "{body}"
+        );
+    }
     assert_eq!(raw_prefix(&mut c, b"/q/").await.len(), 1);
 }
 
