@@ -226,9 +226,10 @@ fn from_proxy(
 fn from_cookie(u: &UsersIdentity, headers: &HeaderMap) -> Principal {
     cookie_value(headers, SESSION_COOKIE)
         .and_then(|v| u.key.verify(v, now_secs()))
-        // A user removed from the file loses access at once, whatever their cookie says.
-        .filter(|s| u.users.iter().any(|user| user.name == s.user))
-        .map(|s| Principal::user(s.user, s.groups))
+        // The users file decides, whatever the cookie says: a user removed from it loses access
+        // at once, and one moved to other groups gets those groups' rights at once.
+        .and_then(|s| u.users.iter().find(|user| user.name == s.user))
+        .map(|user| Principal::user(user.name.clone(), user.groups.clone()))
         .unwrap_or_else(Principal::anonymous)
 }
 

@@ -849,6 +849,53 @@ async fn repeated_wrong_passwords_for_a_name_make_its_next_attempts_wait() {
     );
 }
 
+/// The users file decides a signed-in user's groups, not the cookie: moved out of the admin
+/// group, a user loses the admin's rights at the next start, though the cookie is still valid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_moved_to_other_groups_gets_their_rights_whatever_the_cookie_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = || AppOptions {
+        access: users_setup(dir.path()),
+        access_yaml: Some(
+            "grants:\n  - groups: [sre]\n    role: admin\n  - groups: [dev]\n    role: viewer\n"
+                .into(),
+        ),
+        ..AppOptions::default()
+    };
+    let app = spawn_app_with(opts()).await;
+    let cookie = session_cookie(&login(&app, "alice", "alice-pw").await);
+    let put = |base: String| {
+        let cookie = cookie.clone();
+        async move {
+            client()
+                .put(format!("{base}/api/v1/clusters/test/key"))
+                .header("Cookie", cookie)
+                .json(&json!({"key": "/moved", "value": "v", "expected_mod_revision": 0}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(put(app.url("")).await, StatusCode::OK, "an admin while in sre");
+    let mut moved = opts();
+    let users = std::fs::read_to_string(dir.path().join("users.yaml")).unwrap();
+    let users_file = dir.path().join("users-moved.yaml");
+    std::fs::write(&users_file, users.replace("groups: [sre]", "groups: [dev]")).unwrap();
+    moved.access.users_file = Some(users_file);
+    let restarted = crate::helpers::start_replica(app.etcd.client_urls(), &moved).await;
+    let base = format!("http://{}{}", restarted.addr, restarted.base);
+    let status = client()
+        .get(format!("{base}/api/v1/clusters/test/key?key=/moved"))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, StatusCode::OK, "still signed in, as a viewer");
+    assert_eq!(put(base).await, StatusCode::FORBIDDEN, "no longer an admin");
+}
+
 /// Many wrong passwords sent at once are throttled like ones sent one after another: each is
 /// checked against the throttle again when its turn for a password check comes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
