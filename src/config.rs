@@ -62,11 +62,11 @@ pub struct HttpArgs {
     /// Deadline for one etcd operation, e.g. `3s` or `500ms`.
     #[arg(long, env = "ETCDBOARD_ETCD_TIMEOUT", default_value = "3s", value_parser = parse_duration)]
     pub etcd_timeout: Duration,
-    /// Page size of key listings.
+    /// Page size of key listings (1-1000, the API's largest page).
     #[arg(long, env = "ETCDBOARD_PAGE_SIZE", default_value_t = 100)]
     pub page_size: usize,
     /// Largest key + value accepted in one write (etcd's `--max-request-bytes`, 1.5 MiB by default);
-    /// larger writes get a 413 before etcd sees them.
+    /// larger writes get a 413 before etcd sees them. 1 KiB to 10 MiB.
     #[arg(long, env = "ETCDBOARD_MAX_VALUE_BYTES", default_value_t = crate::domain::edit::DEFAULT_MAX_VALUE_BYTES)]
     pub max_value_bytes: usize,
     /// Allow deleting the empty prefix (every key of a cluster). Off by default.
@@ -144,7 +144,7 @@ pub struct AccessArgs {
     /// file (a Secret); without it a random key is used and sessions end at restart.
     #[arg(long, env = "ETCDBOARD_SESSION_KEY_FILE")]
     pub session_key_file: Option<PathBuf>,
-    /// How long a login lasts, e.g. `12h` or `30m`.
+    /// How long a login lasts, from 1 minute to 7 days, e.g. `12h`, `90m` or `7d`.
     #[arg(long, env = "ETCDBOARD_SESSION_TTL", default_value = "12h", value_parser = parse_session_ttl)]
     pub session_ttl: Option<Duration>,
     /// Role of users nobody signed in for: `none` (sign-in required), `viewer`, `editor` or
@@ -164,20 +164,41 @@ pub struct AccessArgs {
     pub metrics_token_file: Option<PathBuf>,
 }
 
-/// Parses a login lifetime: like [`parse_duration`] plus hours (`12h`), up to 7 days.
+/// Parses a login lifetime: a number with `s`, `m`, `h` or `d` (`90m`, `12h`, `7d`; a bare number
+/// is seconds), from 1 minute up to 7 days.
 pub fn parse_session_ttl(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let secs = if let Some(h) = t.strip_suffix('h') {
-        h.parse::<f64>()
-            .map_err(|_| format!("`{text}` is not a duration like 12h or 30m"))?
-            * 3600.0
-    } else {
-        parse_duration(t)?.as_secs_f64()
+    let (value, unit) = split_duration(text)
+        .ok_or_else(|| format!("`{text}` is not a duration like 12h, 90m or 7d"))?;
+    let secs = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        "d" => value * 86400.0,
+        _ => {
+            return Err(format!(
+                "`{text}`: unknown unit `{unit}` (use s, m, h or d)"
+            ))
+        }
     };
-    if !(60.0..=7.0 * 86400.0).contains(&secs) {
+    // Also keeps NaN and infinity (from a very long number) away from `from_secs_f64`.
+    if !(60.0..=MAX_SESSION_TTL_SECS).contains(&secs) {
         return Err(format!("`{text}` must be between 1 minute and 7 days"));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// Longest login: a stolen cookie stays good this long.
+const MAX_SESSION_TTL_SECS: f64 = 7.0 * 86400.0;
+
+/// Splits `90m` into 90 and `m` (a bare number into it and `s`); `None` when there is no number.
+fn split_duration(text: &str) -> Option<(f64, &str)> {
+    let t = text.trim();
+    let (num, unit) = match t.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
+        Some(i) => t.split_at(i),
+        None => (t, "s"),
+    };
+    num.parse().ok().map(|value| (value, unit))
 }
 
 impl Default for HttpArgs {
@@ -227,14 +248,8 @@ pub struct DemoArgs {
 
 /// Parses `3s`, `500ms`, `2m` or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let (num, unit) = match t.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
-        Some(i) => (&t[..i], &t[i..]),
-        None => (t, "s"),
-    };
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration like 3s or 500ms"))?;
+    let (value, unit) = split_duration(text)
+        .ok_or_else(|| format!("`{text}` is not a duration like 3s or 500ms"))?;
     let secs = match unit {
         "ms" => value / 1000.0,
         "s" => value,
@@ -375,7 +390,8 @@ fn err<T>(msg: impl Into<String>) -> Result<T, ConfigError> {
     Err(ConfigError(msg.into()))
 }
 
-/// Normalises `--base-path`: `""`, `/`, `etcd`, `/etcd/` → `""`, `""`, `/etcd`, `/etcd`.
+/// Normalises `--base-path`: `""`, `/`, `etcd`, `/etcd/` → `""`, `""`, `/etcd`, `/etcd`; refuses
+/// anything that is not a clean prefix (`.`, `..` or empty segments, characters URLs would escape).
 pub fn normalise_base_path(raw: &str) -> Result<String, ConfigError> {
     let trimmed = raw.trim().trim_matches('/');
     if trimmed.is_empty() {
@@ -388,6 +404,23 @@ pub fn normalise_base_path(raw: &str) -> Result<String, ConfigError> {
         return err(format!(
             "--base-path `{raw}` may only contain letters, digits, `-._~` and `/`"
         ));
+    }
+    // Browsers and proxies resolve `.`, `..` and `//` before the request reaches us, so such a
+    // prefix would never match the URLs etcdboard itself writes into its pages.
+    for segment in trimmed.split('/') {
+        match segment {
+            "" => {
+                return err(format!(
+                "--base-path `{raw}` has an empty segment (`//`); give a clean prefix like /etcd"
+            ))
+            }
+            "." | ".." => {
+                return err(format!(
+                    "--base-path `{raw}` has a `{segment}` segment; give a clean prefix like /etcd"
+                ))
+            }
+            _ => {}
+        }
     }
     Ok(format!("/{trimmed}"))
 }
@@ -516,8 +549,30 @@ impl Config {
                 return err(format!("cluster name `{}` is used twice", c.name));
             }
         }
-        if !(1..=10_000).contains(&http.page_size) {
-            return err("--page-size must be between 1 and 10000");
+        let max_page = crate::web::common::MAX_LIMIT;
+        if !(1..=max_page).contains(&http.page_size) {
+            return err(format!(
+                "--page-size: {} must be between 1 and {max_page} (the largest page the API serves)",
+                http.page_size
+            ));
+        }
+        if !(MIN_VALUE_BYTES..=MAX_VALUE_BYTES).contains(&http.max_value_bytes) {
+            return err(format!(
+                "--max-value-bytes: {} must be between {MIN_VALUE_BYTES} and {MAX_VALUE_BYTES} (etcd's --max-request-bytes: {} by default, at most 10 MiB recommended)",
+                http.max_value_bytes,
+                crate::domain::edit::DEFAULT_MAX_VALUE_BYTES
+            ));
+        }
+        let access = crate::access::AccessConfig::from_args(
+            &http.access,
+            crate::domain::access::Role::Viewer,
+        )?;
+        if matches!(access.identity, crate::access::Identity::None)
+            && access.policy.anonymous_role.is_none()
+        {
+            return err(
+                "--anonymous-role none needs a way to sign in: with --auth none nobody can, so every request would be refused; use --auth proxy or --auth users, or give anonymous users a role (viewer, editor or admin)",
+            );
         }
         Ok(Config {
             listen: http.listen,
@@ -532,13 +587,18 @@ impl Config {
             kube: http.kube.clone(),
             clusters,
             discovery: Vec::new(),
-            access: crate::access::AccessConfig::from_args(
-                &http.access,
-                crate::domain::access::Role::Viewer,
-            )?,
+            access,
         })
     }
 }
+
+/// Smallest `--max-value-bytes`: a write costs its value, three times its key and
+/// [`crate::domain::edit::REQUEST_OVERHEAD`] bytes, so below 1 KiB even small edits would get a 413.
+const MIN_VALUE_BYTES: usize = 1024;
+
+/// Largest `--max-value-bytes`: etcd warns above 10 MiB of `--max-request-bytes` (its recommended
+/// maximum), and request bodies of twice this size are buffered in memory.
+const MAX_VALUE_BYTES: usize = 10 * 1024 * 1024;
 
 type FileParts = (
     Vec<ClusterConfig>,
@@ -688,7 +748,8 @@ fn read_credentials(
     })
 }
 
-/// TLS material of `tls:`, read now so a missing file fails at start.
+/// TLS material of `tls:`, read and checked now so a missing or wrong file fails at start (not at
+/// the first request, with a handshake error that does not name the file).
 fn read_tls(field: &str, tls: Option<FileTls>) -> Result<Option<TlsConfig>, ConfigError> {
     Ok(match tls {
         None => None,
@@ -704,8 +765,20 @@ fn read_tls(field: &str, tls: Option<FileTls>) -> Result<Option<TlsConfig>, Conf
                     }),
                 }
             };
-            let ca_pem = read(&t.ca, "ca")?;
-            let identity_pem = match (read(&t.cert, "cert")?, read(&t.key, "key")?) {
+            let checked = |p: &Option<PathBuf>, name: &str, kind: PemKind| {
+                let bytes = read(p, name)?;
+                if let (Some(p), Some(b)) = (p, &bytes) {
+                    check_pem(b, kind).map_err(|why| {
+                        ConfigError(format!("{field}.tls.{name}: {}: {why}", p.display()))
+                    })?;
+                }
+                Ok::<_, ConfigError>(bytes)
+            };
+            let ca_pem = checked(&t.ca, "ca", PemKind::Certificate)?;
+            let identity_pem = match (
+                checked(&t.cert, "cert", PemKind::Certificate)?,
+                checked(&t.key, "key", PemKind::PrivateKey)?,
+            ) {
                 (Some(c), Some(k)) => Some((c, Secret(String::from_utf8_lossy(&k).into_owned()))),
                 (None, None) => None,
                 _ => return err(format!("{field}.tls: cert and key go together")),
@@ -719,6 +792,112 @@ fn read_tls(field: &str, tls: Option<FileTls>) -> Result<Option<TlsConfig>, Conf
     })
 }
 
+/// What a `tls:` file must hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PemKind {
+    /// `ca` and `cert`: at least one `CERTIFICATE` block.
+    Certificate,
+    /// `key`: an unencrypted private key (PKCS#8, PKCS#1 or SEC1).
+    PrivateKey,
+}
+
+/// PEM labels of the private keys the TLS stack reads.
+const KEY_LABELS: [&str; 3] = ["PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY"];
+
+/// Checks that `bytes` is PEM holding a block of `kind`, and that no block is damaged. The reason
+/// names block labels and line numbers only, never the file's content (it may be a key).
+fn check_pem(bytes: &[u8], kind: PemKind) -> Result<(), String> {
+    let blocks = pem_blocks(bytes)?;
+    let has = |f: &dyn Fn(&PemBlock) -> bool| blocks.iter().any(f);
+    let is_cert = |b: &PemBlock| b.label == "CERTIFICATE";
+    let is_key = |b: &PemBlock| KEY_LABELS.contains(&b.label.as_str()) && !b.encrypted;
+    let is_locked_key = |b: &PemBlock| {
+        b.label == "ENCRYPTED PRIVATE KEY"
+            || (KEY_LABELS.contains(&b.label.as_str()) && b.encrypted)
+    };
+    match kind {
+        PemKind::Certificate if has(&is_cert) => Ok(()),
+        PemKind::Certificate if has(&is_key) || has(&is_locked_key) => Err(
+            "holds a private key, not a certificate (`-----BEGIN CERTIFICATE-----`); are the files mixed up?".into(),
+        ),
+        PemKind::Certificate => Err(
+            "is not a PEM certificate (no `-----BEGIN CERTIFICATE-----` block)".into(),
+        ),
+        PemKind::PrivateKey if has(&is_key) => Ok(()),
+        PemKind::PrivateKey if has(&is_locked_key) => Err(
+            "the private key is encrypted, which the TLS client cannot use; decrypt it (`openssl pkey`) into a file only etcdboard can read".into(),
+        ),
+        PemKind::PrivateKey if has(&is_cert) => Err(
+            "holds a certificate, not a private key (`-----BEGIN PRIVATE KEY-----`); are cert and key swapped?".into(),
+        ),
+        PemKind::PrivateKey => Err(
+            "is not a PEM private key (no `-----BEGIN PRIVATE KEY-----` block)".into(),
+        ),
+    }
+}
+
+/// One `-----BEGIN label-----` … `-----END label-----` block.
+#[derive(Debug)]
+struct PemBlock {
+    label: String,
+    /// Has RFC 1421 headers (`Proc-Type: 4,ENCRYPTED`): an old-style encrypted key.
+    encrypted: bool,
+}
+
+/// The blocks of a PEM file; an error for a block without its END line or whose body is not
+/// base64 DER (the TLS stack would refuse the whole file). Not UTF-8 (e.g. DER): no blocks.
+fn pem_blocks(bytes: &[u8]) -> Result<Vec<PemBlock>, String> {
+    use base64::Engine as _;
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return Ok(Vec::new());
+    };
+    let mut blocks = Vec::new();
+    let mut lines = text.lines().enumerate();
+    while let Some((n, line)) = lines.next() {
+        let Some(label) = line
+            .trim()
+            .strip_prefix("-----BEGIN ")
+            .and_then(|l| l.strip_suffix("-----"))
+        else {
+            continue;
+        };
+        let at = n + 1;
+        let end = format!("-----END {label}-----");
+        let (mut body, mut encrypted, mut closed) = (String::new(), false, false);
+        for (_, line) in lines.by_ref() {
+            let line = line.trim();
+            if line == end {
+                closed = true;
+                break;
+            }
+            if line.contains(':') {
+                encrypted = true;
+            } else {
+                body.push_str(line);
+            }
+        }
+        if !closed {
+            return Err(format!(
+                "the {label} block of line {at} has no `{end}` line"
+            ));
+        }
+        if !encrypted {
+            let der = base64::engine::general_purpose::STANDARD
+                .decode(&body)
+                .map_err(|_| format!("the {label} block of line {at} is not base64"))?;
+            // Every certificate and key is an ASN.1 SEQUENCE.
+            if der.first() != Some(&0x30) {
+                return Err(format!("the {label} block of line {at} holds no DER data"));
+            }
+        }
+        blocks.push(PemBlock {
+            label: label.to_string(),
+            encrypted,
+        });
+    }
+    Ok(blocks)
+}
+
 /// Names a sub-field: `clusters[0].endpoints` in a file, just `--endpoints` for the flag.
 fn sub(field: &str, name: &str) -> String {
     if field.starts_with("--") {
@@ -726,6 +905,51 @@ fn sub(field: &str, name: &str) -> String {
     } else {
         format!("{field}.{name}")
     }
+}
+
+/// A client URL is scheme, host and an optional port, nothing else: the etcd client would drop
+/// a path or query silently, and endpoints are shown to every viewer (`/api/v1/clusters`), so a
+/// password in them would be too. The reason never repeats such a password.
+fn check_endpoint(e: &str) -> Result<(), String> {
+    let not_url = || format!("`{e}` is not a client URL like http://127.0.0.1:2379");
+    let rest = e
+        .strip_prefix("http://")
+        .or_else(|| e.strip_prefix("https://"))
+        .ok_or_else(not_url)?;
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    if let Some(at) = authority.rfind('@') {
+        let scheme = &e[..e.len() - rest.len()];
+        return Err(format!(
+            "`{scheme}***@{}` has a user name or password, which every viewer would see; give them as username and password_env (or password_file) in the config file instead",
+            &rest[at + 1..]
+        ));
+    }
+    let uri = e.parse::<http::Uri>().map_err(|_| not_url())?;
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(not_url());
+    }
+    if !matches!(&rest[authority_end..], "" | "/") {
+        return Err(format!(
+            "`{e}` has a path, query or fragment; a client URL is only scheme, host and port, like http://127.0.0.1:2379"
+        ));
+    }
+    // After an IPv6 literal's `]`, else after the last `:`; `http::Uri` reads 99999 as no port.
+    let port = match authority.rfind(']') {
+        Some(i) => &authority[i + 1..],
+        None => authority.rfind(':').map_or("", |i| &authority[i..]),
+    };
+    if let Some(port) = port.strip_prefix(':') {
+        let ok = !port.is_empty()
+            && port.bytes().all(|b| b.is_ascii_digit())
+            && port.parse::<u16>().is_ok_and(|p| p != 0);
+        if !ok {
+            return Err(format!("`{e}`: port `{port}` is not between 1 and 65535"));
+        }
+    } else if !port.is_empty() {
+        return Err(not_url());
+    }
+    Ok(())
 }
 
 fn check_cluster(field: &str, c: ClusterConfig) -> Result<ClusterConfig, ConfigError> {
@@ -742,14 +966,8 @@ fn check_cluster(field: &str, c: ClusterConfig) -> Result<ClusterConfig, ConfigE
         ));
     }
     for (i, e) in c.endpoints.iter().enumerate() {
-        let ok = (e.starts_with("http://") || e.starts_with("https://"))
-            && e.parse::<http::Uri>().is_ok_and(|u| u.host().is_some());
-        if !ok {
-            return err(format!(
-                "{}[{i}]: `{e}` is not a client URL like http://127.0.0.1:2379",
-                sub(field, "endpoints")
-            ));
-        }
+        check_endpoint(e)
+            .map_err(|why| ConfigError(format!("{}[{i}]: {why}", sub(field, "endpoints"))))?;
     }
     if c.separator.is_empty() {
         return err(format!("{}: must not be empty", sub(field, "separator")));
@@ -879,7 +1097,7 @@ mod tests {
         let pw = dir.path().join("pw");
         std::fs::write(&pw, "s3cret\n").unwrap();
         let ca = dir.path().join("ca.crt");
-        std::fs::write(&ca, "PEM").unwrap();
+        std::fs::write(&ca, pem("CERTIFICATE")).unwrap();
         std::fs::write(
             &path,
             format!(
@@ -943,6 +1161,318 @@ mod tests {
             std::fs::write(&path, yaml).unwrap();
             let e = Config::from_serve(&args).unwrap_err().to_string();
             assert!(e.contains(want), "{yaml}: {e}");
+        }
+    }
+
+    /// A PEM block around the smallest DER SEQUENCE: what [`check_pem`] looks at, not a usable
+    /// certificate or key.
+    fn pem(label: &str) -> String {
+        format!("-----BEGIN {label}-----\nMAMCAQE=\n-----END {label}-----\n")
+    }
+
+    /// `Config::from_serve` of one cluster file; the error text.
+    fn file_error(dir: &std::path::Path, yaml: &str) -> String {
+        let path = dir.join("c.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        let args = ServeArgs {
+            http: http(),
+            endpoints: vec![],
+            config: Some(path),
+        };
+        match Config::from_serve(&args) {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_session_ttl_may_be_any_unit_up_to_seven_days() {
+        for (text, secs) in [
+            ("90m", 5400),
+            ("61m", 3660),
+            ("3600s", 3600),
+            ("3600", 3600),
+            ("2h", 7200),
+            ("1.5h", 5400),
+            ("7d", 7 * 86400),
+            ("168h", 7 * 86400),
+            ("1m", 60),
+        ] {
+            assert_eq!(
+                parse_session_ttl(text),
+                Ok(Duration::from_secs(secs)),
+                "{text}"
+            );
+        }
+        for (text, want) in [
+            ("0", "between 1 minute and 7 days"),
+            ("0h", "between 1 minute and 7 days"),
+            ("30s", "between 1 minute and 7 days"),
+            ("8d", "between 1 minute and 7 days"),
+            ("169h", "between 1 minute and 7 days"),
+            (&"9".repeat(400), "between 1 minute and 7 days"),
+            ("12x", "unknown unit `x`"),
+            ("", "not a duration"),
+            ("-1h", "not a duration"),
+        ] {
+            let e = parse_session_ttl(text).unwrap_err();
+            assert!(e.contains(want), "{text}: {e}");
+        }
+        // Through the flag as clap reads it (and its ETCDBOARD_SESSION_TTL twin, same parser).
+        let cli = Cli::try_parse_from(["etcdboard", "serve", "--session-ttl", "90m"]).unwrap();
+        let Command::Serve(serve) = cli.command else {
+            panic!("not serve")
+        };
+        assert_eq!(
+            serve.http.access.session_ttl,
+            Some(Duration::from_secs(5400))
+        );
+        let e = Cli::try_parse_from(["etcdboard", "serve", "--session-ttl", "8d"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--session-ttl") && e.contains("7 days"), "{e}");
+    }
+
+    #[test]
+    fn tls_files_must_hold_pem_of_the_right_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let file = |name: &str, text: &str| {
+            let p = d.join(name);
+            std::fs::write(&p, text).unwrap();
+            p.display().to_string()
+        };
+        let ca = file("ca.crt", &pem("CERTIFICATE"));
+        let cert = file("client.crt", &pem("CERTIFICATE"));
+        let key = file("client.key", &pem("PRIVATE KEY"));
+        let rsa = file("rsa.key", &pem("RSA PRIVATE KEY"));
+        let both = file("both.pem", &(pem("CERTIFICATE") + &pem("EC PRIVATE KEY")));
+        let hostname = file("hostname", "etcd-0\n");
+        let der = d.join("ca.der");
+        std::fs::write(&der, [0x30, 0x03, 0x02, 0x01, 0x01]).unwrap();
+        let der = der.display().to_string();
+        let locked = file("locked.key", &pem("ENCRYPTED PRIVATE KEY"));
+        let legacy = file(
+            "legacy.key",
+            "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00\n\nMAMCAQE=\n-----END RSA PRIVATE KEY-----\n",
+        );
+        let cut = file("cut.crt", "-----BEGIN CERTIFICATE-----\nMAMCAQE=\n");
+        let garbled = file(
+            "garbled.crt",
+            &(pem("CERTIFICATE")
+                + "-----BEGIN CERTIFICATE-----\nnot*base64\n-----END CERTIFICATE-----\n"),
+        );
+        let cluster = |tls: &str| {
+            format!("clusters:\n  - name: a\n    endpoints: [https://x:1]\n    tls: {{{tls}}}\n")
+        };
+        for tls in [
+            format!("ca: {ca}, cert: {cert}, key: {key}"),
+            format!("ca: {both}, cert: {both}, key: {both}"),
+            format!("cert: {cert}, key: {rsa}"),
+            format!("ca: {ca}"),
+        ] {
+            let e = file_error(d, &cluster(&tls));
+            assert_eq!(e, "", "{tls}");
+        }
+        for (tls, want) in [
+            (
+                format!("ca: {ca}, cert: {hostname}, key: {key}"),
+                "clusters[0].tls.cert: <host>: is not a PEM certificate",
+            ),
+            (
+                format!("ca: {hostname}"),
+                "clusters[0].tls.ca: <host>: is not a PEM certificate",
+            ),
+            (
+                format!("ca: {der}"),
+                "clusters[0].tls.ca: <der>: is not a PEM certificate",
+            ),
+            (
+                format!("cert: {cert}, key: {hostname}"),
+                "clusters[0].tls.key: <host>: is not a PEM private key",
+            ),
+            (
+                format!("cert: {key}, key: {cert}"),
+                "clusters[0].tls.cert: <key>: holds a private key, not a certificate",
+            ),
+            (
+                format!("cert: {cert}, key: {cert}"),
+                "clusters[0].tls.key: <cert>: holds a certificate, not a private key",
+            ),
+            (
+                format!("cert: {cert}, key: {locked}"),
+                "the private key is encrypted",
+            ),
+            (
+                format!("cert: {cert}, key: {legacy}"),
+                "the private key is encrypted",
+            ),
+            (
+                format!("ca: {cut}"),
+                "the CERTIFICATE block of line 1 has no `-----END CERTIFICATE-----` line",
+            ),
+            (
+                format!("ca: {garbled}"),
+                "the CERTIFICATE block of line 4 is not base64",
+            ),
+        ] {
+            let want = want
+                .replace("<host>", &hostname)
+                .replace("<der>", &der)
+                .replace("<key>", &key)
+                .replace("<cert>", &cert);
+            let e = file_error(d, &cluster(&tls));
+            assert!(e.contains(&want), "{tls}: {e}");
+            assert!(
+                !e.contains("MAMCAQE"),
+                "{tls}: the message shows the file: {e}"
+            );
+        }
+        // Discovery rules read their TLS files the same way.
+        let e = file_error(
+            d,
+            &format!("discovery:\n  - namespaces: [a]\n    tls: {{ca: {hostname}}}\n"),
+        );
+        assert!(e.contains("discovery[0].tls.ca"), "{e}");
+    }
+
+    #[test]
+    fn an_endpoint_is_only_scheme_host_and_port() {
+        for good in [
+            "http://127.0.0.1:2379",
+            "https://etcd-0.etcd.svc:2379/",
+            "http://[::1]:2379",
+            "http://[::1]",
+            "https://etcd.example",
+            "http://h:65535",
+        ] {
+            assert_eq!(check_endpoint(good), Ok(()), "{good}");
+        }
+        for (bad, want) in [
+            ("ftp://x", "is not a client URL"),
+            ("http://", "is not a client URL"),
+            ("http://:2379", "is not a client URL"),
+            ("http://h:99999", "port `99999` is not between 1 and 65535"),
+            ("http://h:0", "port `0`"),
+            ("http://h:", "port ``"),
+            ("http://h:+1", "port `+1`"),
+            ("http://[::1]:70000", "port `70000`"),
+            ("http://h:2379/x?y", "has a path, query or fragment"),
+            ("http://h:2379/v3", "has a path, query or fragment"),
+            ("http://h:2379?y", "has a path, query or fragment"),
+            ("http://h:2379#top", "has a path, query or fragment"),
+            (
+                "http://user:pass@h:2379",
+                "`http://***@h:2379` has a user name or password",
+            ),
+            ("https://user@h:2379", "username and password_env"),
+            ("http://@h:2379", "`http://***@h:2379`"),
+        ] {
+            let e = check_endpoint(bad).unwrap_err();
+            assert!(e.contains(want), "{bad}: {e}");
+            assert!(!e.contains("pass@") && !e.contains("user@"), "{bad}: {e}");
+        }
+        // ... with the field named, in a file and for the flag.
+        let dir = tempfile::tempdir().unwrap();
+        let e = file_error(
+            dir.path(),
+            "clusters:\n  - name: a\n    endpoints: [http://x:1, \"http://root:s3cret@x:2\"]\n",
+        );
+        assert!(
+            e.contains("clusters[0].endpoints[1]: `http://***@x:2`"),
+            "{e}"
+        );
+        assert!(!e.contains("s3cret"), "{e}");
+        let args = ServeArgs {
+            http: http(),
+            endpoints: vec!["http://h:99999".into()],
+            config: None,
+        };
+        let e = Config::from_serve(&args).unwrap_err().to_string();
+        assert!(e.starts_with("configuration: --endpoints[0]: "), "{e}");
+    }
+
+    #[test]
+    fn page_size_and_max_value_bytes_stay_within_what_api_and_etcd_take() {
+        let with = |page_size: usize, max_value_bytes: usize| {
+            let http = HttpArgs {
+                page_size,
+                max_value_bytes,
+                ..http()
+            };
+            Config::new(&http, vec![])
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(with(1, 1024), Ok(()));
+        assert_eq!(with(1000, 10 * 1024 * 1024), Ok(()));
+        assert_eq!(
+            with(100, crate::domain::edit::DEFAULT_MAX_VALUE_BYTES),
+            Ok(())
+        );
+        for (page_size, max_value_bytes, want) in [
+            (5000, 1024, "--page-size: 5000 must be between 1 and 1000"),
+            (1001, 1024, "--page-size: 1001"),
+            (0, 1024, "--page-size: 0"),
+            (
+                100,
+                0,
+                "--max-value-bytes: 0 must be between 1024 and 10485760",
+            ),
+            (100, 1023, "--max-value-bytes: 1023"),
+            (100, 10 * 1024 * 1024 + 1, "--max-value-bytes: 10485761"),
+        ] {
+            let e = with(page_size, max_value_bytes).unwrap_err();
+            assert!(e.contains(want), "{page_size} {max_value_bytes}: {e}");
+        }
+    }
+
+    #[test]
+    fn no_sign_in_and_no_anonymous_role_is_refused() {
+        let with = |auth: AuthMode, role: &str| {
+            let mut http = http();
+            http.access.auth = auth;
+            http.access.anonymous_role = Some(role.into());
+            http.access.trusted_proxies = vec!["10.0.0.0/8".into()];
+            Config::new(&http, vec![])
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        let e = with(AuthMode::None, "none").unwrap_err();
+        assert!(
+            e.contains("--anonymous-role none") && e.contains("--auth none"),
+            "{e}"
+        );
+        assert_eq!(with(AuthMode::None, "viewer"), Ok(()));
+        assert_eq!(with(AuthMode::Proxy, "none"), Ok(()));
+    }
+
+    #[test]
+    fn a_base_path_must_be_a_clean_prefix() {
+        for (raw, want) in [
+            ("", ""),
+            ("/", ""),
+            ("etcd", "/etcd"),
+            ("/etcd/", "/etcd"),
+            ("/tools/etcd.v2~x", "/tools/etcd.v2~x"),
+            ("/a/.../b", "/a/.../b"),
+        ] {
+            assert_eq!(normalise_base_path(raw).unwrap(), want, "{raw}");
+        }
+        for (raw, want) in [
+            ("/etcd/../x", "has a `..` segment"),
+            ("..", "has a `..` segment"),
+            ("/./etcd", "has a `.` segment"),
+            ("/etcd//x", "has an empty segment"),
+            ("/a b", "may only contain"),
+            ("/etcd%2F", "may only contain"),
+            ("/etcd?x", "may only contain"),
+        ] {
+            let e = normalise_base_path(raw).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("--base-path `{raw}`")) && e.contains(want),
+                "{raw}: {e}"
+            );
         }
     }
 

@@ -1063,3 +1063,116 @@ async fn the_example_ha_etcd_is_rated_safe_by_etcdboard() {
         "no failure domain loses quorum"
     );
 }
+
+/// Runs the real binary as a Deployment would (flags or their `ETCDBOARD_*` twins, nothing
+/// inherited) and returns what it printed on stderr; fails if it is still running after a while,
+/// i.e. if it started serving with the setting.
+fn refused_at_start(args: &[&str], env: &[(&str, &str)], files: &Path) -> String {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_etcdboard"));
+    cmd.env_clear()
+        .args(["serve", "--kube=off", "--listen=127.0.0.1:0"])
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(files)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn etcdboard");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("etcdboard started with {args:?} {env:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "{args:?} {env:?}: {status} {stderr}");
+    stderr
+}
+
+/// Flags, `ETCDBOARD_*` variables, and what stderr must say.
+type Refused<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a [&'a str]);
+
+#[test]
+fn a_bad_setting_stops_the_server_at_start_and_the_message_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("hostname"), "etcd-0\n").unwrap();
+    std::fs::write(
+        d.join("clusters.yaml"),
+        "clusters:\n  - name: a\n    endpoints: [https://127.0.0.1:1]\n    tls: {ca: hostname}\n",
+    )
+    .unwrap();
+    let endpoints = ("ETCDBOARD_ENDPOINTS", "http://127.0.0.1:1");
+    let cases: [Refused; 12] = [
+        (&["--session-ttl=8d"], &[endpoints], &["--session-ttl", "7 days"]),
+        (
+            &[],
+            &[endpoints, ("ETCDBOARD_SESSION_TTL", "0")],
+            &["--session-ttl", "7 days"],
+        ),
+        (
+            &["--config=clusters.yaml"],
+            &[],
+            &["configuration: clusters.yaml: clusters[0].tls.ca: hostname: is not a PEM certificate"],
+        ),
+        (
+            &["--endpoints=http://127.0.0.1:99999"],
+            &[],
+            &["configuration: --endpoints[0]: `http://127.0.0.1:99999`: port"],
+        ),
+        (
+            &[],
+            &[("ETCDBOARD_ENDPOINTS", "http://127.0.0.1:2379/x?y")],
+            &["configuration: --endpoints[0]: ", "path, query or fragment"],
+        ),
+        (
+            &["--endpoints=http://root:s3cret@127.0.0.1:2379"],
+            &[],
+            &["configuration: --endpoints[0]: `http://***@127.0.0.1:2379`", "password_env"],
+        ),
+        (
+            &["--page-size=5000"],
+            &[endpoints],
+            &["configuration: --page-size: 5000 must be between 1 and 1000"],
+        ),
+        (
+            &[],
+            &[endpoints, ("ETCDBOARD_MAX_VALUE_BYTES", "0")],
+            &["configuration: --max-value-bytes: 0 must be between 1024"],
+        ),
+        (
+            &["--auth=none", "--anonymous-role=none"],
+            &[endpoints],
+            &["configuration: --anonymous-role none", "--auth none"],
+        ),
+        (
+            &[],
+            &[endpoints, ("ETCDBOARD_ANONYMOUS_ROLE", "none")],
+            &["configuration: --anonymous-role none"],
+        ),
+        (
+            &["--base-path=/etcd/../x"],
+            &[endpoints],
+            &["configuration: --base-path `/etcd/../x` has a `..` segment"],
+        ),
+        (
+            &[],
+            &[endpoints, ("ETCDBOARD_BASE_PATH", "/etcd//x")],
+            &["configuration: --base-path `/etcd//x` has an empty segment"],
+        ),
+    ];
+    for (args, env, wants) in cases {
+        let stderr = refused_at_start(args, env, d);
+        for want in wants {
+            assert!(stderr.contains(want), "{args:?} {env:?}: {stderr}");
+        }
+        assert!(!stderr.contains("s3cret"), "{stderr}");
+    }
+}
