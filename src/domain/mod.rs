@@ -8,6 +8,8 @@ pub mod discovery;
 pub mod edit;
 pub mod fences;
 pub mod format;
+/// Import batching (by key count and request bytes), per-key decisions and the report.
+pub mod import;
 pub mod k8s_proto;
 pub mod key;
 pub mod listing;

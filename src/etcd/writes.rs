@@ -492,12 +492,14 @@ impl EtcdCluster {
     }
 
     /// Puts all `(key, value, expected_mod_revision)` in one txn, only if every key is still at its
-    /// expected revision (0: absent). Returns false, writing nothing, when any changed. An existing
-    /// key keeps its lease. At most 128 entries.
+    /// expected revision (0: absent). Returns the revision of the write, or `None`, writing
+    /// nothing, when any key changed. Every key is written without a lease (an existing key's
+    /// lease is detached), as an import restores keys, not their leases. At most 128 entries, and
+    /// together within etcd's request size limit (the caller batches them).
     pub async fn put_many_cas(
         &self,
         entries: &[(Vec<u8>, Vec<u8>, i64)],
-    ) -> Result<bool, EtcdError> {
+    ) -> Result<Option<i64>, EtcdError> {
         let entries = entries.to_vec();
         self.write(|mut c, _| {
             let entries = entries.clone();
@@ -506,20 +508,14 @@ impl EtcdCluster {
                     .iter()
                     .map(|(k, _, rev)| Compare::mod_revision(k.clone(), CompareOp::Equal, *rev))
                     .collect();
+                // A put without options attaches no lease: etcd sets the key's lease to none.
                 let puts: Vec<TxnOp> = entries
                     .iter()
-                    .map(|(k, v, rev)| {
-                        let o = if *rev > 0 {
-                            Some(PutOptions::new().with_ignore_lease())
-                        } else {
-                            None
-                        };
-                        TxnOp::put(k.clone(), v.clone(), o)
-                    })
+                    .map(|(k, v, _)| TxnOp::put(k.clone(), v.clone(), None))
                     .collect();
                 let resp = c.txn(Txn::new().when(compares).and_then(puts)).await?;
                 let rev = resp.header().map_or(0, |h| h.revision());
-                Ok((resp.succeeded(), rev))
+                Ok((resp.succeeded().then_some(rev), rev))
             }
         })
         .await

@@ -11,19 +11,17 @@ use tokio::sync::mpsc;
 
 use crate::app::AppState;
 use crate::domain::access::Need;
-use crate::domain::edit::{LeaseChange, PutRequest, WriteOutcome};
+use crate::domain::edit::{request_size, LeaseChange, PutRequest, WriteOutcome};
+use crate::domain::import::{batches, Report, Write, MAX_BATCH_KEYS};
 use crate::domain::key::{b64_std, display_text, key_after, RawQuery};
 use crate::domain::listing::{ListReq, Mode};
-use crate::domain::transfer::{plan, Action, Document, Entry, FORMAT_VERSION};
-use crate::error::AppError;
+use crate::domain::transfer::{Document, Entry, FORMAT_VERSION};
+use crate::error::{AppError, ErrorMessage};
+use crate::etcd::{EtcdCluster, EtcdError};
 use crate::web::auth::Caller;
 
 /// Keys per export page.
 const EXPORT_PAGE: usize = 500;
-/// Keys per import batch (one read txn and one write txn each; etcd allows 128 ops).
-const IMPORT_BATCH: usize = 100;
-/// Conflicting keys listed in an import report (the counts are always complete).
-const MAX_LISTED: usize = 1000;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Format {
@@ -170,15 +168,17 @@ pub async fn export(
 }
 
 /// `POST /api/v1/clusters/{cluster}/import?dry_run=true|false&overwrite=false` with an export
-/// document (JSON or YAML). Reports creates, updates, unchanged and conflicts; applies only when
-/// `dry_run=false`, in CAS batches.
+/// document (JSON or YAML). Reports creates, updates, unchanged, conflicts and keys too large for
+/// etcd; applies only when `dry_run=false`, in CAS batches bounded by key count and request bytes.
+/// Imported keys have no lease. An import that fails after it began writing answers with the
+/// error's status and what it had written.
 pub async fn import(
     State(state): State<AppState>,
     caller: Caller,
     Path(cluster): Path<String>,
     AxumQuery(query): AxumQuery,
     body: Bytes,
-) -> Result<Json<serde_json::Value>, AppError> {
+) -> Result<Response, AppError> {
     let c = &state.cluster(&cluster)?;
     let q = RawQuery::parse(query.as_deref());
     let flag = |name: &str, default: bool| -> Result<bool, AppError> {
@@ -218,12 +218,6 @@ pub async fn import(
         let (k, v) = e
             .bytes()
             .map_err(|err| AppError::BadRequest(format!("keys[{i}]: {err}")))?;
-        if k.len() + v.len() > state.config().max_value_bytes {
-            return Err(AppError::TooLarge(format!(
-                "keys[{i}] is larger than the {} byte limit",
-                state.config().max_value_bytes
-            )));
-        }
         entries.push((k, v));
     }
     let mut seen = std::collections::HashSet::new();
@@ -243,94 +237,182 @@ pub async fn import(
         .revision
         .filter(|_| doc.cluster.as_deref() == Some(c.name()));
 
-    let mut counts = [0u64; 4];
-    let idx = |a: Action| match a {
-        Action::Create => 0,
-        Action::Update => 1,
-        Action::Unchanged => 2,
-        Action::Conflict => 3,
+    let limit = state.config().max_value_bytes;
+    let batching = batches(&entries, MAX_BATCH_KEYS, limit);
+    let mut report = Report::new(dry_run);
+    for &i in &batching.too_large {
+        let (k, v) = &entries[i];
+        report.too_large(k, request_size(k.len(), v.len()), limit);
+    }
+    let mut run = Run {
+        state: &state,
+        caller: &caller,
+        cluster: c,
+        limit,
+        report,
+        attempted: false,
     };
-    let mut listed: Vec<serde_json::Value> = Vec::new();
-    let mut note_conflict = |key: &[u8], reason: &str, counts: &mut [u64; 4]| {
-        counts[3] += 1;
-        if listed.len() < MAX_LISTED {
-            listed.push(
-                json!({ "key": display_text(key), "key_b64": b64_std(key), "reason": reason }),
-            );
+    for txn in &batching.txns {
+        let batch: Vec<&(Vec<u8>, Vec<u8>)> = txn.iter().map(|&i| &entries[i]).collect();
+        if let Err(stop) = run.batch(&batch, export_revision, overwrite).await {
+            if !run.attempted {
+                // Nothing was written (or could have been): a plain error says it all.
+                return Err(stop.error.into());
+            }
+            return Ok(stopped(&run.report, stop));
         }
-    };
-    for batch in entries.chunks(IMPORT_BATCH) {
+    }
+    Ok(Json(run.report.to_json()).into_response())
+}
+
+/// An etcd failure that ends an import; `in_doubt` keys were in a write whose outcome is unknown.
+struct Stop {
+    error: EtcdError,
+    in_doubt: usize,
+}
+
+impl Stop {
+    fn new(error: EtcdError, keys: usize) -> Stop {
+        let in_doubt = match error {
+            EtcdError::Unavailable { .. } => keys,
+            _ => 0,
+        };
+        Stop { error, in_doubt }
+    }
+}
+
+/// etcd refused a request over its `--max-request-bytes` (a lower limit than ours).
+fn too_large(e: &EtcdError) -> bool {
+    matches!(e, EtcdError::Rejected(m) if m.contains("request is too large"))
+}
+
+/// The answer of an import that stopped after it began writing: the error's status, with what
+/// had been done (a bare error would hide the keys already written).
+fn stopped(report: &Report, stop: Stop) -> Response {
+    let body = report.stopped(&stop.error.to_string(), stop.in_doubt);
+    tracing::warn!(
+        error = %stop.error,
+        written = report.keys_written(),
+        in_doubt = stop.in_doubt,
+        "import stopped part-way"
+    );
+    let message = body["error"].as_str().unwrap_or_default().to_string();
+    let mut resp = (AppError::Etcd(stop.error).status(), Json(body)).into_response();
+    resp.extensions_mut().insert(ErrorMessage(message));
+    resp
+}
+
+/// One import being applied: where, by whom, and what happened so far.
+struct Run<'a> {
+    state: &'a AppState,
+    caller: &'a Caller,
+    cluster: &'a EtcdCluster,
+    limit: usize,
+    report: Report,
+    /// A write was sent: from here on, a failure may leave the import part-way.
+    attempted: bool,
+}
+
+impl Run<'_> {
+    fn audit(&self, w: &Write, new_revision: Option<i64>, result: &str) {
+        self.caller.audit(
+            self.state,
+            self.cluster.name(),
+            "import",
+            &w.key,
+            w.expected,
+            new_revision,
+            result,
+        );
+    }
+
+    /// Reads one batch's keys, decides each, and (unless a dry run) writes the changes in one
+    /// CAS txn, falling back to key-by-key writes when that txn cannot be applied whole.
+    async fn batch(
+        &mut self,
+        batch: &[&(Vec<u8>, Vec<u8>)],
+        export_revision: Option<i64>,
+        overwrite: bool,
+    ) -> Result<(), Stop> {
         let keys: Vec<Vec<u8>> = batch.iter().map(|(k, _)| k.clone()).collect();
-        let current = c.get_many(&keys).await?;
-        let mut writes: Vec<(Vec<u8>, Vec<u8>, i64)> = Vec::new();
-        for ((k, v), cur) in batch.iter().zip(&current) {
-            let action = plan(
-                v,
-                cur.as_ref().map(|(cv, r)| (cv.as_slice(), *r)),
-                export_revision,
-            );
-            let expected = cur.as_ref().map_or(0, |(_, r)| *r);
-            match action {
-                Action::Conflict if !overwrite => note_conflict(
+        let current = self
+            .cluster
+            .get_many(&keys)
+            .await
+            .map_err(|e| Stop::new(e, 0))?;
+        let writes: Vec<Write> = batch
+            .iter()
+            .zip(&current)
+            .filter_map(|((k, v), cur)| {
+                self.report.decide(
                     k,
-                    "changed in this cluster after the export was taken",
-                    &mut counts,
-                ),
-                Action::Unchanged => counts[idx(action)] += 1,
-                _ => {
-                    let counted = if action == Action::Conflict {
-                        Action::Update
-                    } else {
-                        action
-                    };
-                    counts[idx(counted)] += 1;
-                    writes.push((k.clone(), v.clone(), expected));
+                    v,
+                    cur.as_ref().map(|(cv, r)| (cv.as_slice(), *r)),
+                    export_revision,
+                    overwrite,
+                )
+            })
+            .collect();
+        if self.report.dry_run() || writes.is_empty() {
+            return Ok(());
+        }
+        let txn: Vec<(Vec<u8>, Vec<u8>, i64)> = writes
+            .iter()
+            .map(|w| (w.key.clone(), w.value.clone(), w.expected))
+            .collect();
+        self.attempted = true;
+        match self.cluster.put_many_cas(&txn).await {
+            Ok(Some(revision)) => {
+                for w in &writes {
+                    self.report.written(w);
+                    self.audit(w, Some(revision), "ok");
                 }
+                Ok(())
             }
-        }
-        if dry_run || writes.is_empty() {
-            continue;
-        }
-        if c.put_many_cas(&writes).await? {
-            for (k, _, expected) in &writes {
-                caller.audit(&state, c.name(), "import", k, *expected, None, "ok");
-            }
-            continue;
-        }
-        // Someone changed a key of this batch between our read and our write: write the batch key
-        // by key, each still a CAS on what we read, and report the ones that changed.
-        for (k, v, expected) in writes {
-            let req = PutRequest {
-                key: k.clone(),
-                value: v,
-                expected_mod_revision: expected,
-                lease: LeaseChange::Keep,
-            };
-            match c.put_cas(&req).await?.value {
-                WriteOutcome::Done { revision } => caller.audit(
-                    &state,
-                    c.name(),
-                    "import",
-                    &k,
-                    expected,
-                    Some(revision),
-                    "ok",
-                ),
-                WriteOutcome::Conflict { .. } => {
-                    caller.audit(&state, c.name(), "import", &k, expected, None, "conflict");
-                    let was_create = expected == 0;
-                    counts[if was_create { 0 } else { 1 }] -= 1;
-                    note_conflict(&k, "changed during the import", &mut counts);
+            // Someone changed a key of this batch between our read and our write, or etcd's own
+            // size limit is lower than ours: write key by key, each still a CAS on what we read.
+            Ok(None) => self.one_by_one(writes).await,
+            Err(e) if too_large(&e) => self.one_by_one(writes).await,
+            Err(e) => {
+                let result = format!("error: {e}");
+                for w in &writes {
+                    self.audit(w, None, &result);
                 }
+                Err(Stop::new(e, writes.len()))
             }
         }
     }
-    Ok(Json(json!({
-        "dry_run": dry_run,
-        "created": counts[0],
-        "updated": counts[1],
-        "unchanged": counts[2],
-        "conflicts": counts[3],
-        "conflict_keys": listed,
-    })))
+
+    /// Writes a batch key by key; a key that changed is reported as a conflict, one etcd finds too
+    /// large as such, and the rest are still written.
+    async fn one_by_one(&mut self, writes: Vec<Write>) -> Result<(), Stop> {
+        for w in writes {
+            let req = PutRequest {
+                key: w.key.clone(),
+                value: w.value.clone(),
+                expected_mod_revision: w.expected,
+                lease: LeaseChange::Detach,
+            };
+            match self.cluster.put_cas(&req).await.map(|r| r.value) {
+                Ok(WriteOutcome::Done { revision }) => {
+                    self.report.written(&w);
+                    self.audit(&w, Some(revision), "ok");
+                }
+                Ok(WriteOutcome::Conflict { .. }) => {
+                    self.audit(&w, None, "conflict");
+                    self.report.conflict(&w.key, "changed during the import");
+                }
+                Err(e) if too_large(&e) => {
+                    self.audit(&w, None, &format!("error: {e}"));
+                    let size = request_size(w.key.len(), w.value.len());
+                    self.report.too_large(&w.key, size, self.limit);
+                }
+                Err(e) => {
+                    self.audit(&w, None, &format!("error: {e}"));
+                    return Err(Stop::new(e, 1));
+                }
+            }
+        }
+        Ok(())
+    }
 }
