@@ -107,7 +107,7 @@ impl Caller {
             .decide(&self.principal, cluster, need)
         {
             Decision::Allow => Ok(()),
-            Decision::Deny(why) => Err(self.refusal(why)),
+            Decision::Deny(why) => Err(self.refusal(state, why)),
         }
     }
 
@@ -120,8 +120,10 @@ impl Caller {
             .capabilities(&self.principal, cluster)
     }
 
-    fn refusal(&self, why: String) -> AppError {
-        if self.principal.authenticated {
+    /// 401 when signing in is possible and nobody has, else 403 (with `--auth none` nobody can
+    /// sign in, so a 401 would ask for what cannot be given).
+    fn refusal(&self, state: &AppState, why: String) -> AppError {
+        if self.principal.authenticated || !state.config().access.policy.sign_in {
             AppError::Forbidden(why)
         } else {
             AppError::Unauthorized(why)
@@ -351,7 +353,7 @@ fn refuse(state: &AppState, caller: &Caller, req: &Request, local: &str, why: St
         );
         return Redirect::to(&to).into_response();
     }
-    let err = caller.refusal(why);
+    let err = caller.refusal(state, why);
     if is_api {
         err.into_response()
     } else {

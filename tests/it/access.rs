@@ -896,6 +896,31 @@ async fn a_user_moved_to_other_groups_gets_their_rights_whatever_the_cookie_says
     assert_eq!(put(base).await, StatusCode::FORBIDDEN, "no longer an admin");
 }
 
+/// Without any way to sign in (`--auth none`), a refusal is a 403: a 401 would ask for a sign-in
+/// nobody can give.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_sign_in_a_refusal_is_a_403_not_a_401() {
+    let app = spawn_app_with(AppOptions {
+        access: AccessArgs {
+            read_only: true,
+            anonymous_role: Some("viewer".into()),
+            ..AccessArgs::default()
+        },
+        ..AppOptions::default()
+    })
+    .await;
+    let resp = call(
+        &app,
+        None,
+        Method::PUT,
+        "/api/v1/clusters/test/key",
+        Some(json!({"key": "/a", "value": "v", "expected_mod_revision": 0})),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert!(resp.headers().get("www-authenticate").is_none());
+}
+
 /// Many wrong passwords sent at once are throttled like ones sent one after another: each is
 /// checked against the throttle again when its turn for a password check comes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
