@@ -201,10 +201,21 @@
     if (prev && prev.focus) prev.focus({ preventScroll: true });
     return ok;
   }
+  // The exact text of base64 bytes, or null when they are not UTF-8.
+  function b64Text(b64) {
+    try {
+      const bin = atob(b64.trim());
+      return new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(Uint8Array.from(bin, (c) => c.charCodeAt(0)));
+    } catch (_) { return null; }
+  }
   function copy(btn) {
     const target = query(btn.getAttribute("data-copy-target"));
     if (!target) { flash(btn, "nothing to copy", false); return; }
-    const text = target instanceof HTMLInputElement || target instanceof HTMLTextAreaElement ? target.value : target.textContent;
+    const valueOf = (n) => (n instanceof HTMLInputElement || n instanceof HTMLTextAreaElement ? n.value : n.textContent);
+    // The stored bytes when the page carries them (what is shown may differ: escapes, a CR the
+    // HTML parser dropped); what is shown when they are not text.
+    const exact = btn.hasAttribute("data-copy-decode") ? query(btn.getAttribute("data-copy-decode")) : null;
+    const text = (exact && b64Text(valueOf(exact))) ?? valueOf(target);
     const done = (ok) => flash(btn, ok ? "copied" : "copy failed", ok);
     if (navigator.clipboard && window.isSecureContext) {
       navigator.clipboard.writeText(text).then(() => done(true), () => done(legacyCopy(text, btn)));

@@ -191,6 +191,9 @@ pub struct KeyView {
     pub actions: edit::KeyActions,
     /// For a Kubernetes protobuf value (`k8s\0…`): what it is, shown instead of the format.
     pub kube_note: String,
+    /// What the format label alone does not say about the value (CRLF line endings, or why UTF-8
+    /// text is shown as bytes).
+    pub format_note: Option<&'static str>,
     /// Not offered for editing (Kubernetes' own storage): no edit button.
     pub read_only: bool,
 }

@@ -7,7 +7,7 @@ use axum::extract::{Path, RawQuery as AxumQuery, State};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use crate::app::AppState;
-use crate::domain::format::{display_bytes, render, Rendered};
+use crate::domain::format::{display_bytes, parse_display, render, value_note, Rendered};
 use crate::domain::key::{b64_std, RawQuery};
 use crate::domain::listing::{Item, ListReq, Mode, Page};
 use crate::domain::record::KeyRecord;
@@ -277,6 +277,7 @@ fn key_view_for(
         permalink: urls.page("tree", None, Some(key)),
         actions,
         kube_note: String::new(),
+        format_note: None,
         read_only: false,
     };
     let Some(rec) = rec else { return view };
@@ -305,6 +306,9 @@ fn key_view_for(
             }
             return view;
         }
+    }
+    if view.kube_note.is_empty() {
+        view.format_note = value_note(&rec.value);
     }
     let shown: &[u8] = if !full && rec.value.len() > SHOW_BYTES {
         // Cut at a character boundary so valid text stays text.
@@ -515,7 +519,9 @@ pub async fn page(
         .map_err(AppError::BadRequest)?
         .filter(|k| !k.is_empty());
     let mut notice = None;
-    let search_text = q.bytes("q").map(<[u8]>::to_vec).unwrap_or_default();
+    // The search box holds display text (what labels show, and what it is refilled with): `\\`
+    // and `\xNN` in it stand for bytes, so a label pasted or typed back finds the same key.
+    let search_text = q.bytes("q").map(parse_display).unwrap_or_default();
     if !search_text.is_empty() {
         if q.text("go").map_err(AppError::BadRequest)? == Some("prefix") {
             req.prefix = search_text.clone();

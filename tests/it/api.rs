@@ -563,3 +563,219 @@ async fn a_deep_link_shows_a_few_neighbours_on_each_level_above_the_key() {
         "both long levels go on behind a link"
     );
 }
+
+/// Text between `start` and the next `end` in `html`, with tags dropped and character references
+/// decoded: what a browser shows there.
+fn shown_between(html: &str, start: &str, end: &str) -> Option<String> {
+    let from = html.find(start)? + start.len();
+    let inner = &html[from..from + html[from..].find(end)?];
+    let mut text = String::new();
+    let mut in_tag = false;
+    for c in inner.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => in_tag = false,
+            c if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    while let Some(at) = rest.find('&') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        let end = rest.find(';')?;
+        out.push(match &rest[1..end] {
+            "amp" => '&',
+            "lt" => '<',
+            "gt" => '>',
+            "quot" => '"',
+            "apos" => '\'',
+            n => {
+                let code = match n.strip_prefix("#x").or_else(|| n.strip_prefix("#X")) {
+                    Some(hex) => u32::from_str_radix(hex, 16).ok()?,
+                    None => n.strip_prefix('#')?.parse().ok()?,
+                };
+                char::from_u32(code)?
+            }
+        });
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
+/// Keys whose old labels were the same (`\u{0}` for a byte, a literal `\n` for a newline) now
+/// have labels of their own, and each label typed into the search box opens its own key again,
+/// with the box refilled with that same label.
+#[tokio::test]
+async fn keys_that_looked_alike_have_their_own_labels_which_the_search_box_opens() {
+    let app = spawn_app().await;
+    let keys: [&[u8]; 6] = [
+        b"/odd/bin-\xff\x00\x01",
+        b"/odd/bin-\\xff\\u{0}\\u{1}",
+        b"/odd/bin-\\xff\\x00\\x01",
+        b"/odd/nl\nline",
+        b"/odd/nl\\nline",
+        "/odd/é 中 <b>".as_bytes(),
+    ];
+    app.put_all(&keys.map(|k| (k, b"v"))).await;
+
+    let (status, listing) = app
+        .get_text("/clusters/test/keys?mode=flat&prefix=/odd/")
+        .await;
+    assert_eq!(status, 200, "{listing}");
+    let mut rows: Vec<String> = listing
+        .split("<span class=\"name\">")
+        .skip(1)
+        .filter_map(|s| shown_between(s, "", "</span>"))
+        .collect();
+    rows.sort();
+    rows.dedup();
+    assert_eq!(
+        rows.len(),
+        keys.len(),
+        "every key has its own label: {rows:?}"
+    );
+    assert!(
+        rows.contains(&r"/odd/bin-\xff\x00\x01".to_string()),
+        "{rows:?}"
+    );
+    assert!(rows.contains(&r"/odd/nl\\nline".to_string()), "{rows:?}");
+    assert!(rows.contains(&"/odd/é 中 <b>".to_string()), "{rows:?}");
+
+    for key in keys {
+        let (_, view) = app
+            .get_text(&format!("/clusters/test/ui/key?key={}", pct(key)))
+            .await;
+        let label = shown_between(&view, "id=\"key-path\">", "</h1>").expect("key label");
+        assert!(rows.contains(&label), "{label:?} in {rows:?}");
+        let (status, page) = app
+            .get_text(&format!(
+                "/clusters/test/keys?mode=tree&q={}&go=key",
+                pct(label.as_bytes())
+            ))
+            .await;
+        assert_eq!(status, 200, "{page}");
+        assert!(
+            page.contains(&format!("data-key-b64=\"{}\"", b64(key))),
+            "the label {label:?} opens {key:?}"
+        );
+        let refill = shown_between(&page, "id=\"search-input\" name=\"q\" value=\"", "\"")
+            .expect("search box");
+        assert_eq!(
+            refill, label,
+            "the search box is refilled with the same label"
+        );
+    }
+}
+
+/// The JSON view re-indents the stored text but shows every token as written: duplicate keys,
+/// escapes and number spellings are not normalised away.
+#[tokio::test]
+async fn a_json_value_is_shown_with_its_tokens_as_stored() {
+    let app = spawn_app().await;
+    let stored =
+        r#"{"a":1,"a":2,"e":"caf\u00e9","n":[1.0,1e2,123456789012345678901234567890],"o":{}}"#;
+    app.put_all(&[("/qa/json", stored)]).await;
+    let (status, view) = app.get_text("/clusters/test/ui/key?key=/qa/json").await;
+    assert_eq!(status, 200, "{view}");
+    assert!(
+        view.contains("<span class=\"format\">JSON</span>"),
+        "{view}"
+    );
+    assert_eq!(
+        shown_between(&view, "id=\"value-text\">", "</pre>").as_deref(),
+        Some(
+            "{\n  \"a\": 1,\n  \"a\": 2,\n  \"e\": \"caf\\u00e9\",\n  \"n\": [\n    1.0,\n    1e2,\n    123456789012345678901234567890\n  ],\n  \"o\": {}\n}"
+        )
+    );
+}
+
+/// Text a browser would show with invisible or missing characters is shown as bytes, and says
+/// why; CRLF text stays text and says so; plain text is not called YAML.
+#[tokio::test]
+async fn values_are_labelled_for_what_they_hold() {
+    let app = spawn_app().await;
+    app.put_all(&[
+        ("/qa/ctrl", "bell\x07 esc\x1b[31mred"),
+        ("/qa/crlf", "line1\r\nline2\r\n"),
+        ("/qa/plain", "hello world\nsecond line"),
+        ("/qa/stream", "a: 1\n---\nb: 2\n"),
+    ])
+    .await;
+    let view = |key: &'static str| {
+        let app = &app;
+        async move {
+            let (status, html) = app
+                .get_text(&format!("/clusters/test/ui/key?key={key}"))
+                .await;
+            assert_eq!(status, 200, "{html}");
+            (
+                shown_between(&html, "<span class=\"format\">", "</span>").unwrap_or_default(),
+                shown_between(&html, "<span class=\"format-note\">", "</span>"),
+                html,
+            )
+        }
+    };
+    let (format, note, html) = view("/qa/ctrl").await;
+    assert_eq!(format, "binary");
+    assert_eq!(note.as_deref(), Some("UTF-8 text with control characters"));
+    assert!(html.contains("62 65 6c 6c 07 20 65 73"), "hex dump: {html}");
+
+    let (format, note, html) = view("/qa/crlf").await;
+    assert_eq!(format, "text");
+    assert_eq!(note.as_deref(), Some("CRLF line endings"));
+    assert!(
+        html.contains(&b64(b"line1\r\nline2\r\n")),
+        "exact bytes to copy"
+    );
+
+    let (format, note, _) = view("/qa/plain").await;
+    assert_eq!((format.as_str(), note), ("text", None));
+    let (format, _, _) = view("/qa/stream").await;
+    assert_eq!(format, "YAML");
+}
+
+/// Without JavaScript the copy and delete buttons would do nothing, so they are marked to be
+/// hidden then; with it, the copy buttons point at the exact bytes of the key and the value.
+#[tokio::test]
+async fn the_key_view_buttons_need_javascript_and_copy_exact_bytes() {
+    let app = spawn_app().await;
+    let key = "/qa/copy\tme".as_bytes();
+    app.put_all(&[(key, "exact\r\ntext")]).await;
+    let (status, view) = app
+        .get_text(&format!("/clusters/test/ui/key?key={}", pct(key)))
+        .await;
+    assert_eq!(status, 200, "{view}");
+    let buttons: Vec<&str> = view
+        .split("<button")
+        .skip(1)
+        .filter_map(|b| b.split('>').next())
+        .collect();
+    assert!(
+        buttons.len() >= 4,
+        "copy, copy base64, copy, delete: {buttons:?}"
+    );
+    for b in &buttons {
+        assert!(b.contains("js-only"), "a button that needs JavaScript: {b}");
+    }
+    assert!(view.contains(r##"data-copy-target="#key-path" data-copy-decode="#key-b64""##));
+    assert!(view.contains(r##"data-copy-target="#value-text" data-copy-decode="#value-b64""##));
+    assert_eq!(
+        shown_between(
+            &view,
+            "id=\"key-b64\" class=\"sr-only\" readonly tabindex=\"-1\" aria-hidden=\"true\">",
+            "</textarea>"
+        ),
+        Some(b64(key))
+    );
+    assert_eq!(
+        shown_between(
+            &view,
+            "id=\"value-b64\" class=\"sr-only\" readonly tabindex=\"-1\" aria-hidden=\"true\">",
+            "</textarea>"
+        ),
+        Some(b64(b"exact\r\ntext"))
+    );
+}
