@@ -549,6 +549,10 @@ pub fn router(state: AppState) -> Router {
             web::request_deadline,
         ))
         .merge(probes)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            web::uniform_errors,
+        ))
         .layer(axum::middleware::from_fn(web::security_headers))
         // Outermost, so the request log and metrics see every response (and the user the identity
         // middleware put on it) and time the whole request, queueing included.

@@ -40,11 +40,62 @@ pub(crate) fn html(body: String) -> Response {
 /// `<li>`/`<p>` for htmx fragment requests), keeping status and message.
 pub async fn html_errors(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let headers = req.headers().clone();
+    // Unknown API paths land on the pages' fallback too; they keep the API's JSON.
+    let api = is_api_path(&state, req.uri().path());
     let resp = next.run(req).await;
+    if api {
+        return resp;
+    }
     let Some(ErrorMessage(message)) = resp.extensions().get::<ErrorMessage>().cloned() else {
         return resp;
     };
     error_page(&state, resp.status(), message, &headers)
+}
+
+/// Whether `path` is under the JSON API (`{base}/api/`).
+fn is_api_path(state: &AppState, path: &str) -> bool {
+    path.strip_prefix(state.base())
+        .is_some_and(|rest| rest.starts_with("/api/"))
+}
+
+/// Gives error responses that did not come from our handlers (axum's own 405 with an empty body,
+/// the body limit's plain-text 413, …) the same shape as ours: `{"error": …}` on the API, the
+/// error page elsewhere.
+pub async fn uniform_errors(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_string();
+    let method = req.method().clone();
+    let headers = req.headers().clone();
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let ours = resp.extensions().get::<ErrorMessage>().is_some()
+        || resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.starts_with("application/json") || t.starts_with("text/html"));
+    if !(status.is_client_error() || status.is_server_error()) || ours {
+        return resp;
+    }
+    let message = match status {
+        axum::http::StatusCode::METHOD_NOT_ALLOWED => format!("{method} is not allowed on {path}"),
+        axum::http::StatusCode::PAYLOAD_TOO_LARGE => format!(
+            "the request body is larger than {} bytes, the most this route takes",
+            state.config().max_value_bytes * 2 + 64 * 1024
+        ),
+        other => other.canonical_reason().unwrap_or("error").to_string(),
+    };
+    let allow = resp.headers().get(header::ALLOW).cloned();
+    let mut out = if is_api_path(&state, &path) {
+        let mut r = (status, axum::Json(serde_json::json!({ "error": message }))).into_response();
+        r.extensions_mut().insert(ErrorMessage(message));
+        r
+    } else {
+        error_page(&state, status, message, &headers)
+    };
+    if let Some(allow) = allow {
+        out.headers_mut().insert(header::ALLOW, allow);
+    }
+    out
 }
 
 /// An error as HTML: a banner for htmx fragment requests, else a full page with a way back.

@@ -779,3 +779,38 @@ async fn the_key_view_buttons_need_javascript_and_copy_exact_bytes() {
         Some(b64(b"exact\r\ntext"))
     );
 }
+
+/// Errors that axum itself produces (unknown API route, wrong method, body over the limit) have
+/// the API's `{"error": …}` shape too.
+#[tokio::test]
+async fn every_api_error_is_json_even_those_the_router_makes() {
+    let app = spawn_app().await;
+    let (status, body) = app.get_json("/api/v1/clusters/test/nonsense").await;
+    assert_eq!(status, 404);
+    assert!(body["error"].is_string(), "{body}");
+    let resp = app
+        .http
+        .patch(app.url("/api/v1/clusters/test/key"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 405);
+    assert!(resp.headers().contains_key("allow"));
+    let body: serde_json::Value = resp.json().await.expect("a JSON body");
+    assert!(body["error"].as_str().unwrap().contains("PATCH"), "{body}");
+    let resp = app
+        .http
+        .put(app.url("/api/v1/clusters/test/key"))
+        .header("content-type", "application/json")
+        .body(vec![b' '; 8 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+    let body: serde_json::Value = resp.json().await.expect("a JSON body");
+    assert!(body["error"].as_str().unwrap().contains("larger than"), "{body}");
+    // Pages keep their error page.
+    let (status, html) = app.get_text("/clusters/test/nonsense").await;
+    assert_eq!(status, 404);
+    assert!(html.contains("<html"), "{html}");
+}
