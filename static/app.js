@@ -69,9 +69,14 @@
     const rows = nav ? visibleRows(nav) : [];
     if (!rows.length) return;
     let i = rows.indexOf(from);
-    // Focus elsewhere (e.g. on the key view after opening a key): continue from the
-    // container's current row, so `j` after Enter goes to the next key.
-    if (i < 0) i = rows.indexOf(rovingRow(nav));
+    // Focus elsewhere: after opening a key (the Tab stop is the open key), continue from it, so
+    // `j` after Enter goes to the next key; otherwise (a fresh page) land on the Tab stop itself
+    // instead of skipping past it.
+    if (i < 0) {
+      const stop = rovingRow(nav);
+      i = rows.indexOf(stop);
+      if (i >= 0 && !stop.matches("[aria-current]")) { focusRow(stop); return; }
+    }
     if (i < 0) { focusRow(rows[delta > 0 ? 0 : rows.length - 1]); return; }
     focusRow(rows[Math.max(0, Math.min(rows.length - 1, i + delta))]);
   }

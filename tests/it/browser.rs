@@ -427,6 +427,7 @@ async fn keyboard_navigation_moves_and_opens() {
         ("/app/x.json", r#"{"x":1}"#),
         ("/app/y.json", r#"{"y":2}"#),
         ("/zeta", "last letter"),
+        ("top-level", "a sibling of / at the root"),
     ])
     .await;
 
@@ -434,6 +435,9 @@ async fn keyboard_navigation_moves_and_opens() {
         .attempt(async {
             b.goto(&keys_url(&app, "")).await;
             b.row("/").await;
+            // On a fresh page the first `j` lands on the first row, not the one after it.
+            b.press('j').await;
+            wait_focus(&b, "/").await;
             // The tree has one Tab stop (roving tabindex); focus it.
             let focused_row = b
                 .js("const r = document.querySelector('.tree a.row[tabindex=\"0\"]'); if (r) r.focus(); return !!r;")
