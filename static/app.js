@@ -430,6 +430,7 @@
   let source = null;
   let readies = 0;
   let retryTimer = null;
+  let slowTimer = null;
 
   function liveStatus(state, text, title) {
     const s = doc.querySelector("[data-live-status]");
@@ -595,10 +596,25 @@
     liveStatus("connecting", "connecting…", "opening live updates");
     const es = new EventSource(url);
     source = es;
+    // Never a spinner for ever: say so when the watch is not there after a while.
+    let opened = false;
+    clearTimeout(slowTimer);
+    slowTimer = setTimeout(() => {
+      if (source === es && !opened) liveStatus("off", "no answer", "live updates: no answer after 10 s; still trying");
+    }, 10000);
     es.addEventListener("ready", () => {
+      opened = true;
       liveStatus("on", "live", "changes appear as they happen");
       // A reconnect may have missed changes: reload what is shown.
       if (++readies > 1) resync();
+    });
+    es.addEventListener("paused", (e) => {
+      let why = "";
+      try { why = JSON.parse(e.data).reason || ""; } catch (_) { /* keep it short */ }
+      liveStatus("off", "paused", `live updates paused: no member can watch (${why}); retrying`);
+    });
+    es.addEventListener("resumed", () => {
+      if (opened) liveStatus("on", "live", "changes appear as they happen");
     });
     es.addEventListener("change", onChange);
     es.addEventListener("resync", resync);
@@ -616,6 +632,7 @@
   }
   function closeLive() {
     clearTimeout(retryTimer);
+    clearTimeout(slowTimer);
     if (source) { source.close(); source = null; }
   }
   window.addEventListener("pagehide", closeLive);

@@ -8,7 +8,7 @@ use etcd_client::{EventType, WatchOptions};
 use tokio::sync::mpsc;
 
 use crate::domain::key::prefix_end;
-use crate::etcd::gateway::EtcdCluster;
+use crate::etcd::gateway::{short_reason, EtcdCluster};
 
 /// One change under a watched prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +30,11 @@ pub enum WatchItem {
     Events(Vec<KeyEvent>),
     /// History needed to resume was compacted: viewers should reload.
     Resync,
+    /// No member could keep the watch (every member was tried once and failed, e.g. no leader
+    /// without quorum); it is retried. Sent once per outage, with the last member's reason.
+    Paused(String),
+    /// The watch runs again after [`WatchItem::Paused`], from where it stopped (nothing missed).
+    Resumed,
 }
 
 impl EtcdCluster {
@@ -49,15 +54,29 @@ impl EtcdCluster {
             let mut next_rev: Option<i64> = None;
             let mut member = 0usize;
             let members = cluster.endpoints().len().max(1);
+            // Attempts that failed since the watch last ran, and whether viewers were told.
+            let (mut failed, mut paused) = (0usize, false);
+            let mut reason = String::from("no member answered");
             loop {
                 if tx.is_closed() {
                     return;
                 }
+                if failed >= members && !paused {
+                    paused = true;
+                    if tx.send(WatchItem::Paused(reason.clone())).await.is_err() {
+                        return;
+                    }
+                }
                 let client = cluster.client(member % members, false).await;
                 member += 1;
-                let Ok(mut client) = client else {
-                    tokio::time::sleep(Duration::from_millis(300)).await;
-                    continue;
+                let mut client = match client {
+                    Ok(c) => c,
+                    Err(why) => {
+                        reason = why;
+                        failed += 1;
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        continue;
+                    }
                 };
                 let mut opts = WatchOptions::new().with_range(end.clone());
                 if let Some(r) = next_rev {
@@ -68,10 +87,23 @@ impl EtcdCluster {
                     client.watch(start.clone(), Some(opts)),
                 )
                 .await;
-                let Ok(Ok(mut stream)) = stream else {
-                    tokio::time::sleep(Duration::from_millis(300)).await;
-                    continue;
+                let mut stream = match stream {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => {
+                        reason = short_reason(&e);
+                        failed += 1;
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        continue;
+                    }
+                    Err(_) => {
+                        reason = "no answer after 3 s".into();
+                        failed += 1;
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        continue;
+                    }
                 };
+                // Counted as a failure until etcd confirms the watch below.
+                failed += 1;
                 loop {
                     tokio::select! {
                         _ = tx.closed() => return,
@@ -86,6 +118,15 @@ impl EtcdCluster {
                                 }
                                 if resp.canceled() {
                                     break;
+                                }
+                                if resp.created() {
+                                    failed = 0;
+                                    if std::mem::take(&mut paused)
+                                        && next_rev.is_some()
+                                        && tx.send(WatchItem::Resumed).await.is_err()
+                                    {
+                                        return;
+                                    }
                                 }
                                 if resp.created() && next_rev.is_none() {
                                     let at = resp.header().map_or(0, |h| h.revision());
@@ -113,7 +154,11 @@ impl EtcdCluster {
                                     return;
                                 }
                             }
-                            _ => break,
+                            Ok(None) => break,
+                            Err(e) => {
+                                reason = short_reason(&e);
+                                break;
+                            }
                         }
                     }
                 }

@@ -36,6 +36,8 @@ const RECONNECT_AFTER: Duration = Duration::from_millis(500);
 struct Shared {
     tx: broadcast::Sender<WatchItem>,
     started: Arc<Mutex<Option<i64>>>,
+    /// Why the watch is paused right now (see [`WatchItem::Paused`]), for viewers joining then.
+    paused: Arc<Mutex<Option<String>>>,
 }
 
 /// Shared watches by (cluster, prefix), the viewers connected, and the shutdown signal of their
@@ -69,6 +71,7 @@ impl Drop for ViewerGuard {
 pub struct Subscription {
     rx: broadcast::Receiver<WatchItem>,
     started: Option<i64>,
+    paused: Option<String>,
 }
 
 impl LiveHub {
@@ -80,22 +83,27 @@ impl LiveHub {
             return Subscription {
                 rx: broadcast::channel(1).1,
                 started: None,
+                paused: None,
             };
         };
         if let Some(shared) = topics.get(&topic) {
             let started = shared.started.lock().ok().and_then(|g| *g);
+            let paused = shared.paused.lock().ok().and_then(|g| g.clone());
             return Subscription {
                 rx: shared.tx.subscribe(),
                 started,
+                paused,
             };
         }
         let (tx, rx) = broadcast::channel(256);
         let started = Arc::new(Mutex::new(None));
+        let paused = Arc::new(Mutex::new(None));
         topics.insert(
             topic.clone(),
             Shared {
                 tx: tx.clone(),
                 started: started.clone(),
+                paused: paused.clone(),
             },
         );
         let mut watch = cluster.watch_prefix(prefix);
@@ -109,10 +117,17 @@ impl LiveHub {
                             let covered = match &item {
                                 WatchItem::Started(rev) => Some(*rev),
                                 WatchItem::Events(evs) => evs.last().map(|e| e.revision),
-                                WatchItem::Resync => None,
+                                WatchItem::Resync | WatchItem::Paused(_) | WatchItem::Resumed => None,
                             };
                             if let (Some(rev), Ok(mut g)) = (covered, started.lock()) {
                                 *g = Some(rev);
+                            }
+                            if let Ok(mut g) = paused.lock() {
+                                match &item {
+                                    WatchItem::Paused(why) => *g = Some(why.clone()),
+                                    WatchItem::Resumed | WatchItem::Started(_) => *g = None,
+                                    _ => {}
+                                }
                             }
                             let _ = tx.send(item);
                         }
@@ -129,7 +144,11 @@ impl LiveHub {
             }
             // Dropping `watch` ends the etcd watch.
         });
-        Subscription { rx, started: None }
+        Subscription {
+            rx,
+            started: None,
+            paused: None,
+        }
     }
 
     /// Number of prefixes watched right now.
@@ -153,6 +172,10 @@ fn to_event(item: &WatchItem) -> Vec<Event> {
     match item {
         WatchItem::Started(_) => Vec::new(),
         WatchItem::Resync => vec![Event::default().event("resync").data("{}")],
+        WatchItem::Paused(reason) => vec![Event::default()
+            .event("paused")
+            .data(json!({ "reason": reason }).to_string())],
+        WatchItem::Resumed => vec![Event::default().event("resumed").data("{}")],
         WatchItem::Events(events) => events
             .iter()
             .map(|e| {
@@ -204,7 +227,7 @@ pub async fn watch(
         ended: false,
         _guard: ViewerGuard(hub.viewers.clone()),
     };
-    let stream = events(viewer, sub.started, start_revision);
+    let stream = events(viewer, sub.started, start_revision, sub.paused);
     let mut resp = Sse::new(stream)
         .keep_alive(
             KeepAlive::new()
@@ -261,11 +284,15 @@ fn events(
     mut viewer: Viewer,
     started: Option<i64>,
     start_revision: Option<i64>,
+    paused: Option<String>,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     viewer.pending = started
         .map(|s| opening(s, start_revision))
         .unwrap_or_default()
         .into();
+    if let Some(why) = paused {
+        viewer.pending.extend(to_event(&WatchItem::Paused(why)));
+    }
     futures::stream::unfold(viewer, move |mut v| async move {
         loop {
             if let Some(ev) = v.pending.pop_front() {
@@ -288,6 +315,10 @@ fn events(
                 Next::Item(Ok(WatchItem::Started(rev))) if !v.ready => {
                     v.ready = true;
                     v.pending = opening(rev, start_revision).into();
+                }
+                // Whether the watch can run at all matters before it is ready too.
+                Next::Item(Ok(item @ (WatchItem::Paused(_) | WatchItem::Resumed))) => {
+                    v.pending = to_event(&item).into()
                 }
                 // Changes before this viewer's watch was ready are covered by its resync check.
                 Next::Item(Ok(_)) if !v.ready => {}

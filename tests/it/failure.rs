@@ -274,3 +274,39 @@ async fn with_every_member_down_requests_fail_fast_with_a_clear_error() {
         "an error page, not a bare 500"
     );
 }
+
+/// Live updates say so when no member can keep a watch (quorum lost: every member refuses
+/// without a leader), instead of "connecting…" for ever, and go on once quorum is back.
+#[tokio::test]
+async fn live_updates_say_they_are_paused_while_quorum_is_lost() {
+    let mut app = spawn_app().await;
+    app.put_all(&[("/w/a", "1")]).await;
+    app.etcd.kill(1);
+    app.etcd.kill(2);
+    let mut resp = app
+        .http
+        .get(app.url("/api/v1/clusters/test/watch?prefix=/w/"))
+        .timeout(Duration::from_secs(60))
+        .send()
+        .await
+        .expect("the stream opens");
+    assert_eq!(resp.status(), 200);
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !text.contains("event: paused") {
+        match tokio::time::timeout_at(deadline, resp.chunk()).await {
+            Ok(Ok(Some(bytes))) => text.push_str(&String::from_utf8_lossy(&bytes)),
+            other => panic!("no `paused` event ({other:?}); read so far: {text}"),
+        }
+    }
+    // (A `ready` may come first: the survivor believes in its leader until an election times out.)
+    let seen = text.len();
+    app.etcd.restart(1).await.expect("restart");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !text[seen..].contains("event: resumed") && !text[seen..].contains("event: ready") {
+        match tokio::time::timeout_at(deadline, resp.chunk()).await {
+            Ok(Ok(Some(bytes))) => text.push_str(&String::from_utf8_lossy(&bytes)),
+            other => panic!("not ready again ({other:?}); read so far: {text}"),
+        }
+    }
+}
