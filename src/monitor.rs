@@ -3,13 +3,16 @@
 //! member's `/metrics` into a bounded in-memory window for the charts. Nothing here can slow a
 //! page: every call has a deadline and pages read the latest snapshot or a fresh bounded round.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::domain::cluster::{diff_events, quorum, AlarmView, ClusterEvent, MemberView, Quorum};
+use crate::domain::cluster::{
+    diff_events, lagging_learners, learners_behind, quorum, unanswered, AlarmView, ClusterEvent,
+    MemberView, Quorum, QuorumClock,
+};
 use crate::domain::metrics::{parse, point, Point, Scrape};
-use crate::etcd::members::Observation;
+use crate::etcd::members::{Observation, MEMBER_DEADLINE};
 use crate::etcd::EtcdCluster;
 
 /// How often members are observed in the background.
@@ -50,16 +53,27 @@ pub struct Snapshot {
     pub events: Vec<ClusterEvent>,
     /// Chart points per member id (oldest first).
     pub series: Vec<(String, String, Vec<Point>)>,
+    /// When the member list was last read (the members shown are from then when the latest
+    /// round found no member to ask).
+    pub listed_ms: Option<u64>,
+    /// Since when the cluster has been in its quorum state, and without quorum.
+    pub clock: QuorumClock,
+    /// How often metrics are scraped (a chart value older than a few of these is stale).
+    pub scrape_every_ms: u64,
 }
 
 #[derive(Default)]
 struct State {
+    /// The latest observation, when it was made, and whether the timeline counts quorum as held.
     last: Option<(Observation, u64, bool)>,
     events: VecDeque<ClusterEvent>,
     leader_changes: VecDeque<u64>,
+    /// Per member id, like `series` and `learner_behind`: only ids in the latest member list.
     scrapes: HashMap<String, Scrape>,
     series: HashMap<String, VecDeque<Point>>,
     learner_behind: HashMap<String, u32>,
+    listed_ms: Option<u64>,
+    clock: QuorumClock,
 }
 
 /// The watcher of one cluster.
@@ -125,60 +139,12 @@ impl Monitor {
 
     /// Observes the members now (bounded by the per-member deadline) and records what changed.
     pub async fn observe_now(&self) -> Snapshot {
-        let mut obs = self.cluster.observe().await;
+        let obs = self.cluster.observe().await;
         let at = now_ms();
         if let Ok(mut st) = self.state.lock() {
-            // An alarm list that could not be read keeps the last known alarms: an alarm never
-            // "clears" just because quorum was lost.
-            if !obs.alarms_known {
-                if let Some((prev, _, _)) = &st.last {
-                    obs.alarms = prev.alarms.clone();
-                }
-            }
-            let lagging = self.lagging_learners(&mut st, &obs.members);
-            let q = quorum(&obs.members, 0, &lagging).has_quorum;
-            if obs.error.is_none() {
-                if let Some((prev, _, prev_q)) = &st.last {
-                    if prev.error.is_none() {
-                        let events = diff_events(
-                            &prev.members,
-                            &prev.alarms,
-                            *prev_q,
-                            &obs.members,
-                            &obs.alarms,
-                            q,
-                            at,
-                        );
-                        for e in events {
-                            if e.kind == "leader-changed" {
-                                st.leader_changes.push_back(at);
-                            }
-                            st.events.push_front(e);
-                        }
-                        st.events.truncate(EVENTS_KEPT);
-                    }
-                }
-            }
-            st.last = Some((obs, at, q));
+            st.record(obs, at, &self.cluster.endpoints());
         }
         self.snapshot()
-    }
-
-    fn lagging_learners(&self, st: &mut State, members: &[MemberView]) -> Vec<String> {
-        let mut out = Vec::new();
-        for m in members.iter().filter(|m| m.learner) {
-            let behind = m.lag.is_none_or(|l| l > LEARNER_LAG);
-            let n = st.learner_behind.entry(m.id.clone()).or_default();
-            *n = if behind { *n + 1 } else { 0 };
-            if *n >= LEARNER_OBSERVATIONS {
-                out.push(if m.name.is_empty() {
-                    m.id.clone()
-                } else {
-                    m.name.clone()
-                });
-            }
-        }
-        out
     }
 
     /// The latest snapshot (members, quorum, timeline, charts) without asking etcd.
@@ -186,55 +152,7 @@ impl Monitor {
         let Ok(mut st) = self.state.lock() else {
             return Snapshot::empty("monitor state unavailable");
         };
-        let horizon = now_ms().saturating_sub(15 * 60 * 1000);
-        while st.leader_changes.front().is_some_and(|t| *t < horizon) {
-            st.leader_changes.pop_front();
-        }
-        let changes = st.leader_changes.len();
-        let lagging: Vec<String> = st
-            .learner_behind
-            .iter()
-            .filter(|(_, n)| **n >= LEARNER_OBSERVATIONS)
-            .map(|(id, _)| id.clone())
-            .collect();
-        let Some((obs, at, _)) = &st.last else {
-            return Snapshot::empty("not observed yet");
-        };
-        let names: HashMap<&str, &str> = obs
-            .members
-            .iter()
-            .map(|m| (m.id.as_str(), m.name.as_str()))
-            .collect();
-        let mut series: Vec<(String, String, Vec<Point>)> = st
-            .series
-            .iter()
-            .map(|(id, pts)| {
-                (
-                    id.clone(),
-                    names.get(id.as_str()).unwrap_or(&"").to_string(),
-                    pts.iter().cloned().collect(),
-                )
-            })
-            .collect();
-        series.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
-        let mut members = obs.members.clone();
-        for m in members.iter_mut().filter(|m| m.quota.is_none()) {
-            m.quota = st
-                .scrapes
-                .get(&m.id)
-                .and_then(|s| s.values.get("etcd_server_quota_backend_bytes"))
-                .map(|q| *q as i64);
-        }
-        Snapshot {
-            quorum: quorum(&obs.members, changes, &lagging),
-            members,
-            alarms: obs.alarms.clone(),
-            error: obs.error.clone(),
-            observed_ms: *at,
-            took_ms: obs.took.as_millis() as u64,
-            events: st.events.iter().cloned().collect(),
-            series,
-        }
+        st.snapshot(now_ms(), self.scrape_every)
     }
 
     /// Alarms of the latest observation (for the banner on every page of the cluster).
@@ -289,19 +207,166 @@ impl Monitor {
         let results = futures::future::join_all(fetches).await;
         let at = now_ms();
         if let Ok(mut st) = self.state.lock() {
-            for (id, text) in results {
-                let Some(text) = text else { continue };
-                let scrape = parse(&text);
-                let previous = st.scrapes.insert(id.clone(), scrape.clone());
-                if let Some(prev) = previous {
-                    let series = st.series.entry(id).or_default();
-                    series.push_back(point(&prev, &scrape, at));
-                    while series.len() > POINTS_KEPT {
-                        series.pop_front();
+            st.record_scrapes(results, at);
+        }
+    }
+}
+
+impl State {
+    /// Records one observation made at `at` (`endpoints`: what the gateway asks for the member
+    /// list). When no endpoint answered, the last known members stand in, all down, so the page
+    /// keeps their names and count instead of an empty table.
+    fn record(&mut self, mut obs: Observation, at: u64, endpoints: &[String]) {
+        // An alarm list that could not be read keeps the last known alarms: an alarm never
+        // "clears" just because quorum was lost.
+        if !obs.alarms_known {
+            if let Some((prev, _, _)) = &self.last {
+                obs.alarms = prev.alarms.clone();
+            }
+        }
+        if obs.error.is_none() {
+            self.listed_ms = Some(at);
+            self.learner_behind = learners_behind(&self.learner_behind, &obs.members, LEARNER_LAG);
+            self.keep_members(&obs.members);
+        } else if obs.members.is_empty() {
+            if let Some((prev, _, _)) = &self.last {
+                obs.members = unanswered(&prev.members, endpoints, MEMBER_DEADLINE.as_secs_f64());
+            }
+        }
+        let lagging = lagging_learners(&self.learner_behind, &obs.members, LEARNER_OBSERVATIONS);
+        let q = quorum(&obs.members, 0, &lagging);
+        self.clock.observe(q.state, at);
+        let before = self.last.as_ref().is_none_or(|(_, _, held)| *held);
+        let held = self.clock.held_for_timeline(before, at);
+        if let Some((prev, _, prev_held)) = &self.last {
+            // Both rounds must know the members: a round without a member list says nothing about
+            // who was added or removed.
+            if !prev.members.is_empty() && !obs.members.is_empty() {
+                let events = diff_events(
+                    &prev.members,
+                    &prev.alarms,
+                    *prev_held,
+                    &obs.members,
+                    &obs.alarms,
+                    held,
+                    at,
+                );
+                for e in events {
+                    if e.kind == "leader-changed" {
+                        self.leader_changes.push_back(at);
                     }
+                    self.events.push_front(e);
+                }
+                self.events.truncate(EVENTS_KEPT);
+            }
+        }
+        self.last = Some((obs, at, held));
+    }
+
+    /// Forgets what is kept per member for ids no longer in the member list (removed, replaced).
+    /// A member that is down stays in the list, and so keeps its chart.
+    fn keep_members(&mut self, members: &[MemberView]) {
+        let ids: HashSet<&str> = members.iter().map(|m| m.id.as_str()).collect();
+        self.scrapes.retain(|id, _| ids.contains(id.as_str()));
+        self.series.retain(|id, _| ids.contains(id.as_str()));
+        self.learner_behind
+            .retain(|id, _| ids.contains(id.as_str()));
+    }
+
+    /// Records a scrape round at `at`: `results` has the text of each member asked, `None` if it
+    /// did not answer. Every charted member without an answer gets an empty point, so the charts
+    /// stay aligned in time and a dead member's line stops where it died.
+    fn record_scrapes(&mut self, results: Vec<(String, Option<String>)>, at: u64) {
+        let mut answered = HashSet::new();
+        for (id, text) in results {
+            let Some(text) = text else { continue };
+            answered.insert(id.clone());
+            let scrape = parse(&text);
+            let previous = self.scrapes.insert(id.clone(), scrape.clone());
+            if let Some(prev) = previous {
+                let series = self.series.entry(id).or_default();
+                series.push_back(point(&prev, &scrape, at));
+                while series.len() > POINTS_KEPT {
+                    series.pop_front();
                 }
             }
         }
+        for (id, series) in self.series.iter_mut() {
+            if !answered.contains(id) {
+                series.push_back(gap(at));
+                while series.len() > POINTS_KEPT {
+                    series.pop_front();
+                }
+            }
+        }
+    }
+
+    fn snapshot(&mut self, now: u64, scrape_every: Duration) -> Snapshot {
+        let horizon = now.saturating_sub(15 * 60 * 1000);
+        while self.leader_changes.front().is_some_and(|t| *t < horizon) {
+            self.leader_changes.pop_front();
+        }
+        let changes = self.leader_changes.len();
+        let Some((obs, at, _)) = &self.last else {
+            return Snapshot::empty("not observed yet");
+        };
+        let lagging = lagging_learners(&self.learner_behind, &obs.members, LEARNER_OBSERVATIONS);
+        let names: HashMap<&str, &str> = obs
+            .members
+            .iter()
+            .map(|m| (m.id.as_str(), m.name.as_str()))
+            .collect();
+        let mut series: Vec<(String, String, Vec<Point>)> = self
+            .series
+            .iter()
+            .map(|(id, pts)| {
+                (
+                    id.clone(),
+                    names.get(id.as_str()).unwrap_or(&"").to_string(),
+                    pts.iter().cloned().collect(),
+                )
+            })
+            .collect();
+        series.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
+        let mut members = obs.members.clone();
+        for m in members
+            .iter_mut()
+            .filter(|m| m.quota.is_none() && m.reachable)
+        {
+            m.quota = self
+                .scrapes
+                .get(&m.id)
+                .and_then(|s| s.values.get("etcd_server_quota_backend_bytes"))
+                .map(|q| *q as i64);
+        }
+        Snapshot {
+            quorum: quorum(&obs.members, changes, &lagging),
+            members,
+            alarms: obs.alarms.clone(),
+            error: obs.error.clone(),
+            observed_ms: *at,
+            took_ms: obs.took.as_millis() as u64,
+            events: self.events.iter().cloned().collect(),
+            series,
+            listed_ms: self.listed_ms,
+            clock: self.clock,
+            scrape_every_ms: scrape_every.as_millis() as u64,
+        }
+    }
+}
+
+/// A chart point with no values: the member did not answer this round.
+fn gap(at_ms: u64) -> Point {
+    Point {
+        at_ms,
+        fsync_p99: None,
+        commit_p99: None,
+        peer_rtt_p99: None,
+        leader_changes: None,
+        proposals_failed: None,
+        proposals_pending: None,
+        db_size: None,
+        quota: None,
     }
 }
 
@@ -316,6 +381,232 @@ impl Snapshot {
             took_ms: 0,
             events: Vec::new(),
             series: Vec::new(),
+            listed_ms: None,
+            clock: QuorumClock::default(),
+            scrape_every_ms: 0,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::cluster::tests::member;
+    use crate::domain::cluster::QuorumState;
+
+    const ENDPOINTS: [&str; 3] = ["http://a:2379", "http://b:2379", "http://c:2379"];
+
+    fn endpoints() -> Vec<String> {
+        ENDPOINTS.iter().map(|e| e.to_string()).collect()
+    }
+
+    fn seen(members: Vec<MemberView>) -> Observation {
+        Observation {
+            members,
+            alarms: Vec::new(),
+            alarms_known: true,
+            error: None,
+            took: Duration::from_millis(12),
+        }
+    }
+
+    fn no_answer() -> Observation {
+        Observation {
+            members: Vec::new(),
+            alarms: Vec::new(),
+            alarms_known: false,
+            error: Some("no member of cluster `t` answered within 800 ms".into()),
+            took: Duration::ZERO,
+        }
+    }
+
+    fn healthy_three() -> Vec<MemberView> {
+        vec![
+            member("a", true, true),
+            member("b", true, false),
+            member("c", true, false),
+        ]
+    }
+
+    /// Two scrape rounds for `ids`, so each has a chart point.
+    fn scrape_twice(st: &mut State, ids: &[&str], at: u64) {
+        for t in [at, at + 1000] {
+            st.record_scrapes(
+                ids.iter()
+                    .map(|id| {
+                        (
+                            id.to_string(),
+                            Some("etcd_mvcc_db_total_size_in_bytes 1\n".into()),
+                        )
+                    })
+                    .collect(),
+                t,
+            );
+        }
+    }
+
+    fn kinds(s: &Snapshot) -> Vec<&'static str> {
+        s.events.iter().map(|e| e.kind).collect()
+    }
+
+    #[test]
+    fn removed_or_promoted_members_are_forgotten_but_a_down_member_keeps_its_chart() {
+        let mut st = State::default();
+        let mut learner = member("l", true, false);
+        learner.learner = true;
+        learner.lag = Some(1_000_000);
+        let mut members = healthy_three();
+        members.push(learner.clone());
+        let mut at = 1_000_000;
+        for _ in 0..LEARNER_OBSERVATIONS {
+            st.record(seen(members.clone()), at, &endpoints());
+            at += 3000;
+        }
+        scrape_twice(&mut st, &["a", "b", "c", "l"], at);
+        let s = st.snapshot(at, Duration::from_secs(10));
+        assert!(s
+            .quorum
+            .warnings
+            .iter()
+            .any(|w| w.text == "learner m-l has not caught up"));
+
+        // Promoted while still far behind: not a learner any more.
+        let mut promoted = learner.clone();
+        promoted.learner = false;
+        let mut members = healthy_three();
+        members.push(promoted);
+        st.record(seen(members), at, &endpoints());
+        let s = st.snapshot(at, Duration::from_secs(10));
+        assert!(
+            s.quorum
+                .warnings
+                .iter()
+                .all(|w| !w.text.contains("has not caught up")),
+            "{:#?}",
+            s.quorum.warnings
+        );
+
+        // Then removed, while c is down (still a member).
+        let mut members = healthy_three();
+        members[2] = member("c", false, false);
+        st.record(seen(members), at + 3000, &endpoints());
+        let s = st.snapshot(at + 3000, Duration::from_secs(10));
+        let charted: Vec<&str> = s.series.iter().map(|(id, _, _)| id.as_str()).collect();
+        assert_eq!(charted, ["a", "b", "c"]);
+        assert!(st.scrapes.keys().all(|id| id != "l"));
+        assert!(st.learner_behind.is_empty(), "{:?}", st.learner_behind);
+    }
+
+    #[test]
+    fn with_every_member_down_the_last_known_members_stay_listed_as_down() {
+        let mut st = State::default();
+        st.record(seen(healthy_three()), 1_000, &endpoints());
+        scrape_twice(&mut st, &["a", "b", "c"], 1_500);
+        st.record(no_answer(), 4_000, &endpoints());
+        st.record(no_answer(), 7_000, &endpoints());
+        let s = st.snapshot(7_000, Duration::from_secs(10));
+        assert!(s.error.is_some());
+        assert_eq!(
+            s.members
+                .iter()
+                .map(|m| m.name.as_str())
+                .collect::<Vec<_>>(),
+            ["m-a", "m-b", "m-c"]
+        );
+        assert!(s.members.iter().all(|m| !m.reachable && !m.serving));
+        assert!(s.members[0].errors[0].starts_with("no answer after"));
+        assert_eq!(
+            (s.quorum.state, s.quorum.size, s.quorum.majority),
+            (QuorumState::Lost, 3, 2)
+        );
+        assert_eq!(s.listed_ms, Some(1_000));
+        assert_eq!(s.clock.without_quorum().map(|w| w.at_ms), Some(4_000));
+        // The charts keep the members' names, not their ids.
+        assert_eq!(
+            s.series
+                .iter()
+                .map(|(_, n, _)| n.as_str())
+                .collect::<Vec<_>>(),
+            ["m-a", "m-b", "m-c"]
+        );
+        let k = kinds(&s);
+        assert!(k.contains(&"quorum-lost"), "{k:?}");
+        assert_eq!(
+            k.iter().filter(|k| **k == "member-down").count(),
+            3,
+            "{k:?}"
+        );
+
+        st.record(seen(healthy_three()), 10_000, &endpoints());
+        let s = st.snapshot(10_000, Duration::from_secs(10));
+        assert_eq!(s.quorum.state, QuorumState::Held);
+        assert!(kinds(&s).contains(&"quorum-regained"));
+    }
+
+    #[test]
+    fn never_answered_means_no_members_and_unknown_quorum() {
+        let mut st = State::default();
+        st.record(no_answer(), 1_000, &endpoints());
+        let s = st.snapshot(1_000, Duration::from_secs(10));
+        assert!(s.members.is_empty());
+        assert_eq!(s.quorum.state, QuorumState::Unknown);
+        assert_eq!(s.listed_ms, None);
+        assert!(s.events.is_empty());
+    }
+
+    #[test]
+    fn a_failover_is_a_leader_change_not_lost_and_regained_quorum() {
+        let mut st = State::default();
+        st.record(seen(healthy_three()), 1_000, &endpoints());
+        let mut electing = vec![
+            member("a", false, false),
+            member("b", false, false),
+            member("c", false, false),
+        ];
+        for m in &mut electing[1..] {
+            m.reachable = true;
+            m.errors = vec!["etcdserver: no leader".into()];
+        }
+        st.record(seen(electing), 4_000, &endpoints());
+        assert_eq!(
+            st.snapshot(4_000, Duration::from_secs(10)).quorum.state,
+            QuorumState::Electing
+        );
+        st.record(
+            seen(vec![
+                member("a", false, false),
+                member("b", true, true),
+                member("c", true, false),
+            ]),
+            7_000,
+            &endpoints(),
+        );
+        let s = st.snapshot(7_000, Duration::from_secs(10));
+        let k = kinds(&s);
+        assert!(k.contains(&"leader-changed"), "{k:?}");
+        assert!(
+            !k.contains(&"quorum-lost") && !k.contains(&"quorum-regained"),
+            "{k:?}"
+        );
+    }
+
+    #[test]
+    fn a_member_that_stops_answering_gets_gaps_so_charts_stay_aligned() {
+        let mut st = State::default();
+        st.record(seen(healthy_three()), 1_000, &endpoints());
+        scrape_twice(&mut st, &["a", "b", "c"], 2_000);
+        st.record_scrapes(
+            vec![
+                ("a".into(), Some("x 1\n".into())),
+                ("b".into(), Some("x 1\n".into())),
+                ("c".into(), None),
+            ],
+            5_000,
+        );
+        st.record_scrapes(vec![("a".into(), Some("x 1\n".into()))], 6_000);
+        let len = |id: &str| st.series.get(id).map_or(0, VecDeque::len);
+        assert_eq!((len("a"), len("b"), len("c")), (3, 3, 3));
+        let c = st.series.get("c").expect("c keeps its chart");
+        assert_eq!(c.back().map(|p| (p.at_ms, p.db_size)), Some((6_000, None)));
     }
 }

@@ -1,5 +1,8 @@
 //! What etcd says about its members, and what it means: health, quorum margin, warnings in plain
-//! words, and the events that successive observations imply. Pure; the gateway fills it in.
+//! words, the page's top line, and the events that successive observations imply. Pure; the
+//! gateway fills it in and the monitor keeps the history.
+
+use std::collections::HashMap;
 
 use serde::Serialize;
 
@@ -72,13 +75,30 @@ pub struct AlarmView {
     pub advice: String,
 }
 
+/// Where the cluster stands on quorum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum QuorumState {
+    /// A leader, and a majority of voting members serving.
+    Held,
+    /// A majority of voting members answers but there is no leader yet, or not yet a majority
+    /// serving: an election (a failover) is in progress. Not a lost quorum, unless it lasts.
+    Electing,
+    /// Fewer voting members answer than a majority: nothing can be elected or written.
+    Lost,
+    /// No member list could be read: membership, and so quorum, is unknown.
+    Unknown,
+}
+
 /// Quorum arithmetic and warnings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Quorum {
     /// Voting members.
     pub size: usize,
-    /// Voting members that are healthy.
+    /// Voting members that are healthy (serve linearizable reads).
     pub healthy: usize,
+    /// Voting members that answer at all (serving or not, e.g. up but without a leader).
+    pub reachable: usize,
     /// Votes needed for a majority.
     pub majority: usize,
     /// How many more voting members may fail right now without losing quorum (0 when lost).
@@ -87,6 +107,8 @@ pub struct Quorum {
     pub has_quorum: bool,
     /// A leader is known.
     pub has_leader: bool,
+    /// Held, electing, lost or unknown.
+    pub state: QuorumState,
     /// Warnings, most severe first.
     pub warnings: Vec<Warning>,
 }
@@ -110,6 +132,23 @@ fn warn(level: &'static str, text: impl Into<String>, advice: impl Into<String>)
     }
 }
 
+/// An election lasting longer than this is no longer "in progress": the members cannot agree
+/// (partitioned from each other), and the page says so in red. etcd elects within a few election
+/// timeouts (1 s by default), and the monitor observes every few seconds.
+pub const ELECTION_GRACE_MS: u64 = 15_000;
+
+/// Why a reachable member does not serve, in a few words (it sees no leader, most often).
+fn not_serving_reason(m: &MemberView) -> String {
+    if m.errors.iter().any(|e| e.contains("no leader")) {
+        "no leader".into()
+    } else {
+        m.errors
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "linearizable reads fail".into())
+    }
+}
+
 /// Computes the quorum panel. `leader_changes_15m` counts leader changes seen in the last 15
 /// minutes; `lagging_learners` names learners that have not caught up for a long time.
 pub fn quorum(
@@ -121,41 +160,74 @@ pub fn quorum(
     let size = voters.len();
     // Quorum is about members that serve, not about alarms: those have their own banner and advice.
     let healthy = voters.iter().filter(|m| m.serving).count();
+    // A member that answers but cannot serve (no leader) is up: it votes as soon as it can reach
+    // enough peers, so it counts towards an election, not as a dead member.
+    let reachable = voters.iter().filter(|m| m.reachable || m.serving).count();
     let majority = size / 2 + 1;
     let has_leader = members.iter().any(|m| m.leader);
-    let has_quorum = size > 0 && healthy >= majority && has_leader;
+    let state = if size == 0 {
+        QuorumState::Unknown
+    } else if healthy >= majority && has_leader {
+        QuorumState::Held
+    } else if reachable >= majority {
+        QuorumState::Electing
+    } else {
+        QuorumState::Lost
+    };
+    let has_quorum = state == QuorumState::Held;
     let tolerates = if has_quorum { healthy - majority } else { 0 };
     let mut warnings = Vec::new();
-    if !has_quorum {
-        warnings.push(warn(
+    match state {
+        QuorumState::Held => {}
+        QuorumState::Unknown => warnings.push(warn(
             "critical",
-            format!("NO QUORUM — {healthy}/{size} voting members healthy, {majority} needed; writes and linearizable reads fail"),
+            "NO ANSWER — no member could be asked: membership and quorum are unknown",
+            "Check that the configured endpoints are right and reachable from etcdboard, then that the etcd processes run.",
+        )),
+        QuorumState::Lost => warnings.push(warn(
+            "critical",
+            format!("NO QUORUM — {reachable}/{size} voting members reachable, {majority} needed; writes and linearizable reads fail"),
             "Bring members back (restart their pods or processes). Do not add or remove members while quorum is lost; if the lost members cannot come back, restore from a snapshot.",
-        ));
-    } else if !has_leader {
-        warnings.push(warn(
-            "critical",
-            "No leader",
-            "An election is in progress or the cluster is partitioned; check peer connectivity.",
-        ));
-    }
-    for m in voters.iter().filter(|m| !m.serving && !m.unstarted) {
-        let who = if m.name.is_empty() {
-            m.id.clone()
-        } else {
-            m.name.clone()
-        };
-        warnings.push(warn(
+        )),
+        QuorumState::Electing if !has_leader => warnings.push(warn(
             "warning",
-            format!("member {who} is down or unhealthy"),
-            "If it does not come back, remove the dead member (etcdctl member remove) before adding a new one, so the cluster never has more members than it can reach.",
-        ));
+            format!("No leader — election in progress ({reachable}/{size} voting members reachable)"),
+            "Writes wait until a leader is elected, normally within seconds. If it lasts, the members cannot reach each other: check peer connectivity (peer URLs, firewalls, DNS).",
+        )),
+        QuorumState::Electing => warnings.push(warn(
+            "warning",
+            format!("Leader elected, but only {healthy}/{size} voting members serve reads so far, {majority} needed"),
+            "Usually the moments after an election. If it lasts, check the members' disks and logs.",
+        )),
+    }
+    // Membership advice only while quorum is held: removing a member needs quorum, and without it
+    // the only safe advice is the banner's (bring members back, change nothing).
+    if has_quorum {
+        for m in voters.iter().filter(|m| !m.serving && !m.unstarted) {
+            if m.reachable {
+                warnings.push(warn(
+                    "warning",
+                    format!("member {} answers but does not serve ({})", label(m), not_serving_reason(m)),
+                    "It is up but cut off from the leader: check its peer connectivity (peer URLs, firewalls, DNS) and its log. Do not remove it: it rejoins once it reaches its peers.",
+                ));
+            } else {
+                warnings.push(warn(
+                    "warning",
+                    format!("member {} is down", label(m)),
+                    "If it does not come back, remove the dead member (etcdctl member remove) before adding a new one, so the cluster never has more members than it can reach.",
+                ));
+            }
+        }
     }
     for m in members.iter().filter(|m| m.unstarted) {
         warnings.push(warn(
             "warning",
             format!("member {} was added but has not started", m.id),
-            "Start the new member with --initial-cluster-state existing, or remove it: an unstarted voting member counts against quorum.",
+            if has_quorum {
+                "Start the new member with --initial-cluster-state existing, or remove it: an unstarted voting member counts against quorum."
+            } else {
+                "Start the new member with --initial-cluster-state existing: an unstarted voting member counts against quorum."
+            },
         ));
     }
     if size > 0 && size < 3 {
@@ -197,11 +269,331 @@ pub fn quorum(
     Quorum {
         size,
         healthy,
+        reachable,
         majority,
         tolerates,
         has_quorum,
         has_leader,
+        state,
         warnings,
+    }
+}
+
+/// How one member is doing, for its row: a label and a state (`ok`, `warn` or `bad`).
+/// `quorum_held` is the cluster's: without quorum, a member that answers but cannot serve is up
+/// and waiting for a leader, not a broken member.
+pub fn member_health(m: &MemberView, quorum_held: bool) -> (&'static str, &'static str) {
+    if m.unstarted {
+        ("not started", "warn")
+    } else if m.healthy {
+        ("ok", "ok")
+    } else if m.serving {
+        ("alarm", "warn")
+    } else if m.reachable && (!quorum_held || not_serving_reason(m) == "no leader") {
+        ("no leader", "warn")
+    } else if m.reachable {
+        ("unhealthy", "bad")
+    } else {
+        ("down", "bad")
+    }
+}
+
+/// Since when something has lasted, as far as etcdboard has seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Since {
+    /// Unix ms of the first observation that saw it.
+    pub at_ms: u64,
+    /// The change into it was observed; false when it was already so when watching began (it
+    /// may be older).
+    pub seen_start: bool,
+}
+
+impl Since {
+    /// "since 03:12:05 UTC", or "since at least …" when it was so before etcdboard looked.
+    pub fn text(&self) -> String {
+        if self.seen_start {
+            format!("since {}", utc_time(self.at_ms))
+        } else {
+            format!("since at least {}", utc_time(self.at_ms))
+        }
+    }
+}
+
+/// Since when the cluster has been in its quorum state, and without quorum, from successive
+/// observations.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QuorumClock {
+    state: Option<(QuorumState, Since)>,
+    without_quorum: Option<Since>,
+}
+
+impl QuorumClock {
+    /// Records an observation of `state` at `at_ms`.
+    pub fn observe(&mut self, state: QuorumState, at_ms: u64) {
+        let seen_start = self.state.is_some();
+        if self.state.map(|(s, _)| s) != Some(state) {
+            self.state = Some((state, Since { at_ms, seen_start }));
+        }
+        if state == QuorumState::Held {
+            self.without_quorum = None;
+        } else if self.without_quorum.is_none() {
+            self.without_quorum = Some(Since { at_ms, seen_start });
+        }
+    }
+
+    /// Since when the current state has lasted.
+    pub fn in_state(&self) -> Option<Since> {
+        self.state.map(|(_, s)| s)
+    }
+
+    /// Since when quorum has not been held (`None` while it is).
+    pub fn without_quorum(&self) -> Option<Since> {
+        self.without_quorum
+    }
+
+    /// An election that outlasted [`ELECTION_GRACE_MS`] at `now_ms`.
+    pub fn election_stuck(&self, now_ms: u64) -> bool {
+        matches!(self.state, Some((QuorumState::Electing, since))
+            if now_ms.saturating_sub(since.at_ms) >= ELECTION_GRACE_MS)
+    }
+
+    /// Whether the timeline counts quorum as held at `now_ms`, given what it counted before: a
+    /// failover (a short election) is a leader change, not "quorum lost" and "regained".
+    pub fn held_for_timeline(&self, before: bool, now_ms: u64) -> bool {
+        match self.state.map(|(s, _)| s) {
+            Some(QuorumState::Held) => true,
+            Some(QuorumState::Electing) => before && !self.election_stuck(now_ms),
+            Some(QuorumState::Lost | QuorumState::Unknown) => false,
+            None => before,
+        }
+    }
+}
+
+/// The page's top line: a state (`ok`, `warn` or `bad`) and one sentence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Headline {
+    /// `ok`, `warn` or `bad`.
+    pub state: &'static str,
+    /// What the user came to know.
+    pub text: String,
+}
+
+/// The top line of the cluster page: healthy or degraded with the margin, an election in progress,
+/// or in red how many members answer and since when. `endpoints` is the number of configured
+/// endpoints (what was asked when no member list is known).
+pub fn headline(
+    q: &Quorum,
+    members: &[MemberView],
+    alarms: usize,
+    endpoints: usize,
+    clock: &QuorumClock,
+    now_ms: u64,
+) -> Headline {
+    let since = |s: Option<Since>| s.map(|s| format!(" {}", s.text())).unwrap_or_default();
+    let noun = if members.iter().any(|m| m.learner) {
+        "voting members"
+    } else {
+        "members"
+    };
+    let leader = members.iter().find(|m| m.leader).map(label);
+    let (size, reachable, healthy, majority) = (q.size, q.reachable, q.healthy, q.majority);
+    let (state, text) = match q.state {
+        QuorumState::Unknown => (
+            "bad",
+            if endpoints == 0 {
+                format!("NO ANSWER — no member could be asked{}", since(clock.without_quorum()))
+            } else {
+                format!(
+                    "NO ANSWER — 0/{endpoints} configured endpoints answered{}",
+                    since(clock.without_quorum())
+                )
+            },
+        ),
+        QuorumState::Lost => (
+            "bad",
+            format!(
+                "NO QUORUM — {reachable}/{size} {noun} reachable{}, {majority} needed",
+                since(clock.without_quorum())
+            ),
+        ),
+        QuorumState::Electing if clock.election_stuck(now_ms) => (
+            "bad",
+            match &leader {
+                None => format!(
+                    "NO LEADER — {reachable}/{size} {noun} reachable, no leader elected{}",
+                    since(clock.in_state())
+                ),
+                Some(l) => format!(
+                    "NOT SERVING — leader {l}, {healthy}/{size} {noun} serve reads{}, {majority} needed",
+                    since(clock.in_state())
+                ),
+            },
+        ),
+        QuorumState::Electing => (
+            "warn",
+            match &leader {
+                None => format!(
+                    "Election in progress — {reachable}/{size} {noun} reachable, no leader yet"
+                ),
+                Some(l) => format!(
+                    "Election in progress — leader {l}, {healthy}/{size} {noun} serve reads so far, {majority} needed"
+                ),
+            },
+        ),
+        QuorumState::Held => {
+            let version = members
+                .iter()
+                .find_map(|m| m.version.clone())
+                .unwrap_or_default();
+            let degraded = healthy < size || alarms > 0;
+            (
+                if degraded || q.tolerates == 0 {
+                    "warn"
+                } else {
+                    "ok"
+                },
+                format!(
+                    "{} — leader {} · {healthy}/{size} members · can lose {} · etcd {version}",
+                    if degraded { "Degraded" } else { "Healthy" },
+                    leader.unwrap_or_else(|| "?".into()),
+                    q.tolerates,
+                ),
+            )
+        }
+    };
+    Headline { state, text }
+}
+
+/// The last known members as they stand when no configured endpoint answers: all down, nothing
+/// measured. A member whose own client URL is a configured endpoint was asked and did not answer
+/// within `deadline_s`; the others were not asked, and their note says so.
+pub fn unanswered(
+    last_known: &[MemberView],
+    endpoints: &[String],
+    deadline_s: f64,
+) -> Vec<MemberView> {
+    let norm = |u: &str| u.trim_end_matches('/').to_string();
+    let asked: Vec<String> = endpoints.iter().map(|e| norm(e)).collect();
+    last_known
+        .iter()
+        .map(|m| MemberView {
+            id: m.id.clone(),
+            name: m.name.clone(),
+            peer_urls: m.peer_urls.clone(),
+            client_urls: m.client_urls.clone(),
+            learner: m.learner,
+            leader: false,
+            healthy: false,
+            serving: false,
+            reachable: false,
+            version: None,
+            db_size: None,
+            db_size_in_use: None,
+            quota: None,
+            raft_term: None,
+            raft_index: None,
+            raft_applied_index: None,
+            lag: None,
+            latency_ms: None,
+            errors: vec![if m.client_urls.iter().any(|u| asked.contains(&norm(u))) {
+                format!("no answer after {deadline_s:.1} s")
+            } else {
+                "not asked: no configured endpoint answered".into()
+            }],
+            unstarted: m.unstarted,
+        })
+        .collect()
+}
+
+/// Counts, per learner, the observations in a row it has been more than `max_lag` entries behind
+/// (or with an unknown lag). Members that are no longer learners (promoted, removed) are dropped.
+pub fn learners_behind(
+    before: &HashMap<String, u32>,
+    members: &[MemberView],
+    max_lag: u64,
+) -> HashMap<String, u32> {
+    members
+        .iter()
+        .filter(|m| m.learner)
+        .map(|m| {
+            let behind = m.lag.is_none_or(|l| l > max_lag);
+            let n = before.get(&m.id).copied().unwrap_or(0);
+            (m.id.clone(), if behind { n + 1 } else { 0 })
+        })
+        .collect()
+}
+
+/// Names of the current learners that have been behind for at least `observations` rounds.
+pub fn lagging_learners(
+    counts: &HashMap<String, u32>,
+    members: &[MemberView],
+    observations: u32,
+) -> Vec<String> {
+    members
+        .iter()
+        .filter(|m| m.learner && counts.get(&m.id).is_some_and(|n| *n >= observations))
+        .map(label)
+        .collect()
+}
+
+/// "HH:MM:SS UTC" of a Unix time in ms.
+pub fn utc_time(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (h, m, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
+    format!("{h:02}:{m:02}:{s:02} UTC")
+}
+
+/// "12 s ago", "5 min ago", "2 h 3 min ago".
+pub fn ago(ms: u64, now_ms: u64) -> String {
+    let s = now_ms.saturating_sub(ms) / 1000;
+    match s {
+        0..=59 => format!("{s} s ago"),
+        60..=3599 => format!("{} min ago", s / 60),
+        _ => format!("{} h {} min ago", s / 3600, (s % 3600) / 60),
+    }
+}
+
+/// The note next to the quorum numbers: when the cluster was last asked and what came back. When
+/// no member answered, the member list shown is the last one read (`listed_ms`), and it says so.
+pub fn observation_note(
+    observed_ms: u64,
+    took_ms: u64,
+    answered: bool,
+    listed_ms: Option<u64>,
+    now_ms: u64,
+) -> String {
+    if observed_ms == 0 {
+        return "not observed yet".into();
+    }
+    if answered {
+        return format!("observed {} in {took_ms} ms", ago(observed_ms, now_ms));
+    }
+    match listed_ms {
+        Some(l) => format!(
+            "asked {}: no answer · members as last listed {} ({})",
+            ago(observed_ms, now_ms),
+            ago(l, now_ms),
+            utc_time(l)
+        ),
+        None => format!(
+            "asked {}: no answer · no member list seen since etcdboard started",
+            ago(observed_ms, now_ms)
+        ),
+    }
+}
+
+/// A chart legend's value for one member: `last` is its latest value (formatted) and when it was
+/// measured. A member that is down, or a value older than `fresh_ms`, is labelled with its age
+/// instead of passing for current.
+pub fn legend_value(last: Option<(String, u64)>, down: bool, now_ms: u64, fresh_ms: u64) -> String {
+    match (last, down) {
+        (None, true) => "down".into(),
+        (None, false) => "—".into(),
+        (Some((v, at)), true) => format!("down · last {v} {}", ago(at, now_ms)),
+        (Some((v, at)), false) if now_ms.saturating_sub(at) > fresh_ms => {
+            format!("{v} ({})", ago(at, now_ms))
+        }
+        (Some((v, _)), false) => v,
     }
 }
 
@@ -274,11 +666,14 @@ pub fn diff_events(
             out.push(ev("member-added", format!("member {} was added", label(m))));
         }
     }
+    // Up is answering at all: a member that answers but cannot serve (no leader, when quorum is
+    // lost) did not go down, and the quorum events tell the rest.
+    let up = |m: &MemberView| m.reachable || m.serving;
     for a in after {
         if let Some(b) = before.iter().find(|b| b.id == a.id) {
-            if b.serving && !a.serving {
+            if up(b) && !up(a) {
                 out.push(ev("member-down", format!("member {} went down", label(a))));
-            } else if !b.serving && a.serving {
+            } else if !up(b) && up(a) {
                 out.push(ev("member-up", format!("member {} is back", label(a))));
             }
             if b.name.is_empty() && !a.name.is_empty() {
@@ -511,5 +906,324 @@ pub(crate) mod tests {
         let ev = diff_events(&after, &[], true, &down, &[], false, 3);
         assert!(ev.iter().any(|e| e.kind == "quorum-lost"));
         assert!(ev.iter().filter(|e| e.kind == "member-down").count() == 2);
+    }
+
+    /// Up and answering its status call, but without a leader (what a survivor of lost quorum,
+    /// or a follower during an election, says).
+    fn up_without_leader(id: &str) -> MemberView {
+        let mut m = member(id, false, false);
+        m.reachable = true;
+        m.errors = vec![
+            "etcdserver: no leader".into(),
+            "linearizable read: etcdserver: no leader".into(),
+        ];
+        m
+    }
+
+    /// 03:12:05 UTC on some day.
+    const T0: u64 = (3 * 3600 + 12 * 60 + 5) * 1000 + 86_400_000 * 20_000;
+
+    #[test]
+    fn without_quorum_no_member_is_advised_removed_and_the_survivor_is_up_without_leader() {
+        let members = [
+            up_without_leader("a"),
+            member("b", false, false),
+            member("c", false, false),
+        ];
+        let q = quorum(&members, 0, &[]);
+        assert_eq!(
+            (q.state, q.has_quorum, q.reachable),
+            (QuorumState::Lost, false, 1)
+        );
+        assert!(
+            q.warnings
+                .iter()
+                .all(|w| !w.advice.contains("member remove")
+                    && !w.advice.contains("remove the dead member")),
+            "{:#?}",
+            q.warnings
+        );
+        assert_eq!(q.warnings[0].level, "critical");
+        assert!(
+            q.warnings[0]
+                .text
+                .contains("1/3 voting members reachable, 2 needed"),
+            "{}",
+            q.warnings[0].text
+        );
+        assert!(q.warnings[0]
+            .advice
+            .contains("Do not add or remove members"));
+        assert!(
+            q.warnings.iter().all(|w| !w.text.contains("m-a")),
+            "the survivor is not reported as down: {:#?}",
+            q.warnings
+        );
+        assert_eq!(member_health(&members[0], false), ("no leader", "warn"));
+        assert_eq!(member_health(&members[1], false), ("down", "bad"));
+    }
+
+    #[test]
+    fn a_member_cut_off_from_the_leader_is_not_called_dead_while_quorum_holds() {
+        let members = [
+            member("a", true, true),
+            member("b", true, false),
+            up_without_leader("c"),
+        ];
+        let q = quorum(&members, 0, &[]);
+        assert_eq!(q.state, QuorumState::Held);
+        let w = q
+            .warnings
+            .iter()
+            .find(|w| w.text.contains("m-c"))
+            .expect("a warning names m-c");
+        assert!(
+            w.text.contains("answers but does not serve (no leader)"),
+            "{}",
+            w.text
+        );
+        assert!(!w.advice.contains("member remove"), "{}", w.advice);
+        assert_eq!(member_health(&members[2], true), ("no leader", "warn"));
+        let mut slow = member("d", false, false);
+        slow.reachable = true;
+        slow.errors = vec!["linearizable read: no answer after 0.8 s".into()];
+        assert_eq!(member_health(&slow, true), ("unhealthy", "bad"));
+    }
+
+    #[test]
+    fn a_failover_with_a_majority_up_is_an_election_in_progress_not_lost_quorum() {
+        // The leader was killed; the two others answer and have not elected a new one yet.
+        let members = [
+            member("a", false, false),
+            up_without_leader("b"),
+            up_without_leader("c"),
+        ];
+        let q = quorum(&members, 0, &[]);
+        assert_eq!(q.state, QuorumState::Electing);
+        assert!(!q.has_quorum);
+        assert!(
+            q.warnings
+                .iter()
+                .all(|w| w.level != "critical" && !w.text.contains("NO QUORUM")),
+            "{:#?}",
+            q.warnings
+        );
+        assert!(q.warnings[0].text.contains("election in progress"));
+        let mut clock = QuorumClock::default();
+        clock.observe(QuorumState::Held, T0);
+        clock.observe(QuorumState::Electing, T0 + 3_000);
+        let h = headline(&q, &members, 0, 3, &clock, T0 + 3_500);
+        assert_eq!(h.state, "warn", "{h:?}");
+        assert!(
+            h.text
+                .starts_with("Election in progress — 2/3 members reachable"),
+            "{}",
+            h.text
+        );
+        // A failover is a leader change, not "quorum lost".
+        assert!(clock.held_for_timeline(true, T0 + 3_500));
+        // An election that never ends is not "in progress" any more.
+        let late = T0 + 3_000 + ELECTION_GRACE_MS;
+        let h = headline(&q, &members, 0, 3, &clock, late);
+        assert_eq!(h.state, "bad", "{h:?}");
+        assert!(
+            h.text.starts_with(
+                "NO LEADER — 2/3 members reachable, no leader elected since 03:12:08 UTC"
+            ),
+            "{}",
+            h.text
+        );
+        assert!(!clock.held_for_timeline(true, late));
+    }
+
+    #[test]
+    fn a_survivor_that_loses_its_leader_did_not_go_down() {
+        let before = [
+            member("a", true, true),
+            member("b", true, false),
+            member("c", true, false),
+        ];
+        let after = [
+            up_without_leader("a"),
+            member("b", false, false),
+            member("c", false, false),
+        ];
+        let ev = diff_events(&before, &[], true, &after, &[], false, 1);
+        let down: Vec<&str> = ev
+            .iter()
+            .filter(|e| e.kind == "member-down")
+            .map(|e| e.text.as_str())
+            .collect();
+        assert_eq!(down, ["member m-b went down", "member m-c went down"]);
+        assert!(ev.iter().any(|e| e.kind == "quorum-lost"));
+        let ev = diff_events(&after, &[], false, &before, &[], true, 2);
+        let up: Vec<&str> = ev
+            .iter()
+            .filter(|e| e.kind == "member-up")
+            .map(|e| e.text.as_str())
+            .collect();
+        assert_eq!(up, ["member m-b is back", "member m-c is back"]);
+    }
+
+    #[test]
+    fn the_no_quorum_headline_says_how_many_members_answer_and_since_when() {
+        let members = [
+            up_without_leader("a"),
+            member("b", false, false),
+            member("c", false, false),
+        ];
+        let q = quorum(&members, 0, &[]);
+        let mut clock = QuorumClock::default();
+        clock.observe(QuorumState::Held, T0 - 3_000);
+        clock.observe(QuorumState::Lost, T0);
+        clock.observe(QuorumState::Lost, T0 + 60_000);
+        let h = headline(&q, &members, 0, 3, &clock, T0 + 61_000);
+        assert_eq!(
+            (h.state, h.text.as_str()),
+            (
+                "bad",
+                "NO QUORUM — 1/3 members reachable since 03:12:05 UTC, 2 needed"
+            )
+        );
+        // Lost before etcdboard looked: it cannot say when it began.
+        let mut fresh = QuorumClock::default();
+        fresh.observe(QuorumState::Lost, T0);
+        let h = headline(&q, &members, 0, 3, &fresh, T0);
+        assert!(
+            h.text.contains("reachable since at least 03:12:05 UTC"),
+            "{}",
+            h.text
+        );
+        // An election on the way out of lost quorum keeps the time quorum was lost.
+        clock.observe(QuorumState::Electing, T0 + 90_000);
+        assert_eq!(clock.without_quorum().map(|s| s.at_ms), Some(T0));
+        clock.observe(QuorumState::Held, T0 + 91_000);
+        assert_eq!(clock.without_quorum(), None);
+    }
+
+    #[test]
+    fn with_every_member_down_the_last_known_members_are_shown_down_not_0_of_0() {
+        let known = [
+            member("a", true, true),
+            member("b", true, false),
+            member("c", true, false),
+        ];
+        let endpoints = vec!["http://a:2379/".to_string(), "http://b:2379".to_string()];
+        let down = unanswered(&known, &endpoints, 0.8);
+        assert_eq!(down.len(), 3);
+        assert!(down.iter().all(|m| !m.reachable
+            && !m.serving
+            && !m.healthy
+            && !m.leader
+            && m.db_size.is_none()));
+        assert_eq!(
+            down.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(),
+            ["m-a", "m-b", "m-c"]
+        );
+        assert_eq!(down[0].errors, ["no answer after 0.8 s"]);
+        assert_eq!(
+            down[2].errors,
+            ["not asked: no configured endpoint answered"]
+        );
+        let q = quorum(&down, 0, &[]);
+        assert_eq!(
+            (q.state, q.size, q.majority, q.reachable),
+            (QuorumState::Lost, 3, 2, 0)
+        );
+        let mut clock = QuorumClock::default();
+        clock.observe(QuorumState::Held, T0 - 3_000);
+        clock.observe(QuorumState::Lost, T0);
+        let h = headline(&q, &down, 0, 2, &clock, T0);
+        assert_eq!(
+            h.text,
+            "NO QUORUM — 0/3 members reachable since 03:12:05 UTC, 2 needed"
+        );
+    }
+
+    #[test]
+    fn with_no_member_list_ever_quorum_is_unknown_and_the_endpoints_are_counted() {
+        let q = quorum(&[], 0, &[]);
+        assert_eq!((q.state, q.has_quorum), (QuorumState::Unknown, false));
+        assert!(
+            q.warnings
+                .iter()
+                .all(|w| !w.text.contains("0/0") && !w.text.contains("NO QUORUM")),
+            "{:#?}",
+            q.warnings
+        );
+        let mut clock = QuorumClock::default();
+        clock.observe(QuorumState::Unknown, T0);
+        let h = headline(&q, &[], 0, 3, &clock, T0 + 4_000);
+        assert_eq!(
+            (h.state, h.text.as_str()),
+            (
+                "bad",
+                "NO ANSWER — 0/3 configured endpoints answered since at least 03:12:05 UTC"
+            )
+        );
+    }
+
+    #[test]
+    fn the_observation_note_never_passes_a_failed_round_for_a_measurement() {
+        let now = T0 + 5_000;
+        assert_eq!(
+            observation_note(T0, 12, true, Some(T0), now),
+            "observed 5 s ago in 12 ms"
+        );
+        assert_eq!(
+            observation_note(now, 0, false, Some(T0 - 300_000), now),
+            "asked 0 s ago: no answer · members as last listed 5 min ago (03:07:05 UTC)"
+        );
+        assert_eq!(
+            observation_note(now, 0, false, None, now),
+            "asked 0 s ago: no answer · no member list seen since etcdboard started"
+        );
+        assert_eq!(observation_note(0, 0, false, None, now), "not observed yet");
+    }
+
+    #[test]
+    fn a_down_members_last_chart_value_is_labelled_with_its_age() {
+        let now = T0 + 300_000;
+        assert_eq!(
+            legend_value(Some(("7.8 ms".into(), T0)), true, now, 30_000),
+            "down · last 7.8 ms 5 min ago"
+        );
+        assert_eq!(legend_value(None, true, now, 30_000), "down");
+        assert_eq!(
+            legend_value(Some(("7.8 ms".into(), T0)), false, now, 30_000),
+            "7.8 ms (5 min ago)"
+        );
+        assert_eq!(
+            legend_value(Some(("7.8 ms".into(), now - 10_000)), false, now, 30_000),
+            "7.8 ms"
+        );
+        assert_eq!(legend_value(None, false, now, 30_000), "—");
+    }
+
+    #[test]
+    fn learners_that_were_promoted_or_removed_are_forgotten() {
+        let mut l = member("l", false, false);
+        l.learner = true;
+        l.lag = Some(50_000);
+        let mut counts = HashMap::new();
+        for _ in 0..3 {
+            counts = learners_behind(&counts, std::slice::from_ref(&l), 1000);
+        }
+        assert_eq!(counts.get("l"), Some(&3));
+        assert_eq!(
+            lagging_learners(&counts, std::slice::from_ref(&l), 3),
+            ["m-l"]
+        );
+        // Promoted while still far behind: no longer a learner, no longer reported.
+        let mut promoted = l.clone();
+        promoted.learner = false;
+        let after = learners_behind(&counts, std::slice::from_ref(&promoted), 1000);
+        assert!(after.is_empty(), "{after:?}");
+        assert!(lagging_learners(&counts, std::slice::from_ref(&promoted), 3).is_empty());
+        // Removed.
+        assert!(learners_behind(&counts, &[member("a", true, true)], 1000).is_empty());
+        // Caught up.
+        l.lag = Some(3);
+        assert_eq!(learners_behind(&counts, &[l], 1000).get("l"), Some(&0));
     }
 }

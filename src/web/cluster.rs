@@ -12,7 +12,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::app::AppState;
-use crate::domain::cluster::MemberView;
+use crate::domain::cluster::{
+    ago, headline, legend_value, member_health, observation_note, utc_time, MemberView, QuorumState,
+};
 use crate::domain::key::RawQuery;
 use crate::domain::metrics::{spark, thresholds, Point};
 use crate::error::AppError;
@@ -28,21 +30,6 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-fn ago(ms: u64, now: u64) -> String {
-    let s = now.saturating_sub(ms) / 1000;
-    match s {
-        0..=59 => format!("{s} s ago"),
-        60..=3599 => format!("{} min ago", s / 60),
-        _ => format!("{} h {} min ago", s / 3600, (s % 3600) / 60),
-    }
-}
-
-fn utc(ms: u64) -> String {
-    let secs = ms / 1000;
-    let (h, m, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
-    format!("{h:02}:{m:02}:{s:02} UTC")
-}
-
 fn mb(bytes: i64) -> String {
     let b = bytes as f64;
     if b >= 1024.0 * 1024.0 * 1024.0 {
@@ -54,23 +41,13 @@ fn mb(bytes: i64) -> String {
     }
 }
 
-fn member_row(m: &MemberView) -> MemberRow {
+fn member_row(m: &MemberView, quorum_held: bool) -> MemberRow {
     let name = if m.name.is_empty() {
         m.id.clone()
     } else {
         m.name.clone()
     };
-    let (health, state) = if m.unstarted {
-        ("not started", "warn")
-    } else if m.healthy {
-        ("ok", "ok")
-    } else if m.serving {
-        ("alarm", "warn")
-    } else if m.reachable {
-        ("unhealthy", "bad")
-    } else {
-        ("down", "bad")
-    };
+    let (health, state) = member_health(m, quorum_held);
     let role = if m.unstarted {
         "not started"
     } else if m.leader {
@@ -114,6 +91,34 @@ fn member_row(m: &MemberView) -> MemberRow {
         peer_urls: m.peer_urls.join(", "),
         actionable: m.reachable,
         is_leader: m.leader,
+        placement: String::new(),
+    }
+}
+
+/// A configured endpoint when no member list was ever read: what was asked, and that it did not
+/// answer.
+fn endpoint_row(endpoint: &str) -> MemberRow {
+    MemberRow {
+        name: endpoint.to_string(),
+        id: String::new(),
+        role: "endpoint",
+        health: "down",
+        state: "bad",
+        version: "—".into(),
+        db: "—".into(),
+        quota: "—".into(),
+        quota_warn: false,
+        raft_index: "—".into(),
+        lag: "—".into(),
+        rtt: "—".into(),
+        errors: format!(
+            "no answer after {:.1} s",
+            crate::etcd::members::MEMBER_DEADLINE.as_secs_f64()
+        ),
+        client_urls: endpoint.to_string(),
+        peer_urls: String::new(),
+        actionable: false,
+        is_leader: false,
         placement: String::new(),
     }
 }
@@ -167,25 +172,46 @@ fn placement_text(p: &crate::domain::topology::Placement) -> String {
     parts.join(" · ")
 }
 
+/// What a chart needs to label each member's latest value honestly.
+struct Freshness<'a> {
+    /// Member ids that are down now.
+    down: &'a [&'a str],
+    now_ms: u64,
+    /// A value older than this is shown with its age.
+    fresh_ms: u64,
+}
+
 fn chart(
     title: &str,
     series: &[(String, String, Vec<Point>)],
     pick: fn(&Point) -> Option<f64>,
     threshold: Option<f64>,
     unit: fn(f64) -> String,
+    fresh: &Freshness,
 ) -> Chart {
     let mut lines = Vec::new();
     let mut legend = Vec::new();
     let mut max = 0.0f64;
+    // Series end at the same scrape round; one that started later is padded at the front, so
+    // every line shares the time axis.
+    let longest = series
+        .iter()
+        .map(|(_, _, pts)| pts.len())
+        .max()
+        .unwrap_or(0);
     let values: Vec<Vec<Option<f64>>> = series
         .iter()
-        .map(|(_, _, pts)| pts.iter().map(pick).collect())
+        .map(|(_, _, pts)| {
+            std::iter::repeat_n(None, longest - pts.len())
+                .chain(pts.iter().map(pick))
+                .collect()
+        })
         .collect();
     for v in values.iter().flatten().flatten() {
         max = max.max(*v);
     }
     let mut threshold_line = None;
-    for (i, ((id, name, _), vals)) in series.iter().zip(&values).enumerate() {
+    for (i, ((id, name, pts), vals)) in series.iter().zip(&values).enumerate() {
         // Draw every member on one shared scale: pad each with the global max as threshold.
         let s = spark(
             vals,
@@ -206,7 +232,13 @@ fn chart(
         } else {
             name.clone()
         };
-        legend.push((who, s.last.map_or_else(|| "—".into(), unit), s.over));
+        let down = fresh.down.contains(&id.as_str());
+        let last = pts
+            .iter()
+            .rev()
+            .find_map(|p| pick(p).map(|v| (unit(v), p.at_ms)));
+        let value = legend_value(last, down, fresh.now_ms, fresh.fresh_ms);
+        legend.push((who, value, s.over && !down));
         lines.push((format!("s{i}"), s.points));
     }
     let scale = threshold.map_or(max, |t| max.max(t * 1.1));
@@ -272,51 +304,32 @@ fn deltas(
 fn overview(
     state: &AppState,
     cluster: &str,
+    endpoints: &[String],
     snap: &Snapshot,
     topo: &crate::web::topology::TopologyReport,
 ) -> Overview {
     let now = now_ms();
     let q = &snap.quorum;
-    let leader = snap.members.iter().find(|m| m.leader).map(|m| {
-        if m.name.is_empty() {
-            m.id.clone()
-        } else {
-            m.name.clone()
-        }
-    });
-    let version = snap
+    let top = headline(
+        q,
+        &snap.members,
+        snap.alarms.len(),
+        endpoints.len(),
+        &snap.clock,
+        now,
+    );
+    let held = q.state == QuorumState::Held;
+    let down: Vec<&str> = snap
         .members
         .iter()
-        .find_map(|m| m.version.clone())
-        .unwrap_or_default();
-    let (state_class, headline) = if snap.error.is_some() && snap.members.is_empty() {
-        ("bad", "NO ANSWER — no member could be asked".to_string())
-    } else if !q.has_quorum {
-        (
-            "bad",
-            format!(
-                "NO QUORUM — {}/{} voting members healthy, {} needed",
-                q.healthy, q.size, q.majority
-            ),
-        )
-    } else {
-        let degraded = q.healthy < q.size || !snap.alarms.is_empty();
-        (
-            if degraded || q.tolerates == 0 {
-                "warn"
-            } else {
-                "ok"
-            },
-            format!(
-                "{} — leader {} · {}/{} members · can lose {} · etcd {}",
-                if degraded { "Degraded" } else { "Healthy" },
-                leader.unwrap_or_else(|| "?".into()),
-                q.healthy,
-                q.size,
-                q.tolerates,
-                version
-            ),
-        )
+        .filter(|m| member_health(m, held).0 == "down")
+        .map(|m| m.id.as_str())
+        .collect();
+    let fresh = Freshness {
+        down: &down,
+        now_ms: now,
+        // Two missed scrapes and then some: a value this old is not the current one.
+        fresh_ms: snap.scrape_every_ms.saturating_mul(2) + 5_000,
     };
     let base = state.base();
     let series = &snap.series;
@@ -342,8 +355,8 @@ fn overview(
         .collect();
     Overview {
         refresh_url: format!("{base}/clusters/{cluster}/ui/overview"),
-        state: state_class,
-        headline,
+        state: top.state,
+        headline: top.text,
         alarms: snap
             .alarms
             .iter()
@@ -362,29 +375,31 @@ fn overview(
                 advice: w.advice.clone(),
             })
             .collect(),
-        members: snap
-            .members
-            .iter()
-            .map(|m| {
-                let mut row = member_row(m);
-                if let Some(p) = topo.members.iter().find(|p| p.member.id == m.id) {
-                    if topo.kubernetes == crate::topology::KubeState::Ready {
-                        row.placement = placement_text(p);
-                    }
-                }
-                row
-            })
-            .collect(),
-        quorum: (q.size, q.healthy, q.majority, q.tolerates),
-        observed: if snap.observed_ms == 0 {
-            "not observed yet".into()
+        members: if snap.members.is_empty() && snap.error.is_some() {
+            // No member list was ever read: show what was asked.
+            endpoints.iter().map(|e| endpoint_row(e)).collect()
         } else {
-            format!(
-                "observed {} in {} ms",
-                ago(snap.observed_ms, now),
-                snap.took_ms
-            )
+            snap.members
+                .iter()
+                .map(|m| {
+                    let mut row = member_row(m, held);
+                    if let Some(p) = topo.members.iter().find(|p| p.member.id == m.id) {
+                        if topo.kubernetes == crate::topology::KubeState::Ready {
+                            row.placement = placement_text(p);
+                        }
+                    }
+                    row
+                })
+                .collect()
         },
+        quorum: (q.size, q.healthy, q.majority, q.tolerates),
+        observed: observation_note(
+            snap.observed_ms,
+            snap.took_ms,
+            snap.error.is_none(),
+            snap.listed_ms,
+            now,
+        ),
         error: snap.error.clone(),
         charts: vec![
             chart(
@@ -393,6 +408,7 @@ fn overview(
                 |p| p.fsync_p99,
                 Some(thresholds::FSYNC_P99),
                 secs,
+                &fresh,
             ),
             chart(
                 "backend commit p99",
@@ -400,6 +416,7 @@ fn overview(
                 |p| p.commit_p99,
                 Some(thresholds::COMMIT_P99),
                 secs,
+                &fresh,
             ),
             chart(
                 "peer round-trip p99",
@@ -407,6 +424,7 @@ fn overview(
                 |p| p.peer_rtt_p99,
                 Some(thresholds::PEER_RTT_P99),
                 secs,
+                &fresh,
             ),
             chart(
                 "DB size / quota",
@@ -414,14 +432,16 @@ fn overview(
                 |p| p.db_size,
                 Some(thresholds::DB_QUOTA_SHARE),
                 share,
+                &fresh,
             ),
-            chart("DB size", series, |p| p.db_size, None, bytes),
+            chart("DB size", series, |p| p.db_size, None, bytes, &fresh),
             chart(
                 "leader changes",
                 &leader_deltas,
                 |p| p.leader_changes,
                 None,
                 count,
+                &fresh,
             ),
             chart(
                 "proposals failed",
@@ -429,6 +449,7 @@ fn overview(
                 |p| p.leader_changes,
                 None,
                 count,
+                &fresh,
             ),
             chart(
                 "proposals pending",
@@ -436,6 +457,7 @@ fn overview(
                 |p| p.proposals_pending,
                 None,
                 count,
+                &fresh,
             ),
         ],
         events: {
@@ -450,7 +472,7 @@ fn overview(
             all.into_iter()
                 .map(|(at_ms, kind, text)| EventRow {
                     ago: ago(at_ms, now),
-                    at: utc(at_ms),
+                    at: utc_time(at_ms),
                     kind,
                     text,
                 })
@@ -507,7 +529,7 @@ pub async fn page(
     let c = &state.cluster(&cluster)?;
     let snap = fresh(&state, c).await?;
     let topo = crate::web::topology::report(&state, c).await?;
-    let view = overview(&state, c.name(), &snap, &topo);
+    let view = overview(&state, c.name(), &c.endpoints(), &snap, &topo);
     let overview_html =
         askama::Template::render(&view).map_err(|e| AppError::Internal(e.to_string()))?;
     let page = ClusterPage {
@@ -531,7 +553,7 @@ pub async fn overview_fragment(
     let c = &state.cluster(&cluster)?;
     let snap = fresh(&state, c).await?;
     let topo = crate::web::topology::report(&state, c).await?;
-    let body = askama::Template::render(&overview(&state, c.name(), &snap, &topo))
+    let body = askama::Template::render(&overview(&state, c.name(), &c.endpoints(), &snap, &topo))
         .map_err(|e| AppError::Internal(e.to_string()))?;
     Ok(no_store(Html(body).into_response()))
 }
@@ -567,6 +589,7 @@ pub async fn members_json(
         "events": snap.events,
         "error": snap.error,
         "observed_ms": snap.observed_ms,
+        "listed_ms": snap.listed_ms,
     })))
 }
 

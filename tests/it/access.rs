@@ -877,7 +877,11 @@ async fn a_user_moved_to_other_groups_gets_their_rights_whatever_the_cookie_says
                 .status()
         }
     };
-    assert_eq!(put(app.url("")).await, StatusCode::OK, "an admin while in sre");
+    assert_eq!(
+        put(app.url("")).await,
+        StatusCode::OK,
+        "an admin while in sre"
+    );
     let mut moved = opts();
     let users = std::fs::read_to_string(dir.path().join("users.yaml")).unwrap();
     let users_file = dir.path().join("users-moved.yaml");

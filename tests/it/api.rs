@@ -808,7 +808,10 @@ async fn every_api_error_is_json_even_those_the_router_makes() {
         .unwrap();
     assert_eq!(resp.status(), 413);
     let body: serde_json::Value = resp.json().await.expect("a JSON body");
-    assert!(body["error"].as_str().unwrap().contains("larger than"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("larger than"),
+        "{body}"
+    );
     // Pages keep their error page.
     let (status, html) = app.get_text("/clusters/test/nonsense").await;
     assert_eq!(status, 404);
