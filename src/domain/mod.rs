@@ -3,6 +3,8 @@
 /// Roles, grants and the access decision.
 pub mod access;
 pub mod cluster;
+/// Keys deleted recently and their deletion revisions, for the history of a deleted key.
+pub mod deletions;
 /// Discovered etcd clusters and the `discovery:` rules that make them browsable.
 pub mod discovery;
 pub mod edit;

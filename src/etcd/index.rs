@@ -19,6 +19,7 @@ use etcd_client::{EventType, WatchOptions};
 use futures::StreamExt;
 use tracing::{info, warn};
 
+use crate::domain::deletions::RecentDeletions;
 use crate::domain::fences::Fences;
 use crate::domain::listing::{list_page, FenceView, ListReq, Mode, RangeReq};
 use crate::domain::page_cache::Change;
@@ -70,6 +71,8 @@ pub struct FenceIndex {
     /// True while a task re-scans oversized buckets (at most one per cluster).
     splitting: AtomicBool,
     pages: PageCacheState,
+    /// Keys this watch saw deleted, for their history.
+    deletions: std::sync::Mutex<RecentDeletions>,
 }
 
 impl Default for FenceIndex {
@@ -81,6 +84,7 @@ impl Default for FenceIndex {
             started: AtomicBool::new(false),
             splitting: AtomicBool::new(false),
             pages: PageCacheState::default(),
+            deletions: std::sync::Mutex::new(RecentDeletions::default()),
         }
     }
 }
@@ -89,6 +93,19 @@ impl FenceIndex {
     /// The cluster's page cache, kept honest by this index's watch.
     pub fn pages(&self) -> &PageCacheState {
         &self.pages
+    }
+
+    /// The revision `key` was last deleted at, when this index's watch saw it (since etcdboard
+    /// started, among the most recent deletions).
+    pub fn deleted_at(&self, key: &[u8]) -> Option<i64> {
+        self.deletions.lock().ok()?.deleted_at(key)
+    }
+
+    /// Notes a deletion made through etcdboard at once (its watch event may come a moment later).
+    pub fn note_deleted(&self, key: &[u8], revision: i64) {
+        if let Ok(mut d) = self.deletions.lock() {
+            d.deleted(key, revision);
+        }
     }
 
     /// True once the index can bound reads.
@@ -276,6 +293,15 @@ async fn build_and_watch(
                         key: kv.key().to_vec(),
                     },
                 ));
+            }
+        }
+        if let Ok(mut d) = index.deletions.lock() {
+            for (created, change) in &changes {
+                if *created {
+                    d.created(&change.key);
+                } else {
+                    d.deleted(&change.key, change.revision);
+                }
             }
         }
         let mut oversized = false;

@@ -208,6 +208,11 @@ impl EtcdCluster {
                 ..read
             },
         })
+        .inspect(|read| {
+            if let WriteOutcome::Done { revision } = read.value {
+                self.index().note_deleted(&key, revision);
+            }
+        })
     }
 
     /// How many keys a prefix holds and the first few of them (one counting read: it is O(prefix),

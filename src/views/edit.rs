@@ -27,6 +27,8 @@ pub struct KeyActions {
     pub can_write: bool,
     /// Why not, when they may not (shown beside the key, so "no edit button" is explained).
     pub write_refusal: String,
+    /// When the key was deleted while etcdboard watched: the revision, and its history up to then.
+    pub deleted: Option<(i64, String)>,
 }
 
 /// What the key browser page (`keys/page.html`) needs for live updates and write actions.

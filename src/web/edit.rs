@@ -244,14 +244,24 @@ pub async fn history(
         .map(|t| t.parse::<usize>().ok().filter(|n| (1..=200).contains(n)))
         .unwrap_or(Some(50))
         .ok_or_else(|| AppError::BadRequest("parameter `limit` must be 1..=200".into()))?;
-    let page = c.history(&key, before, limit).await?;
+    let mut page = c.history(&key, before, limit).await?;
+    let mut deleted = None;
     if page.versions.is_empty() && before.is_none() && !page.compacted {
-        return Err(AppError::NotFound("key not found".into()));
+        // A key deleted while etcdboard watched: its versions end just before the deletion.
+        deleted = c.index().deleted_at(&key);
+        let Some(rev) = deleted else {
+            return Err(AppError::NotFound(
+                "key not found (nor seen deleted by etcdboard; give before=REVISION to read its history)"
+                    .into(),
+            ));
+        };
+        page = c.history(&key, Some(rev - 1), limit).await?;
     }
     Ok(Json(json!({
         "versions": page.versions.iter().map(|r| key_json(r, r.mod_revision, false)).collect::<Vec<_>>(),
         "compacted": page.compacted,
         "older": page.older,
+        "deleted_revision": deleted,
     })))
 }
 

@@ -96,6 +96,7 @@ pub fn key_actions(state: &AppState, cluster: &EtcdCluster, key: &[u8]) -> KeyAc
         crate::domain::access::Need::WriteKey(key),
     );
     let sep = cluster.separator().as_bytes();
+    let deleted_at = cluster.index().deleted_at(key);
     let cluster = cluster.name();
     let u = EditUrls::new(base, cluster);
     let dir_len = if sep.is_empty() {
@@ -114,6 +115,10 @@ pub fn key_actions(state: &AppState, cluster: &EtcdCluster, key: &[u8]) -> KeyAc
         delete_url: EditUrls::with_key(u.api("key"), "key", key),
         can_write: write_refusal.is_none(),
         write_refusal: write_refusal.unwrap_or_default(),
+        deleted: deleted_at.map(|rev| {
+            let history = EditUrls::with_key(u.page("history"), "key", key);
+            (rev, format!("{history}&before={}", rev - 1))
+        }),
     }
 }
 
@@ -391,10 +396,15 @@ pub async fn history_page(
     let restored = positive(&q, "restored")?;
     let current = c.get(&key).await?;
     let current_revision = current.value.as_ref().map_or(0, |r| r.mod_revision);
+    // A deleted key's versions end just before its deletion, when etcdboard saw it.
+    let before = match (&current.value, before) {
+        (None, None) => c.index().deleted_at(&key).map(|rev| rev - 1),
+        (_, before) => before,
+    };
     let page = c.history(&key, before, HISTORY_PAGE).await?;
     if page.versions.is_empty() && !page.compacted && before.is_none() {
         return Err(AppError::NotFound(format!(
-            "no key {} (a deleted key has no history to show)",
+            "no key {} now, and etcdboard did not see it deleted, so it cannot tell where its              history ends; open the history with before=REVISION (any revision it existed at)",
             display_bytes(&key)
         )));
     }

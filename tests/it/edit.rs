@@ -1240,3 +1240,54 @@ async fn a_new_key_under_a_non_utf8_directory_keeps_its_bytes() {
         "no replacement character: {html}"
     );
 }
+
+/// A key deleted while etcdboard watches keeps its history: the versions before the deletion,
+/// through the API, the history page and a link from the key view.
+#[tokio::test]
+async fn a_deleted_key_still_shows_its_history() {
+    let app = spawn_app().await;
+    let mut c = app.client().await;
+    // The listing index (and its watch) starts with the first listing.
+    for _ in 0..100 {
+        let (_, body) = app.get_json("/api/v1/clusters/test/keys?limit=1").await;
+        if body["index"] == "ready" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for v in ["v1", "v2"] {
+        c.put("/gone/k", v, None).await.expect("put");
+    }
+    let deleted = c.delete("/gone/k", None).await.expect("delete");
+    let at = deleted.header().unwrap().revision();
+    let mut history = serde_json::Value::Null;
+    for _ in 0..100 {
+        let (status, body) = app.get_json("/api/v1/clusters/test/history?key=/gone/k").await;
+        if status == 200 {
+            history = body;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(history["deleted_revision"], at, "{history}");
+    let values: Vec<&str> = history["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(values, ["v2", "v1"]);
+    let (status, page) = app.get_text("/clusters/test/history?key=/gone/k").await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page.matches("data-restore=").count(), 2, "both versions listed: {page}");
+    let (_, view) = app.get_text("/clusters/test/ui/key?key=/gone/k").await;
+    assert!(
+        view.contains(&format!("It was deleted at revision {at}")),
+        "{view}"
+    );
+    assert!(view.contains(&format!("before={}", at - 1)), "{view}");
+    // A key never seen deleted is still a 404 that says how to read it anyway.
+    let (status, body) = app.get_json("/api/v1/clusters/test/history?key=/never").await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("before="), "{body}");
+}
