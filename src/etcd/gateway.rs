@@ -116,6 +116,25 @@ fn classify(err: etcd_client::Error, revision: Option<i64>) -> Failure {
     }
 }
 
+/// Whether `new` explains a failure better than `old`: what a member said itself ("etcdserver: no
+/// leader") beats a member that could not be reached at all, so that with quorum lost the answer
+/// names the cause, not the dead members' connection errors.
+fn says_more(new: &str, old: &str) -> bool {
+    let unreachable = |r: &str| {
+        [
+            "tcp connect error",
+            "transport error",
+            "connect timed out",
+            "no answer after",
+            "no member tried",
+        ]
+        .iter()
+        .any(|p| r.starts_with(p))
+            || r.contains("Connection refused")
+    };
+    !unreachable(new) || unreachable(old)
+}
+
 // gRPC status codes (by number, as in the gRPC spec) that mean "this member cannot answer now".
 const CANCELLED: i32 = 1;
 const UNKNOWN: i32 = 2;
@@ -540,7 +559,9 @@ impl EtcdCluster {
                     }
                     Some((i, Err(Failure::Retry(reason)))) => {
                         debug!(cluster = %self.name, member = i, %reason, "member failed");
-                        *last_reason = reason;
+                        if says_more(&reason, last_reason) {
+                            *last_reason = reason;
+                        }
                         if running.is_empty() && next >= order.len() {
                             // Every member refused at once (e.g. "no leader" during an election):
                             // go round again while the budget lasts, then give up. A revision
@@ -920,4 +941,23 @@ fn tls_failure(e: &etcd_client::Error) -> Option<String> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_members_own_words_outrank_a_dead_members_connection_error() {
+        assert!(says_more(
+            "etcdserver: no leader",
+            "tcp connect error: Connection refused"
+        ));
+        assert!(!says_more(
+            "tcp connect error: Connection refused",
+            "etcdserver: no leader"
+        ));
+        assert!(says_more("tcp connect error: x", "no member tried"));
+        assert!(says_more("etcdserver: request timed out", "etcdserver: no leader"));
+    }
 }

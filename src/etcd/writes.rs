@@ -61,6 +61,8 @@ pub struct HistoryPage {
     pub compacted: bool,
     /// Where to continue (the revision to read older versions at), if there are more.
     pub older: Option<i64>,
+    /// Read without quorum from one member's local copy: may be out of date.
+    pub stale: bool,
 }
 
 /// A lease with what is attached to it.
@@ -329,6 +331,7 @@ impl EtcdCluster {
         let mut versions: Vec<KeyRecord> = Vec::new();
         let mut rev = at;
         let mut compacted = false;
+        let mut stale = false;
         while versions.len() < max {
             let key = key.to_vec();
             let got = self
@@ -349,21 +352,24 @@ impl EtcdCluster {
                 })
                 .await;
             match got {
-                Ok(read) => match read.value {
-                    Some(rec) => {
-                        let created = rec.version <= 1;
-                        rev = Some(rec.mod_revision - 1);
-                        versions.push(rec);
-                        if created {
+                Ok(read) => {
+                    stale |= read.stale;
+                    match read.value {
+                        Some(rec) => {
+                            let created = rec.version <= 1;
+                            rev = Some(rec.mod_revision - 1);
+                            versions.push(rec);
+                            if created {
+                                rev = None;
+                                break;
+                            }
+                        }
+                        None => {
                             rev = None;
                             break;
                         }
                     }
-                    None => {
-                        rev = None;
-                        break;
-                    }
-                },
+                }
                 Err(EtcdError::Compacted(_)) => {
                     compacted = true;
                     rev = None;
@@ -375,6 +381,7 @@ impl EtcdCluster {
         Ok(HistoryPage {
             versions,
             compacted,
+            stale,
             older: rev.filter(|r| *r > 0),
         })
     }

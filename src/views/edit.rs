@@ -275,6 +275,8 @@ pub struct DiffView {
 #[derive(Template)]
 #[template(path = "keys/history.html")]
 pub struct HistoryPage {
+    /// Read without quorum from one member's local copy.
+    pub stale: bool,
     /// Shared layout.
     pub layout: Layout,
     /// Cluster name.

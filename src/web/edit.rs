@@ -262,6 +262,7 @@ pub async fn history(
         "compacted": page.compacted,
         "older": page.older,
         "deleted_revision": deleted,
+        "stale": page.stale,
     })))
 }
 

@@ -484,6 +484,7 @@ pub async fn history_page(
         })
         .collect::<Vec<_>>();
     let view = HistoryPage {
+        stale: page.stale || current.stale,
         layout: page_layout(&state, c),
         cluster: c.name().to_string(),
         key_label: display_bytes(&key),

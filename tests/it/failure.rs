@@ -191,6 +191,27 @@ async fn with_quorum_lost_pages_answer_within_two_seconds_and_say_data_may_be_st
         html.contains("No quorum"),
         "the page says plainly that data may be stale"
     );
+    // History is read from the survivor's local copy, and says so.
+    let (status, history) = app.get_text("/clusters/test/history?key=/k/00007").await;
+    assert_eq!(status, 200, "{history}");
+    assert!(history.contains("No quorum"), "{history}");
+    let (_, history) = app.get_json("/api/v1/clusters/test/history?key=/k/00007").await;
+    assert_eq!(history["stale"], true, "{history}");
+    // A write cannot happen; the answer names the cause (no leader), not the dead members'
+    // connection errors.
+    let put = app
+        .http
+        .put(app.url("/api/v1/clusters/test/key"))
+        .json(&serde_json::json!({"key": "/k/new", "value": "v", "expected_mod_revision": 0}))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(put.status(), 503);
+    let body: serde_json::Value = put.json().await.expect("json");
+    assert!(
+        body["error"].as_str().unwrap().contains("no leader"),
+        "{body}"
+    );
 
     // Quorum back: answers are fresh again.
     app.etcd.restart(1).await.expect("restart");
