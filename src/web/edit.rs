@@ -285,6 +285,18 @@ pub async fn leases(
         .collect::<Vec<_>>())))
 }
 
+/// A lease id as the API takes it: hex with a `0x` prefix, else decimal. Bare hex is accepted only
+/// when it cannot be read as decimal (it has a letter a–f): `1234` is always decimal, so a hex id
+/// of digits only never revokes another lease.
+fn parse_lease_id(text: &str) -> Option<i64> {
+    if let Some(hex) = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        return i64::from_str_radix(hex, 16).ok();
+    }
+    text.parse::<i64>()
+        .ok()
+        .or_else(|| i64::from_str_radix(text, 16).ok())
+}
+
 /// `DELETE /api/v1/clusters/{cluster}/leases/{id}`: revokes the lease (its keys are deleted).
 pub async fn revoke_lease(
     State(state): State<AppState>,
@@ -292,11 +304,9 @@ pub async fn revoke_lease(
     Path((cluster, id)): Path<(String, String)>,
 ) -> Result<Json<serde_json::Value>, AppError> {
     let c = &state.cluster(&cluster)?;
-    let id = id
-        .parse::<i64>()
-        .ok()
-        .or_else(|| i64::from_str_radix(id.trim_start_matches("0x"), 16).ok())
-        .ok_or_else(|| AppError::BadRequest("lease id must be decimal or hex".into()))?;
+    let id = parse_lease_id(&id).ok_or_else(|| {
+        AppError::BadRequest("lease id must be decimal, or hex with a 0x prefix".into())
+    })?;
     let info = c.lease_info(id).await?;
     if info.ttl < 0 {
         return Err(AppError::NotFound(format!(
@@ -334,4 +344,18 @@ pub async fn revoke_lease(
     Ok(Json(
         json!({ "revision": revision, "deleted_keys": info.keys.len() }),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lease_ids_are_decimal_or_0x_hex_and_never_ambiguous() {
+        assert_eq!(parse_lease_id("1234"), Some(1234));
+        assert_eq!(parse_lease_id("0x1234"), Some(0x1234));
+        assert_eq!(parse_lease_id("694d8a1b2c3d4e5f"), Some(0x694d_8a1b_2c3d_4e5f));
+        assert_eq!(parse_lease_id("0xzz"), None);
+        assert_eq!(parse_lease_id(""), None);
+    }
 }

@@ -539,7 +539,7 @@ pub async fn leases_page(
                 .collect(),
             key_count: l.keys.len(),
             more_keys: l.keys.len().saturating_sub(KEYS_PER_LEASE),
-            revoke_url: u.api(&format!("leases/{:x}", l.id)),
+            revoke_url: u.api(&format!("leases/0x{:x}", l.id)),
         })
         .collect::<Vec<_>>();
     let view = LeasesPage {
