@@ -71,6 +71,16 @@ impl AppError {
             {
                 StatusCode::BAD_REQUEST
             }
+            // A lease the request named that does not exist.
+            AppError::Etcd(EtcdError::Rejected(m)) if m.contains("requested lease not found") => {
+                StatusCode::BAD_REQUEST
+            }
+            // A member id from the request that is not in the cluster's member list.
+            AppError::Etcd(EtcdError::Rejected(m))
+                if m.starts_with("no member ") && m.ends_with("with a client URL") =>
+            {
+                StatusCode::NOT_FOUND
+            }
             AppError::Etcd(EtcdError::Rejected(_)) => StatusCode::BAD_GATEWAY,
             AppError::Etcd(EtcdError::Config { .. }) | AppError::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR

@@ -1638,6 +1638,9 @@ async fn maintenance_actions_work() {
         assert_eq!(status, 400, "{answer}");
         let (status, answer) = maintenance(&app, "explode", json!({})).await;
         assert_eq!(status, 404, "{answer}");
+        let (status, answer) =
+            maintenance(&app, "defragment", json!({ "member": "deadbeef" })).await;
+        assert_eq!(status, 404, "an unknown member: {answer}");
     })
     .await;
 }

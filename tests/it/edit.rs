@@ -1291,3 +1291,16 @@ async fn a_deleted_key_still_shows_its_history() {
     assert_eq!(status, 404, "{body}");
     assert!(body["error"].as_str().unwrap().contains("before="), "{body}");
 }
+
+/// A put that names a lease etcd does not have is the request's mistake: 400, not 502.
+#[tokio::test]
+async fn a_put_with_a_lease_that_does_not_exist_is_a_400() {
+    let app = spawn_app().await;
+    let (status, body) = put(
+        &app,
+        &json!({"key": "/nolease", "value": "v", "expected_mod_revision": 0, "lease": 12345}),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("lease not found"), "{body}");
+}
