@@ -664,7 +664,7 @@ pub async fn maintenance(
         &format!("maintenance:{action}"),
         b.member.as_deref().unwrap_or("").as_bytes(),
         0,
-        b.revision,
+        b.revision.filter(|_| outcome.is_ok()),
         &result_text,
     );
     let result = outcome?;

@@ -13,6 +13,7 @@ use crate::domain::access::Need;
 use crate::domain::edit::{parse_put, text_or_b64, EditError, WriteOutcome};
 use crate::domain::key::{b64_std, display_text, RawQuery};
 use crate::error::AppError;
+use crate::etcd::gateway::EtcdError;
 use crate::etcd::writes::DeletePrefixOutcome;
 use crate::web::api::{key_json, required_key};
 use crate::web::auth::Caller;
@@ -40,6 +41,15 @@ fn conflict(
     AppError::Conflict(message, json!({ "current": current, "revision": revision }))
 }
 
+/// The audit result of a change that failed: `unknown` when no member answered in time (etcd may
+/// still have applied it), else `error`.
+fn failure_result(e: &EtcdError) -> String {
+    match e {
+        EtcdError::Unavailable { .. } => format!("unknown: {e} (it may have been applied)"),
+        other => format!("error: {other}"),
+    }
+}
+
 /// `PUT /api/v1/clusters/{cluster}/key` with `{"key"|"key_b64", "value"|"value_b64",
 /// "expected_mod_revision", "ttl"?, "lease"?}`.
 pub async fn put_key(
@@ -51,7 +61,17 @@ pub async fn put_key(
     let c = &state.cluster(&cluster)?;
     let req = parse_put(&body, state.config().max_value_bytes).map_err(edit_error)?;
     caller.require(&state, c.name(), Need::WriteKey(&req.key))?;
-    let read = c.put_cas(&req).await?;
+    let read = c.put_cas(&req).await.inspect_err(|e| {
+        caller.audit(
+            &state,
+            c.name(),
+            "put",
+            &req.key,
+            req.expected_mod_revision,
+            None,
+            &failure_result(e),
+        )
+    })?;
     match read.value {
         WriteOutcome::Done { revision } => {
             caller.audit(
@@ -99,7 +119,17 @@ pub async fn delete_key(
         .filter(|n| *n > 0)
         .ok_or_else(|| AppError::BadRequest("parameter `expected_mod_revision` (the key's mod_revision you saw, > 0) is required".into()))?;
     caller.require(&state, c.name(), Need::WriteKey(&key))?;
-    let read = c.delete_cas(&key, expected).await?;
+    let read = c.delete_cas(&key, expected).await.inspect_err(|e| {
+        caller.audit(
+            &state,
+            c.name(),
+            "delete",
+            &key,
+            expected,
+            None,
+            &failure_result(e),
+        )
+    })?;
     match read.value {
         WriteOutcome::Done { revision } => {
             caller.audit(
@@ -189,10 +219,21 @@ pub async fn delete_prefix(
                 .into(),
         )
     })?;
-    match c
+    let outcome = c
         .delete_prefix_cas(&prefix, expected, Some(revision))
-        .await?
-    {
+        .await
+        .inspect_err(|e| {
+            caller.audit(
+                &state,
+                c.name(),
+                "delete-prefix",
+                &prefix,
+                0,
+                None,
+                &failure_result(e),
+            )
+        })?;
+    match outcome {
         DeletePrefixOutcome::Done { deleted, revision } => {
             caller.audit(
                 &state,
@@ -318,7 +359,17 @@ pub async fn revoke_lease(
     for k in &info.keys {
         caller.require(&state, c.name(), Need::WriteKey(k))?;
     }
-    let revision = c.revoke_lease(id).await?;
+    let revision = c.revoke_lease(id).await.inspect_err(|e| {
+        caller.audit(
+            &state,
+            c.name(),
+            "revoke-lease",
+            b"",
+            0,
+            None,
+            &format!("lease {id:x}: {}", failure_result(e)),
+        )
+    })?;
     if info.keys.is_empty() {
         caller.audit(
             &state,

@@ -925,6 +925,43 @@ async fn without_sign_in_a_refusal_is_a_403_not_a_401() {
     assert!(resp.headers().get("www-authenticate").is_none());
 }
 
+/// A change that fails is audited too, as `unknown` when no member answered in time: etcd may
+/// still have applied it, and the audit log must not lose it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_whose_outcome_is_unknown_is_audited_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.log");
+    let mut app = spawn_app_with(AppOptions {
+        access: proxy_args("127.0.0.1/32", &audit),
+        access_yaml: Some(GRANTS.into()),
+        ..AppOptions::default()
+    })
+    .await;
+    app.etcd.kill(1);
+    app.etcd.kill(2);
+    let resp = call(
+        &app,
+        Some(("ad", "")),
+        Method::PUT,
+        "/api/v1/clusters/test/key",
+        Some(json!({"key": "/apps/lost", "value": "v", "expected_mod_revision": 0})),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let lines: Vec<Value> = std::fs::read_to_string(&audit)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["action"], "put");
+    assert_eq!(lines[0]["key"], "/apps/lost");
+    assert!(
+        lines[0]["result"].as_str().unwrap().starts_with("unknown:"),
+        "{lines:?}"
+    );
+}
+
 /// Many wrong passwords sent at once are throttled like ones sent one after another: each is
 /// checked against the throttle again when its turn for a password check comes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
