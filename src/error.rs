@@ -34,6 +34,9 @@ pub enum AppError {
     /// 413: the request is larger than allowed.
     #[error("{0}")]
     TooLarge(String),
+    /// 503: a bounded resource (live-update streams) is used up; try again later.
+    #[error("{0}")]
+    Busy(String),
     /// 503 / 410 / 502 depending on what etcd said (see [`EtcdError`]).
     #[error(transparent)]
     Etcd(#[from] EtcdError),
@@ -56,7 +59,7 @@ impl AppError {
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::Conflict(..) => StatusCode::CONFLICT,
             AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            AppError::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Timeout(_) | AppError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Etcd(EtcdError::Unavailable { .. }) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Etcd(EtcdError::Compacted(_)) => StatusCode::GONE,
             // A safety net: etcdboard checks sizes first, but etcd's own limit may be lower.

@@ -30,6 +30,12 @@ type Topic = (String, Vec<u8>);
 /// another replica is there to answer.
 const RECONNECT_AFTER: Duration = Duration::from_millis(500);
 
+/// Live-update streams open at once, at most (each holds a connection and a task).
+pub const MAX_VIEWERS: usize = 1000;
+/// Distinct prefixes watched per cluster, at most (each is one etcd watch and a task): many
+/// viewers of a few prefixes share watches; thousands of prefixes would be an abuse.
+pub const MAX_TOPICS_PER_CLUSTER: usize = 100;
+
 /// One shared watch: its broadcast channel and the revision it has covered so far (where it started,
 /// then the last change it broadcast), once etcd created it. A viewer whose page is older than that
 /// may have missed a change and is told to resync.
@@ -75,25 +81,33 @@ pub struct Subscription {
 }
 
 impl LiveHub {
-    /// Subscribes to changes under `prefix`, starting a watch if nobody watches it yet.
-    pub fn subscribe(self: &Arc<Self>, cluster: &Arc<EtcdCluster>, prefix: &[u8]) -> Subscription {
+    /// Subscribes to changes under `prefix`, starting a watch if nobody watches it yet; `None`
+    /// when the cluster already has [`MAX_TOPICS_PER_CLUSTER`] prefixes watched.
+    pub fn subscribe(
+        self: &Arc<Self>,
+        cluster: &Arc<EtcdCluster>,
+        prefix: &[u8],
+    ) -> Option<Subscription> {
         let topic = (cluster.name().to_string(), prefix.to_vec());
         let Ok(mut topics) = self.topics.lock() else {
             // A poisoned lock only happens after a panic elsewhere; a private channel still works.
-            return Subscription {
+            return Some(Subscription {
                 rx: broadcast::channel(1).1,
                 started: None,
                 paused: None,
-            };
+            });
         };
         if let Some(shared) = topics.get(&topic) {
             let started = shared.started.lock().ok().and_then(|g| *g);
             let paused = shared.paused.lock().ok().and_then(|g| g.clone());
-            return Subscription {
+            return Some(Subscription {
                 rx: shared.tx.subscribe(),
                 started,
                 paused,
-            };
+            });
+        }
+        if topics.keys().filter(|(c, _)| *c == topic.0).count() >= MAX_TOPICS_PER_CLUSTER {
+            return None;
         }
         let (tx, rx) = broadcast::channel(256);
         let started = Arc::new(Mutex::new(None));
@@ -144,11 +158,11 @@ impl LiveHub {
             }
             // Dropping `watch` ends the etcd watch.
         });
-        Subscription {
+        Some(Subscription {
             rx,
             started: None,
             paused: None,
-        }
+        })
     }
 
     /// Number of prefixes watched right now.
@@ -217,7 +231,17 @@ pub async fn watch(
         })?),
     };
     let hub = state.live();
-    let sub = hub.subscribe(c, &prefix);
+    if hub.viewers() >= MAX_VIEWERS {
+        return Err(AppError::Busy(format!(
+            "{MAX_VIEWERS} live-update streams are open already; try again later"
+        )));
+    }
+    let sub = hub.subscribe(c, &prefix).ok_or_else(|| {
+        AppError::Busy(format!(
+            "{MAX_TOPICS_PER_CLUSTER} prefixes of cluster `{}` are watched already; try again later",
+            c.name()
+        ))
+    })?;
     hub.viewers.fetch_add(1, Ordering::Relaxed);
     let viewer = Viewer {
         rx: sub.rx,

@@ -360,3 +360,29 @@ async fn probes_answer_while_slow_clients_hold_every_request_slot() {
     );
     drop(held);
 }
+
+/// Each watched prefix is an etcd watch: a cluster has at most 100 at once, so a script opening
+/// streams for ever more prefixes gets a 503, while a known prefix still gets its stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_updates_watch_at_most_a_hundred_prefixes_per_cluster() {
+    use etcdboard::web::live::MAX_TOPICS_PER_CLUSTER;
+    let app = spawn_app().await;
+    let open = |prefix: String| {
+        let http = app.http.clone();
+        let url = app.url(&format!("/api/v1/clusters/test/watch?prefix={prefix}"));
+        async move { http.get(url).send().await.expect("answer") }
+    };
+    let mut streams = Vec::new();
+    for i in 0..MAX_TOPICS_PER_CLUSTER {
+        let resp = open(format!("/p{i}/")).await;
+        assert_eq!(resp.status(), 200, "stream {i}");
+        streams.push(resp);
+    }
+    let refused = open("/one-too-many/".into()).await;
+    assert_eq!(refused.status(), 503);
+    let body: serde_json::Value = refused.json().await.expect("json");
+    assert!(body["error"].as_str().unwrap().contains("watched already"), "{body}");
+    let shared = open("/p0/".into()).await;
+    assert_eq!(shared.status(), 200, "a prefix already watched is shared");
+    drop(streams);
+}
