@@ -958,6 +958,9 @@ mod tests {
             "etcdserver: no leader"
         ));
         assert!(says_more("tcp connect error: x", "no member tried"));
-        assert!(says_more("etcdserver: request timed out", "etcdserver: no leader"));
+        assert!(says_more(
+            "etcdserver: request timed out",
+            "etcdserver: no leader"
+        ));
     }
 }

@@ -405,7 +405,10 @@ mod tests {
     fn lease_ids_are_decimal_or_0x_hex_and_never_ambiguous() {
         assert_eq!(parse_lease_id("1234"), Some(1234));
         assert_eq!(parse_lease_id("0x1234"), Some(0x1234));
-        assert_eq!(parse_lease_id("694d8a1b2c3d4e5f"), Some(0x694d_8a1b_2c3d_4e5f));
+        assert_eq!(
+            parse_lease_id("694d8a1b2c3d4e5f"),
+            Some(0x694d_8a1b_2c3d_4e5f)
+        );
         assert_eq!(parse_lease_id("0xzz"), None);
         assert_eq!(parse_lease_id(""), None);
     }

@@ -1262,7 +1262,9 @@ async fn a_deleted_key_still_shows_its_history() {
     let at = deleted.header().unwrap().revision();
     let mut history = serde_json::Value::Null;
     for _ in 0..100 {
-        let (status, body) = app.get_json("/api/v1/clusters/test/history?key=/gone/k").await;
+        let (status, body) = app
+            .get_json("/api/v1/clusters/test/history?key=/gone/k")
+            .await;
         if status == 200 {
             history = body;
             break;
@@ -1279,7 +1281,11 @@ async fn a_deleted_key_still_shows_its_history() {
     assert_eq!(values, ["v2", "v1"]);
     let (status, page) = app.get_text("/clusters/test/history?key=/gone/k").await;
     assert_eq!(status, 200, "{page}");
-    assert_eq!(page.matches("data-restore=").count(), 2, "both versions listed: {page}");
+    assert_eq!(
+        page.matches("data-restore=").count(),
+        2,
+        "both versions listed: {page}"
+    );
     let (_, view) = app.get_text("/clusters/test/ui/key?key=/gone/k").await;
     assert!(
         view.contains(&format!("It was deleted at revision {at}")),
@@ -1287,9 +1293,14 @@ async fn a_deleted_key_still_shows_its_history() {
     );
     assert!(view.contains(&format!("before={}", at - 1)), "{view}");
     // A key never seen deleted is still a 404 that says how to read it anyway.
-    let (status, body) = app.get_json("/api/v1/clusters/test/history?key=/never").await;
+    let (status, body) = app
+        .get_json("/api/v1/clusters/test/history?key=/never")
+        .await;
     assert_eq!(status, 404, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("before="), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("before="),
+        "{body}"
+    );
 }
 
 /// A put that names a lease etcd does not have is the request's mistake: 400, not 502.
@@ -1302,5 +1313,8 @@ async fn a_put_with_a_lease_that_does_not_exist_is_a_400() {
     )
     .await;
     assert_eq!(status, 400, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("lease not found"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("lease not found"),
+        "{body}"
+    );
 }

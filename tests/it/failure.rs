@@ -195,7 +195,9 @@ async fn with_quorum_lost_pages_answer_within_two_seconds_and_say_data_may_be_st
     let (status, history) = app.get_text("/clusters/test/history?key=/k/00007").await;
     assert_eq!(status, 200, "{history}");
     assert!(history.contains("No quorum"), "{history}");
-    let (_, history) = app.get_json("/api/v1/clusters/test/history?key=/k/00007").await;
+    let (_, history) = app
+        .get_json("/api/v1/clusters/test/history?key=/k/00007")
+        .await;
     assert_eq!(history["stale"], true, "{history}");
     // A write cannot happen; the answer names the cause (no leader), not the dead members'
     // connection errors.

@@ -381,7 +381,10 @@ async fn live_updates_watch_at_most_a_hundred_prefixes_per_cluster() {
     let refused = open("/one-too-many/".into()).await;
     assert_eq!(refused.status(), 503);
     let body: serde_json::Value = refused.json().await.expect("json");
-    assert!(body["error"].as_str().unwrap().contains("watched already"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("watched already"),
+        "{body}"
+    );
     let shared = open("/p0/".into()).await;
     assert_eq!(shared.status(), 200, "a prefix already watched is shared");
     drop(streams);
