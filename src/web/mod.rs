@@ -67,13 +67,13 @@ pub async fn uniform_errors(State(state): State<AppState>, req: Request, next: N
     let headers = req.headers().clone();
     let resp = next.run(req).await;
     let status = resp.status();
-    let ours = resp.extensions().get::<ErrorMessage>().is_some()
-        || resp
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|t| t.starts_with("application/json") || t.starts_with("text/html"));
-    if !(status.is_client_error() || status.is_server_error()) || ours {
+    // Only what axum says in its own words: an empty body (405, unknown routes' defaults) or the
+    // body limit's plain text. Our handlers' errors, and deliberate plain-text answers such as the
+    // metrics challenge, are left as they are.
+    let router_made = !resp.headers().contains_key(header::CONTENT_TYPE)
+        || status == axum::http::StatusCode::PAYLOAD_TOO_LARGE
+            && resp.extensions().get::<ErrorMessage>().is_none();
+    if !(status.is_client_error() || status.is_server_error()) || !router_made {
         return resp;
     }
     let message = match status {
@@ -84,7 +84,9 @@ pub async fn uniform_errors(State(state): State<AppState>, req: Request, next: N
         ),
         other => other.canonical_reason().unwrap_or("error").to_string(),
     };
-    let allow = resp.headers().get(header::ALLOW).cloned();
+    let mut kept = resp.headers().clone();
+    kept.remove(header::CONTENT_TYPE);
+    kept.remove(header::CONTENT_LENGTH);
     let mut out = if is_api_path(&state, &path) {
         let mut r = (status, axum::Json(serde_json::json!({ "error": message }))).into_response();
         r.extensions_mut().insert(ErrorMessage(message));
@@ -92,8 +94,16 @@ pub async fn uniform_errors(State(state): State<AppState>, req: Request, next: N
     } else {
         error_page(&state, status, message, &headers)
     };
-    if let Some(allow) = allow {
-        out.headers_mut().insert(header::ALLOW, allow);
+    // Keep what the original said (Allow, WWW-Authenticate, …) unless the new answer says it.
+    let new_names: Vec<_> = kept
+        .keys()
+        .filter(|name| !out.headers().contains_key(*name))
+        .cloned()
+        .collect();
+    for name in new_names {
+        for value in kept.get_all(&name) {
+            out.headers_mut().append(name.clone(), value.clone());
+        }
     }
     out
 }
