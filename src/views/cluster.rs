@@ -39,6 +39,8 @@ pub struct MemberRow {
     pub actionable: bool,
     /// Is the leader.
     pub is_leader: bool,
+    /// Leadership can be moved to it: it answers, is not the leader, and there is a leader (quorum).
+    pub can_lead: bool,
     /// Pod / node / zone / volume, when Kubernetes knows.
     pub placement: String,
 }

@@ -91,6 +91,7 @@ fn member_row(m: &MemberView, quorum_held: bool) -> MemberRow {
         peer_urls: m.peer_urls.join(", "),
         actionable: m.reachable,
         is_leader: m.leader,
+        can_lead: m.reachable && quorum_held && !m.leader,
         placement: String::new(),
     }
 }
@@ -119,6 +120,7 @@ fn endpoint_row(endpoint: &str) -> MemberRow {
         peer_urls: String::new(),
         actionable: false,
         is_leader: false,
+        can_lead: false,
         placement: String::new(),
     }
 }

@@ -707,6 +707,10 @@ async fn quorum_is_lost_and_regained(no_quorum_within: Duration) {
         "no member-removal advice without quorum: {page}"
     );
     assert!(page.contains("Do not add or remove members while quorum is lost"));
+    assert!(
+        !html.contains("data-action=\"move-leader\""),
+        "no leader to move without quorum"
+    );
     let body = members_json(&app).await;
     let survivor_name = &app.etcd.member_names()[t.leader];
     let survivor = member(&body, survivor_name);
