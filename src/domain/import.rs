@@ -6,6 +6,7 @@ use serde_json::json;
 
 use crate::domain::edit::request_size;
 use crate::domain::key::{b64_std, display_text};
+use crate::domain::record::KeyRecord;
 use crate::domain::transfer::{plan, Action};
 
 /// Keys per write txn: each is one compare and one put, and etcd allows 128 ops per txn
@@ -214,9 +215,70 @@ impl Report {
     }
 }
 
+/// After a batch write was retried (an earlier attempt failed without an answer) and the retry's
+/// compare failed: the revision the earlier attempt wrote the batch at, when `found` (each key as
+/// it is now, in order) shows it — every key holds exactly its value, without a lease, all at one
+/// mod_revision newer than expected (one txn wrote them all). `None`: a real conflict.
+pub fn batch_written_at(
+    entries: &[(Vec<u8>, Vec<u8>, i64)],
+    found: &[Option<KeyRecord>],
+) -> Option<i64> {
+    if found.len() != entries.len() || entries.is_empty() {
+        return None;
+    }
+    let mut at = None;
+    for ((_, value, expected), now) in entries.iter().zip(found) {
+        let now = now.as_ref()?;
+        if now.value != *value || now.lease != 0 || now.mod_revision <= *expected {
+            return None;
+        }
+        match at {
+            None => at = Some(now.mod_revision),
+            Some(r) if r != now.mod_revision => return None,
+            Some(_) => {}
+        }
+    }
+    at
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn rec(value: &[u8], mod_revision: i64, lease: i64) -> Option<KeyRecord> {
+        Some(KeyRecord {
+            key: Vec::new(),
+            value: value.to_vec(),
+            create_revision: 1,
+            mod_revision,
+            version: 2,
+            lease,
+            ttl: None,
+        })
+    }
+
+    #[test]
+    fn a_retried_batch_finds_its_own_write_or_a_real_conflict() {
+        let batch = vec![
+            (b"/a".to_vec(), b"1".to_vec(), 5),
+            (b"/b".to_vec(), b"2".to_vec(), 0),
+        ];
+        assert_eq!(
+            batch_written_at(&batch, &[rec(b"1", 9, 0), rec(b"2", 9, 0)]),
+            Some(9)
+        );
+        // Different revisions: not one txn. Another value, a lease, an absent key, the old
+        // revision: someone else's doing.
+        for found in [
+            vec![rec(b"1", 9, 0), rec(b"2", 10, 0)],
+            vec![rec(b"1", 9, 0), rec(b"x", 9, 0)],
+            vec![rec(b"1", 9, 7), rec(b"2", 9, 0)],
+            vec![rec(b"1", 9, 0), None],
+            vec![rec(b"1", 5, 0), rec(b"2", 5, 0)],
+        ] {
+            assert_eq!(batch_written_at(&batch, &found), None, "{found:?}");
+        }
+    }
     use crate::domain::edit::{DEFAULT_MAX_VALUE_BYTES, REQUEST_OVERHEAD};
 
     fn entries(sizes: &[usize]) -> Vec<(Vec<u8>, Vec<u8>)> {

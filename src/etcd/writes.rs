@@ -513,8 +513,11 @@ impl EtcdCluster {
         entries: &[(Vec<u8>, Vec<u8>, i64)],
     ) -> Result<Option<i64>, EtcdError> {
         let entries = entries.to_vec();
+        let attempts = AtomicUsize::new(0);
         self.write(|mut c, _| {
+            attempts.fetch_add(1, Ordering::Relaxed);
             let entries = entries.clone();
+            let retried = attempts.load(Ordering::Relaxed) > 1;
             async move {
                 let compares: Vec<Compare> = entries
                     .iter()
@@ -525,12 +528,39 @@ impl EtcdCluster {
                     .iter()
                     .map(|(k, v, _)| TxnOp::put(k.clone(), v.clone(), None))
                     .collect();
-                let resp = c.txn(Txn::new().when(compares).and_then(puts)).await?;
+                let mut txn = Txn::new().when(compares).and_then(puts);
+                if retried {
+                    // An earlier attempt may have been applied without an answer: read the keys
+                    // back to recognise it.
+                    txn = txn.or_else(
+                        entries
+                            .iter()
+                            .map(|(k, _, _)| TxnOp::get(k.clone(), None))
+                            .collect::<Vec<_>>(),
+                    );
+                }
+                let resp = c.txn(txn).await?;
                 let rev = resp.header().map_or(0, |h| h.revision());
-                Ok((resp.succeeded().then_some(rev), rev))
+                if resp.succeeded() {
+                    return Ok((Some(rev), rev));
+                }
+                Ok((retried.then(|| own_batch(&entries, &resp)).flatten(), rev))
             }
         })
         .await
         .map(|r| r.value)
     }
+}
+
+/// What a failed retry's read-back (`resp`) holds for each key of the batch, in order.
+fn own_batch(entries: &[(Vec<u8>, Vec<u8>, i64)], resp: &etcd_client::TxnResponse) -> Option<i64> {
+    let found: Vec<Option<KeyRecord>> = resp
+        .op_responses()
+        .into_iter()
+        .map(|op| match op {
+            TxnOpResponse::Get(g) => g.kvs().first().map(record_of),
+            _ => None,
+        })
+        .collect();
+    crate::domain::import::batch_written_at(entries, &found)
 }
