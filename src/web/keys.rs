@@ -156,8 +156,17 @@ fn index_note(cluster: &EtcdCluster) -> String {
 
 fn node(urls: &Urls, req: &ListReq, item: &Item, selected_key: Option<&[u8]>) -> NodeView {
     let mode = mode_name(&req.mode);
-    let shown = match req.mode {
-        Mode::Tree { .. } => item.key.get(req.prefix.len()..).unwrap_or(&item.key),
+    let shown = match &req.mode {
+        // Relative to the directory the prefix is in: a filter `/app/te` shows `team-a/`, not
+        // `am-a/`.
+        Mode::Tree { sep } => {
+            let dir_len = req
+                .prefix
+                .windows(sep.len().max(1))
+                .rposition(|w| w == sep.as_slice())
+                .map_or(0, |at| at + sep.len());
+            item.key.get(dir_len..).unwrap_or(&item.key)
+        }
         Mode::Flat => &item.key,
     };
     let mut label = display_bytes(shown);
@@ -637,6 +646,24 @@ pub async fn page(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_prefix_filter_inside_a_name_shows_whole_names() {
+        let urls = Urls::new("", "c");
+        let sep = Mode::Tree { sep: b"/".to_vec() };
+        let label = |prefix: &[u8], key: &[u8], dir: bool| {
+            let req = ListReq::first(prefix.to_vec(), sep.clone(), 10);
+            let item = Item {
+                key: key.to_vec(),
+                dir,
+            };
+            node(&urls, &req, &item, None).label
+        };
+        assert_eq!(label(b"/app/te", b"/app/team-a/", true), "team-a/");
+        assert_eq!(label(b"/app/", b"/app/team-a/", true), "team-a/");
+        assert_eq!(label(b"", b"/", true), "/");
+        assert_eq!(label(b"no", b"noslash", false), "noslash");
+    }
 
     #[test]
     fn ancestors_walk_every_separator_including_empty_segments() {
