@@ -553,8 +553,11 @@
     const art = doc.querySelector("#keyview article.key[data-key-b64]");
     if (!art || art.getAttribute("data-key-b64") !== d.key_b64) return;
     if (d.revision <= Number(art.getAttribute("data-revision") || 0)) return; // already shown
+    const leased = !!art.querySelector("dd.ttl");
     staleBanner(art, d.type === "delete"
-      ? `Deleted by someone else at revision ${d.revision}.`
+      ? (leased
+        ? `Deleted at revision ${d.revision}: its lease expired, or someone deleted it.`
+        : `Deleted by someone else at revision ${d.revision}.`)
       : `Changed by someone else at revision ${d.revision}.`);
   }
   function staleBanner(art, text) {
@@ -648,6 +651,15 @@
     if (url && window.htmx) window.htmx.ajax("GET", url, { target: "#keyview" });
   });
   openLive();
+  // The open key's lease TTL counts down; at 0 etcd deletes the key (the live update says so).
+  setInterval(() => {
+    for (const dd of doc.querySelectorAll("#keyview dd.ttl")) {
+      const m = /^(\d+) s$/.exec(dd.textContent.trim());
+      if (!m) continue;
+      const left = Number(m[1]) - 1;
+      dd.textContent = left > 0 ? `${left} s` : "expired";
+    }
+  }, 1000);
   initAll();
   // Full-page load of a deep key: bring its selected row into the tree pane's view
   // (only the pane scrolls, never the page).

@@ -607,3 +607,45 @@ async fn flat_mode_pages_with_load_more() {
         .await;
     b.finish(r).await;
 }
+
+/// A key with a lease: its TTL counts down in the open key view, and when the lease expires the
+/// view says the key is gone, naming the lease as a possible cause.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leased_keys_ttl_counts_down_and_its_expiry_is_explained() {
+    let b = Browser::start("a_leased_keys_ttl_counts_down_and_its_expiry_is_explained").await;
+    let app = spawn_app().await;
+    let mut c = app.client().await;
+    let lease = c.lease_grant(4, None).await.expect("grant").id();
+    c.put(
+        "/ttl/k",
+        "short-lived",
+        Some(etcd_client::PutOptions::new().with_lease(lease)),
+    )
+    .await
+    .expect("put");
+    let r = b
+        .attempt(async {
+            b.goto(&keys_url(&app, "key=/ttl/k")).await;
+            wait_key_view(&b, "/ttl/k").await;
+            const TTL: &str = "return document.querySelector('#keyview dd.ttl').textContent;";
+            let first = b.js(TTL).await;
+            tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+            let later = b.js(TTL).await;
+            let secs = |v: &Value| {
+                v.as_str()
+                    .and_then(|t| t.strip_suffix(" s"))
+                    .and_then(|n| n.parse::<i64>().ok())
+            };
+            assert!(
+                matches!((secs(&first), secs(&later)), (Some(a), Some(z)) if z < a),
+                "{first} then {later}"
+            );
+            b.wait_js(
+                "const n = document.querySelector('#keyview .live-note'); return !!n && n.textContent.includes('its lease expired');",
+                "the view to say the key went with its lease",
+            )
+            .await;
+        })
+        .await;
+    b.finish(r).await;
+}
