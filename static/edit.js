@@ -566,12 +566,18 @@
       this.destroy();
       const pane = doc.getElementById("keyview");
       const inBrowser = pane && pane.closest("main.browser") && window.htmx;
+      // Focus goes back to the key's heading, not to the page body.
+      const refocus = () => {
+        const h = doc.querySelector("#keyview h1.key-path");
+        if (h) h.focus({ preventScroll: true });
+      };
       if (inBrowser && viewUrl) {
-        window.htmx.ajax("GET", viewUrl, { target: "#keyview" });
+        Promise.resolve(window.htmx.ajax("GET", viewUrl, { target: "#keyview" })).then(refocus, () => {});
         if (newUrl && permalink) history.replaceState(history.state, "", permalink);
       } else if (inBrowser) {
         pane.replaceChildren(...(stash || [el("p", "placeholder", "Select a key.")]));
         window.htmx.process(pane);
+        refocus();
       } else {
         const main = doc.querySelector("main[data-back-href]");
         location.assign(permalink || (main && main.getAttribute("data-back-href")) || location.href);

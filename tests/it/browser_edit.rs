@@ -223,6 +223,11 @@ async fn keep_editing_a_key_deleted_meanwhile_saves_it_again() {
             b.wait_for("#keyview .ed-review:not([hidden]) .diff").await;
             chord(&b, Key::Control, 's').await;
             b.wait_for("#keyview article.key").await;
+            b.wait_js(
+                "return document.activeElement && document.activeElement.matches('#keyview h1.key-path');",
+                "focus on the key's heading after saving, not lost on the page body",
+            )
+            .await;
             let kv = raw_get(&app, b"/gone/cfg").await.expect("created again");
             assert_eq!(kv.value_str().unwrap(), "mine");
             assert_eq!(kv.version(), 1, "a new key");
