@@ -58,13 +58,23 @@ fn is_api_path(state: &AppState, path: &str) -> bool {
         .is_some_and(|rest| rest.starts_with("/api/"))
 }
 
+/// What [`error_page`] needs of a request's headers (whether htmx asked), kept without copying
+/// every header of every request.
+fn error_page_headers(headers: &HeaderMap) -> HeaderMap {
+    let mut kept = HeaderMap::new();
+    if let Some(v) = headers.get("hx-request") {
+        kept.insert("hx-request", v.clone());
+    }
+    kept
+}
+
 /// Gives error responses that did not come from our handlers (axum's own 405 with an empty body,
 /// the body limit's plain-text 413, …) the same shape as ours: `{"error": …}` on the API, the
 /// error page elsewhere.
 pub async fn uniform_errors(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
     let method = req.method().clone();
-    let headers = req.headers().clone();
+    let headers = error_page_headers(req.headers());
     let resp = next.run(req).await;
     let status = resp.status();
     // Only what axum says in its own words: an empty body (405, unknown routes' defaults) or the
@@ -250,7 +260,7 @@ pub async fn request_deadline(State(state): State<AppState>, req: Request, next:
     }
     let deadline = state.config().request_timeout;
     let path = req.uri().path().to_string();
-    let headers = req.headers().clone();
+    let headers = error_page_headers(req.headers());
     match tokio::time::timeout(deadline, next.run(req)).await {
         Ok(resp) => resp,
         Err(_) => {
