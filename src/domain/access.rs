@@ -367,6 +367,24 @@ impl Policy {
             RouteLevel::Read => self.decide(who, cluster, Need::Read),
             RouteLevel::AdminRead => self.decide(who, cluster, Need::Admin { changes: false }),
             RouteLevel::Admin => self.decide(who, cluster, Need::Admin { changes: true }),
+            RouteLevel::Import => {
+                let write = self.decide_level(who, cluster, RouteLevel::Write);
+                if !write.allowed() {
+                    return write;
+                }
+                if self
+                    .effective(who, cluster)
+                    .iter()
+                    .any(|g| g.role >= Role::Admin)
+                {
+                    Decision::Allow
+                } else {
+                    Decision::Deny(format!(
+                        "{} may not import on cluster `{cluster}` (needs admin)",
+                        self.who(who)
+                    ))
+                }
+            }
             RouteLevel::Write => {
                 let read = self.decide(who, cluster, Need::Read);
                 if !read.allowed() {
@@ -438,6 +456,9 @@ pub enum RouteLevel {
     Admin,
     /// An admin read (snapshot).
     AdminRead,
+    /// An import: the caller must be an admin somewhere on the cluster (the handler checks each
+    /// key), known before the body (up to hundreds of MiB) is read.
+    Import,
 }
 
 /// Classifies a request (method, path without the base path).
@@ -455,7 +476,8 @@ pub fn route_need(method: &str, path: &str) -> RouteNeed {
                 _ if reads => RouteLevel::Read,
                 ("PUT" | "DELETE", ["key"]) => RouteLevel::Write,
                 // Key-level (prefix) checks happen in the handlers.
-                ("POST", ["delete-prefix"]) | ("POST", ["import"]) => RouteLevel::Write,
+                ("POST", ["delete-prefix"]) => RouteLevel::Write,
+                ("POST", ["import"]) => RouteLevel::Import,
                 _ => RouteLevel::Admin,
             };
             RouteNeed::Cluster(cluster, level)
@@ -470,6 +492,19 @@ pub fn route_need(method: &str, path: &str) -> RouteNeed {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_import_is_refused_before_its_body_to_anyone_without_an_admin_grant() {
+        assert_eq!(
+            route_need("POST", "/api/v1/clusters/prod/import"),
+            RouteNeed::Cluster("prod".into(), RouteLevel::Import)
+        );
+        let p = policy();
+        let alice = Principal::user("alice", Vec::new());
+        let root = Principal::user("root", Vec::new());
+        assert!(!p.decide_level(&alice, "prod", RouteLevel::Import).allowed());
+        assert!(p.decide_level(&root, "prod", RouteLevel::Import).allowed());
+    }
 
     #[test]
     fn a_snapshot_needs_an_admin_whatever_the_read_method() {
@@ -725,7 +760,7 @@ mod tests {
         );
         assert_eq!(
             route_need("POST", "/api/v1/clusters/prod/import"),
-            c("prod", Write)
+            c("prod", Import)
         );
         assert_eq!(
             route_need("POST", "/api/v1/clusters/prod/maintenance/defragment"),
