@@ -256,7 +256,10 @@ pub async fn request_deadline(State(state): State<AppState>, req: Request, next:
     let path = req.uri().path();
     if req.method() == Method::POST && (path.ends_with("/import") || path.contains("/maintenance/"))
     {
-        return next.run(req).await;
+        // Their work may take long, but their body must still arrive in time: a client that
+        // sends a few bytes and stops would otherwise hold its request slot for ever.
+        let until = tokio::time::Instant::now() + state.config().request_timeout;
+        return next.run(req.map(|body| body_until(body, until))).await;
     }
     let deadline = state.config().request_timeout;
     let path = req.uri().path().to_string();
@@ -285,6 +288,25 @@ pub async fn request_deadline(State(state): State<AppState>, req: Request, next:
             }
         }
     }
+}
+
+/// `body`, failing once `until` passes before it has all arrived.
+fn body_until(body: axum::body::Body, until: tokio::time::Instant) -> axum::body::Body {
+    use futures::StreamExt;
+    let chunks = futures::stream::unfold(Some(body.into_data_stream()), move |state| async move {
+        let mut chunks = state?;
+        match tokio::time::timeout_at(until, chunks.next()).await {
+            Ok(Some(chunk)) => Some((chunk, Some(chunks))),
+            Ok(None) => None,
+            Err(_) => Some((
+                Err(axum::Error::new(
+                    "the request body did not arrive within the request timeout",
+                )),
+                None,
+            )),
+        }
+    });
+    axum::body::Body::from_stream(chunks)
 }
 
 /// Refuses cross-site mutations (see [`cross_site_reason`]) with a 403.

@@ -389,3 +389,32 @@ async fn live_updates_watch_at_most_a_hundred_prefixes_per_cluster() {
     assert_eq!(shared.status(), 200, "a prefix already watched is shared");
     drop(streams);
 }
+
+/// Imports may work for long, but their body must arrive within the request timeout: a client
+/// that sends a few bytes of a large body and stops gets an answer and its slot back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_import_body_is_ended_at_the_request_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let timeout = Duration::from_secs(2);
+    let app = spawn_app_with(AppOptions {
+        request_timeout: timeout,
+        ..AppOptions::default()
+    })
+    .await;
+    let mut s = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    s.write_all(
+        b"POST /api/v1/clusters/test/import HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n{\"keys",
+    )
+    .await
+    .unwrap();
+    let mut answer = vec![0u8; 12];
+    let read = tokio::time::timeout(timeout + Duration::from_secs(3), s.read_exact(&mut answer))
+        .await
+        .expect("an answer once the body is overdue");
+    read.expect("read");
+    let status = String::from_utf8_lossy(&answer).to_string();
+    assert!(
+        status.starts_with("HTTP/1.1 4") || status.starts_with("HTTP/1.1 5"),
+        "{status}"
+    );
+}
