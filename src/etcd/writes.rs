@@ -26,6 +26,9 @@ fn big_reads(c: &etcd_client::Client) -> etcd_client::KvClient {
     c.kv_client().max_decoding_message_size(MAX_READ_BYTES)
 }
 
+/// The detail of an `Unavailable` error given before any write was sent (so nothing happened).
+pub const NOT_SENT: &str = "no quorum: nothing is deleted without it";
+
 /// What a prefix deletion would remove.
 #[derive(Debug, Clone)]
 pub struct PrefixPreview {
@@ -263,7 +266,7 @@ impl EtcdCluster {
             return Err(EtcdError::Unavailable {
                 cluster: self.name().to_string(),
                 waited_ms: 0,
-                detail: "no quorum: nothing is deleted without it".into(),
+                detail: NOT_SENT.into(),
             });
         }
         if seen.value.count != expected_count {

@@ -658,6 +658,7 @@ pub async fn maintenance(
     // Failed attempts are audited too: someone tried to change the cluster.
     let result_text = match &outcome {
         Ok(_) => "ok".to_string(),
+        Err(AppError::Etcd(e)) => crate::web::edit::failure_result(e),
         Err(e) => format!("error: {e}"),
     };
     caller.audit(

@@ -43,8 +43,14 @@ fn conflict(
 
 /// The audit result of a change that failed: `unknown` when no member answered in time (etcd may
 /// still have applied it), else `error`.
-fn failure_result(e: &EtcdError) -> String {
+pub(crate) fn failure_result(e: &EtcdError) -> String {
     match e {
+        // Refused before anything was sent (see `delete_prefix_cas`).
+        EtcdError::Unavailable { detail, .. }
+            if detail.starts_with(crate::etcd::writes::NOT_SENT) =>
+        {
+            format!("error: {e}")
+        }
         EtcdError::Unavailable { .. } => format!("unknown: {e} (it may have been applied)"),
         other => format!("error: {other}"),
     }

@@ -374,7 +374,7 @@ impl Run<'_> {
             Ok(None) => self.one_by_one(writes).await,
             Err(e) if too_large(&e) => self.one_by_one(writes).await,
             Err(e) => {
-                let result = format!("error: {e}");
+                let result = crate::web::edit::failure_result(&e);
                 for w in &writes {
                     self.audit(w, None, &result);
                 }
@@ -408,7 +408,7 @@ impl Run<'_> {
                     self.report.too_large(&w.key, size, self.limit);
                 }
                 Err(e) => {
-                    self.audit(&w, None, &format!("error: {e}"));
+                    self.audit(&w, None, &crate::web::edit::failure_result(&e));
                     return Err(Stop::new(e, 1));
                 }
             }
