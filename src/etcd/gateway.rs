@@ -436,6 +436,15 @@ impl EtcdCluster {
             }
         }
         debug!(cluster = %self.name, reason = %last_reason, "linearizable read failed; trying serializable");
+        // Only a failed linearizable attempt (re)starts the degraded window, so a linearizable read
+        // is tried again at least once per window. Set at once, before the stale read: the next
+        // reads of the same page (a listing's next round, a deep link's levels) start as soon as
+        // this one returns, and must not wait out a linearizable budget again.
+        if !degraded {
+            if let Ok(mut g) = self.degraded_until.lock() {
+                *g = Some(Instant::now() + DEGRADED_FOR);
+            }
+        }
         match self
             .race(
                 &op,
@@ -448,12 +457,7 @@ impl EtcdCluster {
             .await
         {
             Ok(Some((value, rev))) => {
-                // Only a failed linearizable attempt (re)starts the degraded window, so a
-                // linearizable read is tried again at least once per window.
                 if !degraded {
-                    if let Ok(mut g) = self.degraded_until.lock() {
-                        *g = Some(Instant::now() + DEGRADED_FOR);
-                    }
                     warn!(cluster = %self.name, "answered from a member's local copy: no quorum");
                 }
                 Ok(Read {

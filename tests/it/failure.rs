@@ -333,3 +333,32 @@ async fn live_updates_say_they_are_paused_while_quorum_is_lost() {
         }
     }
 }
+
+/// With two of three members hung (SIGSTOP: their connections neither answer nor fail), a deep
+/// link, which reads the key and every tree level, still answers within 2 s: the first failed
+/// linearizable read makes the page's later reads go straight to a member's local copy.
+#[tokio::test]
+async fn with_two_members_hung_a_deep_link_answers_within_two_seconds() {
+    let app = spawn_app().await;
+    seed(&app, 300).await;
+    app.put_all(&[("/deep/a/b/c/key", "v")]).await;
+    let (status, _) = app
+        .get_text("/clusters/test/keys?key=/deep/a/b/c/key")
+        .await;
+    assert_eq!(status, 200);
+    app.etcd.stop(1);
+    app.etcd.stop(2);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for target in ["/deep/a/b/c/key", "/k/00007"] {
+        let started = Instant::now();
+        let (status, html) = app
+            .get_text(&format!("/clusters/test/keys?key={target}"))
+            .await;
+        let took = started.elapsed();
+        assert_eq!(status, 200, "{html}");
+        assert!(html.contains("No quorum"), "marked stale");
+        assert!(took < Duration::from_secs(2), "{target} took {took:?}");
+    }
+    app.etcd.cont(1);
+    app.etcd.cont(2);
+}
