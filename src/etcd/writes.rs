@@ -274,6 +274,14 @@ impl EtcdCluster {
                 count: seen.value.count,
             });
         }
+        // A revision the cluster has not reached was not seen by anyone: it would let every
+        // change since the preview through.
+        if seen_revision.is_some_and(|r| r > seen.revision) {
+            return Err(EtcdError::Rejected(format!(
+                "revision {} is newer than the cluster's current revision",
+                seen_revision.unwrap_or_default()
+            )));
+        }
         let (start, end) = (range_start(prefix), range_end_or_all(prefix));
         let at = seen_revision.unwrap_or(seen.revision);
         let out = self

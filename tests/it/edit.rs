@@ -619,6 +619,13 @@ async fn delete_prefix_refuses_when_the_count_changed() {
     // A body without the count, or without the revision it was read at, is a 400.
     let (status, body) = delete_prefix(&app, &json!({"prefix": "/q/"})).await;
     assert_eq!(status, 400, "{body}");
+    // A revision from the future was seen by nobody: it would let every change through.
+    let (status, body) = delete_prefix(
+        &app,
+        &json!({"prefix": "/q/", "expected_count": 1, "revision": 1_000_000_000_000i64}),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
     for revision in [json!(null), json!(0), json!(-3)] {
         let (status, body) = delete_prefix(
             &app,
