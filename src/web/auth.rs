@@ -226,8 +226,12 @@ fn from_proxy(
 }
 
 fn from_cookie(u: &UsersIdentity, headers: &HeaderMap) -> Principal {
+    let now = now_secs();
     cookie_value(headers, SESSION_COOKIE)
-        .and_then(|v| u.key.verify(v, now_secs()))
+        .and_then(|v| u.key.verify(v, now))
+        // A cookie signed for longer than this server's --session-ttl (by a replica, or before a
+        // restart with a shorter one) lasts no longer than this server allows.
+        .filter(|s| s.expires <= now.saturating_add(u.ttl.as_secs()))
         // The users file decides, whatever the cookie says: a user removed from it loses access
         // at once, and one moved to other groups gets those groups' rights at once.
         .and_then(|s| u.users.iter().find(|user| user.name == s.user))

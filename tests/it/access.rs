@@ -962,6 +962,45 @@ async fn a_change_whose_outcome_is_unknown_is_audited_as_such() {
     );
 }
 
+/// A cookie signed for 12 h is not accepted by a server whose --session-ttl is 1 h: a login lasts
+/// no longer than the server that checks it allows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cookie_lasts_no_longer_than_the_checking_servers_session_ttl() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = |ttl: Option<Duration>| AppOptions {
+        access: AccessArgs {
+            session_ttl: ttl,
+            ..users_setup(dir.path())
+        },
+        access_yaml: Some("grants:\n  - groups: [sre]\n    role: admin\n".into()),
+        ..AppOptions::default()
+    };
+    let app = spawn_app_with(opts(Some(Duration::from_secs(12 * 3600)))).await;
+    let cookie = session_cookie(&login(&app, "alice", "alice-pw").await);
+    let short = crate::helpers::start_replica(
+        app.etcd.client_urls(),
+        &opts(Some(Duration::from_secs(3600))),
+    )
+    .await;
+    let status = |base: String| {
+        let cookie = cookie.clone();
+        async move {
+            client()
+                .get(format!("{base}/api/v1/clusters"))
+                .header("Cookie", cookie)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(status(app.url("")).await, StatusCode::OK);
+    assert_eq!(
+        status(format!("http://{}{}", short.addr, short.base)).await,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
 /// Many wrong passwords sent at once are throttled like ones sent one after another: each is
 /// checked against the throttle again when its turn for a password check comes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
