@@ -73,7 +73,7 @@ pub fn render(bytes: &[u8]) -> Rendered {
     let Ok(text) = std::str::from_utf8(bytes) else {
         return Rendered::Binary(hex_dump(bytes));
     };
-    if has_hidden_controls(text) {
+    if has_hidden_controls(text) || text.chars().any(invisible_in_text) {
         return Rendered::Binary(hex_dump(bytes));
     }
     if let Some(tokens) = json::pretty_tokens(text) {
@@ -92,6 +92,9 @@ pub fn value_note(bytes: &[u8]) -> Option<&'static str> {
     if has_hidden_controls(text) {
         return Some("UTF-8 text with control characters");
     }
+    if text.chars().any(invisible_in_text) {
+        return Some("UTF-8 text with invisible or direction-changing characters");
+    }
     let crlf = text.matches("\r\n").count();
     if crlf == 0 {
         None
@@ -100,6 +103,25 @@ pub fn value_note(bytes: &[u8]) -> Option<&'static str> {
     } else {
         Some("CRLF line endings")
     }
+}
+
+/// Characters a browser shows as nothing, or that reorder the text around them (a right-to-left
+/// override makes `abc\u{202E}fed.exe` read `abcexe.def`): a value holding one is shown as bytes.
+/// Joiners and no-break spaces are ordinary in text and are not counted.
+fn invisible_in_text(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}' // soft hyphen
+            | '\u{061C}' // Arabic letter mark
+            | '\u{180E}' // Mongolian vowel separator
+            | '\u{200B}' // zero-width space
+            | '\u{200E}'..='\u{200F}' // left-to-right / right-to-left marks
+            | '\u{202A}'..='\u{202E}' // bidi embeddings and overrides
+            | '\u{2060}'..='\u{2064}' // word joiner, invisible operators
+            | '\u{2066}'..='\u{2069}' // bidi isolates
+            | '\u{FEFF}' // byte order mark
+            | '\u{FFF9}'..='\u{FFFB}' // interlinear annotations
+    )
 }
 
 /// Control characters (C0, DEL, C1) other than `\n`, `\t` and the `\r` of `\r\n`.
@@ -592,6 +614,16 @@ pub fn hex_dump(bytes: &[u8]) -> Vec<(String, String, String)> {
 /// C1) and invisible format characters (zero-width, bidi controls), byte by byte.
 /// [`parse_display`] reads it back.
 pub fn display_bytes(bytes: &[u8]) -> String {
+    // Spaces at either end cannot be seen: `a ` would look like `a`.
+    let lead = bytes.iter().take_while(|b| **b == b' ').count();
+    if lead > 0 || bytes.last() == Some(&b' ') {
+        let trail = bytes[lead..].iter().rev().take_while(|b| **b == b' ').count();
+        let mut out = String::new();
+        (0..lead).for_each(|_| push_hex_escape(&mut out, b' '));
+        out.push_str(&display_bytes(&bytes[lead..bytes.len() - trail]));
+        (0..trail).for_each(|_| push_hex_escape(&mut out, b' '));
+        return out;
+    }
     let mut out = String::with_capacity(bytes.len());
     for chunk in bytes.utf8_chunks() {
         for c in chunk.valid().chars() {
@@ -648,7 +680,14 @@ fn hidden_in_key(c: char) -> bool {
     c.is_control()
         || matches!(
             c,
-            '\u{00AD}' // soft hyphen
+            '\u{00A0}' // no-break space (looks like a space)
+                | '\u{1680}' // ogham space mark
+                | '\u{2000}'..='\u{200A}' // en, em, thin … spaces
+                | '\u{200C}'..='\u{200D}' // zero-width non-joiner and joiner
+                | '\u{202F}' // narrow no-break space
+                | '\u{205F}' // medium mathematical space
+                | '\u{3000}' // ideographic space
+                | '\u{00AD}' // soft hyphen
                 | '\u{061C}' // Arabic letter mark
                 | '\u{180E}' // Mongolian vowel separator
                 | '\u{200B}' // zero-width space
@@ -929,6 +968,8 @@ mod tests {
             };
             let compact = serde_json::to_string(&value).unwrap();
             let pretty = serde_json::to_string_pretty(&value).unwrap();
+            // Invisible or direction-changing characters make a value binary (tested apart).
+            proptest::prop_assume!(!compact.chars().any(invisible_in_text));
             proptest::prop_assert_eq!(render(compact.as_bytes()), Rendered::Json(previous_view(&pretty)));
             proptest::prop_assert_eq!(render(pretty.as_bytes()), Rendered::Json(previous_view(&pretty)));
         }
@@ -1085,6 +1126,50 @@ mod tests {
         );
         assert_eq!(display_bytes("a b  c".as_bytes()), "a b  c");
         assert_eq!(display_bytes(b""), "");
+    }
+
+    #[test]
+    fn keys_with_look_alike_spaces_joiners_or_end_spaces_are_told_apart() {
+        let labels: Vec<String> = [
+            "nbsp x",
+            "nbsp\u{a0}x",
+            "zwjx",
+            "zw\u{200d}jx",
+            "trail",
+            "trail ",
+            " lead",
+        ]
+        .iter()
+        .map(|k| display_bytes(k.as_bytes()))
+        .collect();
+        assert_eq!(
+            labels,
+            [
+                "nbsp x",
+                "nbsp\\xc2\\xa0x",
+                "zwjx",
+                "zw\\xe2\\x80\\x8djx",
+                "trail",
+                "trail\\x20",
+                "\\x20lead"
+            ]
+        );
+        for k in ["trail ", " lead", "  ", "a b"] {
+            assert_eq!(parse_display(display_bytes(k.as_bytes()).as_bytes()), k.as_bytes());
+        }
+    }
+
+    #[test]
+    fn text_with_invisible_or_direction_changing_characters_is_shown_as_bytes() {
+        for value in ["abc\u{202e}fed.exe", "pass\u{200b}word", "\u{feff}{\"a\":1}"] {
+            assert!(matches!(render(value.as_bytes()), Rendered::Binary(_)), "{value:?}");
+            assert_eq!(
+                value_note(value.as_bytes()),
+                Some("UTF-8 text with invisible or direction-changing characters")
+            );
+        }
+        // Ordinary text with joiners and no-break spaces stays text.
+        assert!(matches!(render("10\u{a0}km".as_bytes()), Rendered::Text(_)));
     }
 
     #[test]
