@@ -307,7 +307,9 @@
           mode: CM_MODES[this.mode],
           lineNumbers: true,
           lineWrapping: true,
-          lineSeparator: "\n", // a \r stays a \r (shown as a marker): bytes are sacred
+          // Text whose every line ends in \r\n keeps doing so, lines typed included; otherwise a
+          // \r stays a \r (shown as a marker): bytes are sacred.
+          lineSeparator: /\r\n/.test(this.initialText) && !/(^|[^\r])\n/.test(this.initialText) ? "\r\n" : "\n",
           indentUnit: 2,
           tabSize: 2,
           viewportMargin: 50,

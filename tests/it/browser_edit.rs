@@ -197,6 +197,35 @@ async fn a_concurrent_edit_shows_the_three_way_view() {
     b.finish(r).await;
 }
 
+/// A value whose lines end in CRLF keeps CRLF endings when lines are typed into it (no silent
+/// mix of CRLF and LF).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typing_into_a_crlf_value_keeps_crlf_line_endings() {
+    let b = Browser::start("typing_into_a_crlf_value_keeps_crlf_line_endings").await;
+    let app = spawn_app().await;
+    app.put_all(&[("/crlf/file.txt", "line1\r\nline2\r\n")])
+        .await;
+    let r = b
+        .attempt(async {
+            b.goto(&key_url(&app, "key=/crlf/file.txt")).await;
+            b.wait_text("#keyview h1.key-path", "/crlf/file.txt").await;
+            b.press('e').await;
+            wait_editor(&b).await;
+            b.js("const cm = document.querySelector('#keyview .CodeMirror').CodeMirror; cm.focus(); cm.setCursor(cm.lastLine(), 0);")
+                .await;
+            b.type_text("line3").await;
+            b.press(Key::Enter).await;
+            chord(&b, Key::Control, 's').await;
+            b.wait_for("#keyview .ed-review:not([hidden]) .diff").await;
+            chord(&b, Key::Control, 's').await;
+            b.wait_for("#keyview article.key").await;
+            let kv = raw_get(&app, b"/crlf/file.txt").await.expect("saved");
+            assert_eq!(kv.value(), b"line1\r\nline2\r\nline3\r\n");
+        })
+        .await;
+    b.finish(r).await;
+}
+
 /// A key deleted by someone else while it is edited: the conflict view says so, and "keep
 /// editing" then saving creates the key again with the editor's text.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
