@@ -259,6 +259,33 @@
     return loadScript(core).then(() => Promise.all([...modes.map(loadScript), yaml ? loadScript(yaml) : null]));
   }
 
+  // The bytes a key label stands for (as domain::format::parse_display on the server): `\\` is a
+  // backslash, `\xNN` the byte NN; anything else is its own UTF-8.
+  function parseDisplay(text) {
+    const src = utf8.encode(text);
+    const hex = (c) => (c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : c >= 65 && c <= 70 ? c - 55 : -1);
+    const out = [];
+    for (let i = 0; i < src.length; i++) {
+      if (src[i] === 92 && src[i + 1] === 92) { out.push(92); i += 1; continue; }
+      if (src[i] === 92 && src[i + 1] === 120 && hex(src[i + 2]) >= 0 && hex(src[i + 3]) >= 0) {
+        out.push(hex(src[i + 2]) * 16 + hex(src[i + 3]));
+        i += 3;
+        continue;
+      }
+      out.push(src[i]);
+    }
+    return Uint8Array.from(out);
+  }
+
+  // `base` (ending in `key=`) naming the key of `k` ({key} or {key_b64}); key_b64 goes as the
+  // base64url twin the server reads.
+  function withKey(base, k) {
+    if (!base) return "";
+    if (k.key != null) return base + encodeURIComponent(k.key);
+    const url = k.key_b64.replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+    return base.replace(/key=$/, "key_b64=") + url;
+  }
+
   /* ---------- the editor ------------------------------------------------- */
   const CM_MODES = { json: { name: "javascript", json: true }, yaml: "yaml", toml: "toml", text: null, hex: null };
   let active = null; // the open Editor, if any
@@ -443,17 +470,16 @@
     keyForSave() {
       // An existing key (also one deleted meanwhile and being created again) keeps its bytes.
       if (this.keyB64 && (!this.isNew || !this.keyInput || this.keyInput.readOnly)) return { key_b64: this.keyB64 };
-      const typed = this.keyInput ? this.keyInput.value : "";
+      // What was typed is read like the search box reads it (and like labels show keys): `\\`
+      // is a backslash and `\xNN` a byte, so a label pasted here names the same key.
+      const typed = parseDisplay(this.keyInput ? this.keyInput.value : "");
       const prefix = this.keyInput && this.keyInput.getAttribute("data-prefix-b64");
-      if (prefix) {
-        // A directory whose name is not UTF-8: its bytes, then what was typed.
-        const head = b64ToBytes(prefix), tail = utf8.encode(typed);
-        const key = new Uint8Array(head.length + tail.length);
-        key.set(head);
-        key.set(tail, head.length);
-        return { key_b64: bytesToB64(key) };
-      }
-      return { key: typed };
+      // A directory whose name is not UTF-8: its bytes, then what was typed.
+      const head = prefix ? b64ToBytes(prefix) : new Uint8Array();
+      const key = new Uint8Array(head.length + typed.length);
+      key.set(head);
+      key.set(typed, head.length);
+      return { key_b64: bytesToB64(key) };
     }
     keyB64Now() {
       const k = this.keyForSave();
@@ -555,14 +581,14 @@
     // Saved: leave the editor and show the key as stored now.
     done() {
       this.clean = true;
-      const key = this.keyForSave();
       let viewUrl = this.art.getAttribute("data-view-url");
       let permalink = this.art.getAttribute("data-permalink");
-      if (key.key != null) {
-        viewUrl = this.art.getAttribute("data-view-base") + encodeURIComponent(key.key);
-        permalink = this.art.getAttribute("data-permalink-base") + encodeURIComponent(key.key);
+      const created = this.isNew && !viewUrl;
+      if (created) {
+        viewUrl = this.newViewUrl();
+        permalink = withKey(this.art.getAttribute("data-permalink-base"), this.keyForSave());
       }
-      this.leave(viewUrl, permalink, !!key.key);
+      this.leave(viewUrl, permalink, created);
     }
     leave(viewUrl, permalink, newUrl) {
       this.destroy();
@@ -677,8 +703,7 @@
       keep.focus();
     }
     newViewUrl() {
-      const k = this.keyForSave();
-      return k.key != null ? this.art.getAttribute("data-view-base") + encodeURIComponent(k.key) : "";
+      return withKey(this.art.getAttribute("data-view-base"), this.keyForSave());
     }
     // "yours" is what the editor holds (the conflict view does not change it).
     async overwrite() {

@@ -197,6 +197,36 @@ async fn a_concurrent_edit_shows_the_three_way_view() {
     b.finish(r).await;
 }
 
+/// A new key made in the page: its name field reads labels like the search box does (`\\` is a
+/// backslash), the key is created, and the page shows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_key_is_created_from_the_page_and_its_name_reads_labels() {
+    let b = Browser::start("a_new_key_is_created_from_the_page_and_its_name_reads_labels").await;
+    let app = spawn_app().await;
+    app.put_all(&[("/nk/existing", "x")]).await;
+    let r = b
+        .attempt(async {
+            b.goto(&key_url(&app, "key=/nk/existing")).await;
+            b.wait_text("#keyview h1.key-path", "/nk/existing").await;
+            b.press('n').await;
+            b.wait_for("#ed-key").await;
+            wait_editor(&b).await;
+            b.js("const k = document.getElementById('ed-key'); k.focus(); k.select();")
+                .await;
+            b.type_text("/nk/back\\\\slash").await;
+            type_value(&b, "made here").await;
+            chord(&b, Key::Control, 's').await;
+            b.wait_for("#keyview .ed-review:not([hidden]) .diff").await;
+            chord(&b, Key::Control, 's').await;
+            b.wait_text("#keyview h1.key-path", "/nk/back\\\\slash")
+                .await;
+            let kv = raw_get(&app, b"/nk/back\\slash").await.expect("created");
+            assert_eq!(kv.value(), b"made here");
+        })
+        .await;
+    b.finish(r).await;
+}
+
 /// A value whose lines end in CRLF keeps CRLF endings when lines are typed into it (no silent
 /// mix of CRLF and LF).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
