@@ -617,7 +617,11 @@ pub fn display_bytes(bytes: &[u8]) -> String {
     // Spaces at either end cannot be seen: `a ` would look like `a`.
     let lead = bytes.iter().take_while(|b| **b == b' ').count();
     if lead > 0 || bytes.last() == Some(&b' ') {
-        let trail = bytes[lead..].iter().rev().take_while(|b| **b == b' ').count();
+        let trail = bytes[lead..]
+            .iter()
+            .rev()
+            .take_while(|b| **b == b' ')
+            .count();
         let mut out = String::new();
         (0..lead).for_each(|_| push_hex_escape(&mut out, b' '));
         out.push_str(&display_bytes(&bytes[lead..bytes.len() - trail]));
@@ -1155,14 +1159,24 @@ mod tests {
             ]
         );
         for k in ["trail ", " lead", "  ", "a b"] {
-            assert_eq!(parse_display(display_bytes(k.as_bytes()).as_bytes()), k.as_bytes());
+            assert_eq!(
+                parse_display(display_bytes(k.as_bytes()).as_bytes()),
+                k.as_bytes()
+            );
         }
     }
 
     #[test]
     fn text_with_invisible_or_direction_changing_characters_is_shown_as_bytes() {
-        for value in ["abc\u{202e}fed.exe", "pass\u{200b}word", "\u{feff}{\"a\":1}"] {
-            assert!(matches!(render(value.as_bytes()), Rendered::Binary(_)), "{value:?}");
+        for value in [
+            "abc\u{202e}fed.exe",
+            "pass\u{200b}word",
+            "\u{feff}{\"a\":1}",
+        ] {
+            assert!(
+                matches!(render(value.as_bytes()), Rendered::Binary(_)),
+                "{value:?}"
+            );
             assert_eq!(
                 value_note(value.as_bytes()),
                 Some("UTF-8 text with invisible or direction-changing characters")

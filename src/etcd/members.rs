@@ -46,7 +46,7 @@ fn alarm_name(t: AlarmType) -> &'static str {
 
 impl EtcdCluster {
     async fn member_list(&self) -> Result<Vec<RawMember>, EtcdError> {
-        let mut reason = String::new();
+        let mut reason = String::from("no member tried");
         let found = self
             .race(
                 &|mut c: etcd_client::Client, _| async move {
@@ -80,7 +80,7 @@ impl EtcdCluster {
     }
 
     async fn alarm_list(&self) -> Result<Vec<(u64, &'static str)>, String> {
-        let mut reason = String::new();
+        let mut reason = String::from("no member tried");
         let found = self
             .race(
                 &|mut c: etcd_client::Client, _| async move {

@@ -324,7 +324,7 @@ pub async fn leases(
         .iter()
         .map(|l| json!({
             "id": l.id,
-            "id_hex": format!("{:x}", l.id),
+            "id_hex": format!("{:016x}", l.id),
             "ttl": l.ttl,
             "granted_ttl": l.granted_ttl,
             "keys": l.keys.iter().map(|k| json!({ "key": display_text(k), "key_b64": b64_std(k) })).collect::<Vec<_>>(),

@@ -294,7 +294,7 @@ fn key_view_for(
     view.create_revision = rec.create_revision;
     view.version = rec.version;
     if rec.lease != 0 {
-        view.lease_hex = format!("{:x}", rec.lease);
+        view.lease_hex = format!("{:016x}", rec.lease);
         view.ttl = match rec.ttl {
             Some(t) if t > 0 => format!("{t} s"),
             Some(_) => "expired".into(),

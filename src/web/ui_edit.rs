@@ -231,7 +231,7 @@ fn editor_view(
         view.version = r.version;
         view.history_href = EditUrls::with_key(u.page("history"), "key", k);
         if r.lease != 0 {
-            view.lease_hex = format!("{:x}", r.lease);
+            view.lease_hex = format!("{:016x}", r.lease);
             view.ttl = match r.ttl {
                 Some(t) if t > 0 => format!("{t} s"),
                 Some(_) => "expired".into(),
@@ -523,7 +523,7 @@ pub async fn leases_page(
     let rows = leases
         .iter()
         .map(|l| LeaseRow {
-            id_hex: format!("{:x}", l.id),
+            id_hex: format!("{:016x}", l.id),
             ttl: if l.ttl < 0 {
                 "expired".into()
             } else {

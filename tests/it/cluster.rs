@@ -883,6 +883,7 @@ async fn with_every_member_down_the_page_lists_the_last_known_members_as_down() 
         assert!(q.contains("no answer") && !q.contains(" in 0 ms"), "{q}");
         let page = text(&html);
         assert!(!page.contains("0/0"), "{page}");
+        assert!(!page.contains("()"), "every error says why: {page}");
         let caption = chart_caption(&html, "DB size").expect("the DB size chart");
         for (i, name) in names.iter().enumerate() {
             assert!(
