@@ -235,97 +235,171 @@ async fn build_and_watch(
     }
     index.set_status(IndexStatus::Ready(0));
 
-    // Keep it current.
-    let mut client = Err("no member to watch".to_string());
-    for i in 0..cluster.endpoints().len() {
-        client = cluster.client(i, false).await;
-        if client.is_ok() {
-            break;
+    // Keep it current: one watch at a time. When its stream ends, fails or goes silent (a hung
+    // member answers nothing, not even progress requests), the watch resumes on the next member
+    // from the revision after the last change applied, so no change is missed and the index need
+    // not be rebuilt.
+    index.pages.enable(revision);
+    let members = cluster.endpoints().len().max(1);
+    let mut next_rev = revision + 1;
+    let mut failures = 0usize;
+    for member in (0..members).cycle() {
+        match watch_from(cluster, weak, &index, member, &mut next_rev).await {
+            WatchEnd::Gone => return Ok(()),
+            WatchEnd::Rebuild(reason) => return Err(reason),
+            WatchEnd::Resume { reason, delivered } => {
+                failures = if delivered { 1 } else { failures + 1 };
+                if failures > 3 * members {
+                    return Err(reason);
+                }
+                warn!(cluster = cluster.name(), member, %reason, next_rev, "index watch resumes on the next member");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
         }
     }
-    let mut client = client?;
+    Err("no member to watch".into())
+}
+
+/// A watch that answers nothing for this long is taken for stuck: its member is hung, or cut off.
+const WATCH_SILENT_FOR: Duration = Duration::from_secs(3);
+
+/// How one index watch ended.
+enum WatchEnd {
+    /// Nobody can list the cluster any more.
+    Gone,
+    /// Go on from `next_rev` on another member (`delivered`: this one applied something first).
+    Resume { reason: String, delivered: bool },
+    /// The history needed to go on was compacted: scan again.
+    Rebuild(String),
+}
+
+/// Watches every key from `*next_rev` on `member`, applying each change to the index and its
+/// page cache and advancing `*next_rev` past it.
+async fn watch_from(
+    cluster: &Arc<EtcdCluster>,
+    weak: &Weak<EtcdCluster>,
+    index: &Arc<FenceIndex>,
+    member: usize,
+    next_rev: &mut i64,
+) -> WatchEnd {
+    let resume = |reason: String, delivered: bool| WatchEnd::Resume { reason, delivered };
+    let mut client = match cluster.client(member, false).await {
+        Ok(c) => c,
+        Err(reason) => return resume(reason, false),
+    };
     let opts = WatchOptions::new()
         .with_range(vec![0])
-        .with_start_revision(revision + 1)
+        .with_start_revision(*next_rev)
         .with_progress_notify();
-    let stream = tokio::time::timeout(Duration::from_secs(5), client.watch(vec![0], Some(opts)))
-        .await
-        .map_err(|_| "watch did not start in 5 s".to_string())?
-        .map_err(|e| e.to_string())?;
+    let stream =
+        match tokio::time::timeout(Duration::from_secs(5), client.watch(vec![0], Some(opts))).await
+        {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => return resume(e.to_string(), false),
+            Err(_) => return resume("watch did not start in 5 s".into(), false),
+        };
     let (mut requests, mut responses) = stream.split();
-    // Every change after the scan's revision will come through this watch.
-    index.pages.enable(revision);
     let mut progress = tokio::time::interval(PROGRESS_EVERY);
     progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut heard = std::time::Instant::now();
+    let mut delivered = false;
     loop {
         let msg = tokio::select! {
             msg = responses.next() => msg,
             _ = progress.tick() => {
                 index.pages.check_silence(std::time::Instant::now());
+                if heard.elapsed() > WATCH_SILENT_FOR {
+                    return resume(format!("no answer for {} s", WATCH_SILENT_FOR.as_secs()), delivered);
+                }
                 // A full request channel means the stream is stuck; silence then ends the cache.
                 let _ = tokio::time::timeout(PROGRESS_EVERY, requests.request_progress()).await;
                 continue;
             }
         };
-        let Some(resp) = msg.transpose().map_err(|e| e.to_string())? else {
-            return Err("watch stream ended".into());
+        let resp = match msg {
+            Some(Ok(resp)) => resp,
+            Some(Err(e)) => return resume(e.to_string(), delivered),
+            None => return resume("watch stream ended".into(), delivered),
         };
-        if resp.canceled() || resp.compact_revision() > 0 {
-            return Err(format!("watch cancelled: {}", resp.cancel_reason()));
+        heard = std::time::Instant::now();
+        if resp.compact_revision() > 0 {
+            return WatchEnd::Rebuild(format!(
+                "the revisions the watch needed were compacted (at {})",
+                resp.compact_revision()
+            ));
+        }
+        if resp.canceled() {
+            return resume(
+                format!("watch cancelled: {}", resp.cancel_reason()),
+                delivered,
+            );
         }
         if weak.strong_count() <= 1 {
             // Only this task holds the cluster: nobody can list it any more.
-            return Ok(());
+            return WatchEnd::Gone;
         }
-        // Creates and deletes change listings (and bucket counts); a put of an existing key
-        // changes neither. Collected apart from the fence lock so the cache never misses one.
-        let mut changes = Vec::new();
-        let mut through = 0;
-        for ev in resp.events() {
-            let Some(kv) = ev.kv() else { continue };
-            through = through.max(kv.mod_revision());
-            let created = ev.event_type() == EventType::Put && kv.version() == 1;
-            if created || ev.event_type() == EventType::Delete {
-                changes.push((
-                    created,
-                    Change {
-                        revision: kv.mod_revision(),
-                        key: kv.key().to_vec(),
-                    },
-                ));
-            }
-        }
-        if let Ok(mut d) = index.deletions.lock() {
-            for (created, change) in &changes {
-                if *created {
-                    d.created(&change.key);
-                } else {
-                    d.deleted(&change.key, change.revision);
-                }
-            }
-        }
-        let mut oversized = false;
-        if let Ok(mut guard) = index.fences.write() {
-            if let Some(f) = guard.as_mut() {
-                for (created, change) in &changes {
-                    if *created {
-                        oversized |= f.on_create(&change.key);
-                    } else {
-                        f.on_delete(&change.key);
-                    }
-                }
-            }
-        }
-        let changes: Vec<Change> = changes.into_iter().map(|(_, c)| c).collect();
-        // Only events advance what the cache has seen: etcd 3.4 may answer a progress request
-        // before events it has not sent yet, so a progress answer only says the stream is alive.
-        index.pages.observe(&changes, through);
-        index.pages.heard(std::time::Instant::now());
-        if oversized {
-            // Off this loop: the watch must keep delivering changes (the page cache trusts it).
-            start_splitter(weak.clone(), index.clone());
+        if let Some(through) = apply(weak, index, &resp) {
+            *next_rev = through + 1;
+            delivered = true;
         }
     }
+}
+
+/// Applies one watch response to the index and its page cache; the highest revision it held.
+fn apply(
+    weak: &Weak<EtcdCluster>,
+    index: &Arc<FenceIndex>,
+    resp: &etcd_client::WatchResponse,
+) -> Option<i64> {
+    // Creates and deletes change listings (and bucket counts); a put of an existing key
+    // changes neither. Collected apart from the fence lock so the cache never misses one.
+    let mut changes = Vec::new();
+    let mut through = 0;
+    for ev in resp.events() {
+        let Some(kv) = ev.kv() else { continue };
+        through = through.max(kv.mod_revision());
+        let created = ev.event_type() == EventType::Put && kv.version() == 1;
+        if created || ev.event_type() == EventType::Delete {
+            changes.push((
+                created,
+                Change {
+                    revision: kv.mod_revision(),
+                    key: kv.key().to_vec(),
+                },
+            ));
+        }
+    }
+    if let Ok(mut d) = index.deletions.lock() {
+        for (created, change) in &changes {
+            if *created {
+                d.created(&change.key);
+            } else {
+                d.deleted(&change.key, change.revision);
+            }
+        }
+    }
+    let mut oversized = false;
+    if let Ok(mut guard) = index.fences.write() {
+        if let Some(f) = guard.as_mut() {
+            for (created, change) in &changes {
+                if *created {
+                    oversized |= f.on_create(&change.key);
+                } else {
+                    f.on_delete(&change.key);
+                }
+            }
+        }
+    }
+    let changes: Vec<Change> = changes.into_iter().map(|(_, c)| c).collect();
+    // Only events advance what the cache has seen: etcd 3.4 may answer a progress request
+    // before events it has not sent yet, so a progress answer only says the stream is alive.
+    index.pages.observe(&changes, through);
+    index.pages.heard(std::time::Instant::now());
+    if oversized {
+        // Off this loop: the watch must keep delivering changes (the page cache trusts it).
+        start_splitter(weak.clone(), index.clone());
+    }
+    (through > 0).then_some(through)
 }
 
 /// Pause between two reads of the splitter, so a bulk load (one oversized bucket after another)

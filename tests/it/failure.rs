@@ -362,3 +362,40 @@ async fn with_two_members_hung_a_deep_link_answers_within_two_seconds() {
     app.etcd.cont(1);
     app.etcd.cont(2);
 }
+
+/// The listing index's watch resumes on another member when its member hangs (SIGSTOP: the stream
+/// neither ends nor answers), from where it stopped: a key created and deleted meanwhile is still
+/// seen deleted, so its history is found.
+#[tokio::test]
+async fn the_index_watch_moves_off_a_hung_member_without_missing_a_change() {
+    let app = spawn_app().await;
+    for _ in 0..100 {
+        let (_, body) = app.get_json("/api/v1/clusters/test/keys?limit=1").await;
+        if body["index"] == "ready" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The index watches from the first member that answers: member 0.
+    app.etcd.stop(0);
+    let urls = app.etcd.client_urls();
+    let mut other = etcd_client::Client::connect([urls[1].clone()], None)
+        .await
+        .expect("connect");
+    other.put("/hung/k", "v", None).await.expect("put");
+    let deleted = other.delete("/hung/k", None).await.expect("delete");
+    let at = deleted.header().unwrap().revision();
+    let mut seen = serde_json::Value::Null;
+    for _ in 0..100 {
+        let (status, body) = app
+            .get_json("/api/v1/clusters/test/history?key=/hung/k")
+            .await;
+        if status == 200 {
+            seen = body;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    app.etcd.cont(0);
+    assert_eq!(seen["deleted_revision"], at, "{seen}");
+}
