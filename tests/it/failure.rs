@@ -382,9 +382,23 @@ async fn the_index_watch_moves_off_a_hung_member_without_missing_a_change() {
     let mut other = etcd_client::Client::connect([urls[1].clone()], None)
         .await
         .expect("connect");
-    other.put("/hung/k", "v", None).await.expect("put");
-    let deleted = other.delete("/hung/k", None).await.expect("delete");
-    let at = deleted.header().unwrap().revision();
+    // Member 0 may have been the leader: writes fail until the others elect one.
+    let mut at = 0;
+    for _ in 0..50 {
+        let written = async {
+            other.put("/hung/k", "v", None).await?;
+            other.delete("/hung/k", None).await
+        }
+        .await;
+        match written {
+            Ok(deleted) => {
+                at = deleted.header().unwrap().revision();
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+    assert!(at > 0, "the other members took no write");
     let mut seen = serde_json::Value::Null;
     for _ in 0..100 {
         let (status, body) = app
