@@ -37,6 +37,10 @@ pub enum WatchItem {
     Resumed,
 }
 
+/// A watch that answers nothing (not even a progress request) for this long is moved to the
+/// next member: its member is hung or cut off.
+const SILENT_FOR: Duration = Duration::from_secs(3);
+
 impl EtcdCluster {
     /// Watches every key under `prefix` from now on; the receiver yields batches of changes. Dropping
     /// the receiver ends the watch.
@@ -87,7 +91,7 @@ impl EtcdCluster {
                     client.watch(start.clone(), Some(opts)),
                 )
                 .await;
-                let mut stream = match stream {
+                let stream = match stream {
                     Ok(Ok(stream)) => stream,
                     Ok(Err(e)) => {
                         reason = short_reason(&e);
@@ -104,11 +108,29 @@ impl EtcdCluster {
                 };
                 // Counted as a failure until etcd confirms the watch below.
                 failed += 1;
+                let (mut requests, mut responses) = stream.split();
+                // A hung member neither ends the stream nor answers: ask for progress now and
+                // then, and move on when nothing at all comes back.
+                let mut progress = tokio::time::interval(Duration::from_secs(1));
+                progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let mut heard = std::time::Instant::now();
                 loop {
                     tokio::select! {
                         _ = tx.closed() => return,
-                        msg = stream.message() => match msg {
+                        _ = progress.tick() => {
+                            if heard.elapsed() > SILENT_FOR {
+                                reason = format!("no answer for {} s", SILENT_FOR.as_secs());
+                                break;
+                            }
+                            let _ = tokio::time::timeout(
+                                Duration::from_secs(1),
+                                requests.request_progress(),
+                            )
+                            .await;
+                        }
+                        msg = responses.message() => match msg {
                             Ok(Some(resp)) => {
+                                heard = std::time::Instant::now();
                                 if resp.compact_revision() > 0 {
                                     next_rev = None;
                                     if tx.send(WatchItem::Resync).await.is_err() {

@@ -413,3 +413,52 @@ async fn the_index_watch_moves_off_a_hung_member_without_missing_a_change() {
     app.etcd.cont(0);
     assert_eq!(seen["deleted_revision"], at, "{seen}");
 }
+
+/// Live updates move off a hung member too: a change made through another member arrives within
+/// seconds, not when the member comes back.
+#[tokio::test]
+async fn live_updates_move_off_a_hung_member() {
+    let app = spawn_app().await;
+    let mut resp = app
+        .http
+        .get(app.url("/api/v1/clusters/test/watch?prefix=/lh/"))
+        .timeout(Duration::from_secs(60))
+        .send()
+        .await
+        .expect("the stream opens");
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !text.contains("event: ready") {
+        match tokio::time::timeout_at(deadline, resp.chunk()).await {
+            Ok(Ok(Some(bytes))) => text.push_str(&String::from_utf8_lossy(&bytes)),
+            other => panic!("not ready ({other:?}): {text}"),
+        }
+    }
+    // The live watch starts on member 0.
+    app.etcd.stop(0);
+    let urls = app.etcd.client_urls();
+    let mut other = etcd_client::Client::connect([urls[1].clone()], None)
+        .await
+        .expect("connect");
+    let mut written = false;
+    for _ in 0..50 {
+        if other.put("/lh/k", "v", None).await.is_ok() {
+            written = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(written, "the other members took no write");
+    // A stuck watch is left after 3 s of silence; the gRPC connection itself notices much later.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(6);
+    while !text.contains("/lh/k") {
+        match tokio::time::timeout_at(deadline, resp.chunk()).await {
+            Ok(Ok(Some(bytes))) => text.push_str(&String::from_utf8_lossy(&bytes)),
+            other => {
+                app.etcd.cont(0);
+                panic!("the change did not arrive ({other:?}): {text}")
+            }
+        }
+    }
+    app.etcd.cont(0);
+}
