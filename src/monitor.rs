@@ -68,6 +68,9 @@ struct State {
     last: Option<(Observation, u64, bool)>,
     events: VecDeque<ClusterEvent>,
     leader_changes: VecDeque<u64>,
+    /// The last leader a change was counted for: during a failover the observed leader can blink
+    /// (none, an old view, the new one), which is one change, not several.
+    counted_leader: Option<String>,
     /// Per member id, like `series` and `learner_behind`: only ids in the latest member list.
     scrapes: HashMap<String, Scrape>,
     series: HashMap<String, VecDeque<Point>>,
@@ -233,6 +236,9 @@ impl State {
                 obs.members = unanswered(&prev.members, endpoints, MEMBER_DEADLINE.as_secs_f64());
             }
         }
+        if self.counted_leader.is_none() {
+            self.counted_leader = obs.members.iter().find(|m| m.leader).map(|m| m.id.clone());
+        }
         let lagging = lagging_learners(&self.learner_behind, &obs.members, LEARNER_OBSERVATIONS);
         let q = quorum(&obs.members, 0, &lagging);
         self.clock.observe(q.state, at);
@@ -251,8 +257,14 @@ impl State {
                     held,
                     at,
                 );
+                let leader = obs.members.iter().find(|m| m.leader).map(|m| m.id.clone());
                 for e in events {
                     if e.kind == "leader-changed" {
+                        if leader.is_some() && leader == self.counted_leader {
+                            // Back to the leader already counted: no change after all.
+                            continue;
+                        }
+                        self.counted_leader = leader.clone();
                         self.leader_changes.push_back(at);
                     }
                     self.events.push_front(e);
@@ -587,6 +599,34 @@ mod tests {
         assert!(
             !k.contains(&"quorum-lost") && !k.contains(&"quorum-regained"),
             "{k:?}"
+        );
+    }
+
+    #[test]
+    fn a_leader_that_blinks_during_a_failover_is_one_change_not_several() {
+        let three = |leader: Option<&str>| {
+            seen(
+                ["a", "b", "c"]
+                    .iter()
+                    .map(|id| member(id, true, Some(*id) == leader))
+                    .collect(),
+            )
+        };
+        let mut st = State::default();
+        st.record(three(Some("a")), 1_000, &endpoints());
+        // A blink with no leader, then the same leader: no change.
+        st.record(three(None), 2_000, &endpoints());
+        st.record(three(Some("a")), 3_000, &endpoints());
+        assert_eq!(st.leader_changes.len(), 0);
+        // A real failover whose new leader blinks: one change.
+        st.record(three(Some("b")), 4_000, &endpoints());
+        st.record(three(None), 5_000, &endpoints());
+        st.record(three(Some("b")), 6_000, &endpoints());
+        assert_eq!(st.leader_changes.len(), 1);
+        let s = st.snapshot(6_000, Duration::from_secs(10));
+        assert_eq!(
+            kinds(&s).iter().filter(|k| **k == "leader-changed").count(),
+            1
         );
     }
 
