@@ -1254,7 +1254,12 @@ mod tests {
         fn any_text_round_trips_and_printable_text_is_shown_as_is(text in "\\PC{0,24}|[\\\\x0-9a-f\\n]{0,24}") {
             let label = display_bytes(text.as_bytes());
             proptest::prop_assert_eq!(parse_display(label.as_bytes()), text.as_bytes());
-            if !text.contains('\\') && !text.chars().any(hidden_in_key) {
+            // (Spaces at either end are escaped: they could not be seen.)
+            if !text.contains('\\')
+                && !text.chars().any(hidden_in_key)
+                && !text.starts_with(' ')
+                && !text.ends_with(' ')
+            {
                 proptest::prop_assert_eq!(label, text);
             }
         }
