@@ -116,6 +116,26 @@ fn classify(err: etcd_client::Error, revision: Option<i64>) -> Failure {
     }
 }
 
+/// Whether `e` says the member could not answer now (unavailable, timed out, a transport error),
+/// rather than that it refused the request.
+pub(crate) fn could_not_answer(e: &etcd_client::Error) -> bool {
+    match e {
+        etcd_client::Error::GRpcStatus(status) => {
+            let code: i32 = status.code().into();
+            matches!(
+                code,
+                CANCELLED
+                    | UNKNOWN
+                    | DEADLINE_EXCEEDED
+                    | RESOURCE_EXHAUSTED
+                    | INTERNAL
+                    | UNAVAILABLE
+            )
+        }
+        _ => true,
+    }
+}
+
 /// Whether `new` explains a failure better than `old`: what a member said itself ("etcdserver: no
 /// leader") beats a member that could not be reached at all, so that with quorum lost the answer
 /// names the cause, not the dead members' connection errors.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use etcd_client::CompactionOptions;
 use tokio::sync::mpsc;
 
-use crate::etcd::gateway::{short_reason, EtcdCluster, EtcdError};
+use crate::etcd::gateway::{could_not_answer, short_reason, EtcdCluster, EtcdError};
 
 /// Defragmenting a large database can take minutes.
 const DEFRAG_DEADLINE: Duration = Duration::from_secs(300);
@@ -21,12 +21,30 @@ pub struct SnapshotStream {
 
 impl EtcdCluster {
     async fn member_url(&self, member_hex: &str) -> Result<String, EtcdError> {
+        let member_hex = member_hex.to_ascii_lowercase();
         let obs = self.observe().await;
+        if obs.members.is_empty() {
+            // Nobody said who the members are: that is an outage, not an unknown id.
+            return Err(self.unavailable(
+                obs.error
+                    .unwrap_or_else(|| "the member list could not be read".into()),
+            ));
+        }
         obs.members
             .iter()
             .find(|m| m.id == member_hex)
             .and_then(|m| m.client_urls.first().cloned())
             .ok_or_else(|| EtcdError::Rejected(format!("no member {member_hex} with a client URL")))
+    }
+
+    /// What a failed call to one member means: the member could not answer (503), or it refused
+    /// the request (its own words).
+    fn member_failure(&self, e: &etcd_client::Error) -> EtcdError {
+        if could_not_answer(e) {
+            self.unavailable(short_reason(e))
+        } else {
+            EtcdError::Rejected(short_reason(e))
+        }
     }
 
     fn unavailable(&self, detail: String) -> EtcdError {
@@ -47,7 +65,7 @@ impl EtcdCluster {
         tokio::time::timeout(DEFRAG_DEADLINE, c.defragment())
             .await
             .map_err(|_| self.unavailable("defragment did not finish in 5 minutes".into()))?
-            .map_err(|e| EtcdError::Rejected(short_reason(&e)))?;
+            .map_err(|e| self.member_failure(&e))?;
         Ok(())
     }
 
@@ -66,6 +84,8 @@ impl EtcdCluster {
     pub async fn move_leader(&self, member_hex: &str) -> Result<(), EtcdError> {
         let target = u64::from_str_radix(member_hex, 16)
             .map_err(|_| EtcdError::Rejected(format!("`{member_hex}` is not a member id")))?;
+        // An id that is not in the member list is the request's mistake (404), not etcd's.
+        self.member_url(member_hex).await?;
         let obs = self.observe().await;
         let leader_url = obs
             .members
@@ -80,7 +100,7 @@ impl EtcdCluster {
         tokio::time::timeout(Duration::from_secs(10), c.move_leader(target))
             .await
             .map_err(|_| self.unavailable("move-leader did not finish in 10 s".into()))?
-            .map_err(|e| EtcdError::Rejected(short_reason(&e)))?;
+            .map_err(|e| self.member_failure(&e))?;
         Ok(())
     }
 
@@ -94,7 +114,7 @@ impl EtcdCluster {
         let mut stream = tokio::time::timeout(Duration::from_secs(10), c.snapshot())
             .await
             .map_err(|_| self.unavailable("snapshot did not start in 10 s".into()))?
-            .map_err(|e| EtcdError::Rejected(short_reason(&e)))?;
+            .map_err(|e| self.member_failure(&e))?;
         let first = tokio::time::timeout(Duration::from_secs(30), stream.message())
             .await
             .map_err(|_| self.unavailable("snapshot sent nothing for 30 s".into()))?

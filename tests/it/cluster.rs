@@ -1646,6 +1646,13 @@ async fn maintenance_actions_work() {
         let (status, answer) =
             maintenance(&app, "defragment", json!({ "member": "deadbeef" })).await;
         assert_eq!(status, 404, "an unknown member: {answer}");
+        let (status, answer) =
+            maintenance(&app, "move-leader", json!({ "member": "deadbeef" })).await;
+        assert_eq!(status, 404, "an unknown member: {answer}");
+        // Member ids are hex: either case names the member.
+        let upper = id_of(&t, 1).to_ascii_uppercase();
+        let (status, answer) = maintenance(&app, "defragment", json!({ "member": upper })).await;
+        assert_eq!(status, 200, "{answer}");
     })
     .await;
 }
