@@ -159,6 +159,7 @@ pub async fn delete_key(
 /// `GET /api/v1/clusters/{cluster}/delete-prefix?prefix=P`: what deleting P would remove.
 pub async fn delete_prefix_preview(
     State(state): State<AppState>,
+    caller: Caller,
     Path(cluster): Path<String>,
     AxumQuery(query): AxumQuery,
 ) -> Result<Json<serde_json::Value>, AppError> {
@@ -182,7 +183,9 @@ pub async fn delete_prefix_preview(
         "sample": sample,
         "revision": read.revision,
         "stale": read.stale,
-        "allowed": !prefix.is_empty() || state.config().allow_delete_all,
+        // Whether this caller could delete it now (the POST checks again).
+        "allowed": (!prefix.is_empty() || state.config().allow_delete_all)
+            && caller.require(&state, c.name(), Need::DeletePrefix(&prefix)).is_ok(),
     })))
 }
 

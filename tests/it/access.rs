@@ -355,6 +355,21 @@ async fn prefix_rules_read_only_prefixes_and_the_audit_log() {
         msg.contains("team") && msg.contains("/apps/team-b/cfg"),
         "{msg}"
     );
+    // The preview tells each caller whether they could delete the prefix.
+    for (who, allowed) in [(team, false), (Some(("ad", "")), true), (None, false)] {
+        let preview: Value = call(
+            &app,
+            who,
+            Method::GET,
+            "/api/v1/clusters/test/delete-prefix?prefix=/apps/team-a/",
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+        assert_eq!(preview["allowed"], allowed, "{who:?}: {preview}");
+    }
     // The team may not delete its whole prefix (admin only), nor import.
     let dp = call(
         &app,
