@@ -968,6 +968,13 @@ fn check_cluster(field: &str, c: ClusterConfig) -> Result<ClusterConfig, ConfigE
     for (i, e) in c.endpoints.iter().enumerate() {
         check_endpoint(e)
             .map_err(|why| ConfigError(format!("{}[{i}]: {why}", sub(field, "endpoints"))))?;
+        // TLS settings only apply to https:// endpoints; with http:// every request would fail.
+        if c.tls.is_some() && e.starts_with("http://") {
+            return err(format!(
+                "{}[{i}]: `{e}` is plain http but the cluster has tls settings; use https:// (or drop tls)",
+                sub(field, "endpoints")
+            ));
+        }
     }
     if c.separator.is_empty() {
         return err(format!("{}: must not be empty", sub(field, "separator")));
@@ -1334,6 +1341,17 @@ mod tests {
             &format!("discovery:\n  - namespaces: [a]\n    tls: {{ca: {hostname}}}\n"),
         );
         assert!(e.contains("discovery[0].tls.ca"), "{e}");
+        // TLS settings on a plain http:// endpoint would make every request fail.
+        let e = file_error(
+            d,
+            &format!(
+                "clusters:\n  - name: a\n    endpoints: [http://x:1]\n    tls: {{ca: {ca}}}\n"
+            ),
+        );
+        assert!(
+            e.contains("clusters[0].endpoints[0]") && e.contains("plain http"),
+            "{e}"
+        );
     }
 
     #[test]
