@@ -273,10 +273,7 @@ pub async fn request_deadline(State(state): State<AppState>, req: Request, next:
                 deadline.as_secs_f64()
             );
             // Pages get the error page, as their own errors do (see `html_errors`).
-            let api = path
-                .strip_prefix(state.base())
-                .is_some_and(|rest| rest.starts_with("/api/"));
-            if api {
+            if is_api_path(&state, &path) {
                 AppError::Timeout(message).into_response()
             } else {
                 error_page(
