@@ -53,6 +53,40 @@ pub struct MemberView {
 }
 
 impl MemberView {
+    /// A member as the member list names it, before anything is heard from it: not reachable,
+    /// nothing measured, no errors yet.
+    pub fn unheard(
+        id: String,
+        name: String,
+        peer_urls: Vec<String>,
+        client_urls: Vec<String>,
+        learner: bool,
+        unstarted: bool,
+    ) -> MemberView {
+        MemberView {
+            id,
+            name,
+            peer_urls,
+            client_urls,
+            learner,
+            leader: false,
+            healthy: false,
+            serving: false,
+            reachable: false,
+            version: None,
+            db_size: None,
+            db_size_in_use: None,
+            quota: None,
+            raft_term: None,
+            raft_index: None,
+            raft_applied_index: None,
+            lag: None,
+            latency_ms: None,
+            errors: Vec::new(),
+            unstarted,
+        }
+    }
+
     /// Fragmentation: share of the allocated database not in use (0.0–1.0).
     pub fn fragmentation(&self) -> Option<f64> {
         match (self.db_size, self.db_size_in_use) {
@@ -477,30 +511,19 @@ pub fn unanswered(
     last_known
         .iter()
         .map(|m| MemberView {
-            id: m.id.clone(),
-            name: m.name.clone(),
-            peer_urls: m.peer_urls.clone(),
-            client_urls: m.client_urls.clone(),
-            learner: m.learner,
-            leader: false,
-            healthy: false,
-            serving: false,
-            reachable: false,
-            version: None,
-            db_size: None,
-            db_size_in_use: None,
-            quota: None,
-            raft_term: None,
-            raft_index: None,
-            raft_applied_index: None,
-            lag: None,
-            latency_ms: None,
             errors: vec![if m.client_urls.iter().any(|u| asked.contains(&norm(u))) {
                 format!("no answer after {deadline_s:.1} s")
             } else {
                 "not asked: no configured endpoint answered".into()
             }],
-            unstarted: m.unstarted,
+            ..MemberView::unheard(
+                m.id.clone(),
+                m.name.clone(),
+                m.peer_urls.clone(),
+                m.client_urls.clone(),
+                m.learner,
+                m.unstarted,
+            )
         })
         .collect()
 }

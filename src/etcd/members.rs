@@ -193,28 +193,14 @@ impl EtcdCluster {
 
     /// Status and health of one member through its own client URL, and whom it sees as leader.
     async fn probe(&self, m: &RawMember) -> (MemberView, Option<u64>) {
-        let mut view = MemberView {
-            id: format!("{:x}", m.id),
-            name: m.name.clone(),
-            peer_urls: m.peer_urls.clone(),
-            client_urls: m.client_urls.clone(),
-            learner: m.learner,
-            leader: false,
-            healthy: false,
-            serving: false,
-            reachable: false,
-            version: None,
-            db_size: None,
-            db_size_in_use: None,
-            quota: None,
-            raft_term: None,
-            raft_index: None,
-            raft_applied_index: None,
-            lag: None,
-            latency_ms: None,
-            errors: Vec::new(),
-            unstarted: m.name.is_empty() && m.client_urls.is_empty(),
-        };
+        let mut view = MemberView::unheard(
+            format!("{:x}", m.id),
+            m.name.clone(),
+            m.peer_urls.clone(),
+            m.client_urls.clone(),
+            m.learner,
+            m.name.is_empty() && m.client_urls.is_empty(),
+        );
         let Some(url) = m.client_urls.first() else {
             if !view.unstarted {
                 view.errors.push("no client URL".into());
