@@ -316,7 +316,7 @@ async fn an_edit_saves_through_the_editor_and_keeps_the_lease() {
             click(&b, "#keyview a[data-shortcut='e']").await;
             wait_editor(&b).await;
             let meta = b.text("#keyview article.editor dl.meta").await;
-            assert!(meta.contains(&format!("{lease:x}")) && meta.contains("kept"), "the editor says the lease is kept: {meta}");
+            assert!(meta.contains(&format!("{lease:016x}")) && meta.contains("kept"), "the editor says the lease is kept: {meta}");
             b.js(MARK).await;
             type_value(&b, "node-2").await;
             chord(&b, Key::Control, 's').await;
@@ -334,7 +334,7 @@ async fn an_edit_saves_through_the_editor_and_keeps_the_lease() {
             let ttl = c.lease_time_to_live(lease, None).await.expect("ttl").ttl();
             assert!(ttl > 0, "the lease is alive: {ttl}");
             assert!(
-                b.text("#keyview article.key dl.meta").await.contains(&format!("{lease:x}")),
+                b.text("#keyview article.key dl.meta").await.contains(&format!("{lease:016x}")),
                 "the key view shows the lease"
             );
         })
@@ -652,7 +652,7 @@ async fn revoking_a_lease_lists_the_keys_that_vanish() {
     let r = b
         .attempt(async {
             b.goto(&app.url("/clusters/test/leases")).await;
-            let row = format!("tr[data-lease='{lease:x}']");
+            let row = format!("tr[data-lease='{lease:016x}']");
             let text = b.text(&row).await;
             assert!(text.contains("/locks/a") && text.contains("300 s"), "{text}");
             // A key attached after the page loaded is listed by the dialog too.

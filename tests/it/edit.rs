@@ -861,7 +861,7 @@ async fn leases_list_their_keys_and_revoking_deletes_them() {
     let find = |id: i64| list.iter().find(|l| l["id"] == id).unwrap().clone();
 
     let la = find(a);
-    assert_eq!(la["id_hex"], format!("{a:x}"));
+    assert_eq!(la["id_hex"], format!("{a:016x}"));
     assert_eq!(la["granted_ttl"], 300);
     let ttl = la["ttl"].as_i64().unwrap();
     assert!((1..=300).contains(&ttl), "ttl {ttl}");
