@@ -661,6 +661,21 @@ impl EtcdCluster {
         }
     }
 
+    /// [`EtcdCluster::write`] for writes whose retry is not harmless: `op` is told whether this
+    /// attempt is a retry (an earlier one failed, and may have been applied without an answer),
+    /// and so is the caller, so that either can recognise the earlier attempt's own write.
+    pub async fn write_noting_retries<T, F, Fut>(&self, op: F) -> Result<(Read<T>, bool), EtcdError>
+    where
+        F: Fn(Client, bool) -> Fut,
+        Fut: std::future::Future<Output = Result<(T, i64), etcd_client::Error>>,
+    {
+        let attempts = AtomicUsize::new(0);
+        let read = self
+            .write(|c, _| op(c, attempts.fetch_add(1, Ordering::Relaxed) > 0))
+            .await?;
+        Ok((read, attempts.load(Ordering::Relaxed) > 1))
+    }
+
     /// Reads one key with its metadata and, when it has a lease, the lease's remaining TTL.
     pub async fn get(&self, key: &[u8]) -> Result<Read<Option<KeyRecord>>, EtcdError> {
         let key = key.to_vec();

@@ -7,8 +7,6 @@ use etcd_client::{
     TxnOpResponse,
 };
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use crate::domain::edit::{
     retried_delete_outcome, retried_put_outcome, LeaseChange, PutRequest, WriteOutcome,
 };
@@ -127,10 +125,8 @@ impl EtcdCluster {
             ),
             _ => None,
         };
-        let attempts = AtomicUsize::new(0);
         let result = self
-            .write(|mut c, _| {
-                attempts.fetch_add(1, Ordering::Relaxed);
+            .write_noting_retries(|mut c, _| {
                 let req = req.clone();
                 async move {
                     let mut opts = PutOptions::new();
@@ -153,9 +149,9 @@ impl EtcdCluster {
                 }
             })
             .await
-            .map(|read| match attempts.load(Ordering::Relaxed) {
-                1 => read,
-                _ => Read {
+            .map(|(read, retried)| match retried {
+                false => read,
+                true => Read {
                     value: retried_put_outcome(req, granted, read.value),
                     ..read
                 },
@@ -189,9 +185,7 @@ impl EtcdCluster {
         expected_mod_revision: i64,
     ) -> Result<Read<WriteOutcome>, EtcdError> {
         let key = key.to_vec();
-        let attempts = AtomicUsize::new(0);
-        self.write(|mut c, _| {
-            attempts.fetch_add(1, Ordering::Relaxed);
+        self.write_noting_retries(|mut c, _| {
             let key = key.clone();
             async move {
                 let txn = Txn::new()
@@ -206,9 +200,9 @@ impl EtcdCluster {
             }
         })
         .await
-        .map(|read| match attempts.load(Ordering::Relaxed) {
-            1 => read,
-            _ => Read {
+        .map(|(read, retried)| match retried {
+            false => read,
+            true => Read {
                 value: retried_delete_outcome(read.value),
                 ..read
             },
@@ -524,11 +518,8 @@ impl EtcdCluster {
         entries: &[(Vec<u8>, Vec<u8>, i64)],
     ) -> Result<Option<i64>, EtcdError> {
         let entries = entries.to_vec();
-        let attempts = AtomicUsize::new(0);
-        self.write(|mut c, _| {
-            attempts.fetch_add(1, Ordering::Relaxed);
+        self.write_noting_retries(|mut c, retried| {
             let entries = entries.clone();
-            let retried = attempts.load(Ordering::Relaxed) > 1;
             async move {
                 let compares: Vec<Compare> = entries
                     .iter()
@@ -559,7 +550,7 @@ impl EtcdCluster {
             }
         })
         .await
-        .map(|r| r.value)
+        .map(|(read, _)| read.value)
     }
 }
 
