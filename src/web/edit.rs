@@ -67,42 +67,30 @@ pub async fn put_key(
     let c = &state.cluster(&cluster)?;
     let req = parse_put(&body, state.config().max_value_bytes).map_err(edit_error)?;
     caller.require(&state, c.name(), Need::WriteKey(&req.key))?;
-    let read = c.put_cas(&req).await.inspect_err(|e| {
+    let audit = |new_revision: Option<i64>, result: &str| {
         caller.audit(
             &state,
             c.name(),
             "put",
             &req.key,
             req.expected_mod_revision,
-            None,
-            &failure_result(e),
+            new_revision,
+            result,
         )
-    })?;
+    };
+    let read = c
+        .put_cas(&req)
+        .await
+        .inspect_err(|e| audit(None, &failure_result(e)))?;
     match read.value {
         WriteOutcome::Done { revision } => {
-            caller.audit(
-                &state,
-                c.name(),
-                "put",
-                &req.key,
-                req.expected_mod_revision,
-                Some(revision),
-                "ok",
-            );
+            audit(Some(revision), "ok");
             Ok(Json(
                 json!({ "revision": revision, "mod_revision": revision }),
             ))
         }
         WriteOutcome::Conflict { current, revision } => {
-            caller.audit(
-                &state,
-                c.name(),
-                "put",
-                &req.key,
-                req.expected_mod_revision,
-                None,
-                "conflict",
-            );
+            audit(None, "conflict");
             Err(conflict(current.as_ref(), revision, "not saved"))
         }
     }
@@ -125,32 +113,28 @@ pub async fn delete_key(
         .filter(|n| *n > 0)
         .ok_or_else(|| AppError::BadRequest("parameter `expected_mod_revision` (the key's mod_revision you saw, > 0) is required".into()))?;
     caller.require(&state, c.name(), Need::WriteKey(&key))?;
-    let read = c.delete_cas(&key, expected).await.inspect_err(|e| {
+    let audit = |new_revision: Option<i64>, result: &str| {
         caller.audit(
             &state,
             c.name(),
             "delete",
             &key,
             expected,
-            None,
-            &failure_result(e),
+            new_revision,
+            result,
         )
-    })?;
+    };
+    let read = c
+        .delete_cas(&key, expected)
+        .await
+        .inspect_err(|e| audit(None, &failure_result(e)))?;
     match read.value {
         WriteOutcome::Done { revision } => {
-            caller.audit(
-                &state,
-                c.name(),
-                "delete",
-                &key,
-                expected,
-                Some(revision),
-                "ok",
-            );
+            audit(Some(revision), "ok");
             Ok(Json(json!({ "revision": revision })))
         }
         WriteOutcome::Conflict { current, revision } => {
-            caller.audit(&state, c.name(), "delete", &key, expected, None, "conflict");
+            audit(None, "conflict");
             Err(conflict(current.as_ref(), revision, "not deleted"))
         }
     }
