@@ -176,6 +176,8 @@ fn editor_view(
     let urls = Urls::new(base, c.name());
     let max = state.config().max_value_bytes;
     let value: &[u8] = rec.map_or(&[], |r| r.value.as_slice());
+    // A new key under a directory whose name is not UTF-8 keeps that directory as bytes.
+    let bytes_prefix = (key.is_none() && std::str::from_utf8(prefill).is_err()).then_some(prefill);
     let mut view = EditorView {
         is_new: rec.is_none(),
         key_label: key.map(display_bytes).unwrap_or_default(),
@@ -186,14 +188,8 @@ fn editor_view(
             // Typed text cannot carry these bytes: the input takes the rest of the key only.
             (None, Err(_)) => String::new(),
         },
-        prefix_b64: match (key, std::str::from_utf8(prefill)) {
-            (None, Err(_)) => b64_std(prefill),
-            _ => String::new(),
-        },
-        prefix_label: match (key, std::str::from_utf8(prefill)) {
-            (None, Err(_)) => display_bytes(prefill),
-            _ => String::new(),
-        },
+        prefix_b64: bytes_prefix.map(b64_std).unwrap_or_default(),
+        prefix_label: bytes_prefix.map(display_bytes).unwrap_or_default(),
         mod_revision: 0,
         version: 0,
         lease_hex: String::new(),
