@@ -260,12 +260,18 @@ async fn with_the_watch_broken_no_cached_page_is_served() {
     let mut ok = 0;
     while ok < 20 {
         match page_cache::list(&c, &req).await {
-            Ok(page) => {
+            Ok(page) if !page.stale => {
                 assert_eq!(keys(&page), ["/wb/a", "/wb/b", "/wb/c"], "a stale page");
                 ok += 1;
             }
-            // Members still electing a leader: an error is fine, an old page is not.
-            Err(_) => assert!(started.elapsed() < Duration::from_secs(30)),
+            // Members still electing a leader, or the gateway still in its one-second degraded
+            // window from the outage: an error, or a page read from one member's local copy and
+            // marked as possibly stale, is fine (that member may not have applied the put yet).
+            // An old page that claims to be current is not.
+            _ => assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "no current page 30 s after the members came back"
+            ),
         }
     }
 }
