@@ -180,7 +180,8 @@ fn node(urls: &Urls, req: &ListReq, item: &Item, selected_key: Option<&[u8]>) ->
             href: urls.page("tree", Some(&item.key), None),
             fragment: urls.nodes("tree", &item.key, None),
             expanded: false,
-            selected: false,
+            // A directory jumped to is the selected row.
+            selected: selected_key == Some(item.key.as_slice()),
             children_html: String::new(),
         }
     } else {
@@ -429,6 +430,11 @@ async fn level_around(
     limit: usize,
 ) -> Result<(ListReq, Page, Option<(String, String)>, Item), AppError> {
     let mut req = ListReq::first(dir.to_vec(), mode.clone(), limit);
+    // A directory opened by itself (a jump to it): its own level from the start.
+    if target.key.as_slice() <= dir {
+        let page = state.list(c, &req).await?;
+        return Ok((req, page, None, target));
+    }
     let gap = Some((
         "… earlier entries (show from the start)".to_string(),
         urls.page("tree", Some(dir), None),
@@ -453,7 +459,31 @@ async fn level_around(
     Ok((req, page, gap, target))
 }
 
-/// Renders the tree with every directory on the way to `key` expanded, innermost first.
+/// The directory `key` names (`key` itself when it ends with `sep`, else `key` + `sep`) when
+/// any key lies under it.
+async fn directory_at(
+    state: &AppState,
+    c: &Arc<EtcdCluster>,
+    mode: &Mode,
+    key: &[u8],
+    sep: &[u8],
+) -> Result<Option<Vec<u8>>, AppError> {
+    if sep.is_empty() {
+        return Ok(None);
+    }
+    let dir = if key.ends_with(sep) {
+        key.to_vec()
+    } else {
+        [key, sep].concat()
+    };
+    let page = state
+        .list(c, &ListReq::first(dir.clone(), mode.clone(), 1))
+        .await?;
+    Ok((!page.items.is_empty()).then_some(dir))
+}
+
+/// Renders the tree with every directory on the way to `key` expanded, innermost first. A `key`
+/// ending with the separator is a directory: it is expanded too, from its first entry.
 async fn tree_path(
     state: &AppState,
     c: &Arc<EtcdCluster>,
@@ -567,7 +597,25 @@ pub async fn page(
         }
     };
     let (record, deep_tree) = tokio::join!(record, deep_tree);
-    let (record, deep_tree) = (record?, deep_tree?);
+    let (mut record, mut deep_tree) = (record?, deep_tree?);
+    // No key of that name, but keys under it (a jump to `/config/app` or `/config/app/`): the
+    // tree opens that directory with its row selected, and no "no such key" pane.
+    let missing = record.as_ref().is_some_and(|r| r.value.is_none());
+    if let (Some(k), Mode::Tree { sep }, true) = (&key, &req.mode, missing) {
+        if let Some(dir) = directory_at(&state, c, &req.mode, k, sep).await? {
+            if let Some(root) = deep_root(&req.prefix, &dir, sep) {
+                req.prefix = root.clone();
+                req.start = root;
+            }
+            deep_tree = Some(tree_path(&state, c, &urls, &req, &dir).await?);
+            notice = Some(format!(
+                "{} is a directory: its keys are listed in the tree.",
+                display_bytes(&dir)
+            ));
+            record = None;
+            key = Some(dir);
+        }
+    }
     if let (Some(k), Some(read)) = (&key, &record) {
         if read.value.is_none() && !search_text.is_empty() {
             notice = Some(format!(

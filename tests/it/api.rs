@@ -505,6 +505,63 @@ async fn jumping_to_a_missing_key_shows_its_whole_short_level() {
     assert!(!html.contains("earlier entries"), "{html}");
 }
 
+/// Jumping to a directory (typed with or without its trailing separator) opens it in the tree,
+/// its row selected, instead of saying there is no such key.
+#[tokio::test]
+async fn jumping_to_a_directory_opens_it() {
+    let app = spawn_app().await;
+    let mut pairs = vec![
+        ("/jd/app/k1".to_string(), "1".to_string()),
+        ("/jd/app/k2".to_string(), "2".to_string()),
+        ("/jd/app.bak".to_string(), "3".to_string()),
+    ];
+    pairs.extend((0..150).map(|i| (format!("/jd/big/{i:03}"), "v".to_string())));
+    app.put_all(&pairs).await;
+    for (url, dir, children) in [
+        (
+            "/clusters/test/keys?mode=tree&q=/jd/app&go=key",
+            "/jd/app/",
+            ["k1", "k2"],
+        ),
+        (
+            "/clusters/test/keys?key=%2Fjd%2Fapp%2F",
+            "/jd/app/",
+            ["k1", "k2"],
+        ),
+        (
+            "/clusters/test/keys?q=/jd/big&go=key",
+            "/jd/big/",
+            ["000", "099"],
+        ),
+    ] {
+        let (status, html) = app.get_text(url).await;
+        assert_eq!(status, 200, "{url}: {html}");
+        assert!(
+            html.contains(&format!("{dir} is a directory")),
+            "{url}: {html}"
+        );
+        assert!(!html.contains("No such key"), "{url}: {html}");
+        assert!(!html.contains("No key "), "{url}: {html}");
+        assert!(!html.contains("earlier entries"), "{url}: {html}");
+        assert!(
+            html.contains("class=\"row dir selected\""),
+            "{url}: the directory's row is selected: {html}"
+        );
+        for name in children {
+            assert!(
+                html.contains(&format!("<span class=\"name\">{name}</span>")),
+                "{url}: {name} in {html}"
+            );
+        }
+    }
+    // A name that is neither a key nor a directory still says so.
+    let (_, html) = app
+        .get_text("/clusters/test/keys?mode=tree&q=/jd/ap&go=key")
+        .await;
+    assert!(html.contains("No key /jd/ap"), "{html}");
+    assert!(!html.contains("is a directory"), "{html}");
+}
+
 /// A deep link expands at most 32 levels, so a key of thousands of separators cannot fan one
 /// request out into thousands of listings.
 #[tokio::test]
