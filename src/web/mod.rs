@@ -13,8 +13,9 @@ pub mod topology;
 pub mod transfer;
 pub mod ui_edit;
 
+use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 
@@ -77,23 +78,33 @@ pub async fn uniform_errors(State(state): State<AppState>, req: Request, next: N
     let headers = error_page_headers(req.headers());
     let resp = next.run(req).await;
     let status = resp.status();
-    // Only what axum says in its own words: an empty body (405, unknown routes' defaults) or the
-    // body limit's plain text. Our handlers' errors, and deliberate plain-text answers such as the
-    // metrics challenge, are left as they are.
+    // Only what axum says in its own words: an empty body (405, unknown routes' defaults), the
+    // body limit's plain text, or an extractor's plain-text rejection (a path segment that is
+    // not UTF-8, a form without its content type). Our handlers' errors, and deliberate
+    // plain-text answers such as the metrics challenge (a 401), are left as they are.
+    let ours = resp.extensions().get::<ErrorMessage>().is_some();
+    let rejection = !ours && is_plain_text(&resp) && REJECTIONS.contains(&status);
     let router_made = !resp.headers().contains_key(header::CONTENT_TYPE)
-        || status == axum::http::StatusCode::PAYLOAD_TOO_LARGE
-            && resp.extensions().get::<ErrorMessage>().is_none();
+        || status == StatusCode::PAYLOAD_TOO_LARGE && !ours
+        || rejection;
     if !(status.is_client_error() || status.is_server_error()) || !router_made {
         return resp;
     }
+    let (parts, body) = resp.into_parts();
     let message = match status {
-        axum::http::StatusCode::METHOD_NOT_ALLOWED => format!("{method} is not allowed on {path}"),
-        axum::http::StatusCode::PAYLOAD_TOO_LARGE => format!(
+        StatusCode::METHOD_NOT_ALLOWED => format!("{method} is not allowed on {path}"),
+        StatusCode::PAYLOAD_TOO_LARGE => format!(
             "the request body is larger than {} bytes, the most this route takes",
             state.config().max_value_bytes * 2 + 64 * 1024
         ),
+        // The rejection's own words (axum's are short and say what was wrong).
+        _ if rejection => match axum::body::to_bytes(body, 4096).await {
+            Ok(text) if !text.is_empty() => String::from_utf8_lossy(&text).into_owned(),
+            _ => status.canonical_reason().unwrap_or("error").to_string(),
+        },
         other => other.canonical_reason().unwrap_or("error").to_string(),
     };
+    let resp = Response::from_parts(parts, Body::empty());
     let mut kept = resp.headers().clone();
     kept.remove(header::CONTENT_TYPE);
     kept.remove(header::CONTENT_LENGTH);
@@ -118,10 +129,24 @@ pub async fn uniform_errors(State(state): State<AppState>, req: Request, next: N
     out
 }
 
+/// Statuses axum's extractors reject a request with (as plain text).
+const REJECTIONS: [StatusCode; 3] = [
+    StatusCode::BAD_REQUEST,
+    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+    StatusCode::UNPROCESSABLE_ENTITY,
+];
+
+fn is_plain_text(resp: &Response) -> bool {
+    resp.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain"))
+}
+
 /// An error as HTML: a banner for htmx fragment requests, else a full page with a way back.
 pub(crate) fn error_page(
     state: &AppState,
-    status: axum::http::StatusCode,
+    status: StatusCode,
     message: String,
     request_headers: &HeaderMap,
 ) -> Response {
@@ -276,12 +301,7 @@ pub async fn request_deadline(State(state): State<AppState>, req: Request, next:
             if is_api_path(&state, &path) {
                 AppError::Timeout(message).into_response()
             } else {
-                error_page(
-                    &state,
-                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                    message,
-                    &headers,
-                )
+                error_page(&state, StatusCode::SERVICE_UNAVAILABLE, message, &headers)
             }
         }
     }

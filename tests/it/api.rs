@@ -869,8 +869,16 @@ async fn every_api_error_is_json_even_those_the_router_makes() {
         body["error"].as_str().unwrap().contains("larger than"),
         "{body}"
     );
+    // An extractor's rejection (a cluster name that is not UTF-8) says what was wrong, as JSON.
+    let (status, body) = app.get_json("/api/v1/clusters/%FF/keys").await;
+    assert_eq!(status, 400);
+    let error = body["error"].as_str().expect("an error text");
+    assert!(error.contains("UTF-8") || error.contains("utf-8"), "{body}");
     // Pages keep their error page.
     let (status, html) = app.get_text("/clusters/test/nonsense").await;
     assert_eq!(status, 404);
+    assert!(html.contains("<html"), "{html}");
+    let (status, html) = app.get_text("/clusters/%FF/keys").await;
+    assert_eq!(status, 400);
     assert!(html.contains("<html"), "{html}");
 }
