@@ -36,7 +36,7 @@
     }).then(function (resp) {
       return resp.json().catch(function () { return {}; }).then(function (json) {
         if (!resp.ok) throw new Error(json.error || resp.statusText);
-        status(action + " done: " + JSON.stringify(json), false);
+        status(json.message || action + " done.", false);
         var overview = document.getElementById("overview");
         if (overview && window.htmx) window.htmx.trigger(overview, "every 3s");
       });

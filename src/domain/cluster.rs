@@ -3,6 +3,7 @@
 //! gateway fills it in and the monitor keeps the history.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -745,6 +746,73 @@ pub fn diff_events(
     out
 }
 
+/// A database size as the cluster page shows it ("12.3 MiB").
+pub fn db_size_text(bytes: i64) -> String {
+    let b = bytes as f64;
+    if b >= 1024.0 * 1024.0 * 1024.0 {
+        format!("{:.1} GiB", b / (1024.0 * 1024.0 * 1024.0))
+    } else if b >= 1024.0 * 1024.0 {
+        format!("{:.1} MiB", b / (1024.0 * 1024.0))
+    } else {
+        format!("{:.0} KiB", b / 1024.0)
+    }
+}
+
+/// What a maintenance action did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Maintained {
+    /// That member (hex id) was defragmented.
+    Defragmented(String),
+    /// Leadership moved to that member (hex id).
+    Leader(String),
+    /// History was compacted up to that revision.
+    Compacted(i64),
+    /// That many alarms were disarmed.
+    Disarmed(usize),
+}
+
+impl Maintained {
+    /// A sentence for the page saying what was done, naming the member and, for a
+    /// defragmentation, its database size `before` and `after` the action (member lists read
+    /// just before and just after it).
+    pub fn message(&self, before: &[MemberView], after: &[MemberView], took: Duration) -> String {
+        let find = |list: &[MemberView], id: &str| {
+            list.iter().find(|m| m.id.eq_ignore_ascii_case(id)).cloned()
+        };
+        let name = |id: &str| {
+            find(after, id)
+                .or_else(|| find(before, id))
+                .map(|m| m.name)
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| id.to_string())
+        };
+        match self {
+            Maintained::Defragmented(id) => {
+                let secs = took.as_secs_f64();
+                let sizes = find(before, id)
+                    .and_then(|m| m.db_size)
+                    .zip(find(after, id).and_then(|m| m.db_size));
+                match sizes {
+                    Some((was, is)) => format!(
+                        "Defragmented {} in {secs:.1} s: its database went from {} to {}.",
+                        name(id),
+                        db_size_text(was),
+                        db_size_text(is)
+                    ),
+                    None => format!("Defragmented {} in {secs:.1} s.", name(id)),
+                }
+            }
+            Maintained::Leader(id) => format!("{} is the leader now.", name(id)),
+            Maintained::Compacted(rev) => {
+                format!("Compacted: versions older than revision {rev} are gone for good.")
+            }
+            Maintained::Disarmed(0) => "No alarm was raised.".to_string(),
+            Maintained::Disarmed(1) => "Disarmed 1 alarm.".to_string(),
+            Maintained::Disarmed(n) => format!("Disarmed {n} alarms."),
+        }
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -772,6 +840,51 @@ pub(crate) mod tests {
             errors: vec![],
             unstarted: false,
         }
+    }
+
+    #[test]
+    fn maintenance_messages_name_the_member_and_what_changed() {
+        let mut was = member("8e9e05c52164694d", true, false);
+        was.db_size = Some(45 * 1024 * 1024);
+        let mut is = was.clone();
+        is.db_size = Some(12 * 1024 * 1024 + 100 * 1024);
+        let took = Duration::from_millis(1_240);
+        let defrag = Maintained::Defragmented("8E9E05C52164694D".into());
+        assert_eq!(
+            defrag.message(&[was.clone()], &[is], took),
+            "Defragmented m-8e9e05c52164694d in 1.2 s: its database went from 45.0 MiB to 12.1 MiB."
+        );
+        // The member no longer answers its status: no sizes to compare, still named.
+        let mut gone = was.clone();
+        gone.db_size = None;
+        assert_eq!(
+            defrag.message(&[was.clone()], &[gone], took),
+            "Defragmented m-8e9e05c52164694d in 1.2 s."
+        );
+        // A member the lists do not know (yet) is named by its id.
+        assert_eq!(
+            Maintained::Leader("abc".into()).message(&[was.clone()], &[], took),
+            "abc is the leader now."
+        );
+        assert_eq!(
+            Maintained::Leader("8e9e05c52164694d".into()).message(&[], &[was], took),
+            "m-8e9e05c52164694d is the leader now."
+        );
+        assert_eq!(
+            Maintained::Compacted(42).message(&[], &[], took),
+            "Compacted: versions older than revision 42 are gone for good."
+        );
+        let disarmed = |n| Maintained::Disarmed(n).message(&[], &[], took);
+        assert_eq!(disarmed(0), "No alarm was raised.");
+        assert_eq!(disarmed(1), "Disarmed 1 alarm.");
+        assert_eq!(disarmed(3), "Disarmed 3 alarms.");
+    }
+
+    #[test]
+    fn database_sizes_read_in_the_largest_fitting_unit() {
+        assert_eq!(db_size_text(20 * 1024), "20 KiB");
+        assert_eq!(db_size_text(3 * 1024 * 1024 / 2), "1.5 MiB");
+        assert_eq!(db_size_text(2 * 1024 * 1024 * 1024), "2.0 GiB");
     }
 
     #[test]

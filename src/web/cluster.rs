@@ -1,7 +1,7 @@
 //! The cluster page (`/clusters/{cluster}`): members, quorum, alarms, charts, timeline and
 //! maintenance; its polled fragment; and the members/maintenance JSON API.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery as AxumQuery, State};
@@ -13,7 +13,8 @@ use serde_json::json;
 
 use crate::app::AppState;
 use crate::domain::cluster::{
-    ago, headline, legend_value, member_health, observation_note, utc_time, MemberView, QuorumState,
+    ago, db_size_text, headline, legend_value, member_health, observation_note, utc_time,
+    Maintained, MemberView, QuorumState,
 };
 use crate::domain::key::RawQuery;
 use crate::domain::metrics::{spark, thresholds, Point};
@@ -28,17 +29,6 @@ fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
-}
-
-fn mb(bytes: i64) -> String {
-    let b = bytes as f64;
-    if b >= 1024.0 * 1024.0 * 1024.0 {
-        format!("{:.1} GiB", b / (1024.0 * 1024.0 * 1024.0))
-    } else if b >= 1024.0 * 1024.0 {
-        format!("{:.1} MiB", b / (1024.0 * 1024.0))
-    } else {
-        format!("{:.0} KiB", b / 1024.0)
-    }
 }
 
 fn member_row(m: &MemberView, quorum_held: bool) -> MemberRow {
@@ -59,9 +49,13 @@ fn member_row(m: &MemberView, quorum_held: bool) -> MemberRow {
     };
     let db = match (m.db_size, m.fragmentation()) {
         (Some(total), Some(frag)) => {
-            format!("{} ({:.0} % in use)", mb(total), (1.0 - frag) * 100.0)
+            format!(
+                "{} ({:.0} % in use)",
+                db_size_text(total),
+                (1.0 - frag) * 100.0
+            )
         }
-        (Some(total), None) => mb(total),
+        (Some(total), None) => db_size_text(total),
         _ => "—".into(),
     };
     let quota_share = match (m.db_size, m.quota) {
@@ -78,7 +72,13 @@ fn member_row(m: &MemberView, quorum_held: bool) -> MemberRow {
         db,
         quota: quota_share.map_or_else(
             || "—".into(),
-            |s| format!("{:.0} % of {}", s * 100.0, mb(m.quota.unwrap_or(0))),
+            |s| {
+                format!(
+                    "{:.0} % of {}",
+                    s * 100.0,
+                    db_size_text(m.quota.unwrap_or(0))
+                )
+            },
         ),
         quota_warn: quota_share.is_some_and(|s| s > thresholds::DB_QUOTA_SHARE),
         raft_index: m.raft_index.map_or_else(|| "—".into(), |i| i.to_string()),
@@ -267,7 +267,7 @@ fn count(v: f64) -> String {
 }
 
 fn bytes(v: f64) -> String {
-    mb(v as i64)
+    db_size_text(v as i64)
 }
 
 fn share(v: f64) -> String {
@@ -626,17 +626,20 @@ pub async fn maintenance(
             .filter(|m| u64::from_str_radix(m, 16).is_ok())
             .ok_or_else(|| AppError::BadRequest("`member` (hex id) is required".into()))
     };
+    let monitor = state.monitor(c)?;
+    let before = monitor.snapshot();
+    let started = Instant::now();
     let outcome = async {
         Ok(match action.as_str() {
             "defragment" => {
                 let m = member()?;
                 c.defragment(&m).await?;
-                json!({ "defragmented": m })
+                Maintained::Defragmented(m)
             }
             "move-leader" => {
                 let m = member()?;
                 c.move_leader(&m).await?;
-                json!({ "leader": m })
+                Maintained::Leader(m)
             }
             "compact" => {
                 let rev = b
@@ -644,9 +647,9 @@ pub async fn maintenance(
                     .filter(|r| *r > 0)
                     .ok_or_else(|| AppError::BadRequest("`revision` > 0 is required".into()))?;
                 c.compact(rev).await?;
-                json!({ "compacted": rev })
+                Maintained::Compacted(rev)
             }
-            "disarm" => json!({ "disarmed": c.disarm_alarms().await? }),
+            "disarm" => Maintained::Disarmed(c.disarm_alarms().await?),
             other => {
                 return Err(AppError::NotFound(format!(
                     "no maintenance action `{other}`"
@@ -655,6 +658,7 @@ pub async fn maintenance(
         })
     }
     .await;
+    let took = started.elapsed();
     // Failed attempts are audited too: someone tried to change the cluster.
     let result_text = match &outcome {
         Ok(_) => "ok".to_string(),
@@ -670,9 +674,17 @@ pub async fn maintenance(
         b.revision.filter(|_| outcome.is_ok()),
         &result_text,
     );
-    let result = outcome?;
-    state.monitor(c)?.observe_now().await;
-    Ok(Json(result))
+    let done = outcome?;
+    let after = monitor.observe_now().await;
+    let message = done.message(&before.members, &after.members, took);
+    let mut answer = match done {
+        Maintained::Defragmented(id) => json!({ "defragmented": id }),
+        Maintained::Leader(id) => json!({ "leader": id }),
+        Maintained::Compacted(rev) => json!({ "compacted": rev }),
+        Maintained::Disarmed(n) => json!({ "disarmed": n }),
+    };
+    answer["message"] = json!(message);
+    Ok(Json(answer))
 }
 
 /// `GET /api/v1/clusters/{cluster}/snapshot?member=<hex id>`: streams that member's snapshot.

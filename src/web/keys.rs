@@ -15,6 +15,7 @@ use crate::error::AppError;
 use crate::etcd::index::IndexStatus;
 use crate::etcd::page_cache;
 use crate::etcd::EtcdCluster;
+use crate::views::edit::human_size;
 use crate::views::{
     ClustersPage, HexLine, KeyView, KeysPage, Layout, MoreView, NodeView, NodesView, PickerOption,
     SearchForm, TokenView,
@@ -244,16 +245,6 @@ pub async fn nodes(
         ));
     }
     Ok(html(render_html(&view)?))
-}
-
-fn human_size(n: usize) -> String {
-    if n < 1024 {
-        format!("{n} B")
-    } else if n < 1024 * 1024 {
-        format!("{:.1} KiB", n as f64 / 1024.0)
-    } else {
-        format!("{:.2} MiB", n as f64 / (1024.0 * 1024.0))
-    }
 }
 
 fn key_view_for(

@@ -1264,12 +1264,24 @@ async fn a_full_database_raises_nospace_and_disarm_clears_it_after_compaction_an
         let rev = deleted.header().expect("header").revision();
         let (status, answer) = maintenance(&app, "compact", json!({ "revision": rev })).await;
         assert_eq!(status, 200, "{answer}");
-        assert_eq!(answer, json!({ "compacted": rev }));
+        assert_eq!(answer["compacted"], rev, "{answer}");
+        assert_eq!(
+            answer["message"],
+            format!("Compacted: versions older than revision {rev} are gone for good."),
+        );
         for i in 0..3 {
             let id = id_of(&t, i);
             let (status, answer) = maintenance(&app, "defragment", json!({ "member": id })).await;
             assert_eq!(status, 200, "defragment {id}: {answer}");
-            assert_eq!(answer, json!({ "defragmented": id }));
+            assert_eq!(answer["defragmented"], id, "{answer}");
+            // The page's sentence names the member and its database before and after.
+            let message = answer["message"].as_str().expect("a message");
+            let name = &app.etcd.member_names()[i];
+            assert!(
+                message.starts_with(&format!("Defragmented {name} in "))
+                    && message.contains(": its database went from "),
+                "{message}"
+            );
         }
         let body = members_json(&app).await;
         for m in body["members"].as_array().unwrap() {
@@ -1538,7 +1550,11 @@ async fn maintenance_actions_work() {
         let (status, answer) =
             maintenance(&app, "move-leader", json!({ "member": target_id })).await;
         assert_eq!(status, 200, "{answer}");
-        assert_eq!(answer, json!({ "leader": target_id }));
+        assert_eq!(answer["leader"], target_id, "{answer}");
+        assert_eq!(
+            answer["message"],
+            format!("{} is the leader now.", names[target])
+        );
         let now = truth(&app, &[]).await;
         assert_eq!(now.leader, target, "etcd's leader after move-leader");
         let (body, _) = members_until(&app, Instant::now(), ONE_REFRESH, "the new leader", |b| {
@@ -1601,7 +1617,7 @@ async fn maintenance_actions_work() {
         }
         let (status, answer) = maintenance(&app, "compact", json!({ "revision": revs[2] })).await;
         assert_eq!(status, 200, "{answer}");
-        assert_eq!(answer, json!({ "compacted": revs[2] }));
+        assert_eq!(answer["compacted"], revs[2], "{answer}");
         let old = c
             .get("/hist/k", Some(GetOptions::new().with_revision(revs[1])))
             .await
@@ -1726,6 +1742,52 @@ async fn the_cluster_page_with_one_member_down_tells_the_truth() {
                     json!(true),
                     "the overview turned healthy without a reload"
                 );
+            })
+            .await
+            .expect("the browser test finished in time");
+        })
+        .await;
+    b.finish(r).await;
+}
+
+/// The page's "make leader": asks first, then says in words who leads now, and the polled
+/// overview shows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn make_leader_on_the_page_asks_then_says_who_leads_now() {
+    let b = Browser::start("make_leader_on_the_page_asks_then_says_who_leads_now").await;
+    let app = spawn_app().await;
+    let t = truth(&app, &[]).await;
+    let target = follower(&t, &[1, 2, 0]);
+    let id = id_of(&t, target);
+    let name = app.etcd.member_names()[target].clone();
+
+    let r = b
+        .attempt(async {
+            tokio::time::timeout(TEST_LIMIT, async {
+                b.goto(&app.url(PAGE)).await;
+                let row_css = format!("tr.member[data-member-id=\"{id}\"]");
+                b.wait_for(&format!("{row_css} button[data-action=\"move-leader\"]"))
+                    .await
+                    .click()
+                    .await
+                    .expect("click make leader");
+                let question = b.alert_open().await;
+                assert_eq!(
+                    question.as_deref(),
+                    Some(format!("Move leadership to {name}?").as_str())
+                );
+                b.c().accept_alert().await.expect("confirm");
+                b.wait_text("#maint-status", &format!("{name} is the leader now."))
+                    .await;
+                assert_eq!(truth(&app, &[]).await.leader, target, "etcd's leader");
+                b.wait_js(
+                    &format!(
+                        "const r = document.querySelector('{row_css}');\
+                         return !!r && r.querySelector('td:nth-child(2)').textContent.trim() === 'leader';"
+                    ),
+                    "the overview to show the new leader",
+                )
+                .await;
             })
             .await
             .expect("the browser test finished in time");
