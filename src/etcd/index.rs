@@ -16,7 +16,6 @@ use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 use etcd_client::{EventType, WatchOptions};
-use futures::StreamExt;
 use tracing::{info, warn};
 
 use crate::domain::deletions::RecentDeletions;
@@ -24,6 +23,7 @@ use crate::domain::fences::Fences;
 use crate::domain::listing::{list_page, FenceView, ListReq, Mode, RangeReq};
 use crate::domain::page_cache::Change;
 use crate::etcd::gateway::EtcdCluster;
+use crate::etcd::member_watch::{MemberWatch, WatchNext};
 use crate::etcd::page_cache::{PageCacheState, PROGRESS_EVERY};
 
 /// Keys per bucket aimed for: a flat page costs at most about a page plus two buckets.
@@ -262,6 +262,8 @@ async fn build_and_watch(
 
 /// A watch that answers nothing for this long is taken for stuck: its member is hung, or cut off.
 const WATCH_SILENT_FOR: Duration = Duration::from_secs(3);
+/// How long a member may take to start the watch.
+const WATCH_OPEN_WITHIN: Duration = Duration::from_secs(5);
 
 /// How one index watch ended.
 enum WatchEnd {
@@ -283,45 +285,30 @@ async fn watch_from(
     next_rev: &mut i64,
 ) -> WatchEnd {
     let resume = |reason: String, delivered: bool| WatchEnd::Resume { reason, delivered };
-    let mut client = match cluster.client(member, false).await {
-        Ok(c) => c,
-        Err(reason) => return resume(reason, false),
-    };
     let opts = WatchOptions::new()
         .with_range(vec![0])
         .with_start_revision(*next_rev)
         .with_progress_notify();
-    let stream =
-        match tokio::time::timeout(Duration::from_secs(5), client.watch(vec![0], Some(opts))).await
-        {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(e)) => return resume(e.to_string(), false),
-            Err(_) => return resume("watch did not start in 5 s".into(), false),
-        };
-    let (mut requests, mut responses) = stream.split();
-    let mut progress = tokio::time::interval(PROGRESS_EVERY);
-    progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut heard = std::time::Instant::now();
+    let timing = (PROGRESS_EVERY, WATCH_SILENT_FOR);
+    let opened = MemberWatch::open(cluster, member, vec![0], opts, WATCH_OPEN_WITHIN, timing).await;
+    let mut watch = match opened {
+        Ok(w) => w,
+        Err(reason) => return resume(reason, false),
+    };
     let mut delivered = false;
     loop {
-        let msg = tokio::select! {
-            msg = responses.next() => msg,
-            _ = progress.tick() => {
+        let resp = match watch.next().await {
+            WatchNext::Response(resp) => resp,
+            WatchNext::Tick => {
                 index.pages.check_silence(std::time::Instant::now());
-                if heard.elapsed() > WATCH_SILENT_FOR {
-                    return resume(format!("no answer for {} s", WATCH_SILENT_FOR.as_secs()), delivered);
-                }
-                // A full request channel means the stream is stuck; silence then ends the cache.
-                let _ = tokio::time::timeout(PROGRESS_EVERY, requests.request_progress()).await;
                 continue;
             }
+            WatchNext::Silent(reason) => {
+                index.pages.check_silence(std::time::Instant::now());
+                return resume(reason, delivered);
+            }
+            WatchNext::Ended(reason) => return resume(reason, delivered),
         };
-        let resp = match msg {
-            Some(Ok(resp)) => resp,
-            Some(Err(e)) => return resume(e.to_string(), delivered),
-            None => return resume("watch stream ended".into(), delivered),
-        };
-        heard = std::time::Instant::now();
         if resp.compact_revision() > 0 {
             return WatchEnd::Rebuild(format!(
                 "the revisions the watch needed were compacted (at {})",

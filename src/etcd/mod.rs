@@ -4,6 +4,7 @@ pub mod gateway;
 pub mod index;
 pub mod local;
 pub mod maintenance;
+mod member_watch;
 pub mod members;
 /// Listing pages answered from memory while the index's watch proves them current.
 pub mod page_cache;

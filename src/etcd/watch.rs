@@ -8,7 +8,8 @@ use etcd_client::{EventType, WatchOptions};
 use tokio::sync::mpsc;
 
 use crate::domain::key::prefix_end;
-use crate::etcd::gateway::{short_reason, EtcdCluster};
+use crate::etcd::gateway::EtcdCluster;
+use crate::etcd::member_watch::{MemberWatch, WatchNext};
 
 /// One change under a watched prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +41,8 @@ pub enum WatchItem {
 /// A watch that answers nothing (not even a progress request) for this long is moved to the
 /// next member: its member is hung or cut off.
 const SILENT_FOR: Duration = Duration::from_secs(3);
+/// How long a member may take to start the watch.
+const OPEN_WITHIN: Duration = Duration::from_secs(3);
 
 impl EtcdCluster {
     /// Watches every key under `prefix` from now on; the receiver yields batches of changes. Dropping
@@ -71,10 +74,23 @@ impl EtcdCluster {
                         return;
                     }
                 }
-                let client = cluster.client(member % members, false).await;
+                let mut opts = WatchOptions::new().with_range(end.clone());
+                if let Some(r) = next_rev {
+                    opts = opts.with_start_revision(r);
+                }
+                let timing = (Duration::from_secs(1), SILENT_FOR);
+                let opened = MemberWatch::open(
+                    &cluster,
+                    member % members,
+                    start.clone(),
+                    opts,
+                    OPEN_WITHIN,
+                    timing,
+                )
+                .await;
                 member += 1;
-                let mut client = match client {
-                    Ok(c) => c,
+                let mut watch = match opened {
+                    Ok(w) => w,
                     Err(why) => {
                         reason = why;
                         failed += 1;
@@ -82,104 +98,66 @@ impl EtcdCluster {
                         continue;
                     }
                 };
-                let mut opts = WatchOptions::new().with_range(end.clone());
-                if let Some(r) = next_rev {
-                    opts = opts.with_start_revision(r);
-                }
-                let stream = tokio::time::timeout(
-                    Duration::from_secs(3),
-                    client.watch(start.clone(), Some(opts)),
-                )
-                .await;
-                let stream = match stream {
-                    Ok(Ok(stream)) => stream,
-                    Ok(Err(e)) => {
-                        reason = short_reason(&e);
-                        failed += 1;
-                        tokio::time::sleep(Duration::from_millis(300)).await;
-                        continue;
-                    }
-                    Err(_) => {
-                        reason = "no answer after 3 s".into();
-                        failed += 1;
-                        tokio::time::sleep(Duration::from_millis(300)).await;
-                        continue;
-                    }
-                };
                 // Counted as a failure until etcd confirms the watch below.
                 failed += 1;
-                let (mut requests, mut responses) = stream.split();
-                // A hung member neither ends the stream nor answers: ask for progress now and
-                // then, and move on when nothing at all comes back.
-                let mut progress = tokio::time::interval(Duration::from_secs(1));
-                progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                let mut heard = std::time::Instant::now();
                 loop {
-                    tokio::select! {
+                    let next = tokio::select! {
                         _ = tx.closed() => return,
-                        _ = progress.tick() => {
-                            if heard.elapsed() > SILENT_FOR {
-                                reason = format!("no answer for {} s", SILENT_FOR.as_secs());
+                        next = watch.next() => next,
+                    };
+                    match next {
+                        WatchNext::Tick => {}
+                        WatchNext::Silent(why) | WatchNext::Ended(why) => {
+                            reason = why;
+                            break;
+                        }
+                        WatchNext::Response(resp) => {
+                            if resp.compact_revision() > 0 {
+                                next_rev = None;
+                                if tx.send(WatchItem::Resync).await.is_err() {
+                                    return;
+                                }
                                 break;
                             }
-                            let _ = tokio::time::timeout(
-                                Duration::from_secs(1),
-                                requests.request_progress(),
-                            )
-                            .await;
-                        }
-                        msg = responses.message() => match msg {
-                            Ok(Some(resp)) => {
-                                heard = std::time::Instant::now();
-                                if resp.compact_revision() > 0 {
-                                    next_rev = None;
-                                    if tx.send(WatchItem::Resync).await.is_err() {
-                                        return;
-                                    }
-                                    break;
-                                }
-                                if resp.canceled() {
-                                    break;
-                                }
-                                if resp.created() {
-                                    failed = 0;
-                                    if std::mem::take(&mut paused)
-                                        && next_rev.is_some()
-                                        && tx.send(WatchItem::Resumed).await.is_err()
-                                    {
-                                        return;
-                                    }
-                                }
-                                if resp.created() && next_rev.is_none() {
-                                    let at = resp.header().map_or(0, |h| h.revision());
-                                    next_rev = Some(at + 1);
-                                    if tx.send(WatchItem::Started(at)).await.is_err() {
-                                        return;
-                                    }
-                                }
-                                let events: Vec<KeyEvent> = resp
-                                    .events()
-                                    .iter()
-                                    .filter_map(|ev| {
-                                        let kv = ev.kv()?;
-                                        Some(KeyEvent {
-                                            key: kv.key().to_vec(),
-                                            deleted: ev.event_type() == EventType::Delete,
-                                            revision: kv.mod_revision(),
-                                        })
-                                    })
-                                    .collect();
-                                if let Some(last) = events.last() {
-                                    next_rev = Some(last.revision + 1);
-                                }
-                                if !events.is_empty() && tx.send(WatchItem::Events(events)).await.is_err() {
+                            if resp.canceled() {
+                                reason = format!("watch cancelled: {}", resp.cancel_reason());
+                                break;
+                            }
+                            if resp.created() {
+                                failed = 0;
+                                if std::mem::take(&mut paused)
+                                    && next_rev.is_some()
+                                    && tx.send(WatchItem::Resumed).await.is_err()
+                                {
                                     return;
                                 }
                             }
-                            Ok(None) => break,
-                            Err(e) => {
-                                reason = short_reason(&e);
-                                break;
+                            if resp.created() && next_rev.is_none() {
+                                let at = resp.header().map_or(0, |h| h.revision());
+                                next_rev = Some(at + 1);
+                                if tx.send(WatchItem::Started(at)).await.is_err() {
+                                    return;
+                                }
+                            }
+                            let events: Vec<KeyEvent> = resp
+                                .events()
+                                .iter()
+                                .filter_map(|ev| {
+                                    let kv = ev.kv()?;
+                                    Some(KeyEvent {
+                                        key: kv.key().to_vec(),
+                                        deleted: ev.event_type() == EventType::Delete,
+                                        revision: kv.mod_revision(),
+                                    })
+                                })
+                                .collect();
+                            if let Some(last) = events.last() {
+                                next_rev = Some(last.revision + 1);
+                            }
+                            if !events.is_empty()
+                                && tx.send(WatchItem::Events(events)).await.is_err()
+                            {
+                                return;
                             }
                         }
                     }
