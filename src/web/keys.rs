@@ -591,6 +591,7 @@ pub async fn page(
     let (mut record, mut deep_tree) = (record?, deep_tree?);
     // No key of that name, but keys under it (a jump to `/config/app` or `/config/app/`): the
     // tree opens that directory with its row selected, and no "no such key" pane.
+    let mut opened_dir = None;
     let missing = record.as_ref().is_some_and(|r| r.value.is_none());
     if let (Some(k), Mode::Tree { sep }, true) = (&key, &req.mode, missing) {
         if let Some(dir) = directory_at(&state, c, &req.mode, k, sep).await? {
@@ -604,7 +605,8 @@ pub async fn page(
                 display_bytes(&dir)
             ));
             record = None;
-            key = Some(dir);
+            key = Some(dir.clone());
+            opened_dir = Some(dir);
         }
     }
     if let (Some(k), Some(read)) = (&key, &record) {
@@ -668,7 +670,11 @@ pub async fn page(
         cluster: c.name().to_string(),
         mode: mode.to_string(),
         tree_href: urls.page("tree", Some(&req.prefix), key.as_deref()),
-        flat_href: urls.page("flat", Some(&req.prefix), key.as_deref()),
+        // A directory opened by a jump lists flat as its keys (a prefix filter).
+        flat_href: match &opened_dir {
+            Some(dir) => urls.page("flat", Some(dir), None),
+            None => urls.page("flat", Some(&req.prefix), key.as_deref()),
+        },
         prefix_label: display_bytes(&req.prefix),
         clear_filter: urls.page(mode, None, None),
         revision: page.revision,

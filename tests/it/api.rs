@@ -553,6 +553,13 @@ async fn jumping_to_a_directory_opens_it() {
                 "{url}: {name} in {html}"
             );
         }
+        // Its "flat" tab lists the directory's keys (a prefix filter), not a missing key.
+        assert!(
+            html.contains(&format!(
+                "<a class=\"tab\" href=\"/clusters/test/keys?mode=flat&#38;prefix={dir}\">flat</a>"
+            )),
+            "{url}: {html}"
+        );
     }
     // A name that is neither a key nor a directory still says so.
     let (_, html) = app
