@@ -533,7 +533,10 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             web::auth::access,
         ))
-        .layer(axum::middleware::from_fn(web::same_origin_writes))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            web::same_origin_writes,
+        ))
         .layer(DefaultBodyLimit::max(
             state.config().max_value_bytes * 2 + 64 * 1024,
         ))

@@ -189,17 +189,21 @@ pub fn cross_site_reason(method: &Method, path: &str, headers: &HeaderMap) -> Op
     if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
         return None;
     }
-    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
-        if site != "same-origin" && site != "none" {
-            return Some(format!(
-                "cross-site request refused (Sec-Fetch-Site: {site})"
-            ));
-        }
+    let site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+    if let Some(site) = site.filter(|s| *s != "same-origin" && *s != "none") {
+        return Some(format!(
+            "cross-site request refused (Sec-Fetch-Site: {site})"
+        ));
     }
-    let mut proven_same_origin = headers
-        .get("sec-fetch-site")
-        .is_some_and(|v| v.as_bytes() == b"same-origin");
-    if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+    // The browser itself says the page that sent this is of our origin (scheme, host and port;
+    // scripts cannot set this header). Then the Origin need not match `Host`, which a proxy
+    // that does not pass `Host` on (plain `proxy_pass`) rewrites to the upstream's address.
+    let mut proven_same_origin = site == Some("same-origin");
+    let origin = headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .filter(|_| !proven_same_origin);
+    if let Some(origin) = origin {
         let host = headers
             .get("x-forwarded-host")
             .or_else(|| headers.get(header::HOST))
@@ -209,7 +213,11 @@ pub fn cross_site_reason(method: &Method, path: &str, headers: &HeaderMap) -> Op
             .split_once("://")
             .map(|(_, rest)| host_only(rest).to_ascii_lowercase());
         if origin_host.is_none() || origin_host != host {
-            return Some(format!("cross-site request refused (Origin: {origin})"));
+            let seen = host.unwrap_or_default();
+            return Some(format!(
+                "cross-site request refused (Origin: {origin}, but this server was reached as \
+                 `{seen}`; a proxy in front must pass the Host header or X-Forwarded-Host)"
+            ));
         }
         proven_same_origin = true;
     }
@@ -327,11 +335,21 @@ fn body_until(body: axum::body::Body, until: tokio::time::Instant) -> axum::body
 }
 
 /// Refuses cross-site mutations (see [`cross_site_reason`]) with a 403.
-pub async fn same_origin_writes(req: Request, next: Next) -> Response {
+pub async fn same_origin_writes(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
     match cross_site_reason(req.method(), req.uri().path(), req.headers()) {
         Some(reason) => {
             tracing::warn!(method = %req.method(), path = %req.uri().path(), %reason, "refused");
-            AppError::Forbidden(reason).into_response()
+            if is_api_path(&state, req.uri().path()) {
+                AppError::Forbidden(reason).into_response()
+            } else {
+                // A form (the sign-in page): a page that says why, not a line of JSON.
+                let headers = error_page_headers(req.headers());
+                error_page(&state, StatusCode::FORBIDDEN, reason, &headers)
+            }
         }
         None => next.run(req).await,
     }
@@ -426,6 +444,42 @@ mod tests {
             ),
             None
         );
+    }
+
+    #[test]
+    fn a_browser_saying_same_origin_is_believed_behind_a_proxy_that_rewrites_host() {
+        // nginx `proxy_pass` without `proxy_set_header Host`: Host is the upstream's address.
+        let behind = |site: Option<&'static str>| {
+            let mut h = headers(&[
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("content-length", "40"),
+                ("host", "127.0.0.1:31081"),
+                ("origin", "http://dash.test:31091"),
+            ]);
+            if let Some(site) = site {
+                h.insert("sec-fetch-site", HeaderValue::from_static(site));
+            }
+            h
+        };
+        assert_eq!(
+            cross_site_reason(&Method::POST, "/etcd/login", &behind(Some("same-origin"))),
+            None
+        );
+        // Without the browser's word the Origin must match, and the refusal says what to fix.
+        let why = cross_site_reason(&Method::POST, "/etcd/login", &behind(None)).expect("refused");
+        assert!(why.contains("must pass the Host header"), "{why}");
+        assert!(cross_site_reason(&Method::POST, "/etcd/login", &behind(Some("none"))).is_some());
+        // Same-site (another port or subdomain) is not same-origin.
+        assert!(
+            cross_site_reason(&Method::POST, "/etcd/login", &behind(Some("same-site"))).is_some()
+        );
+        // Same-origin pages still send forms only to the sign-in routes.
+        assert!(cross_site_reason(
+            &Method::POST,
+            "/api/v1/clusters/c/delete-prefix",
+            &behind(Some("same-origin"))
+        )
+        .is_some());
     }
 
     #[test]

@@ -119,6 +119,78 @@ async fn two_replicas_behind_nginx_behave_as_one() {
     );
 }
 
+/// A hand-written nginx `location` with a bare `proxy_pass` sends the upstream's name as `Host`,
+/// so the browser's `Origin` never matches it. The browser's own `Sec-Fetch-Site: same-origin`
+/// still lets the user sign in and save; a request without it is refused with a page that says
+/// what the proxy must pass on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_proxy_that_does_not_pass_host_the_browser_still_signs_in_and_saves() {
+    let b = Browser::start("behind_a_proxy_that_does_not_pass_host").await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_with(shared_login(dir.path())).await;
+    let nginx = Nginx::start_with(
+        "/etcd",
+        &[app.addr],
+        NginxOptions {
+            bare_proxy_pass: true,
+            ..NginxOptions::default()
+        },
+    )
+    .await;
+    app.put_all(&[("/bare/config.json", r#"{"replicas":1}"#)])
+        .await;
+
+    let r = b
+        .attempt(async {
+            b.goto(&nginx.url("/etcd/clusters/test/keys?key=/bare/config.json"))
+                .await;
+            b.wait_for("#login-user").await.send_keys("alice").await.unwrap();
+            b.wait_for("#login-password")
+                .await
+                .send_keys("alice-pw")
+                .await
+                .unwrap();
+            click(&b, ".login-form button[type=submit]").await;
+            b.wait_text("#keyview h1.key-path", "/bare/config.json").await;
+            b.press('e').await;
+            wait_editor(&b).await;
+            type_value(&b, r#"{"replicas":3}"#).await;
+            chord(&b, Key::Control, 's').await;
+            b.wait_for("#keyview .ed-review .diff").await;
+            chord(&b, Key::Control, 's').await;
+            b.wait_js(
+                "const a = document.querySelector('#keyview article.key'); return !!a && a.textContent.includes('\"replicas\": 3');",
+                "the saved value to show",
+            )
+            .await;
+        })
+        .await;
+    let mut c = app.client().await;
+    let stored = c.get("/bare/config.json", None).await.unwrap();
+    let stored = stored.kvs()[0].value_str().unwrap().to_string();
+
+    // Without the browser's word (an old browser), the mismatch is refused, and the page says
+    // what to fix in the proxy.
+    let http = reqwest::Client::new();
+    let resp = http
+        .post(nginx.url("/etcd/login"))
+        .header("origin", nginx.url("").trim_end_matches('/'))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("user=alice&password=alice-pw")
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let page = resp.text().await.unwrap();
+    drop(nginx);
+    b.finish(r).await;
+
+    assert_eq!(stored, r#"{"replicas":3}"#);
+    assert_eq!(status, 403, "{page}");
+    assert!(page.contains("<html"), "an error page, not JSON: {page}");
+    assert!(page.contains("must pass the Host header"), "{page}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_authenticating_proxy_in_front_names_the_user() {
     let dir = tempfile::tempdir().unwrap();
@@ -153,6 +225,7 @@ async fn an_authenticating_proxy_in_front_names_the_user() {
         &[app.addr],
         NginxOptions {
             location_extra: &extra,
+            ..NginxOptions::default()
         },
     )
     .await;

@@ -34,6 +34,9 @@ fn free_port() -> u16 {
 pub struct NginxOptions<'a> {
     /// More directives inside `location {prefix}/` (e.g. `auth_basic`, `proxy_set_header`).
     pub location_extra: &'a str,
+    /// A bare `proxy_pass`: `Host` and `X-Forwarded-Proto` are not passed on (nginx then sends
+    /// the upstream's name as `Host`), as in many hand-written configurations.
+    pub bare_proxy_pass: bool,
 }
 
 /// The configuration: `location {prefix}/` proxies to the upstreams (round-robin, like an
@@ -51,6 +54,11 @@ fn config(
         .map(|u| format!("        server {u};\n"))
         .collect();
     let extra = opts.location_extra;
+    let forward = if opts.bare_proxy_pass {
+        ""
+    } else {
+        "proxy_set_header Host $host;\n            proxy_set_header X-Forwarded-Proto $scheme;"
+    };
     format!(
         r#"daemon off;
 master_process off;
@@ -81,8 +89,7 @@ http {{
         location {prefix}/ {{
             proxy_pass http://etcdboard;
             proxy_http_version 1.1;
-            proxy_set_header Host $host;
-            proxy_set_header X-Forwarded-Proto $scheme;
+            {forward}
             proxy_buffering off;
             proxy_read_timeout 1h;
 {extra}
