@@ -661,6 +661,10 @@
     }
   }, 1000);
   initAll();
+  // The sign-in page on a plain-HTTP address (not loopback): the browser would drop the Secure
+  // session cookie, so say so before a password is typed.
+  const insecure = doc.getElementById("insecure-context");
+  if (insecure && !window.isSecureContext) insecure.hidden = false;
   // Full-page load of a deep key: bring its selected row into the tree pane's view
   // (only the pane scrolls, never the page).
   const sel = doc.querySelector(".tree-pane a.row.selected");

@@ -85,6 +85,49 @@ pub struct Session {
     /// Expiry, seconds since the Unix epoch.
     #[serde(rename = "e")]
     pub expires: u64,
+    /// Sign-in time, seconds since the Unix epoch (absent in cookies signed before it was kept).
+    #[serde(rename = "i", default, skip_serializing_if = "Option::is_none")]
+    pub issued: Option<u64>,
+}
+
+impl Session {
+    /// Whether a server whose sessions last `ttl_secs` accepts this session at `now`: it has not
+    /// expired, and it was signed in at most `ttl_secs` ago. A replica with a shorter TTL thus
+    /// accepts a fresh cookie from a longer-lived one, for its own TTL. (A cookie without a
+    /// sign-in time is accepted while it has no more than `ttl_secs` left.)
+    pub fn accepted(&self, now: u64, ttl_secs: u64) -> bool {
+        let within_ttl = match self.issued {
+            Some(issued) => now < issued.saturating_add(ttl_secs),
+            None => self.expires <= now.saturating_add(ttl_secs),
+        };
+        self.expires > now && within_ttl
+    }
+}
+
+/// Why a browser on the page `origin` (its `Origin` header, `scheme://host[:port]`) would drop
+/// a `Secure` cookie, or `None` when it keeps it: browsers keep them on `https://` pages and on
+/// loopback (`localhost`, `*.localhost`, `127.0.0.0/8`, `[::1]`), which they treat as secure
+/// even over plain HTTP.
+pub fn insecure_origin(origin: &str) -> Option<String> {
+    let (scheme, rest) = origin.split_once("://")?;
+    if scheme.eq_ignore_ascii_case("https") {
+        return None;
+    }
+    if !scheme.eq_ignore_ascii_case("http") {
+        return None;
+    }
+    let host = match rest.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(v6),
+        None => rest.split(':').next().unwrap_or(rest),
+    }
+    .to_ascii_lowercase();
+    let loopback = host == "localhost"
+        || host.ends_with(".localhost")
+        || host == "::1"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    (!loopback).then_some(host)
 }
 
 /// The key sessions are signed with (at least 32 bytes).
@@ -176,6 +219,7 @@ mod tests {
             user: "alice".into(),
             groups: vec!["team-a".into()],
             expires: 1000,
+            issued: Some(900),
         };
         let v = key.sign(&s);
         assert_eq!(key.verify(&v, 999), Some(s.clone()));
@@ -191,5 +235,62 @@ mod tests {
             assert_eq!(key.verify(junk, 0), None);
         }
         assert!(SessionKey::from_bytes(b"short").is_err());
+        // A cookie from before the sign-in time was kept still verifies.
+        let old = URL_SAFE_NO_PAD.encode(br#"{"u":"alice","g":[],"e":1000}"#);
+        let mut mac = key.mac();
+        mac.update(old.as_bytes());
+        let sig = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+        let read = key
+            .verify(&format!("{old}.{sig}"), 0)
+            .expect("an old cookie");
+        assert_eq!(read.issued, None);
+    }
+
+    #[test]
+    fn a_shorter_ttl_accepts_a_fresh_cookie_for_its_own_ttl() {
+        // Signed in at 10,000 on a replica with 12 h sessions.
+        let s = Session {
+            user: "alice".into(),
+            groups: vec![],
+            expires: 10_000 + 12 * 3600,
+            issued: Some(10_000),
+        };
+        let hour = 3600;
+        assert!(s.accepted(10_300, hour), "5 minutes old, 1 h TTL");
+        assert!(!s.accepted(10_000 + hour, hour), "1 h old, 1 h TTL");
+        assert!(s.accepted(10_000 + 11 * hour, 12 * hour));
+        assert!(!s.accepted(10_000 + 12 * hour, 24 * hour), "expired");
+        // Without a sign-in time: only while no more than the TTL is left.
+        let old = Session { issued: None, ..s };
+        assert!(!old.accepted(10_300, hour));
+        assert!(old.accepted(10_000 + 11 * hour + 1, hour));
+    }
+
+    #[test]
+    fn secure_cookies_are_dropped_on_plain_http_pages_except_loopback() {
+        for kept in [
+            "https://dash.example",
+            "https://dash.example:8443",
+            "http://localhost:8080",
+            "http://app.localhost",
+            "http://127.0.0.1:31080",
+            "http://127.8.0.1",
+            "http://[::1]:8080",
+        ] {
+            assert_eq!(insecure_origin(kept), None, "{kept}");
+        }
+        assert_eq!(
+            insecure_origin("http://dash.test:31090"),
+            Some("dash.test".into())
+        );
+        assert_eq!(
+            insecure_origin("http://10.0.0.5:30080"),
+            Some("10.0.0.5".into())
+        );
+        assert_eq!(
+            insecure_origin("HTTP://Dash.Test"),
+            Some("dash.test".into())
+        );
+        assert_eq!(insecure_origin("null"), None, "not a page's origin");
     }
 }

@@ -21,7 +21,7 @@ use crate::access::{Identity, ProxyIdentity, UsersIdentity};
 use crate::app::AppState;
 use crate::audit::AuditEntry;
 use crate::domain::access::{route_need, Capabilities, Decision, Need, Principal, RouteNeed};
-use crate::domain::session::Session;
+use crate::domain::session::{insecure_origin, Session};
 use crate::error::AppError;
 
 /// The user a request was served for, set on every response by the identity middleware so the
@@ -231,7 +231,7 @@ fn from_cookie(u: &UsersIdentity, headers: &HeaderMap) -> Principal {
         .and_then(|v| u.key.verify(v, now))
         // A cookie signed for longer than this server's --session-ttl (by a replica, or before a
         // restart with a shorter one) lasts no longer than this server allows.
-        .filter(|s| s.expires <= now.saturating_add(u.ttl.as_secs()))
+        .filter(|s| s.accepted(now, u.ttl.as_secs()))
         // The users file decides, whatever the cookie says: a user removed from it loses access
         // at once, and one moved to other groups gets those groups' rights at once.
         .and_then(|s| u.users.iter().find(|user| user.name == s.user))
@@ -422,6 +422,15 @@ pub async fn login_page(
     Ok(super::html(super::render_html(&page)?))
 }
 
+/// What the sign-in page says when the browser would drop the session cookie.
+fn insecure_sign_in(host: &str) -> String {
+    format!(
+        "Signing in needs HTTPS: this page was opened over plain HTTP at {host}, where the browser \
+         drops the session cookie (it is Secure). Open etcdboard over HTTPS (TLS at the ingress), \
+         or on localhost (e.g. kubectl port-forward)."
+    )
+}
+
 /// The sign-in form's fields.
 #[derive(Debug, Deserialize)]
 pub struct LoginForm {
@@ -463,10 +472,27 @@ fn throttled(
 pub async fn login(
     State(state): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, AppError> {
     let users = users_identity(&state)?;
     let next = safe_next(&state, form.next.as_deref());
+    // The cookie is `Secure`: on a plain-HTTP page (not loopback) the browser would drop it and
+    // the user would land on this form again with no word why. Say so instead.
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    if let Some(host) = origin.and_then(insecure_origin) {
+        tracing::warn!(user = %form.user, %host, "sign-in over plain HTTP refused");
+        let page = crate::views::LoginPage {
+            layout: login_layout(&state),
+            action: format!("{}/login", state.base()),
+            next,
+            user: form.user,
+            error: Some(insecure_sign_in(&host)),
+        };
+        let mut resp = super::html(super::render_html(&page)?);
+        *resp.status_mut() = StatusCode::FORBIDDEN;
+        return Ok(resp);
+    }
     if form.user.len() > MAX_CREDENTIAL_LEN || form.password.len() > MAX_CREDENTIAL_LEN {
         return Err(AppError::BadRequest(
             "user name or password too long".into(),
@@ -512,10 +538,12 @@ pub async fn login(
         Some(u) => {
             state.login_throttle().succeeded(&u.name);
             tracing::info!(user = %u.name, source = ?caller.source, "signed in");
+            let now = now_secs();
             let session = Session {
                 user: u.name.clone(),
                 groups: u.groups.clone(),
-                expires: now_secs() + users.ttl.as_secs(),
+                expires: now + users.ttl.as_secs(),
+                issued: Some(now),
             };
             let cookie = session_cookie(&state, &users.key.sign(&session), users.ttl);
             let mut resp = Redirect::to(&next).into_response();

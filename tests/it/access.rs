@@ -979,10 +979,12 @@ async fn a_change_whose_outcome_is_unknown_is_audited_as_such() {
     );
 }
 
-/// A cookie signed for 12 h is not accepted by a server whose --session-ttl is 1 h: a login lasts
-/// no longer than the server that checks it allows.
+/// A login lasts no longer than the server that checks it allows: a replica whose
+/// --session-ttl is 1 h accepts a fresh cookie signed for 12 h (during a rollout the user keeps
+/// working, whichever replica answers), but not one signed in more than 1 h ago.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cookie_lasts_no_longer_than_the_checking_servers_session_ttl() {
+    use etcdboard::domain::session::{Session, SessionKey};
     let dir = tempfile::tempdir().unwrap();
     let opts = |ttl: Option<Duration>| AppOptions {
         access: AccessArgs {
@@ -993,28 +995,86 @@ async fn a_cookie_lasts_no_longer_than_the_checking_servers_session_ttl() {
         ..AppOptions::default()
     };
     let app = spawn_app_with(opts(Some(Duration::from_secs(12 * 3600)))).await;
-    let cookie = session_cookie(&login(&app, "alice", "alice-pw").await);
+    let fresh = session_cookie(&login(&app, "alice", "alice-pw").await);
     let short = crate::helpers::start_replica(
         app.etcd.client_urls(),
         &opts(Some(Duration::from_secs(3600))),
     )
     .await;
-    let status = |base: String| {
-        let cookie = cookie.clone();
-        async move {
-            client()
-                .get(format!("{base}/api/v1/clusters"))
-                .header("Cookie", cookie)
-                .send()
-                .await
-                .unwrap()
-                .status()
-        }
+    // The same cookie, as if alice had signed in two hours ago on the 12 h replica.
+    let key =
+        SessionKey::from_bytes(&std::fs::read(dir.path().join("session.key")).unwrap()).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let two_hours_old = format!(
+        "etcdboard_session={}",
+        key.sign(&Session {
+            user: "alice".into(),
+            groups: vec![],
+            expires: now + 10 * 3600,
+            issued: Some(now - 2 * 3600),
+        })
+    );
+    let status = |base: String, cookie: String| async move {
+        client()
+            .get(format!("{base}/api/v1/clusters"))
+            .header("Cookie", cookie)
+            .send()
+            .await
+            .unwrap()
+            .status()
     };
-    assert_eq!(status(app.url("")).await, StatusCode::OK);
+    let short_base = format!("http://{}{}", short.addr, short.base);
+    assert_eq!(status(app.url(""), fresh.clone()).await, StatusCode::OK);
+    assert_eq!(status(short_base.clone(), fresh).await, StatusCode::OK);
     assert_eq!(
-        status(format!("http://{}{}", short.addr, short.base)).await,
+        status(app.url(""), two_hours_old.clone()).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        status(short_base, two_hours_old).await,
         StatusCode::UNAUTHORIZED
+    );
+}
+
+/// The session cookie is `Secure`, so a browser on a plain-HTTP page (not loopback) would drop
+/// it and land on the sign-in form again without a word. The sign-in says why instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_in_on_a_plain_http_page_says_it_needs_https() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_with(AppOptions {
+        access: users_setup(dir.path()),
+        access_yaml: Some("grants:\n  - groups: [sre]\n    role: admin\n".into()),
+        ..AppOptions::default()
+    })
+    .await;
+    let sign_in = |origin: &'static str| {
+        client()
+            .post(app.url("/login"))
+            .header("Origin", origin)
+            .header("X-Forwarded-Host", "dash.test")
+            .form(&[("user", "alice"), ("password", "alice-pw")])
+            .send()
+    };
+    let resp = sign_in("http://dash.test:31090").await.unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert!(resp.headers().get("set-cookie").is_none());
+    let page = resp.text().await.unwrap();
+    assert!(
+        page.contains("Signing in needs HTTPS: this page was opened over plain HTTP at dash.test"),
+        "{page}"
+    );
+    let resp = sign_in("https://dash.test").await.unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert!(resp.headers().get("set-cookie").is_some());
+    // The form itself warns before a password is typed, when the browser says the page is not
+    // a secure context (shown by script; hidden otherwise).
+    let (_, form) = app.get_text("/login").await;
+    assert!(
+        form.contains("id=\"insecure-context\" role=\"alert\" hidden"),
+        "{form}"
     );
 }
 
