@@ -9,7 +9,7 @@ use serde::Deserialize;
 use crate::config::{AccessArgs, AuthMode, ConfigError};
 use crate::domain::access::{Grant, Policy, ReadOnlyPrefix, Role};
 use crate::domain::scrape_token::ScrapeToken;
-use crate::domain::session::{PasswordHash, SessionKey};
+use crate::domain::session::{slowest_check, PasswordHash, SessionKey};
 
 /// Everything about who may do what.
 #[derive(Debug, Clone)]
@@ -101,6 +101,11 @@ pub struct UsersIdentity {
     pub key_from_file: bool,
     /// Login lifetime.
     pub ttl: Duration,
+    /// The users' slowest hash: unknown names are checked against it.
+    pub decoy: PasswordHash,
+    /// A failed sign-in answers no sooner than this after its check began (twice the slowest
+    /// check measured at start), so refusals take the same time whoever was named.
+    pub refusal_floor: Duration,
 }
 
 /// Where audit lines go.
@@ -250,11 +255,17 @@ impl AccessConfig {
                         false,
                     ),
                 };
+                let hashes: Vec<PasswordHash> = users.iter().map(|u| u.hash.clone()).collect();
+                let Some((decoy, took)) = slowest_check(&hashes) else {
+                    return cfg_err("--users-file: lists no users");
+                };
                 Identity::Users(UsersIdentity {
                     users,
                     key,
                     key_from_file,
                     ttl: args.session_ttl.unwrap_or(Duration::from_secs(12 * 3600)),
+                    decoy,
+                    refusal_floor: took * 2,
                 })
             }
         };

@@ -67,10 +67,43 @@ impl PasswordHash {
         Ok(PasswordHash(hash.to_string()))
     }
 
+    /// What decides how long a check takes: the algorithm and its cost parameters, without
+    /// salt and digest (`$argon2id$v=19$m=19456,t=2,p=1`, `$2b$10`).
+    pub fn cost_class(&self) -> String {
+        if self.0.starts_with("$argon2") {
+            if let Ok(p) = argon2::PasswordHash::new(&self.0) {
+                let version = p.version.map(|v| format!("$v={v}")).unwrap_or_default();
+                return format!("${}{version}${}", p.algorithm, p.params);
+            }
+        }
+        // bcrypt: `$2b$10$` then salt and digest.
+        match self.0.match_indices('$').nth(2) {
+            Some((at, _)) => self.0[..at].to_string(),
+            None => self.0.clone(),
+        }
+    }
+
     /// The stored text (for writing a users file).
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// The hash among `hashes` whose check takes longest, and how long it took: one timed check per
+/// cost class. Unknown user names are checked against it, and failed sign-ins are padded to
+/// twice its time, so that neither the hash kinds in a users file nor its names show in how long
+/// a refusal takes.
+pub fn slowest_check(hashes: &[PasswordHash]) -> Option<(PasswordHash, std::time::Duration)> {
+    let mut seen = std::collections::HashSet::new();
+    hashes
+        .iter()
+        .filter(|h| seen.insert(h.cost_class()))
+        .map(|h| {
+            let started = std::time::Instant::now();
+            h.verify("not the password: a timing probe");
+            (h.clone(), started.elapsed())
+        })
+        .max_by_key(|(_, took)| *took)
 }
 
 /// What a session cookie says.
@@ -244,6 +277,27 @@ mod tests {
             .verify(&format!("{old}.{sig}"), 0)
             .expect("an old cookie");
         assert_eq!(read.issued, None);
+    }
+
+    #[test]
+    fn hashes_are_timed_once_per_cost_class_and_the_slowest_is_kept() {
+        let argon_a = PasswordHash::create("a").unwrap();
+        let argon_b = PasswordHash::create("b").unwrap();
+        assert_eq!(argon_a.cost_class(), argon_b.cost_class());
+        assert_eq!(argon_a.cost_class(), "$argon2id$v=19$m=19456,t=2,p=1");
+        let cheap = PasswordHash::parse(&bcrypt::hash("c", 4).unwrap()).unwrap();
+        let dear = PasswordHash::parse(&bcrypt::hash("d", 9).unwrap()).unwrap();
+        assert!(
+            cheap.cost_class().ends_with("$04"),
+            "{}",
+            cheap.cost_class()
+        );
+        assert!(dear.cost_class().ends_with("$09"), "{}", dear.cost_class());
+        // bcrypt at cost 9 (512 rounds of its key setup) takes far longer than at cost 4 (16).
+        let (slowest, took) = slowest_check(&[cheap.clone(), dear.clone()]).unwrap();
+        assert_eq!(slowest, dear);
+        assert!(took > std::time::Duration::ZERO);
+        assert_eq!(slowest_check(&[]), None);
     }
 
     #[test]

@@ -506,16 +506,12 @@ pub async fn login(
         return throttled(&state, &caller, form, next, wait);
     }
     let user = users.users.iter().find(|u| u.name == form.user).cloned();
-    // Unknown users cost as much as known ones (checked against a real hash, then refused), so
-    // timing does not tell which names exist.
-    let Some(hash) = user
+    // Unknown users are checked against the slowest real hash, and every refusal is padded to
+    // the same floor below, so timing tells neither which names exist nor their hash kinds.
+    let hash = user
         .as_ref()
-        .or(users.users.first())
-        .map(|u| u.hash.clone())
-    else {
-        return Err(AppError::Internal("no users configured".into()));
-    };
-    let ok = {
+        .map_or_else(|| users.decoy.clone(), |u| u.hash.clone());
+    let (ok, checked_at) = {
         let _permit = state
             .login_permits()
             .acquire()
@@ -530,9 +526,11 @@ pub async fn login(
             return throttled(&state, &caller, form, next, wait);
         }
         let password = form.password.clone();
-        tokio::task::spawn_blocking(move || hash.verify(&password))
+        let checked_at = std::time::Instant::now();
+        let ok = tokio::task::spawn_blocking(move || hash.verify(&password))
             .await
-            .map_err(|e| AppError::Internal(format!("password check: {e}")))?
+            .map_err(|e| AppError::Internal(format!("password check: {e}")))?;
+        (ok, checked_at)
     };
     match user.filter(|_| ok) {
         Some(u) => {
@@ -551,10 +549,13 @@ pub async fn login(
             Ok(resp)
         }
         None => {
+            // Counted at once (attempts queued behind this one check the throttle again), then
+            // answered no sooner than the floor.
             state
                 .login_throttle()
                 .failed(&form.user, std::time::Instant::now());
             tracing::warn!(user = %form.user, source = ?caller.source, "failed sign-in");
+            tokio::time::sleep_until((checked_at + users.refusal_floor).into()).await;
             let page = crate::views::LoginPage {
                 layout: login_layout(&state),
                 action: format!("{}/login", state.base()),
