@@ -232,6 +232,24 @@ impl Effective<'_> {
     }
 }
 
+/// Why grants fall short of `min` for a key or prefix: the role is missing altogether ("needs
+/// editor"), or it holds only under other prefixes ("admin only under `/apps/team-b/`").
+fn scope(grants: &[Effective<'_>], min: Role) -> String {
+    let mut under: Vec<String> = grants
+        .iter()
+        .filter(|g| g.role >= min)
+        .filter_map(|g| g.grant)
+        .flat_map(|g| g.prefixes.iter())
+        .map(|p| format!("`{}`", crate::domain::format::display_bytes(p)))
+        .collect();
+    under.dedup();
+    if under.is_empty() {
+        format!("needs {min}")
+    } else {
+        format!("{min} only under {}", under.join(", "))
+    }
+}
+
 impl Policy {
     fn effective<'a>(&'a self, who: &Principal, cluster: &str) -> Vec<Effective<'a>> {
         let mut out: Vec<Effective<'a>> = self
@@ -297,51 +315,46 @@ impl Policy {
         match need {
             Need::Read => Decision::Allow,
             Need::WriteKey(key) | Need::ImportKey(key) => {
-                if let Some(r) = self.read_only_under(cluster, key) {
+                let (min, verb) = if matches!(need, Need::ImportKey(_)) {
+                    (Role::Admin, "import")
+                } else {
+                    (Role::Editor, "write")
+                };
+                if !grants.iter().any(|g| g.role >= min && g.covers_key(key)) {
                     return Decision::Deny(format!(
-                        "keys under `{}` are read-only on cluster `{cluster}`",
-                        shown(&r.prefix)
+                        "{} may not {verb} `{}` on cluster `{cluster}` ({})",
+                        self.who(who),
+                        shown(key),
+                        scope(&grants, min)
                     ));
                 }
-                let min = if matches!(need, Need::ImportKey(_)) {
-                    Role::Admin
-                } else {
-                    Role::Editor
-                };
-                if grants.iter().any(|g| g.role >= min && g.covers_key(key)) {
-                    Decision::Allow
-                } else {
-                    Decision::Deny(format!(
-                        "{} may not {} `{}` on cluster `{cluster}` (needs {min})",
-                        self.who(who),
-                        if min == Role::Admin {
-                            "import"
-                        } else {
-                            "write"
-                        },
-                        shown(key)
-                    ))
+                match self.read_only_under(cluster, key) {
+                    Some(r) => Decision::Deny(format!(
+                        "keys under `{}` are read-only on cluster `{cluster}`",
+                        shown(&r.prefix)
+                    )),
+                    None => Decision::Allow,
                 }
             }
             Need::DeletePrefix(prefix) => {
-                if let Some(r) = self.read_only_overlapping(cluster, prefix) {
-                    return Decision::Deny(format!(
-                        "deleting `{}` would touch read-only keys under `{}`",
-                        shown(prefix),
-                        shown(&r.prefix)
-                    ));
-                }
-                if grants
+                if !grants
                     .iter()
                     .any(|g| g.role >= Role::Admin && g.covers_prefix(prefix))
                 {
-                    Decision::Allow
-                } else {
-                    Decision::Deny(format!(
-                        "{} may not delete everything under `{}` on cluster `{cluster}` (needs admin)",
+                    return Decision::Deny(format!(
+                        "{} may not delete everything under `{}` on cluster `{cluster}` ({})",
                         self.who(who),
-                        shown(prefix)
-                    ))
+                        shown(prefix),
+                        scope(&grants, Role::Admin)
+                    ));
+                }
+                match self.read_only_overlapping(cluster, prefix) {
+                    Some(r) => Decision::Deny(format!(
+                        "deleting `{}` would touch read-only keys under `{}`",
+                        shown(prefix),
+                        shown(&r.prefix)
+                    )),
+                    None => Decision::Allow,
                 }
             }
             Need::Admin { .. } => {
@@ -566,6 +579,35 @@ mod tests {
         assert!(!p
             .decide(&anon, "prod", Need::Admin { changes: false })
             .allowed());
+    }
+
+    #[test]
+    fn refusals_name_the_prefixes_a_role_holds_under() {
+        let p = policy();
+        let alice = Principal::user("alice", vec![]);
+        let why = |need| match p.decide(&alice, "prod", need) {
+            Decision::Deny(why) => why,
+            Decision::Allow => panic!("allowed"),
+        };
+        assert_eq!(
+            why(Need::WriteKey(b"/apps/team-b/y")),
+            "user `alice` may not write `/apps/team-b/y` on cluster `prod` (editor only under `/apps/team-a/`)"
+        );
+        // She is an editor, never an admin: the role is what she lacks, not the prefix.
+        assert_eq!(
+            why(Need::DeletePrefix(b"/apps/team-a/")),
+            "user `alice` may not delete everything under `/apps/team-a/` on cluster `prod` (needs admin)"
+        );
+        assert_eq!(
+            why(Need::DeletePrefix(b"/registry/")),
+            "user `alice` may not delete everything under `/registry/` on cluster `prod` (needs admin)"
+        );
+        // Someone who may write there is told it is read-only.
+        let root = Principal::user("root", vec![]);
+        assert_eq!(
+            p.decide(&root, "prod", Need::WriteKey(b"/registry/pods/x")),
+            Decision::Deny("keys under `/registry/` are read-only on cluster `prod`".into())
+        );
     }
 
     #[test]

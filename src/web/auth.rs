@@ -259,6 +259,11 @@ pub async fn access(State(state): State<AppState>, mut req: Request, next: Next)
     let enter = || {
         if may_enter(&state, &caller) {
             Decision::Allow
+        } else if caller.principal.authenticated {
+            Decision::Deny(format!(
+                "user `{}` has no role on any cluster; ask an administrator for one",
+                caller.principal.user
+            ))
         } else {
             Decision::Deny("sign in first: anonymous access is off".into())
         }

@@ -1039,6 +1039,31 @@ async fn a_cookie_lasts_no_longer_than_the_checking_servers_session_ttl() {
     );
 }
 
+/// A signed-in user without any role is told so, by name, not asked to sign in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_in_user_without_a_role_is_told_to_ask_for_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_with(AppOptions {
+        access: users_setup(dir.path()),
+        access_yaml: Some("grants:\n  - groups: [sre]\n    role: admin\n".into()),
+        ..AppOptions::default()
+    })
+    .await;
+    let cookie = session_cookie(&login(&app, "bob", "bob-pw").await);
+    let resp = client()
+        .get(app.url("/api/v1/clusters"))
+        .header("Cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(
+        body["error"],
+        "user `bob` has no role on any cluster; ask an administrator for one"
+    );
+}
+
 /// The session cookie is `Secure`, so a browser on a plain-HTTP page (not loopback) would drop
 /// it and land on the sign-in form again without a word. The sign-in says why instead.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
