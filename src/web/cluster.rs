@@ -626,22 +626,41 @@ pub async fn maintenance(
             .filter(|m| u64::from_str_radix(m, 16).is_ok())
             .ok_or_else(|| AppError::BadRequest("`member` (hex id) is required".into()))
     };
+    // An action that does not exist is a 404 before anything is attempted (and audited).
+    #[derive(Clone, Copy)]
+    enum Action {
+        Defragment,
+        MoveLeader,
+        Compact,
+        Disarm,
+    }
+    let act = match action.as_str() {
+        "defragment" => Action::Defragment,
+        "move-leader" => Action::MoveLeader,
+        "compact" => Action::Compact,
+        "disarm" => Action::Disarm,
+        other => {
+            return Err(AppError::NotFound(format!(
+                "no maintenance action `{other}`"
+            )))
+        }
+    };
     let monitor = state.monitor(c)?;
     let before = monitor.snapshot();
     let started = Instant::now();
     let outcome = async {
-        Ok(match action.as_str() {
-            "defragment" => {
+        Ok(match act {
+            Action::Defragment => {
                 let m = member()?;
                 c.defragment(&m).await?;
                 Maintained::Defragmented(m)
             }
-            "move-leader" => {
+            Action::MoveLeader => {
                 let m = member()?;
                 c.move_leader(&m).await?;
                 Maintained::Leader(m)
             }
-            "compact" => {
+            Action::Compact => {
                 let rev = b
                     .revision
                     .filter(|r| *r > 0)
@@ -649,12 +668,7 @@ pub async fn maintenance(
                 c.compact(rev).await?;
                 Maintained::Compacted(rev)
             }
-            "disarm" => Maintained::Disarmed(c.disarm_alarms().await?),
-            other => {
-                return Err(AppError::NotFound(format!(
-                    "no maintenance action `{other}`"
-                )))
-            }
+            Action::Disarm => Maintained::Disarmed(c.disarm_alarms().await?),
         })
     }
     .await;
@@ -687,6 +701,39 @@ pub async fn maintenance(
     Ok(Json(answer))
 }
 
+/// The audit action of a snapshot download.
+const SNAPSHOT: &str = "maintenance:snapshot";
+
+/// Writes a snapshot download's audit line when it ends: `ok: N bytes`, `error: …`, or that the
+/// download stopped (the client went away) after N bytes.
+struct SnapshotAudit {
+    state: AppState,
+    caller: Caller,
+    cluster: String,
+    member: String,
+    total: Option<u64>,
+    sent: u64,
+    result: Option<String>,
+}
+
+impl SnapshotAudit {
+    /// The download ended this way (the first end reported counts).
+    fn ended(&mut self, result: String) {
+        self.result.get_or_insert(result);
+    }
+}
+
+impl Drop for SnapshotAudit {
+    fn drop(&mut self) {
+        let result = self.result.take().unwrap_or_else(|| {
+            format!("cancelled: the download stopped after {} bytes", self.sent)
+        });
+        let (state, cluster, key) = (&self.state, &self.cluster, self.member.as_bytes());
+        self.caller
+            .audit(state, cluster, SNAPSHOT, key, 0, None, &result);
+    }
+}
+
 /// `GET /api/v1/clusters/{cluster}/snapshot?member=<hex id>`: streams that member's snapshot.
 pub async fn snapshot(
     State(state): State<AppState>,
@@ -703,20 +750,44 @@ pub async fn snapshot(
         .filter(|m| u64::from_str_radix(m, 16).is_ok())
         .ok_or_else(|| AppError::BadRequest("parameter `member` (hex id) is required".into()))?
         .to_string();
-    let snap = c.snapshot(&member).await?;
-    caller.audit(
-        &state,
-        c.name(),
-        "maintenance:snapshot",
-        member.as_bytes(),
-        0,
-        None,
-        "started",
-    );
-    let stream = futures::stream::unfold(snap.chunks, |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|item| (item.map(Bytes::from).map_err(std::io::Error::other), rx))
+    let snap = match c.snapshot(&member).await {
+        Ok(snap) => snap,
+        Err(e) => {
+            let result = crate::web::edit::failure_result(&e);
+            let (name, key) = (c.name(), member.as_bytes());
+            caller.audit(&state, name, SNAPSHOT, key, 0, None, &result);
+            return Err(e.into());
+        }
+    };
+    // One audit line when the download ends (the guard travels with the stream).
+    let audit = SnapshotAudit {
+        state: state.clone(),
+        caller,
+        cluster: c.name().to_string(),
+        member: member.clone(),
+        total: snap.total,
+        sent: 0,
+        result: None,
+    };
+    let stream = futures::stream::unfold((snap.chunks, audit), |(mut rx, mut audit)| async move {
+        match rx.recv().await {
+            Some(Ok(chunk)) => {
+                audit.sent += chunk.len() as u64;
+                // With a Content-Length the server stops asking once that many bytes went out.
+                if audit.total.is_some_and(|t| audit.sent >= t) {
+                    audit.ended(format!("ok: {} bytes", audit.sent));
+                }
+                Some((Ok(Bytes::from(chunk)), (rx, audit)))
+            }
+            Some(Err(e)) => {
+                audit.ended(format!("error: {e} (after {} bytes)", audit.sent));
+                Some((Err(std::io::Error::other(e)), (rx, audit)))
+            }
+            None => {
+                audit.ended(format!("ok: {} bytes", audit.sent));
+                None
+            }
+        }
     });
     let mut resp = (StatusCode::OK, Body::from_stream(stream)).into_response();
     let h = resp.headers_mut();

@@ -1225,3 +1225,85 @@ async fn where_strangers_see_nothing_metrics_need_sign_in_or_the_scrape_token() 
         assert_eq!(full["clusters"][0]["name"], "test", "{body}");
     }
 }
+
+/// A snapshot download leaves one audit line when it ends, with the bytes sent; a failed one
+/// (unknown member) one with the error; an action that does not exist none (nothing was tried).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_downloads_are_audited_when_they_end_and_failures_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.log");
+    let app = spawn_app_with(AppOptions {
+        access: proxy_args("127.0.0.1/32", &audit),
+        access_yaml: Some("grants:\n  - users: [ad]\n    role: admin\n".into()),
+        ..AppOptions::default()
+    })
+    .await;
+    let ad = Some(("ad", ""));
+    let mut c = app.client().await;
+    let members = c.member_list().await.unwrap();
+    let id = format!("{:x}", members.members()[0].id());
+
+    let resp = call(
+        &app,
+        ad,
+        Method::GET,
+        &format!("/api/v1/clusters/test/snapshot?member={id}"),
+        None,
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let sent = resp.bytes().await.unwrap().len();
+    let resp = call(
+        &app,
+        ad,
+        Method::GET,
+        "/api/v1/clusters/test/snapshot?member=ffff",
+        None,
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    let resp = call(
+        &app,
+        ad,
+        Method::POST,
+        "/api/v1/clusters/test/maintenance/explode",
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+
+    // The line of a finished download is written as its stream ends, just after the body.
+    let want = format!("ok: {sent} bytes");
+    let mut lines: Vec<Value> = Vec::new();
+    for _ in 0..50 {
+        lines = std::fs::read_to_string(&audit)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        if lines.iter().any(|l| l["result"] == want.as_str()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let snapshots: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["action"] == "maintenance:snapshot")
+        .collect();
+    assert_eq!(snapshots.len(), 2, "{lines:#?}");
+    assert_eq!(snapshots[0]["key"], id.as_str());
+    assert_eq!(snapshots[0]["user"], "ad");
+    assert_eq!(snapshots[0]["result"], want.as_str());
+    assert_eq!(snapshots[1]["key"], "ffff");
+    assert!(
+        snapshots[1]["result"]
+            .as_str()
+            .unwrap()
+            .starts_with("error:"),
+        "{lines:#?}"
+    );
+    assert!(
+        !lines.iter().any(|l| l["action"] == "maintenance:explode"),
+        "{lines:#?}"
+    );
+}
