@@ -269,7 +269,7 @@ pub fn quorum(
         warnings.push(warn(
             "warning",
             format!("only {size} voting member(s): a single failure loses quorum"),
-            "Run 3 or 5 members (the field report's fix was 5, spread over nodes).",
+            "Run 3 members, or 5 to survive two failures, each on its own node.",
         ));
     } else if size > 0 && size.is_multiple_of(2) {
         warnings.push(warn(

@@ -98,15 +98,78 @@ fn url_host(url: &str) -> Option<&str> {
     rest.split(['/', ':']).next().filter(|h| !h.is_empty())
 }
 
-/// Matches members to pods: member name = pod name; else the first DNS label of the peer URL host =
-/// pod name; else the peer URL host = pod IP (hostNetwork). Returns placements (in member order),
-/// pods that are no member, and members without a pod.
+/// The namespace a peer URL names, for in-cluster service names
+/// (`http://etcd-0.etcd-headless.prod.svc.cluster.local:2380` → `prod`).
+fn url_namespace(url: &str) -> Option<&str> {
+    let labels: Vec<&str> = url_host(url)?.split('.').collect();
+    match labels.as_slice() {
+        [_, _, ns, "svc", ..] => Some(ns),
+        _ => None,
+    }
+}
+
+/// How strongly `pods` in namespace `ns` match `members`: a pod IP that is a peer URL host
+/// counts 3 (IPs are unique in a cluster), a peer URL that names the namespace 2, a pod named
+/// like a member (by name or peer host) 1.
+fn namespace_score(members: &[MemberView], pods: &[PodInfo], ns: &str) -> usize {
+    let in_ns = || pods.iter().filter(|p| p.namespace == ns);
+    members
+        .iter()
+        .map(|m| {
+            let by_ip = m
+                .peer_urls
+                .iter()
+                .any(|u| url_host(u).is_some_and(|h| in_ns().any(|p| p.ip.as_deref() == Some(h))));
+            let names_ns = m.peer_urls.iter().any(|u| url_namespace(u) == Some(ns));
+            let by_name = in_ns().any(|p| {
+                (!m.name.is_empty() && p.name == m.name)
+                    || m.peer_urls
+                        .iter()
+                        .any(|u| host_label(u) == Some(p.name.as_str()))
+            });
+            3 * usize::from(by_ip) + 2 * usize::from(names_ns) + usize::from(by_name)
+        })
+        .sum()
+}
+
+/// The one namespace whose pods run `members` (an etcd cluster's pods share one), and the other
+/// namespaces whose pods match just as well, when any (two releases of one chart both have pods
+/// `etcd-0`… and members of those names: the join is then ambiguous and the page says so).
+pub fn pick_namespace(members: &[MemberView], pods: &[PodInfo]) -> (Option<String>, Vec<String>) {
+    let mut namespaces: Vec<&str> = pods.iter().map(|p| p.namespace.as_str()).collect();
+    namespaces.sort_unstable();
+    namespaces.dedup();
+    let scored: Vec<(usize, &str)> = namespaces
+        .iter()
+        .map(|ns| (namespace_score(members, pods, ns), *ns))
+        .filter(|(score, _)| *score > 0)
+        .collect();
+    let Some(best) = scored.iter().map(|(s, _)| *s).max() else {
+        return (None, Vec::new());
+    };
+    let mut tied = scored
+        .iter()
+        .filter(|(s, _)| *s == best)
+        .map(|(_, ns)| ns.to_string());
+    let chosen = tied.next();
+    (chosen, tied.collect())
+}
+
+/// Matches members to pods of one namespace (see [`pick_namespace`]): member name = pod name;
+/// else the first DNS label of the peer URL host = pod name; else the peer URL host = pod IP
+/// (hostNetwork). Returns placements (in member order) and that namespace's pods that are no
+/// member.
 pub fn join(
     members: &[MemberView],
     pods: &[PodInfo],
     nodes: &[NodeInfo],
     pvcs: &[PvcInfo],
 ) -> (Vec<Placement>, Vec<PodInfo>) {
+    let (namespace, _) = pick_namespace(members, pods);
+    let pods: Vec<&PodInfo> = match &namespace {
+        Some(ns) => pods.iter().filter(|p| &p.namespace == ns).collect(),
+        None => Vec::new(),
+    };
     let mut used = vec![false; pods.len()];
     let mut out = Vec::new();
     for m in members {
@@ -170,7 +233,7 @@ pub fn join(
         .iter()
         .zip(&used)
         .filter(|(_, u)| !**u)
-        .map(|(p, _)| p.clone())
+        .map(|(p, _)| (*p).clone())
         .collect();
     (out, strays)
 }
@@ -214,24 +277,46 @@ pub struct Spread {
     pub warnings: Vec<SpreadWarning>,
 }
 
-const FIX: &str = "Run 5 members with a required pod anti-affinity on kubernetes.io/hostname (the field report's fix), and spread them over zones with a topology spread constraint on topology.kubernetes.io/zone.";
+/// Advice when the scheduler may put (or has put) two members on one node.
+const ANTI_AFFINITY: &str = "Give the etcd pods a required pod anti-affinity on kubernetes.io/hostname (or a topology spread constraint on it with whenUnsatisfiable: DoNotSchedule), so that each member runs on its own node: 5 members on 5 nodes keep quorum through two node failures.";
 
-fn risks(kind: &'static str, groups: Vec<(String, Vec<String>)>, size: usize) -> Vec<DomainRisk> {
+/// One member of a failure domain: its label, and whether it is up now (answering at all).
+type Seat = (String, bool);
+
+/// What losing each domain would cost, counting only members that are up now: a member already
+/// down is lost already, so losing another domain may cost quorum although the numbers alone
+/// (`size - on that domain`) look safe.
+fn risks(
+    kind: &'static str,
+    groups: Vec<(String, Vec<Seat>)>,
+    size: usize,
+    up: usize,
+) -> Vec<DomainRisk> {
     let majority = size / 2 + 1;
+    let down = size.saturating_sub(up);
     groups
         .into_iter()
-        .map(|(name, members)| {
-            let left = size.saturating_sub(members.len());
+        .map(|(name, seats)| {
+            let lost = seats.iter().filter(|(_, is_up)| *is_up).count();
+            let left = up.saturating_sub(lost);
             let quorum_kept = left >= majority;
+            let already = match down {
+                0 => String::new(),
+                n => format!(" ({n} already down)"),
+            };
+            let text = if up < majority {
+                format!("if {kind} {name} fails: quorum is already lost ({up}/{size} members up)")
+            } else {
+                format!(
+                    "if {kind} {name} fails, {lost} member(s) are lost → {left}/{size} left{already}, quorum {}",
+                    if quorum_kept { "kept" } else { "LOST" }
+                )
+            };
             DomainRisk {
                 kind,
-                text: format!(
-                    "if {kind} {name} fails, {} member(s) are lost → {left}/{size} left, quorum {}",
-                    members.len(),
-                    if quorum_kept { "kept" } else { "LOST" }
-                ),
+                text,
                 name,
-                members,
+                members: seats.into_iter().map(|(label, _)| label).collect(),
                 left,
                 quorum_kept,
             }
@@ -239,11 +324,17 @@ fn risks(kind: &'static str, groups: Vec<(String, Vec<String>)>, size: usize) ->
         .collect()
 }
 
-/// Members per node and zone, what each failure would cost, and warnings. `has_pdb` says whether a
-/// PodDisruptionBudget selects the pods.
+/// Members per node and zone, what each failure would cost now, and warnings. `has_pdb` says
+/// whether a PodDisruptionBudget that keeps quorum selects the pods (`true` when unknown). The
+/// member count itself (fewer than 3, an even size) is the etcd view's warning, not repeated here.
 pub fn spread(placements: &[Placement], has_pdb: bool) -> Spread {
     let voters: Vec<&Placement> = placements.iter().filter(|p| !p.member.learner).collect();
     let size = voters.len();
+    let majority = size / 2 + 1;
+    // Up is answering at all, as the etcd view counts it: a member that answers but cannot
+    // serve (no leader, mid-election) is not down.
+    let is_up = |p: &Placement| p.member.reachable || p.member.serving;
+    let up = voters.iter().filter(|p| is_up(p)).count();
     let label = |p: &Placement| {
         if p.member.name.is_empty() {
             p.member.id.clone()
@@ -251,80 +342,126 @@ pub fn spread(placements: &[Placement], has_pdb: bool) -> Spread {
             p.member.name.clone()
         }
     };
-    let mut by_node: Vec<(String, Vec<String>)> = Vec::new();
-    let mut by_zone: Vec<(String, Vec<String>)> = Vec::new();
+    let mut by_node: Vec<(String, Vec<Seat>)> = Vec::new();
+    let mut by_zone: Vec<(String, Vec<Seat>)> = Vec::new();
     for p in &voters {
+        let seat = (label(p), is_up(p));
         if let Some(node) = p.pod.as_ref().and_then(|pod| pod.node.clone()) {
             match by_node.iter_mut().find(|(n, _)| *n == node) {
-                Some((_, v)) => v.push(label(p)),
-                None => by_node.push((node, vec![label(p)])),
+                Some((_, v)) => v.push(seat.clone()),
+                None => by_node.push((node, vec![seat.clone()])),
             }
         }
         if let Some(zone) = p.node.as_ref().and_then(|n| n.zone.clone()) {
             match by_zone.iter_mut().find(|(z, _)| *z == zone) {
-                Some((_, v)) => v.push(label(p)),
-                None => by_zone.push((zone, vec![label(p)])),
+                Some((_, v)) => v.push(seat),
+                None => by_zone.push((zone, vec![seat])),
             }
         }
     }
     by_node.sort();
     by_zone.sort();
-    let nodes = risks("node", by_node, size);
-    let zones = risks("zone", by_zone, size);
+    let nodes = risks("node", by_node, size, up);
+    let zones = risks("zone", by_zone, size, up);
     let mut warnings = Vec::new();
-    for n in nodes.iter().filter(|n| n.members.len() >= 2) {
-        warnings.push(SpreadWarning {
-            level: if n.quorum_kept { "warning" } else { "critical" },
-            text: format!(
-                "{} run on node {}: losing it leaves {}/{} — quorum {}",
-                n.members.join(" and "),
-                n.name,
-                n.left,
-                size,
-                if n.quorum_kept {
-                    "kept, but the margin shrinks"
+    // With quorum already lost the etcd view says so; what a further failure costs is moot.
+    let has_quorum = size > 0 && up >= majority;
+    for n in nodes.iter().filter(|_| has_quorum) {
+        let together = n.members.len() >= 2;
+        if !n.quorum_kept {
+            warnings.push(SpreadWarning {
+                level: "critical",
+                text: format!(
+                    "losing node {} loses quorum: {} would be left of {size}{}",
+                    n.name,
+                    n.left,
+                    if together {
+                        format!(" ({} run there)", n.members.join(" and "))
+                    } else {
+                        format!(" ({} already down)", size - up)
+                    }
+                ),
+                advice: if together {
+                    format!("{ANTI_AFFINITY} Then delete one of the pods on {} so that it is scheduled on another node.", n.name)
                 } else {
-                    "LOST"
-                }
-            ),
-            advice: FIX.into(),
-        });
+                    format!("Bring the down member(s) back before any maintenance: do not drain or restart node {} until then.", n.name)
+                },
+            });
+        } else if together {
+            warnings.push(SpreadWarning {
+                level: "warning",
+                text: format!(
+                    "{} run on node {}: losing it leaves {}/{size} — quorum kept, but the margin shrinks",
+                    n.members.join(" and "),
+                    n.name,
+                    n.left
+                ),
+                advice: ANTI_AFFINITY.into(),
+            });
+        }
     }
-    if zones.len() == 1 && size > 1 && zones[0].members.len() == size {
+    for p in voters
+        .iter()
+        .filter(|p| p.node.as_ref().is_some_and(|n| !n.ready))
+    {
+        if let Some(node) = &p.node {
+            warnings.push(SpreadWarning {
+                level: "warning",
+                text: format!("node {} is NotReady: member {} runs there", node.name, label(p)),
+                advice: format!("Check the node (kubectl describe node {}); if it does not come back, its pods are evicted after the toleration period.", node.name),
+            });
+        }
+    }
+    let placed: usize = zones.iter().map(|z| z.members.len()).sum();
+    for z in zones.iter().filter(|z| has_quorum && !z.quorum_kept) {
+        let text = if zones.len() == 1 && placed > 1 {
+            format!(
+                "all {placed} placed members are in zone {}: a zone outage loses the cluster",
+                z.name
+            )
+        } else {
+            format!(
+                "losing zone {} loses quorum ({}/{size} left)",
+                z.name, z.left
+            )
+        };
         warnings.push(SpreadWarning {
             level: "warning",
-            text: format!("all {size} members are in zone {}: a zone outage loses the cluster", zones[0].name),
-            advice: "Spread members over at least 3 zones with a topology spread constraint on topology.kubernetes.io/zone.".into(),
+            text,
+            advice: "No zone should hold half of the voting members or more: 3 members over 3 zones, 5 over 3 zones (2/2/1), with a topology spread constraint on topology.kubernetes.io/zone.".into(),
         });
     }
-    for z in zones.iter().filter(|z| !z.quorum_kept && zones.len() > 1) {
+    // kubeadm's static pods run with the host network, pinned to their control-plane nodes:
+    // neither anti-affinity nor a PodDisruptionBudget applies to them.
+    let pods: Vec<&PodInfo> = voters
+        .iter()
+        .filter_map(|p| p.pod.as_ref())
+        .filter(|p| !p.host_network)
+        .collect();
+    let unspread: Vec<&str> = pods
+        .iter()
+        .filter(|p| !p.spread_by_host)
+        .map(|p| p.name.as_str())
+        .collect();
+    if !unspread.is_empty() {
+        let which = if unspread.len() == pods.len() {
+            "the pods have".to_string()
+        } else {
+            format!("pods {} have", unspread.join(", "))
+        };
         warnings.push(SpreadWarning {
             level: "warning",
-            text: format!(
-                "losing zone {} loses quorum ({}/{} left)",
-                z.name, z.left, size
-            ),
-            advice:
-                "No zone should hold a majority of the members: use 3 zones for 3 or 5 members."
-                    .into(),
-        });
-    }
-    let pods: Vec<&PodInfo> = voters.iter().filter_map(|p| p.pod.as_ref()).collect();
-    if !pods.is_empty() && pods.iter().any(|p| !p.spread_by_host) {
-        warnings.push(SpreadWarning {
-            level: "warning",
-            text: "the pods have no required anti-affinity or topology spread on kubernetes.io/hostname: the scheduler may put several members on one node".into(),
-            advice: FIX.into(),
+            text: format!("{which} no required anti-affinity or topology spread on kubernetes.io/hostname: the scheduler may put several members on one node"),
+            advice: ANTI_AFFINITY.into(),
         });
     }
     if !pods.is_empty() && !has_pdb {
         warnings.push(SpreadWarning {
             level: "warning",
-            text:
-                "no PodDisruptionBudget covers the members: a node drain may evict several at once"
-                    .into(),
-            advice: "Add a PodDisruptionBudget with maxUnavailable: 1 selecting the etcd pods."
-                .into(),
+            text: "no PodDisruptionBudget that keeps quorum covers the members: a node drain may evict several at once".into(),
+            advice: format!(
+                "Add a PodDisruptionBudget selecting the etcd pods with maxUnavailable: 1 (or minAvailable: {majority} for {size} members)."
+            ),
         });
     }
     for p in &pods {
@@ -339,22 +476,6 @@ pub fn spread(placements: &[Placement], has_pdb: bool) -> Spread {
                     .into(),
             });
         }
-    }
-    if size > 0 && size < 3 {
-        warnings.push(SpreadWarning {
-            level: "warning",
-            text: format!("only {size} member(s): one failure loses quorum"),
-            advice: FIX.into(),
-        });
-    } else if size > 0 && size.is_multiple_of(2) {
-        warnings.push(SpreadWarning {
-            level: "warning",
-            text: format!(
-                "{size} members: an even size adds no failure tolerance over {}",
-                size - 1
-            ),
-            advice: "Use an odd number of members (3 or 5).".into(),
-        });
     }
     warnings.sort_by_key(|w| if w.level == "critical" { 0 } else { 1 });
     Spread {
@@ -1201,12 +1322,17 @@ mod tests {
         assert_eq!(s.warnings[0].level, "critical");
         assert!(
             s.warnings[0].text.contains("node node-1")
-                && s.warnings[0].advice.contains("5 members")
+                && s.warnings[0].advice.contains("anti-affinity")
+                && s.warnings[0]
+                    .advice
+                    .contains("delete one of the pods on node-1"),
+            "{:?}",
+            s.warnings[0]
         );
         assert!(s
             .warnings
             .iter()
-            .any(|w| w.text.contains("all 3 members are in zone zone-a")));
+            .any(|w| w.text.contains("all 3 placed members are in zone zone-a")));
         assert!(s
             .warnings
             .iter()
@@ -1234,5 +1360,212 @@ mod tests {
         let s = spread(&placed, true);
         assert!(s.warnings.is_empty(), "{:?}", s.warnings);
         assert!(s.nodes.iter().all(|n| n.quorum_kept) && s.zones.iter().all(|z| z.quorum_kept));
+    }
+
+    fn three_on_three_nodes() -> Vec<Placement> {
+        let members = vec![
+            named("a", "etcd-0", "http://x:2380"),
+            named("b", "etcd-1", "http://y:2380"),
+            named("c", "etcd-2", "http://z:2380"),
+        ];
+        let pods = vec![
+            pod("etcd-0", "node-1", "10.1.0.1", true),
+            pod("etcd-1", "node-2", "10.1.0.2", true),
+            pod("etcd-2", "node-3", "10.1.0.3", true),
+        ];
+        let nodes = vec![
+            node("node-1", "zone-a"),
+            node("node-2", "zone-b"),
+            node("node-3", "zone-c"),
+        ];
+        join(&members, &pods, &nodes, &[]).0
+    }
+
+    fn down(p: &mut Placement) {
+        p.member.reachable = false;
+        p.member.serving = false;
+        p.member.healthy = false;
+    }
+
+    #[test]
+    fn with_a_member_already_down_losing_any_other_node_costs_quorum() {
+        let mut placed = three_on_three_nodes();
+        assert!(spread(&placed, true).warnings.is_empty());
+        down(&mut placed[0]);
+        let s = spread(&placed, true);
+        let line = |name: &str| s.nodes.iter().find(|n| n.name == name).unwrap().clone();
+        assert!(line("node-1").quorum_kept, "its member is down already");
+        assert_eq!(
+            line("node-1").text,
+            "if node node-1 fails, 0 member(s) are lost → 2/3 left (1 already down), quorum kept"
+        );
+        assert!(!line("node-2").quorum_kept);
+        assert_eq!(
+            line("node-2").text,
+            "if node node-2 fails, 1 member(s) are lost → 1/3 left (1 already down), quorum LOST"
+        );
+        assert!(s.zones.iter().filter(|z| !z.quorum_kept).count() == 2);
+        let critical: Vec<&SpreadWarning> = s
+            .warnings
+            .iter()
+            .filter(|w| w.level == "critical")
+            .collect();
+        assert_eq!(critical.len(), 2, "{:?}", s.warnings);
+        assert_eq!(
+            critical[0].text,
+            "losing node node-2 loses quorum: 1 would be left of 3 (1 already down)"
+        );
+        assert!(critical[0]
+            .advice
+            .starts_with("Bring the down member(s) back"));
+        // Two down: quorum is gone already; no advice about further failures.
+        down(&mut placed[1]);
+        let s = spread(&placed, true);
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+        assert!(s.nodes[2]
+            .text
+            .ends_with("quorum is already lost (1/3 members up)"));
+    }
+
+    #[test]
+    fn a_member_added_but_not_started_counts_against_quorum() {
+        let mut placed = three_on_three_nodes();
+        let mut new = named("d", "", "http://w:2380");
+        new.unstarted = true;
+        new.reachable = false;
+        new.serving = false;
+        placed.push(Placement {
+            member: new,
+            matched_by: None,
+            pod: None,
+            node: None,
+            volumes: vec![],
+        });
+        // 4 voters, 3 up, majority 3: any node lost leaves 2.
+        let s = spread(&placed, true);
+        assert!(s.nodes.iter().all(|n| !n.quorum_kept), "{:?}", s.nodes);
+        assert_eq!(
+            s.warnings.iter().filter(|w| w.level == "critical").count(),
+            3
+        );
+    }
+
+    #[test]
+    fn a_zone_holding_a_majority_is_flagged_even_with_a_member_unplaced() {
+        let names = ["e0", "e1", "e2", "e3", "e4"];
+        let members: Vec<_> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| named(&i.to_string(), n, "http://h:2380"))
+            .collect();
+        // e4's pod is gone (the member still runs); the other four are all in zone-a.
+        let pods: Vec<_> = names[..4]
+            .iter()
+            .enumerate()
+            .map(|(i, n)| pod(n, &format!("node-{i}"), &format!("10.0.0.{i}"), true))
+            .collect();
+        let nodes: Vec<_> = (0..4)
+            .map(|i| node(&format!("node-{i}"), "zone-a"))
+            .collect();
+        let (placed, _) = join(&members, &pods, &nodes, &[]);
+        let s = spread(&placed, true);
+        assert!(
+            s.warnings.iter().any(|w| w.text
+                == "all 4 placed members are in zone zone-a: a zone outage loses the cluster"),
+            "{:?}",
+            s.warnings
+        );
+        // Two zones, one with half of four: losing it loses quorum ("half or more", not "majority").
+        let members: Vec<_> = names[..4]
+            .iter()
+            .enumerate()
+            .map(|(i, n)| named(&i.to_string(), n, "http://h:2380"))
+            .collect();
+        let nodes: Vec<_> = (0..4)
+            .map(|i| node(&format!("node-{i}"), ["zone-a", "zone-b"][i % 2]))
+            .collect();
+        let (placed, _) = join(&members, &pods, &nodes, &[]);
+        let s = spread(&placed, true);
+        let zone = s
+            .warnings
+            .iter()
+            .find(|w| {
+                w.text
+                    .starts_with("losing zone zone-a loses quorum (2/4 left)")
+            })
+            .expect("a zone warning");
+        assert!(zone.advice.contains("half of the voting members or more"));
+    }
+
+    #[test]
+    fn pods_of_the_same_names_in_another_namespace_are_not_joined() {
+        let members = vec![
+            named(
+                "a",
+                "etcd-0",
+                "http://etcd-0.etcd-headless.prod.svc.cluster.local:2380",
+            ),
+            named(
+                "b",
+                "etcd-1",
+                "http://etcd-1.etcd-headless.prod.svc.cluster.local:2380",
+            ),
+            named(
+                "c",
+                "etcd-2",
+                "http://etcd-2.etcd-headless.prod.svc.cluster.local:2380",
+            ),
+        ];
+        let in_ns = |ns: &str, name: &str, node: &str| PodInfo {
+            namespace: ns.into(),
+            ..pod(name, node, "10.9.9.9", true)
+        };
+        // staging first: a namespace-blind join would take its pods.
+        let mut pods: Vec<PodInfo> = (0..3)
+            .map(|i| in_ns("staging", &format!("etcd-{i}"), "node-1"))
+            .collect();
+        pods.extend(
+            (0..3).map(|i| in_ns("prod", &format!("etcd-{i}"), &format!("node-{}", i + 2))),
+        );
+        pods.push(in_ns("prod", "etcd-3", "node-9"));
+        let (placed, strays) = join(&members, &pods, &[], &[]);
+        assert!(
+            placed
+                .iter()
+                .all(|p| p.pod.as_ref().is_some_and(|pod| pod.namespace == "prod")),
+            "{placed:?}"
+        );
+        assert_eq!(
+            strays
+                .iter()
+                .map(|p| format!("{}/{}", p.namespace, p.name))
+                .collect::<Vec<_>>(),
+            vec!["prod/etcd-3"]
+        );
+        // Names alone cannot tell two releases apart: the tie is reported.
+        let bare: Vec<MemberView> = (0..3)
+            .map(|i| named(&i.to_string(), &format!("etcd-{i}"), "http://10.1.1.1:2380"))
+            .collect();
+        let (chosen, tied) = pick_namespace(&bare, &pods);
+        assert_eq!(chosen.as_deref(), Some("prod"));
+        assert_eq!(tied, vec!["staging".to_string()]);
+    }
+
+    #[test]
+    fn static_pods_on_the_host_network_get_no_anti_affinity_or_budget_advice() {
+        let members = vec![named("a", "master-1", "https://10.0.0.7:2380")];
+        let mut kubeadm = pod("etcd-master-1", "master-1", "10.0.0.7", false);
+        kubeadm.namespace = "kube-system".into();
+        kubeadm.host_network = true;
+        let (placed, _) = join(&members, &[kubeadm], &[node("master-1", "a")], &[]);
+        assert_eq!(placed[0].matched_by, Some("pod-ip"));
+        let s = spread(&placed, false);
+        assert!(
+            !s.warnings
+                .iter()
+                .any(|w| w.text.contains("anti-affinity") || w.text.contains("PodDisruptionBudget")),
+            "{:?}",
+            s.warnings
+        );
     }
 }
