@@ -468,7 +468,11 @@ fn overview(
                 .events
                 .iter()
                 .map(|e| (e.at_ms, e.kind, e.text.clone()))
-                .chain(topo.pod_events.iter().map(|e| (e.at_ms, e.kind, e.text.clone())))
+                .chain(
+                    topo.pod_events
+                        .iter()
+                        .map(|e| (e.at_ms, e.kind, e.text.clone())),
+                )
                 .collect();
             all.sort_by_key(|e| std::cmp::Reverse(e.0));
             all.into_iter()
@@ -486,10 +490,20 @@ fn overview(
         kube_note: match &topo.kubernetes {
             crate::topology::KubeState::Off => String::new(),
             crate::topology::KubeState::Connecting => "Kubernetes: connecting…".into(),
-            crate::topology::KubeState::Ready => match &topo.source {
-                Some(s) => format!("Kubernetes: pods found through {s}"),
-                None => "Kubernetes: no pod matches these members (configure a namespace and selector, or check the labels)".into(),
-            },
+            crate::topology::KubeState::Ready => {
+                let matched = topo.members.iter().filter(|p| p.pod.is_some()).count();
+                match &topo.source {
+                    Some(s) if topo.candidate_pods == 0 => format!(
+                        "Kubernetes: {s} finds no pod: check the namespace and the selector against the pods' labels (kubectl get pods --show-labels)"
+                    ),
+                    Some(s) if matched == 0 => format!(
+                        "Kubernetes: {} pod(s) found through {s}, but none is one of these members (by name, peer URL or IP): placement unknown",
+                        topo.candidate_pods
+                    ),
+                    Some(s) => format!("Kubernetes: pods found through {s}"),
+                    None => "Kubernetes: no pod matches these members (configure a namespace and selector, or check the labels)".into(),
+                }
+            }
             crate::topology::KubeState::Error(e) => format!("Kubernetes: {e}"),
         },
         topology_svg: crate::web::topology::svg(topo),
@@ -498,7 +512,11 @@ fn overview(
             .spread
             .warnings
             .iter()
-            .map(|w| Notice { level: w.level, text: w.text.clone(), advice: w.advice.clone() })
+            .map(|w| Notice {
+                level: w.level,
+                text: w.text.clone(),
+                advice: w.advice.clone(),
+            })
             .collect(),
         risks: topo
             .spread

@@ -9,7 +9,8 @@ use crate::app::AppState;
 use crate::domain::discovery::DiscoveryStatus;
 use crate::domain::format::escape_html;
 use crate::domain::topology::{
-    join, spread, OperatorStatus, Placement, PodInfo, SourceReport, Spread,
+    join, pick_namespace, spread, OperatorStatus, Placement, PodInfo, SourceReport, Spread,
+    SpreadWarning,
 };
 use crate::error::AppError;
 use crate::topology::{KubeState, PodEvent};
@@ -34,6 +35,9 @@ pub struct TopologyReport {
     pub unmatched_members: Vec<String>,
     /// Pods in the members' namespace that are no member (starting, or left over).
     pub unmatched_pods: Vec<PodInfo>,
+    /// Pods considered for the join (those of the configured selector or discovered cluster,
+    /// else every etcd pod found); 0 says the selector or labels find nothing.
+    pub candidate_pods: usize,
     /// Node and zone failure analysis with warnings.
     pub spread: Spread,
     /// Whether a PodDisruptionBudget covers the pods (`None`: could not be checked).
@@ -96,6 +100,9 @@ pub async fn report(
         (None, None) => (ks.pods.iter().map(|(_, p)| p.clone()).collect(), None),
     };
     let (placements, strays) = join(&members, &pods, &ks.nodes, &ks.pvcs);
+    // Members' names found in several namespaces (two releases of one chart): the join took
+    // one; the page says which, and how to make it certain.
+    let (chosen, tied) = pick_namespace(&members, &pods);
     let matched: Vec<&PodInfo> = placements.iter().filter_map(|p| p.pod.as_ref()).collect();
     let mut namespaces: Vec<String> = matched.iter().map(|p| p.namespace.clone()).collect();
     if let Some(t) = &target {
@@ -127,7 +134,21 @@ pub async fn report(
         }
         None => None,
     };
-    let analysis = spread(&placements, pdb.unwrap_or(true));
+    let mut analysis = spread(&placements, pdb.unwrap_or(true));
+    if let (Some(chosen), false) = (&chosen, tied.is_empty()) {
+        analysis.warnings.push(SpreadWarning {
+            level: "warning",
+            text: format!(
+                "pods named like these members are in namespaces {chosen} and {}: showing {chosen}",
+                tied.join(", ")
+            ),
+            advice: format!(
+                "Say where this cluster's pods are: kubernetes: {{namespace: …, selector: …}} under clusters[] named `{}` in the configuration.",
+                cluster.name()
+            ),
+        });
+    }
+    let candidate_pods = pods.len();
     let pod_names: Vec<String> = matched
         .iter()
         .map(|p| format!("{}/{}", p.namespace, p.name))
@@ -152,6 +173,7 @@ pub async fn report(
             .into_iter()
             .filter(|p| namespaces.contains(&p.namespace))
             .collect(),
+        candidate_pods,
         members: placements,
         spread: analysis,
         pdb,
@@ -189,6 +211,21 @@ pub async fn topology_json(
 ) -> Result<Json<TopologyReport>, AppError> {
     let c = &state.cluster(&cluster)?;
     Ok(Json(report(&state, c).await?))
+}
+
+/// Characters of a label that fit in a node's box (12 px text in 170 px, less padding). Longer
+/// names (EKS/GKE node names run to 40) are cut with an ellipsis; the full name is the box's
+/// tooltip.
+const NODE_LABEL_CHARS: usize = 22;
+
+/// `text` cut to `max` characters, the last one an ellipsis when cut.
+fn fit(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
 }
 
 /// A node in the picture: name, Ready, the members on it.
@@ -252,11 +289,12 @@ pub fn svg(report: &TopologyReport) -> String {
         let mut nx = x + 10;
         for (node, ready, members) in nodes {
             let cls = if *ready { "node" } else { "node down" };
+            let title = format!("{node}{}", if *ready { "" } else { " (NotReady)" });
             out.push_str(&format!(
-                "<g class=\"{cls}\"><rect x=\"{nx}\" y=\"30\" width=\"{NODE_W}\" height=\"{node_h}\" rx=\"6\"/><text x=\"{}\" y=\"48\" class=\"node-name\">{}{}</text>",
+                "<g class=\"{cls}\"><title>{}</title><rect x=\"{nx}\" y=\"30\" width=\"{NODE_W}\" height=\"{node_h}\" rx=\"6\"/><text x=\"{}\" y=\"48\" class=\"node-name\">{}</text>",
+                escape_html(&title),
                 nx + 8,
-                escape_html(node),
-                if *ready { "" } else { " (NotReady)" }
+                escape_html(&fit(&title, NODE_LABEL_CHARS))
             ));
             for (i, p) in members.iter().enumerate() {
                 let m = &p.member;
@@ -275,7 +313,7 @@ pub fn svg(report: &TopologyReport) -> String {
                     nx + 12,
                     y + 12,
                     if m.leader { "★ " } else { "" },
-                    escape_html(&name)
+                    escape_html(&fit(&name, NODE_LABEL_CHARS - 2))
                 ));
             }
             out.push_str("</g>");
@@ -364,8 +402,35 @@ pub fn details_html(report: &TopologyReport) -> String {
             .collect(),
     };
     let mut html = askama::Template::render(&view).unwrap_or_default();
+    html.push_str(&strays_html(&report.unmatched_pods));
     html.push_str(&discovered_html(&report.discovered));
     html
+}
+
+/// Pods beside the members' that are no member: a pod that never joined (the operator's classic
+/// failure) or one left over from a removed member.
+fn strays_html(pods: &[PodInfo]) -> String {
+    if pods.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "<section class=\"stray-pods\"><h3>Pods that are no member</h3><p class=\"dim\">A pod that never joined the cluster, or one left over from a removed member.</p><ul>",
+    );
+    for p in pods {
+        out.push_str(&format!(
+            "<li><span class=\"mono\">{}/{}</span> — {}{}{}</li>",
+            escape_html(&p.namespace),
+            escape_html(&p.name),
+            escape_html(&p.phase),
+            if p.ready { ", ready" } else { ", not ready" },
+            p.node
+                .as_ref()
+                .map(|n| format!(", on node {}", escape_html(n)))
+                .unwrap_or_default()
+        ));
+    }
+    out.push_str("</ul></section>");
+    out
 }
 
 /// The discovered clusters as a short list: a link for the browsable ones, the reason for the
@@ -398,4 +463,19 @@ fn discovered_html(discovered: &[DiscoveryStatus]) -> String {
     }
     out.push_str("</ul></section>");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_names_are_cut_with_an_ellipsis_to_fit_their_box() {
+        assert_eq!(fit("node-1", NODE_LABEL_CHARS), "node-1");
+        let eks = "ip-10-0-12-34.eu-west-1.compute.internal";
+        let cut = fit(eks, NODE_LABEL_CHARS);
+        assert_eq!(cut.chars().count(), NODE_LABEL_CHARS);
+        assert_eq!(cut, "ip-10-0-12-34.eu-west…");
+        assert_eq!(fit("ééééé", 3), "éé…");
+    }
 }

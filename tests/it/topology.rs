@@ -616,6 +616,12 @@ async fn a_configured_namespace_and_selector_win_over_discovery_and_show_pod_eve
             && html.contains("Back-off restarting failed container")
     );
     assert!(!html.contains("other-release"));
+    // The pod that is no member (never joined, or left over) is on the page, not only in JSON.
+    assert!(
+        html.contains("Pods that are no member")
+            && html.contains("<span class=\"mono\">explicit-etcd/etcd-starting</span>"),
+        "{html}"
+    );
 
     // A new event shows up without a page load hitting the API server (watch-driven), in seconds.
     pod_event(
