@@ -20,6 +20,8 @@ pub mod login_throttle;
 pub mod metrics;
 /// Listing pages kept in memory while no key in their range changes.
 pub mod page_cache;
+/// PodDisruptionBudgets: what they select and whether their budget keeps quorum.
+pub mod pdb;
 pub mod record;
 /// Password hashes and signed session cookies of built-in users.
 pub mod scrape_token;

@@ -3,6 +3,8 @@
 //! the API server. Kubernetes being absent, slow or forbidden never affects key browsing or the etcd
 //! cluster view: this module then reports what is wrong, in plain words, and everything else goes on.
 
+mod pdb;
+
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
@@ -10,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Event as KubeApiEvent, Node, PersistentVolumeClaim, Pod};
-use kube::api::{Api, DynamicObject, ListParams};
+use kube::api::{Api, DynamicObject};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher::{self, Event};
@@ -163,6 +165,8 @@ pub struct Topology {
     discovered: tokio::sync::watch::Sender<Vec<DiscoveredCluster>>,
     /// Set when a discovery source's pods changed; the publisher recomputes [`Self::discovered`].
     discovery_dirty: Arc<tokio::sync::Notify>,
+    /// PodDisruptionBudgets per namespace, read in the background.
+    pdb_cache: Mutex<pdb::PdbCache>,
 }
 
 fn now_ms() -> u64 {
@@ -212,6 +216,7 @@ impl Topology {
             source_states: Mutex::new(BTreeMap::new()),
             discovered: tokio::sync::watch::channel(Vec::new()).0,
             discovery_dirty: Arc::new(tokio::sync::Notify::new()),
+            pdb_cache: Mutex::new(pdb::PdbCache::default()),
         });
         if mode == KubeMode::Off {
             return topo;
@@ -770,37 +775,6 @@ impl Topology {
             operators,
             sources,
         }
-    }
-
-    /// Whether a PodDisruptionBudget in `namespace` selects a pod with `labels` (one bounded list
-    /// call, policy/v1 then policy/v1beta1 for older API servers).
-    pub async fn has_pdb(
-        &self,
-        namespace: &str,
-        labels: &std::collections::BTreeMap<String, String>,
-    ) -> Option<bool> {
-        let client = self.client.lock().ok()?.clone()?;
-        for version in ["v1", "v1beta1"] {
-            let gvk = GroupVersionKind::gvk("policy", version, "PodDisruptionBudget");
-            let api: Api<DynamicObject> =
-                Api::namespaced_with(client.clone(), namespace, &ApiResource::from_gvk(&gvk));
-            let listed =
-                tokio::time::timeout(Duration::from_secs(1), api.list(&ListParams::default()))
-                    .await;
-            if let Ok(Ok(list)) = listed {
-                return Some(list.items.iter().any(|pdb| {
-                    pdb.data
-                        .pointer("/spec/selector/matchLabels")
-                        .and_then(|m| m.as_object())
-                        .is_some_and(|m| {
-                            !m.is_empty()
-                                && m.iter()
-                                    .all(|(k, v)| labels.get(k).map(String::as_str) == v.as_str())
-                        })
-                }));
-            }
-        }
-        None
     }
 
     /// Labels of a cached pod (for PDB matching).

@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::app::AppState;
 use crate::domain::discovery::DiscoveryStatus;
 use crate::domain::format::escape_html;
+use crate::domain::pdb::{self, PdbVerdict};
 use crate::domain::topology::{
     join, pick_namespace, spread, OperatorStatus, Placement, PodInfo, SourceReport, Spread,
     SpreadWarning,
@@ -40,7 +41,8 @@ pub struct TopologyReport {
     pub candidate_pods: usize,
     /// Node and zone failure analysis with warnings.
     pub spread: Spread,
-    /// Whether a PodDisruptionBudget covers the pods (`None`: could not be checked).
+    /// Whether a PodDisruptionBudget that keeps quorum through a drain covers the pods (`None`:
+    /// the budgets could not be read yet).
     pub pdb: Option<bool>,
     /// etcd-operator `EtcdCluster` objects seen: `(namespace/name, summary)`.
     pub etcd_clusters: Vec<(String, String)>,
@@ -127,14 +129,44 @@ pub async fn report(
         .into_iter()
         .filter(|o| namespaces.is_empty() || namespaces.contains(&o.namespace))
         .collect();
-    let pdb = match matched.first() {
-        Some(p) => {
-            topo.has_pdb(&p.namespace, &topo.pod_labels(&p.namespace, &p.name))
-                .await
-        }
+    // What the PodDisruptionBudgets (as last read, never waited for long) do for these pods;
+    // `None` while they could not be read: then nothing is said about them.
+    let voters = placements.iter().filter(|p| !p.member.learner).count();
+    let verdict = match matched.first() {
+        Some(first) => topo.pdbs(&first.namespace).await.map(|pdbs| {
+            let labels: Vec<_> = matched
+                .iter()
+                .map(|p| topo.pod_labels(&p.namespace, &p.name))
+                .collect();
+            pdb::verdict(&pdbs, &first.namespace, &labels, voters)
+        }),
         None => None,
     };
-    let mut analysis = spread(&placements, pdb.unwrap_or(true));
+    let mut analysis = spread(&placements, verdict != Some(PdbVerdict::Missing));
+    let fix = format!(
+        "Set maxUnavailable: 1 (or minAvailable: {} for {voters} members).",
+        voters / 2 + 1
+    );
+    match &verdict {
+        Some(PdbVerdict::TooLax { name, allows, of }) => analysis.warnings.push(SpreadWarning {
+            level: "warning",
+            text: format!(
+                "PodDisruptionBudget {name} lets a drain evict {allows} of {of} members at once: quorum may be lost"
+            ),
+            advice: fix,
+        }),
+        Some(PdbVerdict::BlocksDrains { name }) => analysis.warnings.push(SpreadWarning {
+            level: "warning",
+            text: format!(
+                "PodDisruptionBudget {name} allows no eviction: draining a member's node waits for ever"
+            ),
+            advice: fix,
+        }),
+        _ => {}
+    }
+    let pdb = verdict
+        .as_ref()
+        .map(|v| matches!(v, PdbVerdict::KeepsQuorum { .. }));
     if let (Some(chosen), false) = (&chosen, tied.is_empty()) {
         analysis.warnings.push(SpreadWarning {
             level: "warning",

@@ -140,6 +140,21 @@ async fn two_members_on_one_node_are_warned_about_with_the_field_reports_fix() {
         .expect("etcd");
     let names = etcd.member_names();
     lay_out(&kube, &names, &["node-1", "node-1", "node-2"]).await;
+    // A budget exists, selecting the pods by expression, but lets a drain evict 2 of 3.
+    kube.apply(&format!(
+        "apiVersion: policy/v1beta1
+kind: PodDisruptionBudget
+metadata:
+  name: too-lax
+  namespace: {NS}
+spec:
+  maxUnavailable: 2
+  selector:
+    matchExpressions:
+    - {{key: etcd_cluster, operator: In, values: [etcd-app]}}
+"
+    ))
+    .await;
     let app = app_on(&kube, etcd, &kube.kubeconfig).await;
 
     let body = topology_until(&app, Duration::from_secs(15), "three placed members", |b| {
@@ -183,6 +198,24 @@ async fn two_members_on_one_node_are_warned_about_with_the_field_reports_fix() {
         .unwrap()
         .iter()
         .any(|w| w["text"].as_str().unwrap().contains("anti-affinity")));
+    // The budget is read (matchExpressions included) and judged by what it allows.
+    let body = topology_until(&app, Duration::from_secs(10), "the budget judged", |b| {
+        b["pdb"] == false
+    })
+    .await;
+    let warnings = body["spread"]["warnings"].as_array().unwrap();
+    assert!(
+        warnings.iter().any(|w| w["text"]
+            == "PodDisruptionBudget too-lax lets a drain evict 2 of 3 members at once: quorum may be lost"),
+        "{warnings:#?}"
+    );
+    assert!(
+        !warnings.iter().any(|w| w["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("no PodDisruptionBudget")),
+        "{warnings:#?}"
+    );
 
     // The cluster page draws it and says it.
     let (status, html) = app.get_text("/clusters/test").await;
