@@ -255,11 +255,11 @@ mod tests {
         );
         assert_eq!(verdict(&[], "ns", &pods, 3), PdbVerdict::Missing);
         assert_eq!(
-            verdict(&[other.clone()], "ns", &pods, 3),
+            verdict(std::slice::from_ref(&other), "ns", &pods, 3),
             PdbVerdict::Missing
         );
         assert_eq!(
-            verdict(&[lax.clone()], "ns", &pods, 3),
+            verdict(std::slice::from_ref(&lax), "ns", &pods, 3),
             PdbVerdict::TooLax {
                 name: "lax".into(),
                 allows: 2,
