@@ -181,6 +181,20 @@ pub async fn report(
         });
     }
     let candidate_pods = pods.len();
+    // Discovered clusters made of the pods joined here: (namespace, object).
+    let own: Vec<(String, String)> = topo
+        .discovered()
+        .borrow()
+        .iter()
+        .filter(|d| {
+            d.pods.iter().any(|f| {
+                matched
+                    .iter()
+                    .any(|p| p.namespace == d.namespace && p.name == f.name)
+            })
+        })
+        .map(|d| (d.namespace.clone(), d.name.clone()))
+        .collect();
     let pod_names: Vec<String> = matched
         .iter()
         .map(|p| format!("{}/{}", p.namespace, p.name))
@@ -231,7 +245,18 @@ pub async fn report(
                         crate::domain::access::Need::Read,
                     )
             })
-            .cloned()
+            .map(|d| {
+                let mut d = d.clone();
+                // The pods this page's members run in, found again by discovery: not another
+                // cluster to add a rule for.
+                if !d.browsable && own.contains(&(d.namespace.clone(), d.object.clone())) {
+                    d.reason = Some(format!(
+                        "these are the pods of this cluster ({})",
+                        cluster.name()
+                    ));
+                }
+                d
+            })
             .collect(),
     })
 }

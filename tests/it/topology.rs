@@ -198,6 +198,21 @@ spec:
         .unwrap()
         .iter()
         .any(|w| w["text"].as_str().unwrap().contains("anti-affinity")));
+    // Discovery finds the same pods as a cluster of their own: said to be this one, with no
+    // advice to add a rule for it.
+    let own: Vec<&serde_json::Value> = body["discovered"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["namespace"] == NS)
+        .collect();
+    assert!(!own.is_empty(), "{:#}", body["discovered"]);
+    for d in own {
+        assert_eq!(
+            d["reason"], "these are the pods of this cluster (test)",
+            "{d:#}"
+        );
+    }
     // The budget is read (matchExpressions included) and judged by what it allows.
     let body = topology_until(&app, Duration::from_secs(10), "the budget judged", |b| {
         b["pdb"] == false
