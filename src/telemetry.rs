@@ -12,7 +12,22 @@ pub fn init<W>(format: LogFormat, sink: W)
 where
     W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
 {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // The Kubernetes client logs every failed request of every retry (the watcher warns about
+    // each refusal, the HTTP layer errs about each refused connection, without saying what was
+    // asked); the topology module logs each watch's failure once, when it starts or changes, and
+    // its recovery. Unless RUST_LOG names the kube crates itself.
+    let asks_for_kube = std::env::var("RUST_LOG").is_ok_and(|v| v.contains("kube_"));
+    if !asks_for_kube {
+        for quiet in [
+            "kube_runtime::watcher=error",
+            "kube_client::client::builder=off",
+        ] {
+            if let Ok(quiet) = quiet.parse() {
+                filter = filter.add_directive(quiet);
+            }
+        }
+    }
     let registry = tracing_subscriber::registry().with(filter);
     let _ = match format {
         LogFormat::Json => registry

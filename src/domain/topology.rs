@@ -1044,6 +1044,278 @@ pub struct SourceReport {
     pub what: &'static str,
 }
 
+/// What a pod volume is backed by, as far as losing the data on it goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VolumeKind {
+    /// `emptyDir`: deleted with the pod.
+    EmptyDir,
+    /// `persistentVolumeClaim`: outlives the pod.
+    Claim,
+    /// `hostPath`: stays on the node (kubeadm's stacked etcd keeps its data there).
+    HostPath,
+    /// Anything else (configMap, secret, projected, CSI, …).
+    Other,
+}
+
+/// The etcd data directory a container's command line or environment names. `--data-dir` (also
+/// `-data-dir`, `=`-joined or as the next word, and inside a `sh -c` script, which is how
+/// etcd-operator starts etcd) wins over `ETCD_DATA_DIR`, as in etcd itself. `None` unless it is an
+/// absolute path: etcd's default, `<name>.etcd` in the working directory, cannot be placed.
+pub fn etcd_data_dir(command_line: &[String], env_data_dir: Option<&str>) -> Option<String> {
+    let words: Vec<&str> = command_line
+        .iter()
+        .flat_map(|part| part.split_whitespace())
+        .map(|w| w.trim_matches(|c| c == '"' || c == '\''))
+        .collect();
+    let from_flag = words.iter().enumerate().find_map(|(i, w)| {
+        let flag = w.strip_prefix("--").or_else(|| w.strip_prefix('-'))?;
+        match flag.strip_prefix("data-dir") {
+            Some("") => words.get(i + 1).map(|v| v.to_string()),
+            Some(rest) => rest.strip_prefix('=').map(str::to_string),
+            None => None,
+        }
+    });
+    from_flag
+        .or_else(|| env_data_dir.map(str::to_string))
+        .filter(|d| d.starts_with('/'))
+}
+
+/// Whether `path` is `dir` or below it (whole path segments: `/var/etcd` holds `/var/etcd/data`,
+/// not `/var/etcd-2`).
+fn path_within(path: &str, dir: &str) -> bool {
+    let dir = dir.trim_end_matches('/');
+    let path = path.trim_end_matches('/');
+    path == dir || path.strip_prefix(dir).is_some_and(|r| r.starts_with('/'))
+}
+
+/// Whether a pod keeps its etcd data in an emptyDir, i.e. loses it with the pod. `volumes` are the
+/// pod's `(name, kind)`, `mounts` the etcd container's `(volume, mount path)`.
+///
+/// With the data directory known, the volume mounted at it (the deepest mount that holds it)
+/// decides. Otherwise only a pod with an emptyDir and neither a PVC nor a hostPath counts: charts
+/// mount emptyDirs for scratch space next to the data volume (Bitnami: `/tmp`), and flagging
+/// those would be a permanent false alarm on every such cluster.
+pub fn keeps_data_in_empty_dir(
+    volumes: &[(String, VolumeKind)],
+    mounts: &[(String, String)],
+    data_dir: Option<&str>,
+) -> bool {
+    let kind_of = |name: &str| {
+        volumes
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(VolumeKind::Other, |(_, k)| *k)
+    };
+    let data_mount = data_dir.and_then(|dir| {
+        mounts
+            .iter()
+            .filter(|(_, path)| path_within(dir, path))
+            .max_by_key(|(_, path)| path.trim_end_matches('/').len())
+    });
+    if let Some((volume, _)) = data_mount {
+        return kind_of(volume) == VolumeKind::EmptyDir;
+    }
+    let has = |kind: VolumeKind| volumes.iter().any(|(_, k)| *k == kind);
+    has(VolumeKind::EmptyDir) && !has(VolumeKind::Claim) && !has(VolumeKind::HostPath)
+}
+
+/// Longest Kubernetes message quoted in advice: room for a refusal's identity, verb, resource and
+/// scope (about 150 characters) without letting a proxy's HTML error page through whole.
+pub const KUBE_MESSAGE_CHARS: usize = 400;
+
+/// `text` on one line and at most `max_chars` characters (cut with `…`).
+pub fn one_line(text: &str, max_chars: usize) -> String {
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= max_chars {
+        return flat;
+    }
+    let mut cut: String = flat.chars().take(max_chars.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+/// Advice for a list or watch Kubernetes refused: the API server's whole message, which names the
+/// identity and the verb, resource and scope a binding has to grant.
+pub fn forbidden_advice(what: &str, server_message: &str) -> String {
+    let detail = match one_line(server_message, KUBE_MESSAGE_CHARS) {
+        d if d.is_empty() => "access denied".to_string(),
+        d => d,
+    };
+    format!("forbidden: etcdboard may not list {what} ({detail}) — see deploy/base/rbac.yaml")
+}
+
+/// What a watch keeps; the order is the order in which the headline names failing watches (the
+/// pods matter most: without them nothing is placed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum WatchKind {
+    /// Pods of a discovery source or of a configured `namespace + selector`.
+    Pods,
+    /// Nodes.
+    Nodes,
+    /// PersistentVolumeClaims.
+    Pvcs,
+    /// Events about pods in one namespace.
+    Events,
+    /// An operator's custom resources.
+    CustomResources,
+}
+
+/// How one watch stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchHealth {
+    /// Has not listed yet.
+    Starting,
+    /// Listed and watching: its cache is current.
+    Watching,
+    /// Its resource is not served: a CRD that is not installed, which is normal, not a fault.
+    NotInstalled,
+    /// Failing; the text says why and what to do.
+    Failing(String),
+}
+
+impl WatchHealth {
+    /// As shown for a source: `starting`, `watching`, `not installed`, or what is wrong.
+    pub fn text(&self) -> &str {
+        match self {
+            WatchHealth::Starting => "starting",
+            WatchHealth::Watching => "watching",
+            WatchHealth::NotInstalled => "not installed",
+            WatchHealth::Failing(why) => why,
+        }
+    }
+}
+
+/// What to log when a watch's health changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchLog {
+    /// Nothing: no change worth a line (e.g. a retry that failed the same way).
+    Quiet,
+    /// It started failing, or fails for another reason now.
+    Failing(String),
+    /// It works again after failing.
+    Recovered,
+}
+
+/// The log line a health change deserves: one when a watch starts failing or its reason changes,
+/// one when it recovers, none per retry, so a refused watch does not flood the log.
+pub fn watch_log(before: &WatchHealth, after: &WatchHealth) -> WatchLog {
+    match (before, after) {
+        (WatchHealth::Failing(old), WatchHealth::Failing(new)) if old == new => WatchLog::Quiet,
+        (_, WatchHealth::Failing(new)) => WatchLog::Failing(new.clone()),
+        (WatchHealth::Failing(_), WatchHealth::Watching) => WatchLog::Recovered,
+        _ => WatchLog::Quiet,
+    }
+}
+
+/// Where Kubernetes stands over all watches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Headline {
+    /// Still listing for the first time.
+    Connecting,
+    /// Every watch works (or its CRD is not installed).
+    Ready,
+    /// A watch fails: the reason of the most important one.
+    Error(String),
+}
+
+/// The headline over every watch: an error while any watch fails (a missing CRD is not a
+/// failure), naming the most important failing one ([`WatchKind`] order, then input order), so
+/// the page never says "ready" while, say, the pods are unknown; ready only when all work.
+/// Watches still starting keep it connecting until it was ready once (`was_ready`); after that a
+/// watch started later (the events of a new namespace) does not turn it back.
+pub fn headline<'a>(
+    watches: impl IntoIterator<Item = (WatchKind, &'a WatchHealth)>,
+    was_ready: bool,
+) -> Headline {
+    let mut worst: Option<(WatchKind, &str)> = None;
+    let mut starting = false;
+    let mut any = false;
+    for (kind, health) in watches {
+        any = true;
+        match health {
+            WatchHealth::Failing(why) => {
+                if worst.is_none_or(|(k, _)| kind < k) {
+                    worst = Some((kind, why));
+                }
+            }
+            WatchHealth::Starting => starting = true,
+            WatchHealth::Watching | WatchHealth::NotInstalled => {}
+        }
+    }
+    match worst {
+        Some((_, why)) => Headline::Error(why.to_string()),
+        None if !any || (starting && !was_ready) => Headline::Connecting,
+        None => Headline::Ready,
+    }
+}
+
+/// A pod coming or going, for the timeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PodChange {
+    /// `namespace/name` appeared.
+    Created(String),
+    /// `namespace/name` went away.
+    Deleted(String),
+}
+
+/// The pods one watch has seen, to tell the timeline which came and went, also across a re-list:
+/// after an outage the watch lists everything again instead of replaying what happened, so the
+/// pods that went (or came) meanwhile are only found by comparing the new list with the old.
+#[derive(Debug, Clone, Default)]
+pub struct PodPresence {
+    seen: std::collections::BTreeSet<String>,
+    /// The list being read, from its start to its end.
+    relist: Option<std::collections::BTreeSet<String>>,
+    /// A first list has completed: what is found before is the starting point, not news.
+    listed: bool,
+}
+
+impl PodPresence {
+    /// A (re)list starts.
+    pub fn list_started(&mut self) {
+        self.relist = Some(Default::default());
+    }
+
+    /// The list being read holds `name`.
+    pub fn listed(&mut self, name: String) {
+        self.relist
+            .get_or_insert_with(Default::default)
+            .insert(name);
+    }
+
+    /// The list is complete: the pods gone since the last one, then the new ones (none for the
+    /// first list).
+    pub fn list_done(&mut self) -> Vec<PodChange> {
+        let now = self.relist.take().unwrap_or_default();
+        let before = std::mem::replace(&mut self.seen, now);
+        if !std::mem::replace(&mut self.listed, true) {
+            return Vec::new();
+        }
+        let gone = before
+            .difference(&self.seen)
+            .cloned()
+            .map(PodChange::Deleted);
+        let new = self
+            .seen
+            .difference(&before)
+            .cloned()
+            .map(PodChange::Created);
+        gone.chain(new).collect()
+    }
+
+    /// `name` was added or modified.
+    pub fn applied(&mut self, name: String) -> Option<PodChange> {
+        let new = self.seen.insert(name.clone());
+        (new && self.listed).then_some(PodChange::Created(name))
+    }
+
+    /// `name` was deleted (said even when it was never seen: the API server knows best).
+    pub fn deleted(&mut self, name: String) -> PodChange {
+        self.seen.remove(&name);
+        PodChange::Deleted(name)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1567,5 +1839,219 @@ mod tests {
             "{:?}",
             s.warnings
         );
+    }
+
+    fn words(line: &[&str]) -> Vec<String> {
+        line.iter().map(|w| w.to_string()).collect()
+    }
+
+    #[test]
+    fn the_data_dir_is_read_from_flags_scripts_and_the_environment() {
+        let kubeadm = words(&["etcd", "--data-dir=/var/lib/etcd", "--name=node-1"]);
+        assert_eq!(
+            etcd_data_dir(&kubeadm, None).as_deref(),
+            Some("/var/lib/etcd")
+        );
+        let operator = words(&[
+            "/bin/sh",
+            "-ec",
+            "/usr/local/bin/etcd --data-dir=/var/etcd/data --name=etcd-app-0",
+        ]);
+        assert_eq!(
+            etcd_data_dir(&operator, None).as_deref(),
+            Some("/var/etcd/data")
+        );
+        let spaced = words(&["etcd", "-data-dir", "'/data'"]);
+        assert_eq!(etcd_data_dir(&spaced, None).as_deref(), Some("/data"));
+        // The flag wins over the environment, as in etcd; Bitnami sets only the environment.
+        assert_eq!(
+            etcd_data_dir(&kubeadm, Some("/elsewhere")).as_deref(),
+            Some("/var/lib/etcd")
+        );
+        let bitnami = words(&["/opt/bitnami/scripts/etcd/entrypoint.sh"]);
+        assert_eq!(
+            etcd_data_dir(&bitnami, Some("/bitnami/etcd/data")).as_deref(),
+            Some("/bitnami/etcd/data")
+        );
+        // Relative (etcd's default `<name>.etcd`) or unrelated flags: unknown.
+        assert_eq!(etcd_data_dir(&words(&["etcd", "--name=x"]), None), None);
+        assert_eq!(
+            etcd_data_dir(&words(&["etcd", "--data-dir=x.etcd"]), None),
+            None
+        );
+        assert_eq!(
+            etcd_data_dir(&words(&["etcd", "--data-dirx=/a"]), None),
+            None
+        );
+    }
+
+    fn vols(list: &[(&str, VolumeKind)]) -> Vec<(String, VolumeKind)> {
+        list.iter().map(|(n, k)| (n.to_string(), *k)).collect()
+    }
+
+    fn mounts(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(v, p)| (v.to_string(), p.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_scratch_empty_dir_next_to_a_data_volume_is_not_data_in_an_empty_dir() {
+        use VolumeKind::*;
+        // Bitnami: an emptyDir for /tmp (and config), the data on a PVC.
+        let v = vols(&[("empty-dir", EmptyDir), ("data", Claim)]);
+        let m = mounts(&[
+            ("empty-dir", "/tmp"),
+            ("empty-dir", "/opt/bitnami/etcd/conf"),
+            ("data", "/bitnami/etcd"),
+        ]);
+        assert!(!keeps_data_in_empty_dir(&v, &m, Some("/bitnami/etcd/data")));
+        // The same pod without a known data dir: the PVC makes it safe too.
+        assert!(!keeps_data_in_empty_dir(&v, &m, None));
+        // kubeadm: hostPath data, nothing else.
+        let v = vols(&[("etcd-data", HostPath), ("etcd-certs", HostPath)]);
+        let m = mounts(&[("etcd-data", "/var/lib/etcd")]);
+        assert!(!keeps_data_in_empty_dir(&v, &m, Some("/var/lib/etcd")));
+        assert!(!keeps_data_in_empty_dir(&v, &m, None));
+        // A pod without any emptyDir.
+        assert!(!keeps_data_in_empty_dir(
+            &vols(&[("data", Claim)]),
+            &[],
+            None
+        ));
+    }
+
+    #[test]
+    fn data_on_an_empty_dir_is_flagged_even_next_to_a_pvc() {
+        use VolumeKind::*;
+        // etcd-operator's default: the data dir on an emptyDir.
+        let v = vols(&[("etcd-data", EmptyDir)]);
+        let m = mounts(&[("etcd-data", "/var/etcd")]);
+        assert!(keeps_data_in_empty_dir(&v, &m, Some("/var/etcd/data")));
+        assert!(keeps_data_in_empty_dir(&v, &m, None));
+        // A PVC mounted somewhere else does not save data that is on the emptyDir; the deepest
+        // mount holding the data dir decides.
+        let v = vols(&[("backup", Claim), ("data", EmptyDir)]);
+        let m = mounts(&[
+            ("backup", "/var"),
+            ("data", "/var/etcd/"),
+            ("x", "/var/etcd-2"),
+        ]);
+        assert!(keeps_data_in_empty_dir(&v, &m, Some("/var/etcd/data")));
+        assert!(!keeps_data_in_empty_dir(&v, &m, Some("/var/etcd-2/data")));
+        assert!(!keeps_data_in_empty_dir(&v, &m, Some("/var/lib")));
+    }
+
+    #[test]
+    fn a_refusal_quotes_the_whole_server_message_on_one_bounded_line() {
+        let msg = r#"pods is forbidden: User "system:serviceaccount:default:nobody" cannot list resource "pods" in API group "" at the cluster scope"#;
+        let text = forbidden_advice("pods", msg);
+        assert_eq!(
+            text,
+            format!("forbidden: etcdboard may not list pods ({msg}) — see deploy/base/rbac.yaml")
+        );
+        let long = format!("line one\n{}", "é".repeat(1000));
+        let text = forbidden_advice("nodes", &long);
+        assert!(
+            text.contains("(line one éé") && text.contains("…) — see"),
+            "{text}"
+        );
+        assert!(text.chars().count() < KUBE_MESSAGE_CHARS + 80, "{text}");
+        assert!(forbidden_advice("pods", " ").contains("(access denied)"));
+    }
+
+    #[test]
+    fn a_watch_failure_is_logged_when_it_starts_or_changes_and_once_on_recovery() {
+        use WatchHealth::*;
+        let denied = Failing("forbidden".into());
+        assert_eq!(
+            watch_log(&Starting, &denied),
+            WatchLog::Failing("forbidden".into())
+        );
+        assert_eq!(watch_log(&denied, &denied.clone()), WatchLog::Quiet);
+        assert_eq!(
+            watch_log(&denied, &Failing("unreachable".into())),
+            WatchLog::Failing("unreachable".into())
+        );
+        assert_eq!(watch_log(&denied, &Watching), WatchLog::Recovered);
+        assert_eq!(watch_log(&Watching, &Watching), WatchLog::Quiet);
+        assert_eq!(watch_log(&Starting, &Watching), WatchLog::Quiet);
+        assert_eq!(watch_log(&Starting, &NotInstalled), WatchLog::Quiet);
+    }
+
+    #[test]
+    fn the_headline_is_ready_only_when_every_watch_works_and_names_the_worst_failure() {
+        use WatchHealth::*;
+        use WatchKind::*;
+        let pods = Failing("cannot list pods".into());
+        let events = Failing("cannot list events".into());
+        let crd = Failing("cannot list etcdclusters".into());
+        // A CRD that is not installed is normal.
+        let ok = [
+            (Pods, &Watching),
+            (Nodes, &Watching),
+            (CustomResources, &NotInstalled),
+        ];
+        assert_eq!(headline(ok, false), Headline::Ready);
+        // One failing source is enough, whatever works besides; the pods are named first.
+        assert_eq!(
+            headline([(Nodes, &Watching), (Pods, &pods), (Pods, &Watching)], true),
+            Headline::Error("cannot list pods".into())
+        );
+        assert_eq!(
+            headline(
+                [(CustomResources, &crd), (Events, &events), (Pods, &pods)],
+                true
+            ),
+            Headline::Error("cannot list pods".into())
+        );
+        assert_eq!(
+            headline([(Pods, &Watching), (Events, &events)], true),
+            Headline::Error("cannot list events".into())
+        );
+        // Starting: connecting at first; a watch started later does not undo "ready".
+        assert_eq!(
+            headline([(Pods, &Watching), (Nodes, &Starting)], false),
+            Headline::Connecting
+        );
+        assert_eq!(
+            headline([(Pods, &Watching), (Events, &Starting)], true),
+            Headline::Ready
+        );
+        assert_eq!(headline([], false), Headline::Connecting);
+    }
+
+    #[test]
+    fn a_relist_tells_the_pods_that_went_and_came_during_the_gap() {
+        let name = |n: &str| format!("ns/{n}");
+        let mut p = PodPresence::default();
+        // The first list is the starting point, not news.
+        p.list_started();
+        p.listed(name("a"));
+        p.listed(name("b"));
+        assert_eq!(p.list_done(), vec![]);
+        assert_eq!(p.applied(name("c")), Some(PodChange::Created(name("c"))));
+        assert_eq!(p.applied(name("c")), None, "a modification is no creation");
+        // An outage: b went, d came; the watch lists again.
+        p.list_started();
+        for n in ["a", "c", "d"] {
+            p.listed(name(n));
+        }
+        assert_eq!(
+            p.list_done(),
+            vec![PodChange::Deleted(name("b")), PodChange::Created(name("d"))]
+        );
+        // b is gone from what was seen, so its re-creation is news again.
+        assert_eq!(p.applied(name("b")), Some(PodChange::Created(name("b"))));
+        assert_eq!(p.deleted(name("b")), PodChange::Deleted(name("b")));
+        assert_eq!(p.applied(name("b")), Some(PodChange::Created(name("b"))));
+        // A list that broke off half-way is started over and only the complete one counts.
+        p.list_started();
+        p.listed(name("a"));
+        p.list_started();
+        for n in ["a", "b", "c", "d"] {
+            p.listed(name(n));
+        }
+        assert_eq!(p.list_done(), vec![]);
     }
 }

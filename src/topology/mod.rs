@@ -7,22 +7,27 @@ mod pdb;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Event as KubeApiEvent, Node, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{
+    Container, Event as KubeApiEvent, Node, PersistentVolumeClaim, Pod, PodSpec,
+};
 use kube::api::{Api, DynamicObject};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::runtime::reflector::{self, Store};
+use kube::runtime::utils::Backoff as _;
 use kube::runtime::watcher::{self, Event};
-use kube::runtime::WatchStreamExt;
 use kube::{Client, Config};
 
 use crate::domain::discovery::{group, DiscoveredCluster, DiscoverySource, PodFacts};
 use crate::domain::topology::{
-    age_text, events_of_pod, operator_status, KubeEvent, KubeTarget, NodeInfo, OperatorKind,
-    OperatorStatus, PodInfo, PvcInfo, SourceReport, EVENTS_PER_POD,
+    age_text, etcd_data_dir, events_of_pod, forbidden_advice, headline, keeps_data_in_empty_dir,
+    one_line, operator_status, watch_log, Headline, KubeEvent, KubeTarget, NodeInfo, OperatorKind,
+    OperatorStatus, PodChange, PodInfo, PodPresence, PvcInfo, SourceReport, VolumeKind,
+    WatchHealth, WatchKind, WatchLog, EVENTS_PER_POD,
 };
 
 /// Kubernetes Events kept per namespace (the oldest go first): bounds memory however chatty a
@@ -159,8 +164,11 @@ pub struct Topology {
     kube_events: Mutex<HashMap<String, NamespaceEvents>>,
     /// Namespaces whose Events are watched.
     event_namespaces: Mutex<HashSet<String>>,
-    /// State of each watch, by source: `watching`, `not installed`, or what is wrong.
-    source_states: Mutex<BTreeMap<String, String>>,
+    /// Health of each watch, by source, with what it keeps: [`Self::state`] is computed from it.
+    source_states: Mutex<BTreeMap<String, (WatchKind, WatchHealth)>>,
+    /// Every watch worked at once at some point: a watch started later (the events of a new
+    /// namespace) no longer makes the state "connecting".
+    ready_once: AtomicBool,
     /// The etcd clusters the discovery sources' pods make up (pure data, no kube types).
     discovered: tokio::sync::watch::Sender<Vec<DiscoveredCluster>>,
     /// Set when a discovery source's pods changed; the publisher recomputes [`Self::discovered`].
@@ -176,22 +184,66 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// Turns a kube error into advice a platform team can act on.
-fn explain(err: &watcher::Error, what: &str) -> String {
-    let text = err.to_string();
-    if text.contains("403") || text.contains("forbidden") {
-        let detail = text
-            .split("message: \"")
-            .nth(1)
-            .and_then(|m| m.split('"').next())
-            .unwrap_or("access denied");
-        format!("forbidden: etcdboard may not list {what} ({detail}) — see deploy/base/rbac.yaml")
-    } else if text.contains("404") {
-        format!("{what}: not served by this API server")
-    } else {
-        let short: String = text.chars().take(200).collect();
-        format!("cannot list {what}: {short}")
+/// Deepest a failing watch waits before trying again (kube_runtime's default backoff, like
+/// client-go's, grows from 0.8 s to 30 s); used should that backoff ever end.
+const MAX_RETRY_PAUSE: Duration = Duration::from_secs(30);
+
+/// A watch that lists afresh after every error instead of resuming where it broke off (as
+/// kube_runtime's watcher does): a resumed watch says nothing until something changes, so it
+/// would neither show that it works again nor tell which pods went while it was down. A list
+/// (the one client-go's reflector makes too) tells both.
+fn relisting<K>(
+    api: Api<K>,
+    cfg: watcher::Config,
+) -> impl futures::Stream<Item = Result<Event<K>, watcher::Error>> + Send
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    let inner = watcher::watcher(api.clone(), cfg.clone()).boxed();
+    futures::stream::unfold((api, cfg, inner), |(api, cfg, mut inner)| async move {
+        let item = inner.next().await?;
+        if item.is_err() {
+            inner = watcher::watcher(api.clone(), cfg.clone()).boxed();
+        }
+        Some((item, (api, cfg, inner)))
+    })
+}
+
+/// The API server's own answer inside a watch error, when it gave one.
+fn api_status(err: &watcher::Error) -> Option<&kube::core::Status> {
+    match err {
+        watcher::Error::InitialListFailed(kube::Error::Api(s))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(s))
+        | watcher::Error::WatchFailed(kube::Error::Api(s))
+        | watcher::Error::WatchError(s) => Some(s),
+        _ => None,
     }
+}
+
+/// Turns a kube error into advice a platform team can act on; `None` for a `410 Gone` during a
+/// watch, which only means "list again" and which the watcher does at once by itself.
+///
+/// Read from the API server's status, not from the error's text: the Debug-formatted text
+/// escapes the quotes around the user name, and a server address may contain "403".
+fn explain(err: &watcher::Error, what: &str) -> Option<WatchHealth> {
+    let status = api_status(err);
+    if let (watcher::Error::WatchError(_), Some(s)) = (err, status) {
+        if s.code == 410 {
+            return None;
+        }
+    }
+    Some(match status {
+        // By code too: an API group that is not served at all answers a bare "404 page not
+        // found", which the client turns into a status without a reason.
+        Some(s) if s.is_forbidden() || s.code == 403 => {
+            WatchHealth::Failing(forbidden_advice(what, &s.message))
+        }
+        Some(s) if s.is_not_found() || s.code == 404 => WatchHealth::NotInstalled,
+        _ => WatchHealth::Failing(format!(
+            "cannot list {what}: {}",
+            one_line(&err.to_string(), 200)
+        )),
+    })
 }
 
 impl Topology {
@@ -214,6 +266,7 @@ impl Topology {
             kube_events: Mutex::new(HashMap::new()),
             event_namespaces: Mutex::new(HashSet::new()),
             source_states: Mutex::new(BTreeMap::new()),
+            ready_once: AtomicBool::new(false),
             discovered: tokio::sync::watch::channel(Vec::new()).0,
             discovery_dirty: Arc::new(tokio::sync::Notify::new()),
             pdb_cache: Mutex::new(pdb::PdbCache::default()),
@@ -303,8 +356,8 @@ impl Topology {
                 g.push((source.to_string(), *kind, store));
             }
             let cfg = watcher::Config::default().labels(selector);
-            let stream = reflector::reflector(writer, watcher::watcher(api, cfg)).default_backoff();
-            self.drive(stream, "pods", source.to_string(), true);
+            let stream = reflector::reflector(writer, relisting(api, cfg));
+            self.drive(stream, "pods", source.to_string(), WatchKind::Pods);
         }
         let (nodes, writer) = reflector::store();
         if let Ok(mut g) = self.nodes.lock() {
@@ -312,11 +365,10 @@ impl Topology {
         }
         let api: Api<Node> = Api::all(client.clone());
         self.drive(
-            reflector::reflector(writer, watcher::watcher(api, watcher::Config::default()))
-                .default_backoff(),
+            reflector::reflector(writer, relisting(api, watcher::Config::default())),
             "nodes",
             "nodes".into(),
-            false,
+            WatchKind::Nodes,
         );
         let (pvcs, writer) = reflector::store();
         if let Ok(mut g) = self.pvcs.lock() {
@@ -324,11 +376,10 @@ impl Topology {
         }
         let api: Api<PersistentVolumeClaim> = Api::all(client.clone());
         self.drive(
-            reflector::reflector(writer, watcher::watcher(api, watcher::Config::default()))
-                .default_backoff(),
+            reflector::reflector(writer, relisting(api, watcher::Config::default())),
             "persistentvolumeclaims",
             "persistentvolumeclaims".into(),
-            false,
+            WatchKind::Pvcs,
         );
         // The operators' custom resources (CRDs that usually do not exist: then they are simply
         // not a source, and the watch keeps retrying with backoff in case one is installed).
@@ -344,21 +395,39 @@ impl Topology {
                 g.push((kind, writer.as_reader()));
             }
             self.drive(
-                reflector::reflector(writer, watcher::watcher(api, watcher::Config::default()))
-                    .default_backoff(),
+                reflector::reflector(writer, relisting(api, watcher::Config::default())),
                 &format!("{plural}.{group}"),
                 kind.source_name().to_string(),
-                false,
+                WatchKind::CustomResources,
             );
         }
     }
 
-    fn set_source(&self, source: &str, state: &str) {
-        if let Ok(mut g) = self.source_states.lock() {
-            if g.get(source).map(String::as_str) != Some(state) {
-                g.insert(source.to_string(), state.to_string());
-            }
+    /// Records how a watch stands, logs it when that is news (see [`watch_log`]: a watch refused
+    /// forever logs once, not on every retry) and recomputes [`Self::state`] over all watches.
+    fn set_health(&self, source: &str, kind: WatchKind, health: WatchHealth) {
+        let Ok(mut g) = self.source_states.lock() else {
+            return;
+        };
+        let before = g.insert(source.to_string(), (kind, health.clone()));
+        let before = before.map_or(WatchHealth::Starting, |(_, h)| h);
+        match watch_log(&before, &health) {
+            WatchLog::Failing(why) => tracing::warn!(source, "Kubernetes watch failing: {why}"),
+            WatchLog::Recovered => tracing::info!(source, "Kubernetes watch works again"),
+            WatchLog::Quiet => {}
         }
+        // Computed while the watches are locked, so two watches changing at once cannot leave
+        // the older picture in place.
+        let was_ready = self.ready_once.load(Ordering::Relaxed);
+        let state = match headline(g.values().map(|(k, h)| (*k, h)), was_ready) {
+            Headline::Connecting => KubeState::Connecting,
+            Headline::Ready => {
+                self.ready_once.store(true, Ordering::Relaxed);
+                KubeState::Ready
+            }
+            Headline::Error(why) => KubeState::Error(why),
+        };
+        self.set_state(state);
     }
 
     /// The state of one source's watch (`watching`, `not installed`, `starting`, or what is wrong).
@@ -366,7 +435,7 @@ impl Topology {
         self.source_states
             .lock()
             .ok()
-            .and_then(|g| g.get(source).cloned())
+            .and_then(|g| g.get(source).map(|(_, h)| h.text().to_string()))
             .unwrap_or_else(|| "starting".into())
     }
 
@@ -444,13 +513,12 @@ impl Topology {
                     let (store, writer) = reflector::store();
                     g.push((target.namespace.clone(), selector.clone(), store.clone()));
                     let cfg = watcher::Config::default().labels(&selector);
-                    let stream =
-                        reflector::reflector(writer, watcher::watcher(api, cfg)).default_backoff();
+                    let stream = reflector::reflector(writer, relisting(api, cfg));
                     self.drive(
                         stream,
                         &format!("pods in namespace {}", target.namespace),
                         target.source_name(),
-                        true,
+                        WatchKind::Pods,
                     );
                     store
                 }
@@ -509,23 +577,30 @@ impl Topology {
         };
         let api: Api<KubeApiEvent> = Api::namespaced(client, namespace);
         let cfg = watcher::Config::default().fields("involvedObject.kind=Pod");
-        let stream = watcher::watcher(api, cfg).default_backoff();
+        let stream = relisting(api, cfg);
         let weak = Arc::downgrade(self);
         let ns = namespace.to_string();
         let source = format!("events in namespace {ns}");
+        self.set_health(&source, WatchKind::Events, WatchHealth::Starting);
         tokio::spawn(async move {
             let mut stream = std::pin::pin!(stream);
+            let mut backoff = watcher::DefaultBackoff::default();
             // A (re)list replaces the namespace's events at its end, so events deleted while the
             // watch was down do not linger.
             let mut relist: Option<NamespaceEvents> = None;
             while let Some(item) = stream.next().await {
                 let Some(topo) = weak.upgrade() else { return };
-                match item {
+                let pause = match item {
+                    Ok(Event::Init) => {
+                        relist = Some(HashMap::new());
+                        None
+                    }
                     Ok(ev) => {
+                        backoff.reset();
                         topo.watch_ok(&source);
-                        topo.set_source(&source, "watching");
+                        topo.set_health(&source, WatchKind::Events, WatchHealth::Watching);
                         match ev {
-                            Event::Init => relist = Some(HashMap::new()),
+                            Event::Init => {}
                             Event::InitApply(e) => {
                                 if let (Some(m), Some((uid, v))) = (relist.as_mut(), kube_event(&e))
                                 {
@@ -559,72 +634,96 @@ impl Topology {
                                 }
                             }
                         }
+                        None
                     }
                     Err(e) => {
-                        // Events are an extra: a missing permission is shown for this source
-                        // and does not turn the whole topology into an error.
-                        topo.watch_failed(&source);
-                        topo.set_source(&source, &explain(&e, "events"));
+                        topo.watch_error(&source, WatchKind::Events, &e, "events", &mut backoff)
                     }
+                };
+                // Not holding the topology while waiting, so it can end meanwhile.
+                drop(topo);
+                if let Some(pause) = pause {
+                    tokio::time::sleep(pause).await;
                 }
             }
         });
     }
 
-    /// Runs one watch stream for as long as the topology lives, recording errors and pod events.
-    fn drive<K, S>(self: &Arc<Self>, stream: S, what: &str, source: String, pods: bool)
+    /// Records a watch's failure and says how long to wait before the watch may try again.
+    ///
+    /// The wait is kept here rather than with kube_runtime's `default_backoff()`, which resets on
+    /// any success, and the watcher reports `Init` as a success right before each list it is
+    /// about to try: a refused watch then retried every 0.8 s forever. `backoff` is reset only
+    /// when the watch has really read something.
+    fn watch_error(
+        &self,
+        source: &str,
+        kind: WatchKind,
+        err: &watcher::Error,
+        what: &str,
+        backoff: &mut watcher::DefaultBackoff,
+    ) -> Option<Duration> {
+        let health = explain(err, what)?;
+        match health {
+            WatchHealth::Failing(_) => self.watch_failed(source),
+            // "Not installed" is a current answer: nothing of it is stale.
+            _ => self.watch_ok(source),
+        }
+        self.set_health(source, kind, health);
+        Some(backoff.next().unwrap_or(MAX_RETRY_PAUSE))
+    }
+
+    /// Runs one watch stream for as long as the topology lives, recording its health and, for
+    /// pods, their comings and goings.
+    fn drive<K, S>(self: &Arc<Self>, stream: S, what: &str, source: String, kind: WatchKind)
     where
         K: kube::Resource + Send + 'static,
         S: futures::Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static,
     {
         let weak = Arc::downgrade(self);
         let what = what.to_string();
-        self.set_source(&source, "starting");
+        let pods = kind == WatchKind::Pods;
+        self.set_health(&source, kind, WatchHealth::Starting);
         tokio::spawn(async move {
             let mut stream = std::pin::pin!(stream);
-            let mut seen: HashSet<String> = HashSet::new();
-            let mut listed = false;
+            let mut backoff = watcher::DefaultBackoff::default();
+            let mut presence = PodPresence::default();
             while let Some(item) = stream.next().await {
                 let Some(topo) = weak.upgrade() else { return };
-                match item {
+                let pause = match item {
                     Ok(ev) => {
-                        topo.watch_ok(&source);
-                        if matches!(topo.state(), KubeState::Connecting | KubeState::Error(_)) {
-                            topo.set_state(KubeState::Ready);
+                        // `Init` announces a list about to be tried: nothing has been read yet,
+                        // so it says nothing about the watch's health.
+                        if !matches!(ev, Event::Init) {
+                            backoff.reset();
+                            topo.watch_ok(&source);
+                            topo.set_health(&source, kind, WatchHealth::Watching);
                         }
-                        topo.set_source(&source, "watching");
                         if pods {
                             topo.discovery_dirty.notify_one();
-                            topo.pod_event(&ev, &mut seen, &mut listed);
+                            topo.pod_event(&ev, &mut presence);
                             if let Event::Apply(k) | Event::InitApply(k) = &ev {
                                 if let Some(ns) = k.meta().namespace.as_deref() {
                                     topo.ensure_event_watch(ns);
                                 }
                             }
                         }
+                        None
                     }
-                    Err(e) => {
-                        // A CRD that is not installed is not an error of etcdboard's setup.
-                        let msg = explain(&e, &what);
-                        if msg.contains("not served") {
-                            topo.set_source(&source, "not installed");
-                        } else {
-                            topo.watch_failed(&source);
-                            topo.set_source(&source, &msg);
-                            topo.set_state(KubeState::Error(msg));
-                        }
-                    }
+                    Err(e) => topo.watch_error(&source, kind, &e, &what, &mut backoff),
+                };
+                // Not holding the topology while waiting, so it can end meanwhile.
+                drop(topo);
+                if let Some(pause) = pause {
+                    tokio::time::sleep(pause).await;
                 }
             }
         });
     }
 
-    fn pod_event<K: kube::Resource>(
-        &self,
-        ev: &Event<K>,
-        seen: &mut HashSet<String>,
-        listed: &mut bool,
-    ) {
+    /// Puts the pods that came and went on the timeline, also those found by a re-list after an
+    /// outage (see [`PodPresence`]).
+    fn pod_event<K: kube::Resource>(&self, ev: &Event<K>, presence: &mut PodPresence) {
         let name_of = |k: &K| {
             let m = k.meta();
             format!(
@@ -633,43 +732,46 @@ impl Topology {
                 m.name.clone().unwrap_or_default()
             )
         };
-        let push = |kind: &'static str, text: String| {
-            if let Ok(mut g) = self.events.lock() {
-                // The same pod may be watched twice (a configured selector and a discovery
-                // source): say it once.
-                let now = now_ms();
-                if g.iter()
-                    .take_while(|e| now.saturating_sub(e.at_ms) < 10_000)
-                    .any(|e| e.text == text)
-                {
-                    return;
-                }
-                g.push_front(PodEvent {
-                    at_ms: now_ms(),
-                    kind,
-                    text,
-                });
-                g.truncate(200);
+        let changes = match ev {
+            Event::Init => {
+                presence.list_started();
+                Vec::new()
             }
-        };
-        match ev {
             Event::InitApply(k) => {
-                seen.insert(name_of(k));
+                presence.listed(name_of(k));
+                Vec::new()
             }
-            Event::InitDone => *listed = true,
-            Event::Apply(k) => {
-                let name = name_of(k);
-                if seen.insert(name.clone()) && *listed {
-                    push("pod-created", format!("pod {name} created"));
-                }
-            }
-            Event::Delete(k) => {
-                let name = name_of(k);
-                seen.remove(&name);
-                push("pod-deleted", format!("pod {name} deleted"));
-            }
-            Event::Init => {}
+            Event::InitDone => presence.list_done(),
+            Event::Apply(k) => presence.applied(name_of(k)).into_iter().collect(),
+            Event::Delete(k) => vec![presence.deleted(name_of(k))],
+        };
+        if changes.is_empty() {
+            return;
         }
+        let Ok(mut g) = self.events.lock() else {
+            return;
+        };
+        for change in changes {
+            let (kind, text) = match change {
+                PodChange::Created(name) => ("pod-created", format!("pod {name} created")),
+                PodChange::Deleted(name) => ("pod-deleted", format!("pod {name} deleted")),
+            };
+            // The same pod may be watched twice (a configured selector and a discovery
+            // source): say it once.
+            let now = now_ms();
+            if g.iter()
+                .take_while(|e| now.saturating_sub(e.at_ms) < 10_000)
+                .any(|e| e.text == text)
+            {
+                continue;
+            }
+            g.push_front(PodEvent {
+                at_ms: now,
+                kind,
+                text,
+            });
+        }
+        g.truncate(200);
     }
 
     /// Pods created or deleted, newest first.
@@ -693,8 +795,7 @@ impl Topology {
         let state_of = |source: &str| {
             states
                 .get(source)
-                .cloned()
-                .unwrap_or_else(|| "starting".into())
+                .map_or_else(|| "starting".into(), |(_, h)| h.text().to_string())
         };
         let mut sources = Vec::new();
         if let Ok(stores) = self.pods.lock() {
@@ -757,11 +858,11 @@ impl Topology {
             }
         }
         operators.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
-        for (source, state) in states.iter().filter(|(s, _)| s.starts_with("events in ")) {
+        for (source, (_, health)) in states.iter().filter(|(_, (k, _))| *k == WatchKind::Events) {
             let ns = source.trim_start_matches("events in namespace ");
             sources.push(SourceReport {
                 source: source.clone(),
-                state: state.clone(),
+                state: health.text().to_string(),
                 found: events.iter().filter(|(n, _, _)| n == ns).count(),
                 what: "events",
             });
@@ -914,9 +1015,63 @@ fn pod_info(p: &Pod) -> PodInfo {
                     .map(|c| c.claim_name.clone())
             })
             .collect(),
-        empty_dir: volumes.iter().any(|v| v.empty_dir.is_some()),
+        empty_dir: spec.is_some_and(data_in_empty_dir),
         events: Vec::new(),
     }
+}
+
+/// The container that runs etcd: named like it (all the charts and operators name it `etcd`),
+/// else running an etcd image, else the only one there is.
+fn etcd_container(spec: &PodSpec) -> Option<&Container> {
+    let c = &spec.containers;
+    c.iter()
+        .find(|c| c.name.contains("etcd"))
+        .or_else(|| {
+            c.iter()
+                .find(|c| c.image.as_deref().is_some_and(|i| i.contains("etcd")))
+        })
+        .or_else(|| c.first().filter(|_| c.len() == 1))
+}
+
+/// Whether the pod keeps its etcd data in an emptyDir (see [`keeps_data_in_empty_dir`]): the
+/// volume mounted at etcd's `--data-dir` / `ETCD_DATA_DIR` decides when the pod names one.
+fn data_in_empty_dir(spec: &PodSpec) -> bool {
+    let volumes: Vec<(String, VolumeKind)> = spec
+        .volumes
+        .iter()
+        .flatten()
+        .map(|v| {
+            let kind = if v.empty_dir.is_some() {
+                VolumeKind::EmptyDir
+            } else if v.persistent_volume_claim.is_some() {
+                VolumeKind::Claim
+            } else if v.host_path.is_some() {
+                VolumeKind::HostPath
+            } else {
+                VolumeKind::Other
+            };
+            (v.name.clone(), kind)
+        })
+        .collect();
+    let etcd = etcd_container(spec);
+    let mounts: Vec<(String, String)> = etcd
+        .and_then(|c| c.volume_mounts.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|m| (m.name.clone(), m.mount_path.clone()))
+        .collect();
+    let data_dir = etcd.and_then(|c| {
+        let command_line: Vec<String> = c
+            .command
+            .iter()
+            .chain(c.args.iter())
+            .flatten()
+            .cloned()
+            .collect();
+        let env = c.env.iter().flatten().find(|e| e.name == "ETCD_DATA_DIR");
+        etcd_data_dir(&command_line, env.and_then(|e| e.value.as_deref()))
+    });
+    keeps_data_in_empty_dir(&volumes, &mounts, data_dir.as_deref())
 }
 
 /// What discovery needs of a pod: where it can be reached and which cluster it belongs to.
@@ -1069,5 +1224,126 @@ fn bound_events(m: &mut NamespaceEvents) {
             }
             None => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::core::Status;
+
+    fn pod(spec: serde_json::Value) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "etcd-2", "namespace": "prod"},
+            "spec": spec,
+        }))
+        .expect("a pod")
+    }
+
+    #[test]
+    fn a_bitnami_pod_with_a_scratch_empty_dir_and_its_data_on_a_pvc_is_not_flagged() {
+        // What the Bitnami chart renders: an emptyDir for /tmp and the config, the data on a PVC.
+        let p = pod(serde_json::json!({
+            "containers": [{
+                "name": "etcd",
+                "image": "docker.io/bitnami/etcd:3.5",
+                "env": [{"name": "ETCD_DATA_DIR", "value": "/bitnami/etcd/data"}],
+                "volumeMounts": [
+                    {"name": "empty-dir", "mountPath": "/tmp", "subPath": "tmp-dir"},
+                    {"name": "empty-dir", "mountPath": "/opt/bitnami/etcd/conf", "subPath": "app-conf-dir"},
+                    {"name": "data", "mountPath": "/bitnami/etcd"}
+                ]
+            }],
+            "volumes": [
+                {"name": "empty-dir", "emptyDir": {}},
+                {"name": "data", "persistentVolumeClaim": {"claimName": "data-etcd-2"}}
+            ]
+        }));
+        let info = pod_info(&p);
+        assert!(!info.empty_dir, "the data is on the PVC");
+        assert_eq!(info.claims, vec!["data-etcd-2".to_string()]);
+    }
+
+    #[test]
+    fn a_pod_whose_data_dir_is_on_an_empty_dir_is_flagged() {
+        // etcd-operator's default pod: data dir on an emptyDir, given in a shell script.
+        let p = pod(serde_json::json!({
+            "containers": [{
+                "name": "etcd",
+                "command": ["/bin/sh", "-ec", "/usr/local/bin/etcd --data-dir=/var/etcd/data --name=etcd-2"],
+                "volumeMounts": [{"name": "etcd-data", "mountPath": "/var/etcd"}]
+            }],
+            "volumes": [{"name": "etcd-data", "emptyDir": {}}]
+        }));
+        assert!(pod_info(&p).empty_dir);
+        // A PVC elsewhere does not save data that is on the emptyDir.
+        let p = pod(serde_json::json!({
+            "containers": [{
+                "name": "etcd",
+                "command": ["etcd", "--data-dir", "/var/etcd/data"],
+                "volumeMounts": [
+                    {"name": "etcd-data", "mountPath": "/var/etcd"},
+                    {"name": "backup", "mountPath": "/backup"}
+                ]
+            }],
+            "volumes": [
+                {"name": "etcd-data", "emptyDir": {}},
+                {"name": "backup", "persistentVolumeClaim": {"claimName": "backup"}}
+            ]
+        }));
+        assert!(pod_info(&p).empty_dir);
+        // kubeadm: hostPath data; no emptyDir at all.
+        let p = pod(serde_json::json!({
+            "containers": [{
+                "name": "etcd",
+                "command": ["etcd", "--data-dir=/var/lib/etcd"],
+                "volumeMounts": [{"name": "etcd-data", "mountPath": "/var/lib/etcd"}]
+            }],
+            "volumes": [{"name": "etcd-data", "hostPath": {"path": "/var/lib/etcd"}}]
+        }));
+        assert!(!pod_info(&p).empty_dir);
+    }
+
+    #[test]
+    fn a_refused_watch_quotes_who_may_not_do_what_in_full() {
+        let message = r#"pods is forbidden: User "system:serviceaccount:default:nobody" cannot list resource "pods" in API group "" at the cluster scope"#;
+        let err = watcher::Error::InitialListFailed(kube::Error::Api(
+            Status::failure(message, "Forbidden").with_code(403).boxed(),
+        ));
+        let Some(WatchHealth::Failing(text)) = explain(&err, "pods") else {
+            panic!("a refusal is a failure");
+        };
+        assert_eq!(
+            text,
+            format!(
+                "forbidden: etcdboard may not list pods ({message}) — see deploy/base/rbac.yaml"
+            )
+        );
+    }
+
+    #[test]
+    fn a_missing_crd_is_not_installed_and_a_gone_watch_is_no_failure() {
+        let err = watcher::Error::InitialListFailed(kube::Error::Api(
+            Status::failure(
+                "the server could not find the requested resource",
+                "NotFound",
+            )
+            .with_code(404)
+            .boxed(),
+        ));
+        assert_eq!(explain(&err, "etcds"), Some(WatchHealth::NotInstalled));
+        // A group the server does not serve at all: a plain-text 404 the client wraps.
+        let err = watcher::Error::InitialListFailed(kube::Error::Api(
+            Status::failure("404 page not found", "Failed to parse error data")
+                .with_code(404)
+                .boxed(),
+        ));
+        assert_eq!(explain(&err, "etcds"), Some(WatchHealth::NotInstalled));
+        let err = watcher::Error::WatchError(
+            Status::failure("too old resource version: 1 (20)", "Expired")
+                .with_code(410)
+                .boxed(),
+        );
+        assert_eq!(explain(&err, "pods"), None);
     }
 }

@@ -534,6 +534,28 @@ automountServiceAccountToken: false
         self.etcd.client_urls()
     }
 
+    /// Kills the apiserver (SIGKILL) and reaps it; its etcd keeps running. [`Self::restart`]
+    /// brings it back.
+    pub fn stop(&mut self) {
+        self.kill();
+    }
+
+    /// Starts the apiserver again on the same port, certificate and etcd after [`Self::stop`],
+    /// and waits (≤ 60 s) until it is ready.
+    pub async fn restart(&mut self) {
+        self.kill();
+        let port: u16 = self
+            .url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port of the apiserver URL");
+        self.spawn(&kube_apiserver_binary(), port);
+        if let Err(e) = self.wait_ready().await {
+            panic!("{e}");
+        }
+    }
+
     /// Process id of the kube-apiserver.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)

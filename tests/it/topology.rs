@@ -311,15 +311,7 @@ async fn without_permission_the_topology_says_forbidden_and_the_rest_works() {
     .await;
     let token = kube.service_account_token("etcdboard", "nobody");
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: k\n  cluster:\n    server: {}\n    insecure-skip-tls-verify: true\nusers:\n- name: u\n  user:\n    token: {token}\ncontexts:\n- name: c\n  context:\n    cluster: k\n    user: u\ncurrent-context: c\n",
-            kube.url
-        ),
-    )
-    .unwrap();
+    let kubeconfig = kubeconfig_with_token(&kube, &token, dir.path());
     let etcd = LocalCluster::start(LocalClusterOptions::default())
         .await
         .expect("etcd");
@@ -333,6 +325,13 @@ async fn without_permission_the_topology_says_forbidden_and_the_rest_works() {
     let msg = body["kubernetes"]["message"].as_str().unwrap();
     assert!(
         msg.starts_with("forbidden:") && msg.contains("deploy/base/rbac.yaml"),
+        "{msg}"
+    );
+    // The whole refusal: who, which verb on which resource, at which scope, so the platform
+    // team can write the binding.
+    assert!(
+        msg.contains(r#"User "system:serviceaccount:etcdboard:nobody" cannot list resource ""#)
+            && msg.contains("at the cluster scope) — see deploy/base/rbac.yaml"),
         "{msg}"
     );
     // Key browsing and the etcd cluster view are not affected.
@@ -355,6 +354,37 @@ async fn without_permission_the_topology_says_forbidden_and_the_rest_works() {
         .unwrap();
     assert!(stale > 0.0, "{metrics}");
     assert!(metrics.contains(r#"etcdboard_kubernetes_state{state="error"} 1"#));
+
+    // A refused watch backs off instead of asking again about every second forever: over 15 s
+    // once the backoff has grown, each of the ten refused watches (five pod sources, nodes,
+    // PVCs, three custom resources) asks once or twice; when every retry reset the backoff,
+    // each asked about 12 times.
+    tokio::time::sleep(Duration::from_secs(10).saturating_sub(started.elapsed())).await;
+    let before = token_requests(&kube).await;
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let asked = token_requests(&kube).await - before;
+    assert!(asked <= 40, "{asked} requests in 15 s while refused");
+    let body = topology_until(&app, Duration::from_secs(1), "still forbidden", |b| {
+        b["kubernetes"]["state"] == "error"
+    })
+    .await;
+    assert!(body["kubernetes"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("forbidden:"));
+}
+
+/// Requests authenticated with a bearer token so far, from the API server's own metrics: those
+/// of etcdboard and of kubectl, not the server's internal ones (they authenticate apart). The
+/// 1.20 server does not count requests its authorizer refuses in `apiserver_request_total`.
+async fn token_requests(kube: &KubeApi) -> u64 {
+    let metrics = kube.kubectl(&["get", "--raw=/metrics"]).await;
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("authentication_token_cache_request_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .sum()
 }
 
 /// etcdboard for cluster `test` on `etcd` whose config names its pods explicitly
@@ -1021,4 +1051,195 @@ async fn a_replaced_member_with_a_new_pod_shows_in_the_topology_and_the_timeline
         "replacement shown in the topology after {shown:?}, on the timeline after {:?} more",
         started.elapsed()
     );
+}
+
+/// A kubeconfig in `dir` for the API server of `kube` with a bearer `token`.
+fn kubeconfig_with_token(kube: &KubeApi, token: &str, dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("kubeconfig");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: k\n  cluster:\n    server: {}\n    insecure-skip-tls-verify: true\nusers:\n- name: u\n  user:\n    token: {token}\ncontexts:\n- name: c\n  context:\n    cluster: k\n    user: u\ncurrent-context: c\n",
+            kube.url
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn source_state<'a>(body: &'a serde_json::Value, source: &str) -> Option<&'a str> {
+    body["sources"]
+        .as_array()?
+        .iter()
+        .find(|s| s["source"] == source)?["state"]
+        .as_str()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubernetes_is_an_error_while_any_watch_fails_and_ready_once_all_work() {
+    let kube = KubeApi::start().await;
+    kube.ensure_namespace("etcdboard").await;
+    // Everything etcdboard reads except the Events.
+    kube.apply(
+        "apiVersion: v1
+kind: ServiceAccount
+metadata: {name: partial, namespace: etcdboard}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: all-but-events}
+rules:
+- apiGroups: ['']
+  resources: [pods, nodes, persistentvolumeclaims]
+  verbs: [get, list, watch]
+- apiGroups: [etcd.database.coreos.com, operator.etcd.io, druid.gardener.cloud]
+  resources: ['*']
+  verbs: [get, list, watch]
+- apiGroups: [policy]
+  resources: [poddisruptionbudgets]
+  verbs: [get, list]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: all-but-events}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: all-but-events}
+subjects: [{kind: ServiceAccount, name: partial, namespace: etcdboard}]
+",
+    )
+    .await;
+    let token = kube.service_account_token("etcdboard", "partial");
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = kubeconfig_with_token(&kube, &token, dir.path());
+    let etcd = LocalCluster::start(LocalClusterOptions::default())
+        .await
+        .expect("etcd");
+    let names = etcd.member_names();
+    lay_out(&kube, &names, &["node-1", "node-2", "node-3"]).await;
+    let app = app_on(&kube, etcd, &kubeconfig).await;
+
+    let events = format!("events in namespace {NS}");
+    let body = topology_until(
+        &app,
+        Duration::from_secs(15),
+        "placed members with a refused events watch",
+        |b| {
+            members_of(b).iter().all(|m| !m["pod"].is_null())
+                && source_state(b, &events).is_some_and(|s| s.starts_with("forbidden:"))
+        },
+    )
+    .await;
+    // Pods, nodes and PVCs work, yet one watch is refused: not "ready", and it says which.
+    assert_eq!(body["kubernetes"]["state"], "error", "{body:#}");
+    let msg = body["kubernetes"]["message"].as_str().unwrap();
+    assert!(msg.contains("may not list events"), "{msg}");
+    // And it stays so while the watch keeps being refused (no "ready" between retries).
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        let (_, b) = app.get_json("/api/v1/clusters/test/topology").await;
+        assert_eq!(b["kubernetes"]["state"], "error", "{b:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Granted: the refused watch's next try (backing off, so within its current pause) works,
+    // and then everything does.
+    kube.apply(
+        "apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: events}
+rules:
+- apiGroups: ['']
+  resources: [events]
+  verbs: [get, list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: events}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: events}
+subjects: [{kind: ServiceAccount, name: partial, namespace: etcdboard}]
+",
+    )
+    .await;
+    topology_until(
+        &app,
+        Duration::from_secs(45),
+        "ready once events are allowed",
+        |b| b["kubernetes"]["state"] == "ready" && source_state(b, &events) == Some("watching"),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_that_went_and_came_while_kubernetes_was_down_reach_the_timeline() {
+    let mut kube = KubeApi::start().await;
+    let etcd = LocalCluster::start(LocalClusterOptions::default())
+        .await
+        .expect("etcd");
+    let names = etcd.member_names();
+    lay_out(&kube, &names, &["node-1", "node-2", "node-3"]).await;
+    let app = app_on(&kube, etcd, &kube.kubeconfig).await;
+    topology_until(&app, Duration::from_secs(15), "placed members", |b| {
+        b["kubernetes"]["state"] == "ready"
+            && members_of(b).len() == 3
+            && members_of(b).iter().all(|m| !m["pod"].is_null())
+    })
+    .await;
+
+    let victim = names[2].clone();
+    kube.stop();
+    topology_until(&app, Duration::from_secs(10), "the outage", |b| {
+        b["kubernetes"]["state"] == "error"
+    })
+    .await;
+    // Deleted behind the API server's back: no watch sees it happen, only the re-list after
+    // the outage can find it gone.
+    let mut client = etcd_client::Client::connect(kube.etcd_endpoints(), None)
+        .await
+        .expect("the API server's etcd");
+    let gone = client
+        .delete(format!("/registry/pods/{NS}/{victim}"), None)
+        .await
+        .expect("delete the pod in etcd")
+        .deleted();
+    assert_eq!(
+        gone, 1,
+        "the pod was stored at /registry/pods/{NS}/{victim}"
+    );
+    kube.restart().await;
+
+    let deleted = format!("pod {NS}/{victim} deleted");
+    let body = topology_until(
+        &app,
+        Duration::from_secs(45),
+        "the deletion found by the re-list",
+        |b| {
+            b["kubernetes"]["state"] == "ready"
+                && b["pod_events"]
+                    .as_array()
+                    .is_some_and(|e| e.iter().any(|e| e["text"] == deleted.as_str()))
+        },
+    )
+    .await;
+    let m = members_of(&body)
+        .into_iter()
+        .find(|m| m["member"]["name"] == victim.as_str())
+        .unwrap();
+    assert!(m["pod"].is_null(), "the member's pod is gone: {m:#}");
+
+    // Its re-creation is news again.
+    running_pod(
+        &kube,
+        NS,
+        &victim,
+        "{etcd_cluster: etcd-app, app: etcd}",
+        "node-3",
+        "10.1.0.3",
+    )
+    .await;
+    let created = format!("pod {NS}/{victim} created");
+    topology_until(&app, Duration::from_secs(10), "the re-creation", |b| {
+        b["pod_events"]
+            .as_array()
+            .is_some_and(|e| e.first().is_some_and(|e| e["text"] == created.as_str()))
+    })
+    .await;
 }
