@@ -1148,6 +1148,9 @@ pub fn forbidden_advice(what: &str, server_message: &str) -> String {
 /// pods matter most: without them nothing is placed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum WatchKind {
+    /// Not a watch: the probe that asks the API server whether it answers at all (a hung server
+    /// keeps every watch's connection open and silent). First, so it is the headline.
+    ApiServer,
     /// Pods of a discovery source or of a configured `namespace + selector`.
     Pods,
     /// Nodes.

@@ -177,6 +177,13 @@ pub struct Topology {
     pdb_cache: Mutex<pdb::PdbCache>,
 }
 
+/// How often the API server is asked whether it answers (see [`Topology::spawn_probe`]).
+const PROBE_EVERY: Duration = Duration::from_secs(5);
+/// How long the API server may take to answer the probe.
+const PROBE_DEADLINE: Duration = Duration::from_secs(3);
+/// The probe's name among the watches' states.
+const API_SERVER: &str = "API server";
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -287,6 +294,7 @@ impl Topology {
                 return topo;
             }
         };
+        let cluster_url = config.cluster_url.to_string();
         let client = match Client::try_from(config) {
             Ok(c) => c,
             Err(e) => {
@@ -299,8 +307,46 @@ impl Topology {
         if let Ok(mut g) = topo.client.lock() {
             *g = Some(client.clone());
         }
+        topo.spawn_probe(client.clone(), cluster_url);
         topo.spawn_watchers(client);
         topo
+    }
+
+    /// Asks the API server every [`PROBE_EVERY`] whether it answers at all. A hung server (or
+    /// a connection black-holed on the way) keeps every watch open and silent, so the watches
+    /// alone would show the caches as current for ever; the probe makes the headline say since
+    /// when it does not answer, and the cache staleness grow.
+    fn spawn_probe(self: &Arc<Self>, client: Client, url: String) {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut since: Option<String> = None;
+            let mut tick = tokio::time::interval(PROBE_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let answer = tokio::time::timeout(PROBE_DEADLINE, client.apiserver_version()).await;
+                let Some(me) = weak.upgrade() else { return };
+                let why = match answer {
+                    Ok(Ok(_)) => {
+                        since = None;
+                        me.watch_ok(API_SERVER);
+                        me.set_health(API_SERVER, WatchKind::ApiServer, WatchHealth::Watching);
+                        continue;
+                    }
+                    Ok(Err(e)) => one_line(&e.to_string(), 200),
+                    Err(_) => format!("no answer after {} s", PROBE_DEADLINE.as_secs()),
+                };
+                let at = since.get_or_insert_with(|| crate::domain::cluster::utc_time(now_ms()));
+                me.watch_failed(API_SERVER);
+                me.set_health(
+                    API_SERVER,
+                    WatchKind::ApiServer,
+                    WatchHealth::Failing(format!(
+                        "the API server {url} does not answer ({why}) since {at}: the pods, nodes and volumes shown are as of then"
+                    )),
+                );
+            }
+        });
     }
 
     fn set_state(&self, s: KubeState) {

@@ -1243,3 +1243,63 @@ async fn pods_that_went_and_came_while_kubernetes_was_down_reach_the_timeline() 
     })
     .await;
 }
+
+/// A hung API server (SIGSTOP) keeps every watch's connection open and silent. The topology
+/// must still say, within seconds, that it does not answer and since when, the cache staleness
+/// must grow, and no page may wait for it; when it answers again, all is ready again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_api_server_is_reported_with_its_age_and_no_page_waits_for_it() {
+    let kube = KubeApi::start().await;
+    let etcd = LocalCluster::start(LocalClusterOptions::default())
+        .await
+        .expect("etcd");
+    let names = etcd.member_names();
+    lay_out(&kube, &names, &["node-1", "node-2", "node-3"]).await;
+    let app = app_on(&kube, etcd, &kube.kubeconfig).await;
+    topology_until(&app, Duration::from_secs(15), "ready and placed", |b| {
+        b["kubernetes"]["state"] == "ready"
+            && b["members"]
+                .as_array()
+                .is_some_and(|m| m.iter().all(|p| !p["pod"].is_null()))
+    })
+    .await;
+
+    let pid = libc::pid_t::try_from(kube.pid().expect("apiserver pid")).unwrap();
+    // SAFETY: signals to a child process this test started.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let body = topology_until(&app, Duration::from_secs(15), "the hang reported", |b| {
+        b["kubernetes"]["state"] == "error"
+            && b["kubernetes"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("does not answer"))
+    })
+    .await;
+    let message = body["kubernetes"]["message"].as_str().unwrap().to_string();
+    assert!(
+        message.contains(&format!("the API server {}", kube.url))
+            && message.contains(" since ")
+            && message.contains(" UTC: the pods, nodes and volumes shown are as of then"),
+        "{message}"
+    );
+    // The page says it, and answers without waiting for the API server.
+    let started = Instant::now();
+    let (status, html) = app.get_text("/clusters/test").await;
+    let took = started.elapsed();
+    assert_eq!(status, 200);
+    assert!(html.contains("does not answer"), "{html}");
+    assert!(took < Duration::from_secs(1), "the page took {took:?}");
+    let (_, metrics) = app.get_text("/metrics").await;
+    let staleness: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("etcdboard_kubernetes_cache_staleness_seconds "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("the staleness gauge");
+    assert!(staleness > 0.0, "{staleness}");
+
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    topology_until(&app, Duration::from_secs(20), "ready again", |b| {
+        b["kubernetes"]["state"] == "ready"
+    })
+    .await;
+}
