@@ -10,13 +10,27 @@ pub const MAX_REMEMBERED: usize = 4096;
 /// Longer keys are not remembered (the memory bound is `MAX_REMEMBERED × MAX_KEY_BYTES`).
 pub const MAX_KEY_BYTES: usize = 1024;
 
+/// Deletions of one key remembered at most: enough to walk a re-created key's history back
+/// through a few earlier lives.
+pub const LIVES: usize = 4;
+
+/// One key's remembered deletions.
+#[derive(Debug, Default)]
+struct KeyNotes {
+    /// Deletion revisions, oldest first (at most [`LIVES`]).
+    deletions: Vec<i64>,
+    /// Created again since the last deletion (so that deletion no longer ends its history).
+    recreated: bool,
+    /// Sequence number of the latest note about it.
+    seq: u64,
+}
+
 /// Recent deletions by key, oldest forgotten first.
 #[derive(Debug, Default)]
 pub struct RecentDeletions {
-    /// Key → (revision of its deletion, sequence number of that note).
-    by_key: HashMap<Vec<u8>, (i64, u64)>,
-    /// Notes in the order they were made; stale ones (superseded by a later note of the same key,
-    /// or by its creation) are skipped when they come up for eviction.
+    by_key: HashMap<Vec<u8>, KeyNotes>,
+    /// Notes in the order they were made; stale ones (superseded by a later note of the same key)
+    /// are skipped when they come up for eviction.
     order: VecDeque<(Vec<u8>, u64)>,
     seq: u64,
 }
@@ -28,26 +42,52 @@ impl RecentDeletions {
             return;
         }
         self.seq += 1;
-        self.by_key.insert(key.to_vec(), (revision, self.seq));
+        let notes = self.by_key.entry(key.to_vec()).or_default();
+        if notes.deletions.last() != Some(&revision) {
+            notes.deletions.push(revision);
+        }
+        if notes.deletions.len() > LIVES {
+            notes.deletions.remove(0);
+        }
+        notes.recreated = false;
+        notes.seq = self.seq;
         self.order.push_back((key.to_vec(), self.seq));
         while self.by_key.len() > MAX_REMEMBERED || self.order.len() > 2 * MAX_REMEMBERED {
             let Some((old, seq)) = self.order.pop_front() else {
                 break;
             };
-            if self.by_key.get(&old).is_some_and(|(_, s)| *s == seq) {
+            if self.by_key.get(&old).is_some_and(|n| n.seq == seq) {
                 self.by_key.remove(&old);
             }
         }
     }
 
-    /// `key` exists again: its last deletion no longer ends its history.
+    /// `key` exists again: its last deletion no longer ends its history (but still separates
+    /// this life from the one before, see [`Self::deleted_before`]).
     pub fn created(&mut self, key: &[u8]) {
-        self.by_key.remove(key);
+        if let Some(notes) = self.by_key.get_mut(key) {
+            notes.recreated = true;
+        }
     }
 
-    /// The revision `key` was last deleted at, if remembered.
+    /// The revision `key` was last deleted at, while it has not been created again.
     pub fn deleted_at(&self, key: &[u8]) -> Option<i64> {
-        self.by_key.get(key).map(|(rev, _)| *rev)
+        self.by_key
+            .get(key)
+            .filter(|n| !n.recreated)
+            .and_then(|n| n.deletions.last().copied())
+    }
+
+    /// The latest remembered deletion of `key` before `revision`: where the life before the one
+    /// created at `revision` ended.
+    pub fn deleted_before(&self, key: &[u8], revision: i64) -> Option<i64> {
+        self.by_key
+            .get(key)?
+            .deletions
+            .iter()
+            .rev()
+            .find(|d| **d < revision)
+            .copied()
     }
 
     /// Deletions remembered now.
@@ -76,6 +116,26 @@ mod tests {
         d.deleted(b"/a", 15);
         assert_eq!(d.deleted_at(b"/a"), Some(15));
         assert_eq!(d.deleted_at(b"/b"), None);
+    }
+
+    #[test]
+    fn earlier_lives_of_a_recreated_key_are_found_by_their_deletions() {
+        let mut d = RecentDeletions::default();
+        // Lives: created 5, deleted 10; created 20, deleted 30; created 40 (exists).
+        d.deleted(b"/a", 10);
+        d.created(b"/a");
+        d.deleted(b"/a", 30);
+        d.created(b"/a");
+        assert_eq!(d.deleted_before(b"/a", 40), Some(30));
+        assert_eq!(d.deleted_before(b"/a", 20), Some(10));
+        assert_eq!(d.deleted_before(b"/a", 5), None);
+        assert_eq!(d.deleted_before(b"/b", 40), None);
+        // At most LIVES deletions per key are kept, the oldest forgotten.
+        for rev in 100..(100 + LIVES as i64 + 2) {
+            d.deleted(b"/a", rev);
+        }
+        assert_eq!(d.deleted_before(b"/a", 40), None);
+        assert_eq!(d.deleted_before(b"/a", 1000), Some(100 + LIVES as i64 + 1));
     }
 
     #[test]

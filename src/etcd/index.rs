@@ -101,6 +101,12 @@ impl FenceIndex {
         self.deletions.lock().ok()?.deleted_at(key)
     }
 
+    /// Where the life of `key` before the one created at `revision` ended (its deletion), when
+    /// this index's watch saw it.
+    pub fn deleted_before(&self, key: &[u8], revision: i64) -> Option<i64> {
+        self.deletions.lock().ok()?.deleted_before(key, revision)
+    }
+
     /// Notes a deletion made through etcdboard at once (its watch event may come a moment later).
     pub fn note_deleted(&self, key: &[u8], revision: i64) {
         if let Ok(mut d) = self.deletions.lock() {

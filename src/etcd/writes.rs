@@ -326,7 +326,8 @@ impl EtcdCluster {
     }
 
     /// Up to `max` versions of `key`, newest first, starting at revision `at` (latest when `None`).
-    /// Stops at the key's creation or where etcd has compacted its history.
+    /// Stops at the key's creation or where etcd has compacted its history. When the key was
+    /// created again after a deletion etcdboard saw, `older` leads on into the earlier life.
     pub async fn history(
         &self,
         key: &[u8],
@@ -363,11 +364,17 @@ impl EtcdCluster {
                         Some(rec) => {
                             let created = rec.version <= 1;
                             rev = Some(rec.mod_revision - 1);
-                            versions.push(rec);
                             if created {
-                                rev = None;
+                                // The key's creation: its versions go on before it only in an
+                                // earlier life, which ended at a deletion the index saw.
+                                rev = self
+                                    .index()
+                                    .deleted_before(&key, rec.create_revision)
+                                    .map(|d| d - 1);
+                                versions.push(rec);
                                 break;
                             }
+                            versions.push(rec);
                         }
                         None => {
                             rev = None;

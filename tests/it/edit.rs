@@ -1310,6 +1310,59 @@ async fn a_deleted_key_still_shows_its_history() {
     );
 }
 
+/// A key deleted and created again: its history leads on from the new life's creation into the
+/// earlier one, through the deletion etcdboard saw.
+#[tokio::test]
+async fn a_recreated_keys_history_leads_on_into_its_earlier_life() {
+    let app = spawn_app().await;
+    let mut c = app.client().await;
+    for _ in 0..100 {
+        let (_, body) = app.get_json("/api/v1/clusters/test/keys?limit=1").await;
+        if body["index"] == "ready" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for v in ["v1", "v2"] {
+        c.put("/relife/k", v, None).await.expect("put");
+    }
+    let deleted = c.delete("/relife/k", None).await.expect("delete");
+    let at = deleted.header().unwrap().revision();
+    for v in ["v3", "v4"] {
+        c.put("/relife/k", v, None).await.expect("put");
+    }
+    let values = |body: &serde_json::Value| -> Vec<String> {
+        body["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["value"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // The index's watch sees the deletion and the re-creation within moments.
+    let mut newest = serde_json::Value::Null;
+    for _ in 0..100 {
+        let (status, body) = app
+            .get_json("/api/v1/clusters/test/history?key=/relife/k")
+            .await;
+        assert_eq!(status, 200, "{body}");
+        if body["older"] == at - 1 {
+            newest = body;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(values(&newest), ["v4", "v3"], "{newest}");
+    let (_, earlier) = app
+        .get_json(&format!(
+            "/api/v1/clusters/test/history?key=/relife/k&before={}",
+            at - 1
+        ))
+        .await;
+    assert_eq!(values(&earlier), ["v2", "v1"], "{earlier}");
+    assert!(earlier["older"].is_null(), "{earlier}");
+}
+
 /// A put that names a lease etcd does not have is the request's mistake: 400, not 502.
 #[tokio::test]
 async fn a_put_with_a_lease_that_does_not_exist_is_a_400() {
