@@ -270,6 +270,51 @@ pub fn line_diff(old: &str, new: &str, max_lines: usize) -> Vec<DiffLine> {
     out
 }
 
+/// When two texts differ only in their line endings (CRLF against LF, or a newline at the end),
+/// which a line diff cannot show: a sentence saying how, naming the sides as `names`.
+pub fn line_ending_difference(a: &str, b: &str, names: (&str, &str)) -> Option<String> {
+    if a == b {
+        return None;
+    }
+    let bare = |t: &str| t.replace("\r\n", "\n");
+    let (na, nb) = (bare(a), bare(b));
+    let ending = |t: &str| {
+        let crlf = t.matches("\r\n").count();
+        let lf = t.matches('\n').count() - crlf;
+        match (crlf, lf) {
+            (0, 0) => "no line breaks",
+            (_, 0) => "CRLF (\\r\\n) line endings",
+            (0, _) => "LF (\\n) line endings",
+            _ => "mixed CRLF and LF line endings",
+        }
+    };
+    if na == nb {
+        return Some(format!(
+            "The versions differ only in line endings: {} has {}, {} {}.",
+            names.0,
+            ending(a),
+            names.1,
+            ending(b)
+        ));
+    }
+    let trimmed = |t: &str| {
+        t.strip_suffix('\n')
+            .map(str::to_string)
+            .unwrap_or_else(|| t.to_string())
+    };
+    if trimmed(&na) == trimmed(&nb) {
+        let (with, without) = if na.ends_with('\n') {
+            names
+        } else {
+            (names.1, names.0)
+        };
+        return Some(format!(
+            "The versions differ only at the end: {with} ends with a line break, {without} does not."
+        ));
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -440,5 +485,20 @@ mod tests {
             ]
         );
         assert_eq!(line_diff("x\ny", "z", 1).len(), 3);
+    }
+
+    #[test]
+    fn differences_only_in_line_endings_are_said() {
+        let names = ("revision 5", "revision 7");
+        assert_eq!(line_ending_difference("a\nb\n", "a\nb\n", names), None);
+        assert_eq!(
+            line_ending_difference("a\r\nb\r\n", "a\nb\n", names).as_deref(),
+            Some("The versions differ only in line endings: revision 5 has CRLF (\\r\\n) line endings, revision 7 LF (\\n) line endings.")
+        );
+        assert_eq!(
+            line_ending_difference("a\nb", "a\nb\n", names).as_deref(),
+            Some("The versions differ only at the end: revision 7 ends with a line break, revision 5 does not.")
+        );
+        assert_eq!(line_ending_difference("a\nb", "a\nc", names), None);
     }
 }

@@ -269,6 +269,8 @@ pub struct DiffView {
     pub lines: Vec<DiffLineView>,
     /// Both versions hold the same bytes.
     pub identical: bool,
+    /// They differ only in line endings, which the lines cannot show: how.
+    pub endings: Option<String>,
 }
 
 /// `keys/history.html`: the retained versions of a key.

@@ -8,7 +8,7 @@ use axum::extract::{Path, RawQuery as AxumQuery, State};
 use axum::response::Response;
 
 use crate::app::AppState;
-use crate::domain::edit::{line_diff, REQUEST_OVERHEAD};
+use crate::domain::edit::{line_diff, line_ending_difference, REQUEST_OVERHEAD};
 use crate::domain::format::{display_bytes, hex_dump};
 use crate::domain::key::{b64_std, percent_encode_query, RawQuery};
 use crate::domain::record::KeyRecord;
@@ -436,6 +436,14 @@ pub async fn history_page(
                         b: new.mod_revision,
                         as_hex,
                         identical: old.value == new.value,
+                        endings: line_ending_difference(
+                            &old_text,
+                            &new_text,
+                            (
+                                &format!("revision {}", old.mod_revision),
+                                &format!("revision {}", new.mod_revision),
+                            ),
+                        ),
                         lines: DiffLineView::list(line_diff(&old_text, &new_text, DIFF_MAX_LINES)),
                     })
                 }

@@ -1363,6 +1363,44 @@ async fn a_recreated_keys_history_leads_on_into_its_earlier_life() {
     assert!(earlier["older"].is_null(), "{earlier}");
 }
 
+/// The history page's diff of two versions: changed lines, and, when only the line endings
+/// differ (which lines cannot show), a sentence saying so.
+#[tokio::test]
+async fn the_history_diff_shows_changed_lines_and_says_when_only_line_endings_differ() {
+    let app = spawn_app().await;
+    let mut c = app.client().await;
+    let mut revs = Vec::new();
+    for v in ["x\r\ny\r\n", "x\ny\n", "x\nz\n"] {
+        let put = c.put("/diff/k", v, None).await.expect("put");
+        revs.push(put.header().unwrap().revision());
+    }
+    let diff = |a: i64, b: i64| {
+        let app = &app;
+        async move {
+            let (status, html) = app
+                .get_text(&format!("/clusters/test/history?key=/diff/k&a={a}&b={b}"))
+                .await;
+            assert_eq!(status, 200, "{html}");
+            html
+        }
+    };
+    let html = diff(revs[0], revs[1]).await;
+    assert!(
+        html.contains(&format!(
+            "The versions differ only in line endings: revision {} has CRLF (\\r\\n) line endings, revision {} LF (\\n) line endings.",
+            revs[0], revs[1]
+        )),
+        "{html}"
+    );
+    let html = diff(revs[1], revs[2]).await;
+    assert!(!html.contains("differ only"), "{html}");
+    assert!(
+        html.contains("<span class=\"dl del\"><span class=\"sign\">-</span>y</span>")
+            && html.contains("<span class=\"dl add\"><span class=\"sign\">+</span>z</span>"),
+        "{html}"
+    );
+}
+
 /// A put that names a lease etcd does not have is the request's mistake: 400, not 502.
 #[tokio::test]
 async fn a_put_with_a_lease_that_does_not_exist_is_a_400() {
