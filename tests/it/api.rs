@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::helpers::{b64, b64url, pct, spawn_app, TestApp};
+use crate::helpers::{b64, b64url, pct, spawn_app};
 
 fn keys_of(items: &[(String, bool)]) -> Vec<(Vec<u8>, bool)> {
     use base64::Engine;
@@ -17,17 +17,6 @@ fn keys_of(items: &[(String, bool)]) -> Vec<(Vec<u8>, bool)> {
             )
         })
         .collect()
-}
-
-async fn wait_for_index(app: &TestApp) {
-    for _ in 0..100 {
-        let (_, body) = app.get_json("/api/v1/clusters/test/keys?limit=1").await;
-        if body["index"] == "ready" {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the listing index never became ready");
 }
 
 #[tokio::test]
@@ -210,7 +199,7 @@ async fn the_indexed_listing_stays_exact_as_keys_come_and_go() {
         .map(|i| (format!("/d{:02}/k{:04}", i % 37, i), "v".into()))
         .collect();
     app.put_all(&keys).await;
-    wait_for_index(&app).await;
+    app.wait_for_index().await;
     // Changes after the index was built reach it through the watch.
     let more: Vec<(String, String)> = (0..1500)
         .map(|i| (format!("/d05/new{i:04}"), "v".into()))
@@ -442,7 +431,7 @@ async fn a_deep_link_lists_each_level_where_the_key_can_be_seen() {
         .map(|i| (format!("/deep/k{i:04}"), "v".into()))
         .collect();
     app.put_all(&keys).await;
-    wait_for_index(&app).await;
+    app.wait_for_index().await;
     let names = |html: &str| -> Vec<String> {
         html.split("<span class=\"name\">")
             .skip(1)
@@ -604,7 +593,7 @@ async fn a_deep_link_shows_a_few_neighbours_on_each_level_above_the_key() {
         .flat_map(|d| (0..150).map(move |k| (format!("/anc/d{d:04}/k{k:04}"), "v".to_string())))
         .collect();
     app.put_all(&keys).await;
-    wait_for_index(&app).await;
+    app.wait_for_index().await;
     let (status, html) = app
         .get_text("/clusters/test/keys?key=/anc/d0010/k0003")
         .await;

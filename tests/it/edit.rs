@@ -1255,13 +1255,7 @@ async fn a_deleted_key_still_shows_its_history() {
     let app = spawn_app().await;
     let mut c = app.client().await;
     // The listing index (and its watch) starts with the first listing.
-    for _ in 0..100 {
-        let (_, body) = app.get_json("/api/v1/clusters/test/keys?limit=1").await;
-        if body["index"] == "ready" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    app.wait_for_index().await;
     for v in ["v1", "v2"] {
         c.put("/gone/k", v, None).await.expect("put");
     }
@@ -1316,13 +1310,7 @@ async fn a_deleted_key_still_shows_its_history() {
 async fn a_recreated_keys_history_leads_on_into_its_earlier_life() {
     let app = spawn_app().await;
     let mut c = app.client().await;
-    for _ in 0..100 {
-        let (_, body) = app.get_json("/api/v1/clusters/test/keys?limit=1").await;
-        if body["index"] == "ready" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    app.wait_for_index().await;
     for v in ["v1", "v2"] {
         c.put("/relife/k", v, None).await.expect("put");
     }

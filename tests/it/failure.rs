@@ -369,13 +369,7 @@ async fn with_two_members_hung_a_deep_link_answers_within_two_seconds() {
 #[tokio::test]
 async fn the_index_watch_moves_off_a_hung_member_without_missing_a_change() {
     let app = spawn_app().await;
-    for _ in 0..100 {
-        let (_, body) = app.get_json("/api/v1/clusters/test/keys?limit=1").await;
-        if body["index"] == "ready" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    app.wait_for_index().await;
     // The index watches from the first member that answers: member 0.
     app.etcd.stop(0);
     let urls = app.etcd.client_urls();

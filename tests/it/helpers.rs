@@ -195,6 +195,19 @@ pub async fn serve_config(config: Config) -> Replica {
 }
 
 impl TestApp {
+    /// Waits (≤ 5 s) until the listing index of cluster `test` is built; it starts with the
+    /// first listing, and its watch is what notes deletions and serves cached pages.
+    pub async fn wait_for_index(&self) {
+        for _ in 0..100 {
+            let (_, body) = self.get_json("/api/v1/clusters/test/keys?limit=1").await;
+            if body["index"] == "ready" {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the listing index never became ready");
+    }
+
     /// Absolute URL of a path under the base path.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}{}", self.addr, self.base, path)
