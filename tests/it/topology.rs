@@ -80,6 +80,19 @@ spec:
     }
 }
 
+/// A real API server, a real 3-member etcd whose members' pods run on node-1, node-2 and
+/// node-3 (zones a, b, c), and etcdboard watching both.
+async fn spread_over_three_nodes() -> (KubeApi, TestApp, Vec<String>) {
+    let kube = KubeApi::start().await;
+    let etcd = LocalCluster::start(LocalClusterOptions::default())
+        .await
+        .expect("etcd");
+    let names = etcd.member_names();
+    lay_out(&kube, &names, &["node-1", "node-2", "node-3"]).await;
+    let app = app_on(&kube, etcd, &kube.kubeconfig).await;
+    (kube, app, names)
+}
+
 async fn app_on(kube: &KubeApi, etcd: LocalCluster, kubeconfig: &std::path::Path) -> TestApp {
     let _ = kube;
     serve_on(
@@ -245,13 +258,7 @@ spec:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_pod_shows_up_within_seconds() {
-    let kube = KubeApi::start().await;
-    let etcd = LocalCluster::start(LocalClusterOptions::default())
-        .await
-        .expect("etcd");
-    let names = etcd.member_names();
-    lay_out(&kube, &names, &["node-1", "node-2", "node-3"]).await;
-    let app = app_on(&kube, etcd, &kube.kubeconfig).await;
+    let (kube, app, names) = spread_over_three_nodes().await;
     topology_until(&app, Duration::from_secs(15), "placed members", |b| {
         b["members"]
             .as_array()
@@ -931,13 +938,7 @@ spec:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replaced_member_with_a_new_pod_shows_in_the_topology_and_the_timeline() {
-    let kube = KubeApi::start().await;
-    let etcd = LocalCluster::start(LocalClusterOptions::default())
-        .await
-        .expect("etcd");
-    let names = etcd.member_names();
-    lay_out(&kube, &names, &["node-1", "node-2", "node-3"]).await;
-    let mut app = app_on(&kube, etcd, &kube.kubeconfig).await;
+    let (kube, mut app, names) = spread_over_three_nodes().await;
     topology_until(&app, Duration::from_secs(15), "placed members", |b| {
         members_of(b).len() == 3 && members_of(b).iter().all(|p| !p["pod"].is_null())
     })
@@ -1249,13 +1250,7 @@ async fn pods_that_went_and_came_while_kubernetes_was_down_reach_the_timeline() 
 /// must grow, and no page may wait for it; when it answers again, all is ready again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_api_server_is_reported_with_its_age_and_no_page_waits_for_it() {
-    let kube = KubeApi::start().await;
-    let etcd = LocalCluster::start(LocalClusterOptions::default())
-        .await
-        .expect("etcd");
-    let names = etcd.member_names();
-    lay_out(&kube, &names, &["node-1", "node-2", "node-3"]).await;
-    let app = app_on(&kube, etcd, &kube.kubeconfig).await;
+    let (kube, app, _) = spread_over_three_nodes().await;
     topology_until(&app, Duration::from_secs(15), "ready and placed", |b| {
         b["kubernetes"]["state"] == "ready"
             && b["members"]
