@@ -551,6 +551,16 @@ fn users_setup(dir: &std::path::Path) -> AccessArgs {
     }
 }
 
+/// The app with [`users_setup`]'s users, the group `sre` (alice) admin everywhere.
+async fn users_app(dir: &std::path::Path) -> TestApp {
+    spawn_app_with(AppOptions {
+        access: users_setup(dir),
+        access_yaml: Some("grants:\n  - groups: [sre]\n    role: admin\n".into()),
+        ..AppOptions::default()
+    })
+    .await
+}
+
 async fn login(app: &TestApp, user: &str, password: &str) -> reqwest::Response {
     client()
         .post(app.url("/login"))
@@ -830,12 +840,7 @@ async fn a_request_that_cannot_finish_ends_at_its_deadline() {
 async fn repeated_wrong_passwords_for_a_name_make_its_next_attempts_wait() {
     use etcdboard::domain::login_throttle::{FIRST_WAIT, FREE_FAILURES};
     let dir = tempfile::tempdir().unwrap();
-    let app = spawn_app_with(AppOptions {
-        access: users_setup(dir.path()),
-        access_yaml: Some("grants:\n  - groups: [sre]\n    role: admin\n".into()),
-        ..AppOptions::default()
-    })
-    .await;
+    let app = users_app(dir.path()).await;
     for name in ["alice", "nobody-by-this-name"] {
         for i in 0..FREE_FAILURES {
             let r = login(&app, name, "guess").await;
@@ -1043,12 +1048,7 @@ async fn a_cookie_lasts_no_longer_than_the_checking_servers_session_ttl() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signed_in_user_without_a_role_is_told_to_ask_for_one() {
     let dir = tempfile::tempdir().unwrap();
-    let app = spawn_app_with(AppOptions {
-        access: users_setup(dir.path()),
-        access_yaml: Some("grants:\n  - groups: [sre]\n    role: admin\n".into()),
-        ..AppOptions::default()
-    })
-    .await;
+    let app = users_app(dir.path()).await;
     let cookie = session_cookie(&login(&app, "bob", "bob-pw").await);
     let resp = client()
         .get(app.url("/api/v1/clusters"))
@@ -1069,12 +1069,7 @@ async fn a_signed_in_user_without_a_role_is_told_to_ask_for_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signing_in_on_a_plain_http_page_says_it_needs_https() {
     let dir = tempfile::tempdir().unwrap();
-    let app = spawn_app_with(AppOptions {
-        access: users_setup(dir.path()),
-        access_yaml: Some("grants:\n  - groups: [sre]\n    role: admin\n".into()),
-        ..AppOptions::default()
-    })
-    .await;
+    let app = users_app(dir.path()).await;
     let sign_in = |origin: &'static str| {
         client()
             .post(app.url("/login"))
@@ -1109,12 +1104,7 @@ async fn signing_in_on_a_plain_http_page_says_it_needs_https() {
 async fn wrong_passwords_sent_all_at_once_are_throttled_too() {
     use etcdboard::domain::login_throttle::FREE_FAILURES;
     let dir = tempfile::tempdir().unwrap();
-    let app = spawn_app_with(AppOptions {
-        access: users_setup(dir.path()),
-        access_yaml: Some("grants:\n  - groups: [sre]\n    role: admin\n".into()),
-        ..AppOptions::default()
-    })
-    .await;
+    let app = users_app(dir.path()).await;
     let attempts = futures::future::join_all((0..40).map(|_| login(&app, "alice", "guess"))).await;
     let checked = attempts
         .iter()
