@@ -44,6 +44,22 @@ fn shared_login(dir: &std::path::Path) -> AppOptions {
     }
 }
 
+/// Edits the open key in the editor to `{"replicas":N}`, reviews, saves, and waits until the
+/// key view shows it.
+async fn edit_and_save(b: &Browser, n: u32) {
+    b.press('e').await;
+    wait_editor(b).await;
+    type_value(b, &format!(r#"{{"replicas":{n}}}"#)).await;
+    chord(b, Key::Control, 's').await;
+    b.wait_for("#keyview .ed-review .diff").await;
+    chord(b, Key::Control, 's').await;
+    b.wait_js(
+        &format!("const a = document.querySelector('#keyview article.key'); return !!a && a.textContent.includes('\"replicas\": {n}');"),
+        "the saved value to show",
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_behind_nginx_behave_as_one() {
     let b = Browser::start("two_replicas_behind_nginx_behave_as_one").await;
@@ -59,7 +75,11 @@ async fn two_replicas_behind_nginx_behave_as_one() {
             // A deep link sends a stranger to the login page, then back to the key.
             b.goto(&nginx.url("/etcd/clusters/test/keys?key=/shared/config.json"))
                 .await;
-            b.wait_for("#login-user").await.send_keys("alice").await.unwrap();
+            b.wait_for("#login-user")
+                .await
+                .send_keys("alice")
+                .await
+                .unwrap();
             assert_eq!(b.url().await.path(), "/etcd/login");
             b.wait_for("#login-password")
                 .await
@@ -72,17 +92,7 @@ async fn two_replicas_behind_nginx_behave_as_one() {
             assert_eq!(b.text(".account .user").await, "alice");
 
             // Edit and save; the page's requests alternate between the replicas.
-            b.press('e').await;
-            wait_editor(&b).await;
-            type_value(&b, r#"{"replicas":5}"#).await;
-            chord(&b, Key::Control, 's').await;
-            b.wait_for("#keyview .ed-review .diff").await;
-            chord(&b, Key::Control, 's').await;
-            b.wait_js(
-                "const a = document.querySelector('#keyview article.key'); return !!a && a.textContent.includes('\"replicas\": 5');",
-                "the saved value to show",
-            )
-            .await;
+            edit_and_save(&b, 5).await;
             // Reload a few pages: every one is served signed in, whichever replica answers.
             for _ in 0..4 {
                 b.goto(&nginx.url("/etcd/clusters/test/keys?key=/shared/config.json"))
@@ -144,25 +154,20 @@ async fn behind_a_proxy_that_does_not_pass_host_the_browser_still_signs_in_and_s
         .attempt(async {
             b.goto(&nginx.url("/etcd/clusters/test/keys?key=/bare/config.json"))
                 .await;
-            b.wait_for("#login-user").await.send_keys("alice").await.unwrap();
+            b.wait_for("#login-user")
+                .await
+                .send_keys("alice")
+                .await
+                .unwrap();
             b.wait_for("#login-password")
                 .await
                 .send_keys("alice-pw")
                 .await
                 .unwrap();
             click(&b, ".login-form button[type=submit]").await;
-            b.wait_text("#keyview h1.key-path", "/bare/config.json").await;
-            b.press('e').await;
-            wait_editor(&b).await;
-            type_value(&b, r#"{"replicas":3}"#).await;
-            chord(&b, Key::Control, 's').await;
-            b.wait_for("#keyview .ed-review .diff").await;
-            chord(&b, Key::Control, 's').await;
-            b.wait_js(
-                "const a = document.querySelector('#keyview article.key'); return !!a && a.textContent.includes('\"replicas\": 3');",
-                "the saved value to show",
-            )
-            .await;
+            b.wait_text("#keyview h1.key-path", "/bare/config.json")
+                .await;
+            edit_and_save(&b, 3).await;
         })
         .await;
     let mut c = app.client().await;
