@@ -154,6 +154,8 @@ pub fn insecure_origin(origin: &str) -> Option<String> {
         None => rest.split(':').next().unwrap_or(rest),
     }
     .to_ascii_lowercase();
+    // `localhost.` is localhost too (a fully qualified name).
+    let host = host.strip_suffix('.').map(str::to_string).unwrap_or(host);
     let loopback = host == "localhost"
         || host.ends_with(".localhost")
         || host == "::1"
@@ -330,6 +332,7 @@ mod tests {
             "http://127.0.0.1:31080",
             "http://127.8.0.1",
             "http://[::1]:8080",
+            "http://localhost.:8080",
         ] {
             assert_eq!(insecure_origin(kept), None, "{kept}");
         }

@@ -20,6 +20,7 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 
 use crate::app::AppState;
+use crate::domain::session::insecure_origin;
 use crate::error::{AppError, ErrorMessage};
 use crate::views::ErrorPage;
 
@@ -199,10 +200,13 @@ pub fn cross_site_reason(method: &Method, path: &str, headers: &HeaderMap) -> Op
     // scripts cannot set this header). Then the Origin need not match `Host`, which a proxy
     // that does not pass `Host` on (plain `proxy_pass`) rewrites to the upstream's address.
     let mut proven_same_origin = site == Some("same-origin");
+    let form_route = path.ends_with("/login") || path.ends_with("/logout");
     let origin = headers
         .get(header::ORIGIN)
         .and_then(|v| v.to_str().ok())
         .filter(|_| !proven_same_origin);
+    // Browsers send Origin on every POST; scripts (curl) do not.
+    let from_browser = headers.contains_key(header::ORIGIN);
     if let Some(origin) = origin {
         let host = headers
             .get("x-forwarded-host")
@@ -213,11 +217,21 @@ pub fn cross_site_reason(method: &Method, path: &str, headers: &HeaderMap) -> Op
             .split_once("://")
             .map(|(_, rest)| host_only(rest).to_ascii_lowercase());
         if origin_host.is_none() || origin_host != host {
-            let seen = host.unwrap_or_default();
-            return Some(format!(
-                "cross-site request refused (Origin: {origin}, but this server was reached as \
-                 `{seen}`; a proxy in front must pass the Host header or X-Forwarded-Host)"
-            ));
+            // Signing in from a plain-HTTP page would fail anyway (the cookie is Secure): say
+            // that first, since fixing the proxy alone would not make it work.
+            if let (true, Some(insecure)) = (form_route, insecure_origin(origin)) {
+                return Some(format!(
+                    "signing in needs HTTPS: this page was opened over plain HTTP at {insecure}"
+                ));
+            }
+            return Some(match (origin_host, host) {
+                (Some(from), Some(seen)) => format!(
+                    "cross-site request refused (Origin: {origin} is not `{seen}`, the host this \
+                     server was reached as; if {from} is this dashboard's own address, the proxy \
+                     in front must pass the Host header or X-Forwarded-Host)"
+                ),
+                _ => format!("cross-site request refused (Origin: {origin})"),
+            });
         }
         proven_same_origin = true;
     }
@@ -243,9 +257,12 @@ pub fn cross_site_reason(method: &Method, path: &str, headers: &HeaderMap) -> Op
     // Only the sign-in (and sign-out) forms are sent as forms, from a same-origin page. Everywhere
     // else only types a cross-site page cannot send are accepted: the Origin check above compares
     // host names only (an ingress passes `Host` without the port), so a page on another port of
-    // the same host would pass it.
-    let form_route = path.ends_with("/login") || path.ends_with("/logout");
-    if has_body && form_like && !(form_route && proven_same_origin) {
+    // the same host would pass it. That holds for a browser's POST without a body too (a POST is
+    // the one write a page elsewhere can send without a CORS preflight): browsers send no
+    // Sec-Fetch-Site to plain-HTTP pages, so on those only the content type tells our pages
+    // (always JSON or YAML) from another port's.
+    let bodiless_browser_post = from_browser && *method == Method::POST && site.is_none();
+    if (has_body || bodiless_browser_post) && form_like && !(form_route && proven_same_origin) {
         return Some(
             "writes must be sent as Content-Type: application/json (or application/yaml for imports)"
                 .into(),
@@ -447,6 +464,81 @@ mod tests {
     }
 
     #[test]
+    fn a_bodiless_post_from_another_port_of_the_same_host_is_refused() {
+        // Plain HTTP: the browser sends no Sec-Fetch-Site, and Origin names the same host.
+        let other_port = headers(&[
+            ("host", "dash.test"),
+            ("origin", "http://dash.test:32099"),
+            ("content-length", "0"),
+        ]);
+        assert!(cross_site_reason(
+            &Method::POST,
+            "/api/v1/clusters/c/maintenance/disarm",
+            &other_port
+        )
+        .is_some());
+        // Our own page sends JSON; a script sends no Origin at all.
+        let json = headers(&[
+            ("host", "dash.test"),
+            ("origin", "http://dash.test"),
+            ("content-type", "application/json"),
+            ("content-length", "2"),
+        ]);
+        assert_eq!(
+            cross_site_reason(
+                &Method::POST,
+                "/api/v1/clusters/c/maintenance/disarm",
+                &json
+            ),
+            None
+        );
+        assert_eq!(
+            cross_site_reason(
+                &Method::POST,
+                "/api/v1/clusters/c/maintenance/disarm",
+                &headers(&[("content-length", "0")])
+            ),
+            None
+        );
+        // Sign-out is a form of our own page.
+        let logout = headers(&[
+            ("host", "dash.test"),
+            ("origin", "http://dash.test"),
+            ("content-length", "0"),
+        ]);
+        assert_eq!(cross_site_reason(&Method::POST, "/logout", &logout), None);
+    }
+
+    #[test]
+    fn a_refusal_blames_the_proxy_only_where_that_may_be_it() {
+        let why = |origin: &'static str, path: &str| {
+            cross_site_reason(
+                &Method::POST,
+                path,
+                &headers(&[
+                    ("host", "etcdboard"),
+                    ("origin", origin),
+                    ("content-type", "application/json"),
+                ]),
+            )
+            .expect("refused")
+        };
+        assert_eq!(
+            why("null", "/api/v1/clusters/c/key"),
+            "cross-site request refused (Origin: null)"
+        );
+        let mismatch = why("https://dash.example", "/api/v1/clusters/c/key");
+        assert!(
+            mismatch.contains("if dash.example is this dashboard's own address"),
+            "{mismatch}"
+        );
+        assert_eq!(
+            why("http://dash.test:8080", "/etcd/login"),
+            "signing in needs HTTPS: this page was opened over plain HTTP at dash.test"
+        );
+    }
+
+    #[test]
     fn a_browser_saying_same_origin_is_believed_behind_a_proxy_that_rewrites_host() {
         // nginx `proxy_pass` without `proxy_set_header Host`: Host is the upstream's address.
         let behind = |site: Option<&'static str>| {
@@ -454,7 +546,7 @@ mod tests {
                 ("content-type", "application/x-www-form-urlencoded"),
                 ("content-length", "40"),
                 ("host", "127.0.0.1:31081"),
-                ("origin", "http://dash.test:31091"),
+                ("origin", "https://dash.test:31091"),
             ]);
             if let Some(site) = site {
                 h.insert("sec-fetch-site", HeaderValue::from_static(site));
