@@ -60,7 +60,10 @@ impl AppError {
             AppError::Conflict(..) => StatusCode::CONFLICT,
             AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Timeout(_) | AppError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
-            AppError::Etcd(EtcdError::Unavailable { .. }) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Etcd(EtcdError::Unavailable { .. })
+            | AppError::Etcd(EtcdError::MemberUnavailable { .. }) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             AppError::Etcd(EtcdError::Compacted(_)) => StatusCode::GONE,
             // A safety net: etcdboard checks sizes first, but etcd's own limit may be lower.
             AppError::Etcd(EtcdError::Rejected(m)) if m.contains("request is too large") => {

@@ -52,6 +52,20 @@ pub enum EtcdError {
         /// Short reason from the last member tried (never an address the user did not configure).
         detail: String,
     },
+    /// One member, asked by itself (maintenance, snapshot), did not answer. The rest of the
+    /// cluster may be fine.
+    #[error("member {member} of cluster `{cluster}` did not answer ({detail})")]
+    MemberUnavailable {
+        /// Cluster name.
+        cluster: String,
+        /// The member's id (hex).
+        member: String,
+        /// Why.
+        detail: String,
+        /// The request reached the member before it stopped answering, so it may have acted
+        /// on it; `false` when not even a connection opened.
+        sent: bool,
+    },
     /// The pinned revision of a listing was compacted away.
     #[error("revision {0} has been compacted; start the listing again")]
     Compacted(i64),
@@ -523,7 +537,10 @@ impl EtcdCluster {
             use crate::metrics::EtcdOutcome;
             let outcome = match &result {
                 Ok(Some(_)) => EtcdOutcome::Ok,
-                Ok(None) | Err(EtcdError::Unavailable { .. }) => EtcdOutcome::Unavailable,
+                Ok(None)
+                | Err(EtcdError::Unavailable { .. } | EtcdError::MemberUnavailable { .. }) => {
+                    EtcdOutcome::Unavailable
+                }
                 Err(EtcdError::Rejected(_)) => EtcdOutcome::Rejected,
                 Err(EtcdError::Compacted(_)) => EtcdOutcome::Compacted,
                 Err(EtcdError::Config { .. }) => EtcdOutcome::Config,

@@ -39,11 +39,25 @@ impl EtcdCluster {
 
     /// What a failed call to one member means: the member could not answer (503), or it refused
     /// the request (its own words).
-    fn member_failure(&self, e: &etcd_client::Error) -> EtcdError {
+    fn member_failure(&self, member: &str, e: &etcd_client::Error) -> EtcdError {
         if could_not_answer(e) {
-            self.unavailable(short_reason(e))
+            // The channel connects lazily: a connection that never opened shows up here, and
+            // then the request cannot have reached the member.
+            let reason = short_reason(e);
+            let sent = !(reason.contains("connect error") || reason.contains("onnection refused"));
+            self.member_down(member, reason, sent)
         } else {
             EtcdError::Rejected(short_reason(e))
+        }
+    }
+
+    /// Member `member` did not answer; `sent`: after the request reached it.
+    fn member_down(&self, member: &str, detail: String, sent: bool) -> EtcdError {
+        EtcdError::MemberUnavailable {
+            cluster: self.name().to_string(),
+            member: member.to_ascii_lowercase(),
+            detail,
+            sent,
         }
     }
 
@@ -61,11 +75,17 @@ impl EtcdCluster {
         let mut c = self
             .url_client(&url, false)
             .await
-            .map_err(|e| self.unavailable(e))?;
+            .map_err(|e| self.member_down(member_hex, e, false))?;
         tokio::time::timeout(DEFRAG_DEADLINE, c.defragment())
             .await
-            .map_err(|_| self.unavailable("defragment did not finish in 5 minutes".into()))?
-            .map_err(|e| self.member_failure(&e))?;
+            .map_err(|_| {
+                self.member_down(
+                    member_hex,
+                    "defragment did not finish in 5 minutes".into(),
+                    true,
+                )
+            })?
+            .map_err(|e| self.member_failure(member_hex, &e))?;
         Ok(())
     }
 
@@ -87,20 +107,22 @@ impl EtcdCluster {
         // An id that is not in the member list is the request's mistake (404), not etcd's.
         self.member_url(member_hex).await?;
         let obs = self.observe().await;
-        let leader_url = obs
+        let (leader, leader_url) = obs
             .members
             .iter()
             .find(|m| m.leader)
-            .and_then(|m| m.client_urls.first().cloned())
+            .and_then(|m| Some((m.id.clone(), m.client_urls.first().cloned()?)))
             .ok_or_else(|| self.unavailable("no leader to hand over from".into()))?;
         let mut c = self
             .url_client(&leader_url, true)
             .await
-            .map_err(|e| self.unavailable(e))?;
+            .map_err(|e| self.member_down(&leader, e, false))?;
         tokio::time::timeout(Duration::from_secs(10), c.move_leader(target))
             .await
-            .map_err(|_| self.unavailable("move-leader did not finish in 10 s".into()))?
-            .map_err(|e| self.member_failure(&e))?;
+            .map_err(|_| {
+                self.member_down(&leader, "move-leader did not finish in 10 s".into(), true)
+            })?
+            .map_err(|e| self.member_failure(&leader, &e))?;
         Ok(())
     }
 
@@ -110,14 +132,18 @@ impl EtcdCluster {
         let mut c = self
             .url_client(&url, false)
             .await
-            .map_err(|e| self.unavailable(e))?;
+            .map_err(|e| self.member_down(member_hex, e, false))?;
         let mut stream = tokio::time::timeout(Duration::from_secs(10), c.snapshot())
             .await
-            .map_err(|_| self.unavailable("snapshot did not start in 10 s".into()))?
-            .map_err(|e| self.member_failure(&e))?;
+            .map_err(|_| {
+                self.member_down(member_hex, "snapshot did not start in 10 s".into(), true)
+            })?
+            .map_err(|e| self.member_failure(member_hex, &e))?;
         let first = tokio::time::timeout(Duration::from_secs(30), stream.message())
             .await
-            .map_err(|_| self.unavailable("snapshot sent nothing for 30 s".into()))?
+            .map_err(|_| {
+                self.member_down(member_hex, "snapshot sent nothing for 30 s".into(), true)
+            })?
             .map_err(|e| EtcdError::Rejected(short_reason(&e)))?;
         let (tx, rx) = mpsc::channel(4);
         let total = first

@@ -165,6 +165,7 @@ impl EtcdCluster {
                 ..
             }) => current.as_ref().map(|now| now.lease) != granted,
             Err(EtcdError::Rejected(_) | EtcdError::Config { .. }) => true,
+            Err(EtcdError::MemberUnavailable { sent, .. }) => !sent,
             Ok(_) | Err(EtcdError::Unavailable { .. } | EtcdError::Compacted(_)) => false,
         };
         if let (Some(id), true) = (granted, not_written) {

@@ -19,6 +19,7 @@ use crate::domain::cluster::{
 use crate::domain::key::RawQuery;
 use crate::domain::metrics::{spark, thresholds, Point};
 use crate::error::AppError;
+use crate::etcd::EtcdError;
 use crate::monitor::Snapshot;
 use crate::views::cluster::{Chart, ClusterPage, EventRow, MemberRow, Notice, Overview};
 use crate::web::auth::Caller;
@@ -644,18 +645,22 @@ pub async fn maintenance(
             .filter(|m| u64::from_str_radix(m, 16).is_ok())
             .ok_or_else(|| AppError::BadRequest("`member` (hex id) is required".into()))
     };
-    // An action that does not exist is a 404 before anything is attempted (and audited).
-    #[derive(Clone, Copy)]
+    // An action that does not exist, or lacks what it needs, is refused before anything is
+    // attempted (and so not audited).
     enum Action {
-        Defragment,
-        MoveLeader,
-        Compact,
+        Defragment(String),
+        MoveLeader(String),
+        Compact(i64),
         Disarm,
     }
     let act = match action.as_str() {
-        "defragment" => Action::Defragment,
-        "move-leader" => Action::MoveLeader,
-        "compact" => Action::Compact,
+        "defragment" => Action::Defragment(member()?),
+        "move-leader" => Action::MoveLeader(member()?),
+        "compact" => Action::Compact(
+            b.revision
+                .filter(|r| *r > 0)
+                .ok_or_else(|| AppError::BadRequest("`revision` > 0 is required".into()))?,
+        ),
         "disarm" => Action::Disarm,
         other => {
             return Err(AppError::NotFound(format!(
@@ -668,22 +673,23 @@ pub async fn maintenance(
     let started = Instant::now();
     let outcome = async {
         Ok(match act {
-            Action::Defragment => {
-                let m = member()?;
+            Action::Defragment(m) => {
                 c.defragment(&m).await?;
                 Maintained::Defragmented(m)
             }
-            Action::MoveLeader => {
-                let m = member()?;
+            Action::MoveLeader(m) => {
                 c.move_leader(&m).await?;
                 Maintained::Leader(m)
             }
-            Action::Compact => {
-                let rev = b
-                    .revision
-                    .filter(|r| *r > 0)
-                    .ok_or_else(|| AppError::BadRequest("`revision` > 0 is required".into()))?;
-                c.compact(rev).await?;
+            Action::Compact(rev) => {
+                c.compact(rev).await.map_err(|e| match e {
+                    // etcd's words ("mvcc: required revision has been compacted") say less.
+                    EtcdError::Compacted(_) => already_compacted(rev),
+                    EtcdError::Rejected(why) if why.contains("has been compacted") => {
+                        already_compacted(rev)
+                    }
+                    other => other.into(),
+                })?;
                 Maintained::Compacted(rev)
             }
             Action::Disarm => Maintained::Disarmed(c.disarm_alarms().await?),
@@ -719,6 +725,12 @@ pub async fn maintenance(
     Ok(Json(answer))
 }
 
+fn already_compacted(rev: i64) -> AppError {
+    AppError::BadRequest(format!(
+        "revision {rev} is compacted already: history is kept only after a later revision"
+    ))
+}
+
 /// The audit action of a snapshot download.
 const SNAPSHOT: &str = "maintenance:snapshot";
 
@@ -744,7 +756,10 @@ impl SnapshotAudit {
 impl Drop for SnapshotAudit {
     fn drop(&mut self) {
         let result = self.result.take().unwrap_or_else(|| {
-            format!("cancelled: the download stopped after {} bytes", self.sent)
+            format!(
+                "cancelled: the client went away after {} bytes were handed to the connection",
+                self.sent
+            )
         });
         let (state, cluster, key) = (&self.state, &self.cluster, self.member.as_bytes());
         self.caller
@@ -756,6 +771,7 @@ impl Drop for SnapshotAudit {
 pub async fn snapshot(
     State(state): State<AppState>,
     caller: Caller,
+    method: axum::http::Method,
     Path(cluster): Path<String>,
     AxumQuery(query): AxumQuery,
 ) -> Result<Response, AppError> {
@@ -768,6 +784,24 @@ pub async fn snapshot(
         .filter(|m| u64::from_str_radix(m, 16).is_ok())
         .ok_or_else(|| AppError::BadRequest("parameter `member` (hex id) is required".into()))?
         .to_string();
+    let disposition = HeaderValue::from_str(&format!(
+        "attachment; filename=\"{}-{member}.snapshot.db\"",
+        c.name()
+    ))
+    .ok();
+    // HEAD asks what a GET would answer: it must not make the member stream its database.
+    if method == axum::http::Method::HEAD {
+        let mut resp = StatusCode::OK.into_response();
+        let h = resp.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        if let Some(v) = disposition {
+            h.insert(header::CONTENT_DISPOSITION, v);
+        }
+        return Ok(resp);
+    }
     let snap = match c.snapshot(&member).await {
         Ok(snap) => snap,
         Err(e) => {
@@ -818,10 +852,7 @@ pub async fn snapshot(
             h.insert(header::CONTENT_LENGTH, v);
         }
     }
-    if let Ok(v) = HeaderValue::from_str(&format!(
-        "attachment; filename=\"{}-{member}.snapshot.db\"",
-        c.name()
-    )) {
+    if let Some(v) = disposition {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     Ok(resp)

@@ -51,7 +51,9 @@ pub(crate) fn failure_result(e: &EtcdError) -> String {
         {
             format!("error: {e}")
         }
-        EtcdError::Unavailable { .. } => format!("unknown: {e} (it may have been applied)"),
+        EtcdError::Unavailable { .. } | EtcdError::MemberUnavailable { sent: true, .. } => {
+            format!("unknown: {e} (it may have been applied)")
+        }
         other => format!("error: {other}"),
     }
 }

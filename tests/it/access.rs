@@ -1262,6 +1262,17 @@ async fn snapshot_downloads_are_audited_when_they_end_and_failures_too() {
     .await;
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
 
+    // HEAD says what a GET would answer without making the member stream its database.
+    let resp = call(
+        &app,
+        ad,
+        Method::HEAD,
+        &format!("/api/v1/clusters/test/snapshot?member={id}"),
+        None,
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "application/octet-stream");
     // The line of a finished download is written as its stream ends, just after the body.
     let want = format!("ok: {sent} bytes");
     let mut lines: Vec<Value> = Vec::new();
@@ -1296,4 +1307,72 @@ async fn snapshot_downloads_are_audited_when_they_end_and_failures_too() {
         !lines.iter().any(|l| l["action"] == "maintenance:explode"),
         "{lines:#?}"
     );
+}
+
+/// Maintenance of one member that is down names that member, not the whole cluster, and the
+/// audit says it failed (no connection opened, so nothing can have been applied).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maintenance_of_a_member_that_is_down_names_it_and_is_audited_as_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.log");
+    let mut app = spawn_app_with(AppOptions {
+        access: proxy_args("127.0.0.1/32", &audit),
+        access_yaml: Some("grants:\n  - users: [ad]\n    role: admin\n".into()),
+        ..AppOptions::default()
+    })
+    .await;
+    let mut c = app.client().await;
+    let members = c.member_list().await.unwrap();
+    let names = app.etcd.member_names();
+    let victim = names.len() - 1;
+    let id = members
+        .members()
+        .iter()
+        .find(|m| m.name() == names[victim])
+        .map(|m| format!("{:x}", m.id()))
+        .unwrap();
+    app.etcd.kill(victim);
+    let resp = call(
+        &app,
+        Some(("ad", "")),
+        Method::POST,
+        "/api/v1/clusters/test/maintenance/defragment",
+        Some(json!({ "member": id })),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = resp.json().await.unwrap();
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.starts_with(&format!("member {id} of cluster `test` did not answer")),
+        "{body}"
+    );
+    let lines: Vec<Value> = std::fs::read_to_string(&audit)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let line = lines
+        .iter()
+        .find(|l| l["action"] == "maintenance:defragment")
+        .expect("an audit line");
+    assert!(
+        line["result"]
+            .as_str()
+            .unwrap()
+            .starts_with("error: member "),
+        "{line}"
+    );
+    // A request missing what the action needs is refused before anything is tried: no line.
+    let resp = call(
+        &app,
+        Some(("ad", "")),
+        Method::POST,
+        "/api/v1/clusters/test/maintenance/compact",
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let text = std::fs::read_to_string(&audit).unwrap();
+    assert!(!text.contains("maintenance:compact"), "{text}");
 }
