@@ -108,51 +108,92 @@ fn url_namespace(url: &str) -> Option<&str> {
     }
 }
 
-/// How strongly `pods` in namespace `ns` match `members`: a pod IP that is a peer URL host
-/// counts 3 (IPs are unique in a cluster), a peer URL that names the namespace 2, a pod named
-/// like a member (by name or peer host) 1.
-fn namespace_score(members: &[MemberView], pods: &[PodInfo], ns: &str) -> usize {
+/// How strongly `pods` in namespace `ns` match `members`: `(strong, by_name)`, where strong
+/// evidence is a pod IP that is a peer URL host (3: IPs are unique in a cluster) or a peer URL
+/// that names the namespace (2), and `by_name` counts members with a pod of their name (or
+/// peer host) there, which two releases of one chart share.
+fn namespace_score(members: &[MemberView], pods: &[PodInfo], ns: &str) -> (usize, usize) {
     let in_ns = || pods.iter().filter(|p| p.namespace == ns);
-    members
-        .iter()
-        .map(|m| {
-            let by_ip = m
-                .peer_urls
-                .iter()
-                .any(|u| url_host(u).is_some_and(|h| in_ns().any(|p| p.ip.as_deref() == Some(h))));
-            let names_ns = m.peer_urls.iter().any(|u| url_namespace(u) == Some(ns));
-            let by_name = in_ns().any(|p| {
-                (!m.name.is_empty() && p.name == m.name)
-                    || m.peer_urls
-                        .iter()
-                        .any(|u| host_label(u) == Some(p.name.as_str()))
-            });
-            3 * usize::from(by_ip) + 2 * usize::from(names_ns) + usize::from(by_name)
-        })
-        .sum()
+    members.iter().fold((0, 0), |(strong, names), m| {
+        let by_ip = m
+            .peer_urls
+            .iter()
+            .any(|u| url_host(u).is_some_and(|h| in_ns().any(|p| p.ip.as_deref() == Some(h))));
+        let names_ns = m.peer_urls.iter().any(|u| url_namespace(u) == Some(ns));
+        let by_name = in_ns().any(|p| {
+            (!m.name.is_empty() && p.name == m.name)
+                || m.peer_urls
+                    .iter()
+                    .any(|u| host_label(u) == Some(p.name.as_str()))
+        });
+        (
+            strong + 3 * usize::from(by_ip) + 2 * usize::from(names_ns),
+            names + usize::from(by_name),
+        )
+    })
 }
 
-/// The one namespace whose pods run `members` (an etcd cluster's pods share one), and the other
-/// namespaces whose pods match just as well, when any (two releases of one chart both have pods
-/// `etcd-0`… and members of those names: the join is then ambiguous and the page says so).
-pub fn pick_namespace(members: &[MemberView], pods: &[PodInfo]) -> (Option<String>, Vec<String>) {
+/// Which namespace's pods run `members` (an etcd cluster's pods share one).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NamespacePick {
+    /// The namespace chosen, when any pod matches.
+    pub chosen: Option<String>,
+    /// Other namespaces with pods named like the members, when only names decided (two releases
+    /// of one chart both have pods `etcd-0`…): the page says the choice is uncertain.
+    pub uncertain_with: Vec<String>,
+}
+
+/// Picks the namespace of `members`' pods. Strong evidence (pod IPs, namespaces in peer URLs)
+/// wins; on names alone, `previous` (the namespace chosen before) is kept while any of its pods
+/// still matches, so one pod deleted does not move the whole cluster to another release's pods;
+/// otherwise the namespace with the most name matches.
+pub fn pick_namespace(
+    members: &[MemberView],
+    pods: &[PodInfo],
+    previous: Option<&str>,
+) -> NamespacePick {
     let mut namespaces: Vec<&str> = pods.iter().map(|p| p.namespace.as_str()).collect();
     namespaces.sort_unstable();
     namespaces.dedup();
-    let scored: Vec<(usize, &str)> = namespaces
+    let scored: Vec<(&str, (usize, usize))> = namespaces
         .iter()
-        .map(|ns| (namespace_score(members, pods, ns), *ns))
-        .filter(|(score, _)| *score > 0)
+        .map(|ns| (*ns, namespace_score(members, pods, ns)))
+        .filter(|(_, (strong, names))| strong + names > 0)
         .collect();
-    let Some(best) = scored.iter().map(|(s, _)| *s).max() else {
-        return (None, Vec::new());
-    };
-    let mut tied = scored
+    let strongest = scored
         .iter()
-        .filter(|(s, _)| *s == best)
-        .map(|(_, ns)| ns.to_string());
-    let chosen = tied.next();
-    (chosen, tied.collect())
+        .map(|(_, (strong, _))| *strong)
+        .max()
+        .unwrap_or(0);
+    let chosen = if strongest > 0 {
+        scored
+            .iter()
+            .filter(|(_, (strong, _))| *strong == strongest)
+            .max_by_key(|(ns, (_, names))| (*names, std::cmp::Reverse(*ns)))
+            .map(|(ns, _)| ns.to_string())
+    } else if let Some(prev) = previous.filter(|p| scored.iter().any(|(ns, _)| ns == p)) {
+        Some(prev.to_string())
+    } else {
+        scored
+            .iter()
+            .max_by_key(|(ns, (_, names))| (*names, std::cmp::Reverse(*ns)))
+            .map(|(ns, _)| ns.to_string())
+    };
+    // Names alone decided, and another namespace has same-named pods: say so.
+    let decisive = scored.iter().filter(|(_, (strong, _))| *strong > 0).count() == 1;
+    let uncertain_with = if decisive {
+        Vec::new()
+    } else {
+        scored
+            .iter()
+            .map(|(ns, _)| ns.to_string())
+            .filter(|ns| Some(ns) != chosen.as_ref())
+            .collect()
+    };
+    NamespacePick {
+        chosen,
+        uncertain_with,
+    }
 }
 
 /// Matches members to pods of one namespace (see [`pick_namespace`]): member name = pod name;
@@ -165,9 +206,20 @@ pub fn join(
     nodes: &[NodeInfo],
     pvcs: &[PvcInfo],
 ) -> (Vec<Placement>, Vec<PodInfo>) {
-    let (namespace, _) = pick_namespace(members, pods);
-    let pods: Vec<&PodInfo> = match &namespace {
-        Some(ns) => pods.iter().filter(|p| &p.namespace == ns).collect(),
+    let namespace = pick_namespace(members, pods, None).chosen;
+    join_in(members, pods, namespace.as_deref(), nodes, pvcs)
+}
+
+/// [`join`] within `namespace` (none: no pod matches).
+pub fn join_in(
+    members: &[MemberView],
+    pods: &[PodInfo],
+    namespace: Option<&str>,
+    nodes: &[NodeInfo],
+    pvcs: &[PvcInfo],
+) -> (Vec<Placement>, Vec<PodInfo>) {
+    let pods: Vec<&PodInfo> = match namespace {
+        Some(ns) => pods.iter().filter(|p| p.namespace == ns).collect(),
         None => Vec::new(),
     };
     let mut used = vec![false; pods.len()];
@@ -414,21 +466,40 @@ pub fn spread(placements: &[Placement], has_pdb: bool) -> Spread {
     }
     let placed: usize = zones.iter().map(|z| z.members.len()).sum();
     for z in zones.iter().filter(|z| has_quorum && !z.quorum_kept) {
-        let text = if zones.len() == 1 && placed > 1 {
-            format!(
-                "all {placed} placed members are in zone {}: a zone outage loses the cluster",
-                z.name
-            )
+        // A zone of half the members or more is a standing design fault; a smaller zone whose
+        // loss costs quorum does so only because members are down already: the urgent case.
+        let (level, text, advice) = if z.members.len() * 2 >= size {
+            let text = if zones.len() == 1 && placed > 1 {
+                format!(
+                    "all {placed} placed members are in zone {}: a zone outage loses the cluster",
+                    z.name
+                )
+            } else {
+                format!(
+                    "losing zone {} loses quorum ({}/{size} left)",
+                    z.name, z.left
+                )
+            };
+            ("warning", text, "No zone should hold half of the voting members or more: 3 members over 3 zones, 5 over 3 zones (2/2/1), with a topology spread constraint on topology.kubernetes.io/zone.".to_string())
         } else {
-            format!(
-                "losing zone {} loses quorum ({}/{size} left)",
-                z.name, z.left
+            (
+                "critical",
+                format!(
+                    "losing zone {} loses quorum: {} would be left of {size} ({} already down)",
+                    z.name,
+                    z.left,
+                    size - up
+                ),
+                format!(
+                    "Bring the down member(s) back before any maintenance in zone {}.",
+                    z.name
+                ),
             )
         };
         warnings.push(SpreadWarning {
-            level: "warning",
+            level,
             text,
-            advice: "No zone should hold half of the voting members or more: 3 members over 3 zones, 5 over 3 zones (2/2/1), with a topology spread constraint on topology.kubernetes.io/zone.".into(),
+            advice,
         });
     }
     // kubeadm's static pods run with the host network, pinned to their control-plane nodes:
@@ -1685,7 +1756,14 @@ mod tests {
             .iter()
             .filter(|w| w.level == "critical")
             .collect();
-        assert_eq!(critical.len(), 2, "{:?}", s.warnings);
+        assert_eq!(critical.len(), 4, "two nodes, two zones: {:?}", s.warnings);
+        assert!(
+            s.warnings.iter().any(|w| w.text
+                == "losing zone zone-b loses quorum: 1 would be left of 3 (1 already down)"
+                && w.advice.starts_with("Bring the down member(s) back")),
+            "{:?}",
+            s.warnings
+        );
         assert_eq!(
             critical[0].text,
             "losing node node-2 loses quorum: 1 would be left of 3 (1 already down)"
@@ -1716,12 +1794,12 @@ mod tests {
             node: None,
             volumes: vec![],
         });
-        // 4 voters, 3 up, majority 3: any node lost leaves 2.
+        // 4 voters, 3 up, majority 3: any node (or zone) lost leaves 2.
         let s = spread(&placed, true);
         assert!(s.nodes.iter().all(|n| !n.quorum_kept), "{:?}", s.nodes);
         assert_eq!(
             s.warnings.iter().filter(|w| w.level == "critical").count(),
-            3
+            6
         );
     }
 
@@ -1821,9 +1899,31 @@ mod tests {
         let bare: Vec<MemberView> = (0..3)
             .map(|i| named(&i.to_string(), &format!("etcd-{i}"), "http://10.1.1.1:2380"))
             .collect();
-        let (chosen, tied) = pick_namespace(&bare, &pods);
-        assert_eq!(chosen.as_deref(), Some("prod"));
-        assert_eq!(tied, vec!["staging".to_string()]);
+        let pick = pick_namespace(&bare, &pods, None);
+        assert_eq!(
+            pick.chosen.as_deref(),
+            Some("prod"),
+            "the most name matches"
+        );
+        assert_eq!(pick.uncertain_with, vec!["staging".to_string()]);
+        // One of prod's pods deleted: names now favour staging 3 to 2, but the namespace chosen
+        // before keeps the cluster while any of its pods still matches.
+        let fewer: Vec<PodInfo> = pods
+            .iter()
+            .filter(|p| !(p.namespace == "prod" && p.name == "etcd-2"))
+            .cloned()
+            .collect();
+        assert_eq!(
+            pick_namespace(&bare, &fewer, None).chosen.as_deref(),
+            Some("staging")
+        );
+        let kept = pick_namespace(&bare, &fewer, Some("prod"));
+        assert_eq!(kept.chosen.as_deref(), Some("prod"));
+        assert_eq!(kept.uncertain_with, vec!["staging".to_string()]);
+        // Peer URLs that name the namespace decide, whatever came before, and are certain.
+        let certain = pick_namespace(&members, &fewer, Some("staging"));
+        assert_eq!(certain.chosen.as_deref(), Some("prod"));
+        assert!(certain.uncertain_with.is_empty());
     }
 
     #[test]

@@ -5,6 +5,8 @@
 
 mod pdb;
 
+pub use pdb::PdbRead;
+
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -175,6 +177,9 @@ pub struct Topology {
     discovery_dirty: Arc<tokio::sync::Notify>,
     /// PodDisruptionBudgets per namespace, read in the background.
     pdb_cache: Mutex<pdb::PdbCache>,
+    /// The namespace each cluster's members were last joined in (so that one pod deleted does
+    /// not move a cluster to another release's same-named pods).
+    joined_in: Mutex<HashMap<String, String>>,
 }
 
 /// How often the API server is asked whether it answers (see [`Topology::spawn_probe`]).
@@ -277,6 +282,7 @@ impl Topology {
             discovered: tokio::sync::watch::channel(Vec::new()).0,
             discovery_dirty: Arc::new(tokio::sync::Notify::new()),
             pdb_cache: Mutex::new(pdb::PdbCache::default()),
+            joined_in: Mutex::new(HashMap::new()),
         });
         if mode == KubeMode::Off {
             return topo;
@@ -326,25 +332,41 @@ impl Topology {
                 tick.tick().await;
                 let answer = tokio::time::timeout(PROBE_DEADLINE, client.apiserver_version()).await;
                 let Some(me) = weak.upgrade() else { return };
-                let why = match answer {
+                let at = || crate::domain::cluster::utc_time(now_ms());
+                let text = match answer {
                     Ok(Ok(_)) => {
                         since = None;
                         me.watch_ok(API_SERVER);
                         me.set_health(API_SERVER, WatchKind::ApiServer, WatchHealth::Watching);
                         continue;
                     }
-                    Ok(Err(e)) => one_line(&e.to_string(), 200),
-                    Err(_) => format!("no answer after {} s", PROBE_DEADLINE.as_secs()),
+                    // It answers, but not to etcdboard: the credentials are the problem.
+                    Ok(Err(kube::Error::Api(status))) if status.code == 401 => format!(
+                        "the API server {url} refuses etcdboard's credentials (401 Unauthorized) since {}: renew the kubeconfig's token, or check the service account",
+                        since.get_or_insert_with(at)
+                    ),
+                    Ok(Err(kube::Error::Api(status))) => format!(
+                        "the API server {url} answers {} {} since {}: the pods, nodes and volumes shown are as of then",
+                        status.code,
+                        one_line(&status.message, 200),
+                        since.get_or_insert_with(at)
+                    ),
+                    failed => {
+                        let why = match failed {
+                            Ok(Err(e)) if e.to_string().contains("Connect") => {
+                                "connection refused".to_string()
+                            }
+                            Ok(Err(e)) => one_line(&e.to_string(), 200),
+                            _ => format!("no answer after {} s", PROBE_DEADLINE.as_secs()),
+                        };
+                        format!(
+                            "the API server {url} does not answer ({why}) since {}: the pods, nodes and volumes shown are as of then",
+                            since.get_or_insert_with(at)
+                        )
+                    }
                 };
-                let at = since.get_or_insert_with(|| crate::domain::cluster::utc_time(now_ms()));
                 me.watch_failed(API_SERVER);
-                me.set_health(
-                    API_SERVER,
-                    WatchKind::ApiServer,
-                    WatchHealth::Failing(format!(
-                        "the API server {url} does not answer ({why}) since {at}: the pods, nodes and volumes shown are as of then"
-                    )),
-                );
+                me.set_health(API_SERVER, WatchKind::ApiServer, WatchHealth::Failing(text));
             }
         });
     }
@@ -380,6 +402,21 @@ impl Topology {
                     .fold(0.0, f64::max)
             })
             .unwrap_or(0.0)
+    }
+
+    /// The namespace `cluster`'s members were last joined in.
+    pub fn joined_in(&self, cluster: &str) -> Option<String> {
+        self.joined_in.lock().ok()?.get(cluster).cloned()
+    }
+
+    /// Remembers the namespace `cluster`'s members were joined in now.
+    pub fn set_joined_in(&self, cluster: &str, namespace: Option<&str>) {
+        if let Ok(mut g) = self.joined_in.lock() {
+            match namespace {
+                Some(ns) => g.insert(cluster.to_string(), ns.to_string()),
+                None => g.remove(cluster),
+            };
+        }
     }
 
     /// The current state.

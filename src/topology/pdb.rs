@@ -10,6 +10,7 @@ use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
 
 use super::Topology;
 use crate::domain::pdb::Pdb;
+use crate::domain::topology::one_line;
 
 /// A namespace's budgets are read again (in the background) once the last read is this old.
 const PDB_FRESH: Duration = Duration::from_secs(30);
@@ -31,23 +32,42 @@ struct PdbEntry {
     read_at: Option<Instant>,
     /// What the last successful read found.
     pdbs: Option<Vec<Pdb>>,
+    /// Why the last read failed, when it did.
+    error: Option<String>,
     /// A read is running.
     reading: bool,
 }
 
+/// What is known of a namespace's PodDisruptionBudgets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PdbRead {
+    /// As last read.
+    Read(Vec<Pdb>),
+    /// They cannot be read (forbidden, or no answer), and why.
+    Unreadable(String),
+    /// The first read has not answered yet.
+    NotYet,
+}
+
+/// A read older than this is not served while a new one runs: the first page after a long idle
+/// waits (at most [`FIRST_READ_WAIT`]) for the new read, as the very first page does.
+const PDB_TOO_OLD: Duration = Duration::from_secs(120);
+
 impl Topology {
     /// The PodDisruptionBudgets of `namespace` as last read; `None` while none could be read
     /// yet. A read older than [`PDB_FRESH`] starts a new one in the background.
-    pub async fn pdbs(self: &Arc<Self>, namespace: &str) -> Option<Vec<Pdb>> {
-        let (first, start) = {
-            let mut cache = self.pdb_cache.lock().ok()?;
+    pub async fn pdbs(self: &Arc<Self>, namespace: &str) -> PdbRead {
+        let Some((first, start)) = self.pdb_cache.lock().ok().map(|mut cache| {
             let entry = cache.by_namespace.entry(namespace.to_string()).or_default();
             let stale = entry.read_at.is_none_or(|t| t.elapsed() > PDB_FRESH);
             let start = stale && !entry.reading;
             if start {
                 entry.reading = true;
             }
-            (entry.read_at.is_none(), start)
+            let too_old = entry.read_at.is_none_or(|t| t.elapsed() > PDB_TOO_OLD);
+            (too_old, start)
+        }) else {
+            return PdbRead::NotYet;
         };
         if start {
             let me = Arc::clone(self);
@@ -58,8 +78,12 @@ impl Topology {
                     let entry = cache.by_namespace.entry(ns).or_default();
                     entry.reading = false;
                     entry.read_at = Some(Instant::now());
-                    if found.is_some() {
-                        entry.pdbs = found;
+                    match found {
+                        Ok(pdbs) => {
+                            entry.pdbs = Some(pdbs);
+                            entry.error = None;
+                        }
+                        Err(why) => entry.error = Some(why),
                     }
                 }
             });
@@ -67,32 +91,56 @@ impl Topology {
                 let _ = tokio::time::timeout(FIRST_READ_WAIT, read).await;
             }
         }
-        let cache = self.pdb_cache.lock().ok()?;
-        cache.by_namespace.get(namespace)?.pdbs.clone()
+        let Ok(cache) = self.pdb_cache.lock() else {
+            return PdbRead::NotYet;
+        };
+        match cache.by_namespace.get(namespace) {
+            Some(PdbEntry {
+                error: Some(why), ..
+            }) => PdbRead::Unreadable(why.clone()),
+            Some(PdbEntry {
+                pdbs: Some(pdbs), ..
+            }) => PdbRead::Read(pdbs.clone()),
+            _ => PdbRead::NotYet,
+        }
     }
 
     /// Lists the budgets of `namespace` (policy/v1, else policy/v1beta1 for API servers before
-    /// 1.21); `None` when neither answers in time.
-    async fn read_pdbs(&self, namespace: &str) -> Option<Vec<Pdb>> {
-        let client = self.client.lock().ok()?.clone()?;
+    /// 1.21); why not, when neither answers with a list (a refusal's own words first).
+    async fn read_pdbs(&self, namespace: &str) -> Result<Vec<Pdb>, String> {
+        let client = self
+            .client
+            .lock()
+            .ok()
+            .and_then(|c| c.clone())
+            .ok_or_else(|| "no Kubernetes client".to_string())?;
+        let mut why = String::from("no answer");
         for version in ["v1", "v1beta1"] {
             let gvk = GroupVersionKind::gvk("policy", version, "PodDisruptionBudget");
             let api: Api<DynamicObject> =
                 Api::namespaced_with(client.clone(), namespace, &ApiResource::from_gvk(&gvk));
             let listed =
                 tokio::time::timeout(PDB_LIST_DEADLINE, api.list(&ListParams::default())).await;
-            if let Ok(Ok(list)) = listed {
-                return Some(
-                    list.items
+            match listed {
+                Ok(Ok(list)) => {
+                    return Ok(list
+                        .items
                         .iter()
                         .map(|o| {
                             let name = o.metadata.name.as_deref().unwrap_or_default();
                             Pdb::from_object(namespace, name, &o.data)
                         })
-                        .collect(),
-                );
+                        .collect())
+                }
+                // A version the server does not serve says nothing about permissions.
+                Ok(Err(kube::Error::Api(status))) if status.code == 404 => {}
+                Ok(Err(kube::Error::Api(status))) => {
+                    why = one_line(&format!("{} ({})", status.message, status.reason), 300);
+                }
+                Ok(Err(e)) => why = one_line(&e.to_string(), 200),
+                Err(_) => why = format!("no answer in {} s", PDB_LIST_DEADLINE.as_secs()),
             }
         }
-        None
+        Err(why)
     }
 }

@@ -10,11 +10,11 @@ use crate::domain::discovery::DiscoveryStatus;
 use crate::domain::format::escape_html;
 use crate::domain::pdb::{self, PdbVerdict};
 use crate::domain::topology::{
-    join, pick_namespace, spread, OperatorStatus, Placement, PodInfo, SourceReport, Spread,
+    join_in, pick_namespace, spread, OperatorStatus, Placement, PodInfo, SourceReport, Spread,
     SpreadWarning,
 };
 use crate::error::AppError;
-use crate::topology::{KubeState, PodEvent};
+use crate::topology::{KubeState, PdbRead, PodEvent};
 
 /// Everything known about where a cluster runs.
 #[derive(Debug, Clone, Serialize)]
@@ -101,10 +101,11 @@ pub async fn report(
         }
         (None, None) => (ks.pods.iter().map(|(_, p)| p.clone()).collect(), None),
     };
-    let (placements, strays) = join(&members, &pods, &ks.nodes, &ks.pvcs);
-    // Members' names found in several namespaces (two releases of one chart): the join took
-    // one; the page says which, and how to make it certain.
-    let (chosen, tied) = pick_namespace(&members, &pods);
+    // One namespace: the one the evidence points to, or (on names alone) the one chosen before.
+    let pick = pick_namespace(&members, &pods, topo.joined_in(cluster.name()).as_deref());
+    topo.set_joined_in(cluster.name(), pick.chosen.as_deref());
+    let (placements, strays) =
+        join_in(&members, &pods, pick.chosen.as_deref(), &ks.nodes, &ks.pvcs);
     let matched: Vec<&PodInfo> = placements.iter().filter_map(|p| p.pod.as_ref()).collect();
     let mut namespaces: Vec<String> = matched.iter().map(|p| p.namespace.clone()).collect();
     if let Some(t) = &target {
@@ -130,16 +131,24 @@ pub async fn report(
         .filter(|o| namespaces.is_empty() || namespaces.contains(&o.namespace))
         .collect();
     // What the PodDisruptionBudgets (as last read, never waited for long) do for these pods;
-    // `None` while they could not be read: then nothing is said about them.
+    // when they cannot be read, the page says so.
     let voters = placements.iter().filter(|p| !p.member.learner).count();
+    let mut unreadable = None;
     let verdict = match matched.first() {
-        Some(first) => topo.pdbs(&first.namespace).await.map(|pdbs| {
-            let labels: Vec<_> = matched
-                .iter()
-                .map(|p| topo.pod_labels(&p.namespace, &p.name))
-                .collect();
-            pdb::verdict(&pdbs, &first.namespace, &labels, voters)
-        }),
+        Some(first) => match topo.pdbs(&first.namespace).await {
+            PdbRead::Read(pdbs) => {
+                let labels: Vec<_> = matched
+                    .iter()
+                    .map(|p| topo.pod_labels(&p.namespace, &p.name))
+                    .collect();
+                Some(pdb::verdict(&pdbs, &first.namespace, &labels, voters))
+            }
+            PdbRead::Unreadable(why) => {
+                unreadable = Some((first.namespace.clone(), why));
+                None
+            }
+            PdbRead::NotYet => None,
+        },
         None => None,
     };
     let mut analysis = spread(&placements, verdict != Some(PdbVerdict::Missing));
@@ -164,15 +173,26 @@ pub async fn report(
         }),
         _ => {}
     }
+    if let Some((namespace, why)) = unreadable {
+        analysis.warnings.push(SpreadWarning {
+            level: "warning",
+            text: format!(
+                "the PodDisruptionBudgets in namespace {namespace} cannot be read ({why}): whether a drain may take quorum is unknown"
+            ),
+            advice: "Let etcdboard list poddisruptionbudgets (group policy), as deploy/base/rbac.yaml does.".into(),
+        });
+    }
     let pdb = verdict
         .as_ref()
         .map(|v| matches!(v, PdbVerdict::KeepsQuorum { .. }));
-    if let (Some(chosen), false) = (&chosen, tied.is_empty()) {
+    // Members' names found in several namespaces (two releases of one chart) and nothing
+    // stronger to tell them apart: the page says which it shows, and how to make it certain.
+    if let (Some(chosen), false) = (&pick.chosen, pick.uncertain_with.is_empty()) {
         analysis.warnings.push(SpreadWarning {
             level: "warning",
             text: format!(
                 "pods named like these members are in namespaces {chosen} and {}: showing {chosen}",
-                tied.join(", ")
+                pick.uncertain_with.join(", ")
             ),
             advice: format!(
                 "Say where this cluster's pods are: kubernetes: {{namespace: …, selector: …}} under clusters[] named `{}` in the configuration.",
@@ -270,18 +290,24 @@ pub async fn topology_json(
     Ok(Json(report(&state, c).await?))
 }
 
-/// Characters of a label that fit in a node's box (12 px text in 170 px, less padding). Longer
-/// names (EKS/GKE node names run to 40) are cut with an ellipsis; the full name is the box's
-/// tooltip.
-const NODE_LABEL_CHARS: usize = 22;
+/// Characters of a label that fit in a node's box (12 px bold text in 170 px, less padding).
+/// Longer names (EKS, GKE and AKS node names run to 40) are cut in the middle, so that names
+/// that differ only at the end (`…-vmss000000`, `…-vmss000001`) still look different; the full
+/// name is the tooltip.
+const NODE_LABEL_CHARS: usize = 20;
 
-/// `text` cut to `max` characters, the last one an ellipsis when cut.
+/// `text` cut to `max` characters with an ellipsis in the middle, when longer.
 fn fit(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() <= max {
         return text.to_string();
     }
-    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    let keep = max.saturating_sub(1);
+    let head = keep / 2;
+    let tail = keep - head;
+    let mut cut: String = chars[..head].iter().collect();
     cut.push('…');
+    cut.extend(&chars[chars.len() - tail..]);
     cut
 }
 
@@ -347,11 +373,17 @@ pub fn svg(report: &TopologyReport) -> String {
         for (node, ready, members) in nodes {
             let cls = if *ready { "node" } else { "node down" };
             let title = format!("{node}{}", if *ready { "" } else { " (NotReady)" });
+            // A NotReady node is marked before its name, which may be cut, never the mark.
+            let label = if *ready {
+                fit(node, NODE_LABEL_CHARS)
+            } else {
+                format!("⚠ {}", fit(node, NODE_LABEL_CHARS - 2))
+            };
             out.push_str(&format!(
                 "<g class=\"{cls}\"><title>{}</title><rect x=\"{nx}\" y=\"30\" width=\"{NODE_W}\" height=\"{node_h}\" rx=\"6\"/><text x=\"{}\" y=\"48\" class=\"node-name\">{}</text>",
                 escape_html(&title),
                 nx + 8,
-                escape_html(&fit(&title, NODE_LABEL_CHARS))
+                escape_html(&label)
             ));
             for (i, p) in members.iter().enumerate() {
                 let m = &p.member;
@@ -363,7 +395,8 @@ pub fn svg(report: &TopologyReport) -> String {
                 };
                 let y = 52 + i * ROW_H;
                 out.push_str(&format!(
-                    "<g class=\"member {state}\"><rect x=\"{}\" y=\"{y}\" width=\"{}\" height=\"{}\" rx=\"4\"/><text x=\"{}\" y=\"{}\">{}{}</text></g>",
+                    "<g class=\"member {state}\"><title>{}</title><rect x=\"{}\" y=\"{y}\" width=\"{}\" height=\"{}\" rx=\"4\"/><text x=\"{}\" y=\"{}\">{}{}</text></g>",
+                    escape_html(&name),
                     nx + 6,
                     NODE_W - 12,
                     ROW_H - 4,
@@ -532,7 +565,11 @@ mod tests {
         let eks = "ip-10-0-12-34.eu-west-1.compute.internal";
         let cut = fit(eks, NODE_LABEL_CHARS);
         assert_eq!(cut.chars().count(), NODE_LABEL_CHARS);
-        assert_eq!(cut, "ip-10-0-12-34.eu-west…");
-        assert_eq!(fit("ééééé", 3), "éé…");
+        assert_eq!(cut, "ip-10-0-1…e.internal");
+        // Names that differ only at the end stay apart.
+        let a = fit("aks-nodepool1-12345678-vmss000000", NODE_LABEL_CHARS);
+        let b = fit("aks-nodepool1-12345678-vmss000001", NODE_LABEL_CHARS);
+        assert_ne!(a, b);
+        assert_eq!(fit("ééééé", 3), "é…é");
     }
 }

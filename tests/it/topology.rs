@@ -1298,3 +1298,30 @@ async fn a_hung_api_server_is_reported_with_its_age_and_no_page_waits_for_it() {
     })
     .await;
 }
+
+/// A kubeconfig whose token the API server does not accept: the page says the credentials are
+/// refused (the server answers), not that the server does not answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_credentials_are_said_as_such() {
+    let kube = KubeApi::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = kubeconfig_with_token(&kube, "not-a-token-the-server-knows", dir.path());
+    let etcd = LocalCluster::start(LocalClusterOptions::default())
+        .await
+        .expect("etcd");
+    let app = app_on(&kube, etcd, &kubeconfig).await;
+    let body = topology_until(&app, Duration::from_secs(15), "the refusal", |b| {
+        b["kubernetes"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("refuses etcdboard's credentials"))
+    })
+    .await;
+    let msg = body["kubernetes"]["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with(&format!("the API server {}", kube.url))
+            && msg.contains("(401 Unauthorized)")
+            && msg.contains("renew the kubeconfig's token"),
+        "{msg}"
+    );
+    assert!(!msg.contains("does not answer"), "{msg}");
+}
