@@ -196,21 +196,10 @@ pub fn pick_namespace(
     }
 }
 
-/// Matches members to pods of one namespace (see [`pick_namespace`]): member name = pod name;
+/// Matches members to pods in `namespace` (see [`pick_namespace`]): member name = pod name;
 /// else the first DNS label of the peer URL host = pod name; else the peer URL host = pod IP
 /// (hostNetwork). Returns placements (in member order) and that namespace's pods that are no
 /// member.
-pub fn join(
-    members: &[MemberView],
-    pods: &[PodInfo],
-    nodes: &[NodeInfo],
-    pvcs: &[PvcInfo],
-) -> (Vec<Placement>, Vec<PodInfo>) {
-    let namespace = pick_namespace(members, pods, None).chosen;
-    join_in(members, pods, namespace.as_deref(), nodes, pvcs)
-}
-
-/// [`join`] within `namespace` (none: no pod matches).
 pub fn join_in(
     members: &[MemberView],
     pods: &[PodInfo],
@@ -1394,6 +1383,17 @@ impl PodPresence {
 mod tests {
     use super::*;
     use crate::domain::cluster::tests::member;
+
+    /// [`join_in`] the namespace [`pick_namespace`] chooses with no earlier choice.
+    fn join(
+        members: &[MemberView],
+        pods: &[PodInfo],
+        nodes: &[NodeInfo],
+        pvcs: &[PvcInfo],
+    ) -> (Vec<Placement>, Vec<PodInfo>) {
+        let namespace = pick_namespace(members, pods, None).chosen;
+        join_in(members, pods, namespace.as_deref(), nodes, pvcs)
+    }
 
     fn pod(name: &str, node: &str, ip: &str, spread: bool) -> PodInfo {
         PodInfo {

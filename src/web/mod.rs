@@ -79,6 +79,9 @@ pub async fn uniform_errors(State(state): State<AppState>, req: Request, next: N
     let headers = error_page_headers(req.headers());
     let resp = next.run(req).await;
     let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
     // Only what axum says in its own words: an empty body (405, unknown routes' defaults), the
     // body limit's plain text, or an extractor's plain-text rejection (a path segment that is
     // not UTF-8, a form without its content type). Our handlers' errors, and deliberate
@@ -88,7 +91,7 @@ pub async fn uniform_errors(State(state): State<AppState>, req: Request, next: N
     let router_made = !resp.headers().contains_key(header::CONTENT_TYPE)
         || status == StatusCode::PAYLOAD_TOO_LARGE && !ours
         || rejection;
-    if !(status.is_client_error() || status.is_server_error()) || !router_made {
+    if !router_made {
         return resp;
     }
     let (parts, body) = resp.into_parts();
