@@ -82,15 +82,26 @@ pub enum EtcdError {
     },
 }
 
-/// Which member a read asks first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Lead {
-    /// The member that answered a linearizable read last (its connection is warm, and it was
-    /// reachable a moment ago).
-    Preferred,
-    /// The next member in turn, so that snapshot reads spread over every member instead of
-    /// queueing on one (which may be the leader, busy with every write).
-    Rotating,
+/// How often the gateway asks its members who leads (see [`EtcdCluster::placement`]).
+const PLACEMENT_EVERY: Duration = Duration::from_secs(5);
+/// Deadline of one member's status call when the gateway asks who leads.
+const PLACEMENT_DEADLINE: Duration = Duration::from_millis(800);
+/// `EtcdCluster::leader` when no configured endpoint is known to be the leader.
+const NO_LEADER: usize = usize::MAX;
+
+/// The order in which to ask `n` members: from `first` (the member that answered last: its
+/// connection is warm, and it was reachable a moment ago) round the list, with `leader` last.
+///
+/// The leader and one follower commit every write. Calls kept on one other follower leave that
+/// quorum path alone, so the cluster's own writers do not wait behind our reads; a write sent to
+/// a follower costs it one forward to the leader.
+fn member_order(n: usize, first: usize, leader: Option<usize>) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).map(|k| (first + k) % n.max(1)).collect();
+    if let Some(l) = leader.filter(|l| *l < n) {
+        order.retain(|i| *i != l);
+        order.push(l);
+    }
+    order
 }
 
 /// Why a member attempt failed: try another member, or give up.
@@ -191,9 +202,15 @@ struct MemberSlot {
 pub struct EtcdCluster {
     name: String,
     members: Vec<MemberSlot>,
+    /// The member reads ask first (it answered the last one).
     preferred: AtomicUsize,
-    /// Where the next [`Lead::Rotating`] read starts.
-    rotation: AtomicUsize,
+    /// The configured endpoint that leads, as the members said when last asked
+    /// ([`NO_LEADER`]: unknown, or none of them).
+    leader: AtomicUsize,
+    /// When the members were last asked who leads.
+    placement_asked: Mutex<Option<Instant>>,
+    /// This cluster itself, for the background work its calls start.
+    me: std::sync::Weak<EtcdCluster>,
     options: ConnectOptions,
     local_options: ConnectOptions,
     /// Until when reads skip the linearizable attempt because quorum was just found lost, so one
@@ -258,11 +275,13 @@ impl EtcdCluster {
             .collect();
         let local_options = options.clone();
         let options = options.with_require_leader(true);
-        Ok(Arc::new(EtcdCluster {
+        Ok(Arc::new_cyclic(|me| EtcdCluster {
             name: cfg.name.clone(),
             members,
             preferred: AtomicUsize::new(0),
-            rotation: AtomicUsize::new(0),
+            leader: AtomicUsize::new(NO_LEADER),
+            placement_asked: Mutex::new(None),
+            me: me.clone(),
             options,
             local_options,
             degraded_until: Mutex::new(None),
@@ -398,13 +417,57 @@ impl EtcdCluster {
         }
     }
 
-    fn order(&self, lead: Lead) -> Vec<usize> {
-        let n = self.members.len();
-        let first = match lead {
-            Lead::Preferred => self.preferred.load(Ordering::Relaxed),
-            Lead::Rotating => self.rotation.fetch_add(1, Ordering::Relaxed),
-        } % n.max(1);
-        (0..n).map(|k| (first + k) % n).collect()
+    fn order(&self) -> Vec<usize> {
+        self.placement();
+        let leader = Some(self.leader.load(Ordering::Relaxed)).filter(|l| *l != NO_LEADER);
+        member_order(
+            self.members.len(),
+            self.preferred.load(Ordering::Relaxed),
+            leader,
+        )
+    }
+
+    /// Asks every configured endpoint who leads, in the background, at most once per
+    /// [`PLACEMENT_EVERY`], so that calls keep off the leader (see [`member_order`]) within a
+    /// few seconds of an election. Costs one status call per member.
+    fn placement(&self) {
+        if self.members.len() < 2 || self.is_closed() {
+            return;
+        }
+        {
+            let Ok(mut asked) = self.placement_asked.lock() else {
+                return;
+            };
+            if asked.is_some_and(|at| at.elapsed() < PLACEMENT_EVERY) {
+                return;
+            }
+            *asked = Some(Instant::now());
+        }
+        let Some(me) = self.me.upgrade() else {
+            return;
+        };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        rt.spawn(async move {
+            let said = futures::future::join_all((0..me.members.len()).map(|i| {
+                let me = &me;
+                async move {
+                    let mut c = me.client(i, true).await.ok()?;
+                    let s = tokio::time::timeout(PLACEMENT_DEADLINE, c.status())
+                        .await
+                        .ok()?
+                        .ok()?;
+                    Some((i, s.header()?.member_id(), s.leader()))
+                }
+            }))
+            .await;
+            let said: Vec<(usize, u64, u64)> = said.into_iter().flatten().collect();
+            let leader = leader_slot(&said).unwrap_or(NO_LEADER);
+            if me.leader.swap(leader, Ordering::Relaxed) != leader {
+                debug!(cluster = %me.name, leader, "reads keep off the leader's endpoint");
+            }
+        });
     }
 
     /// True while reads skip the linearizable attempt because quorum was just found lost.
@@ -444,14 +507,7 @@ impl EtcdCluster {
         let degraded = self.degraded();
         if !degraded {
             match self
-                .race(
-                    &op,
-                    (false, Lead::Preferred),
-                    revision,
-                    budget,
-                    HEDGE_DELAY,
-                    &mut last_reason,
-                )
+                .race(&op, false, revision, budget, HEDGE_DELAY, &mut last_reason)
                 .await
             {
                 Ok(Some((value, rev))) => {
@@ -482,7 +538,7 @@ impl EtcdCluster {
         match self
             .race(
                 &op,
-                (true, Lead::Preferred),
+                true,
                 revision,
                 STALE_BUDGET,
                 Duration::ZERO,
@@ -509,9 +565,9 @@ impl EtcdCluster {
         }
     }
 
-    /// Asks members in order, from the one `lead` picks, starting the next one when the previous
-    /// failed or after `hedge`; the first answer wins (serializable when `how.0`). `Ok(None)` when
-    /// no member answered within `budget`.
+    /// Asks members in [`member_order`], starting the next one when the previous failed or after
+    /// `hedge`; the first answer wins (`serializable`: from a member's local copy). `Ok(None)`
+    /// when no member answered within `budget`.
     ///
     /// Every read and write (and the member and alarm lists) passes here, so this is where etcd
     /// calls are counted and timed, labelled by the gateway method that made `op`. Per-member
@@ -519,7 +575,7 @@ impl EtcdCluster {
     pub(crate) async fn race<T, F, Fut>(
         &self,
         op: &F,
-        how: (bool, Lead),
+        serializable: bool,
         revision: Option<i64>,
         budget: Duration,
         hedge: Duration,
@@ -531,7 +587,7 @@ impl EtcdCluster {
     {
         let started = Instant::now();
         let result = self
-            .race_members(op, how, revision, budget, hedge, last_reason)
+            .race_members(op, serializable, revision, budget, hedge, last_reason)
             .await;
         if let Some(metrics) = self.metrics.get() {
             use crate::metrics::EtcdOutcome;
@@ -554,7 +610,7 @@ impl EtcdCluster {
     async fn race_members<T, F, Fut>(
         &self,
         op: &F,
-        (serializable, lead): (bool, Lead),
+        serializable: bool,
         revision: Option<i64>,
         budget: Duration,
         hedge: Duration,
@@ -565,7 +621,7 @@ impl EtcdCluster {
         Fut: std::future::Future<Output = Result<(T, i64), etcd_client::Error>>,
     {
         let deadline = tokio::time::Instant::now() + budget;
-        let order = self.order(lead);
+        let order = self.order();
         let mut next = 0usize;
         let mut rounds = 0u32;
         let mut running = FuturesUnordered::new();
@@ -653,7 +709,7 @@ impl EtcdCluster {
         match self
             .race(
                 &op,
-                (false, Lead::Preferred),
+                false,
                 None,
                 self.timeout,
                 self.timeout,
@@ -884,7 +940,7 @@ impl EtcdCluster {
                 &|client: Client, _| async move {
                     Self::batch_ranges(client, reqs, Some(at), true).await
                 },
-                (true, Lead::Rotating),
+                true,
                 Some(at),
                 SNAPSHOT_BUDGET,
                 SNAPSHOT_HEDGE,
@@ -918,6 +974,22 @@ impl EtcdCluster {
             stale: read.stale,
         })
     }
+}
+
+/// The endpoint whose member most members name as leader, from `(endpoint, member id, leader id)`
+/// as each endpoint's status said.
+fn leader_slot(said: &[(usize, u64, u64)]) -> Option<usize> {
+    let mut votes: Vec<(u64, usize)> = Vec::new();
+    for (_, _, l) in said.iter().filter(|(_, _, l)| *l != 0) {
+        match votes.iter_mut().find(|(v, _)| v == l) {
+            Some((_, n)) => *n += 1,
+            None => votes.push((*l, 1)),
+        }
+    }
+    let (leader, _) = votes.into_iter().max_by_key(|(_, n)| *n)?;
+    said.iter()
+        .find(|(_, id, _)| *id == leader)
+        .map(|(i, _, _)| *i)
 }
 
 /// True when `r` can hold only its start key (`[k, k\0)`, the anchors of tree listings). etcd
@@ -1002,6 +1074,38 @@ fn tls_failure(e: &etcd_client::Error) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn calls_start_at_the_member_that_answered_last_and_ask_the_leader_last() {
+        assert_eq!(member_order(3, 0, None), vec![0, 1, 2]);
+        assert_eq!(member_order(3, 1, None), vec![1, 2, 0]);
+        // The last answer came from the leader (every follower had failed): followers first again.
+        assert_eq!(member_order(3, 0, Some(0)), vec![1, 2, 0]);
+        assert_eq!(member_order(3, 2, Some(0)), vec![2, 1, 0]);
+        assert_eq!(member_order(5, 3, Some(4)), vec![3, 0, 1, 2, 4]);
+        // One endpoint (a load balancer in front of the members): nothing to choose.
+        assert_eq!(member_order(1, 0, Some(0)), vec![0]);
+        // A leader index from a longer endpoint list than this one is ignored.
+        assert_eq!(member_order(2, 1, Some(7)), vec![1, 0]);
+    }
+
+    #[test]
+    fn the_leader_is_the_member_most_endpoints_name() {
+        // (endpoint, member id, leader id it names)
+        assert_eq!(
+            leader_slot(&[(0, 10, 20), (1, 20, 20), (2, 30, 20)]),
+            Some(1)
+        );
+        // A member cut off still names the old leader; the majority wins.
+        assert_eq!(
+            leader_slot(&[(0, 10, 10), (1, 20, 30), (2, 30, 30)]),
+            Some(2)
+        );
+        // No leader (0), or the leader is not among the configured endpoints.
+        assert_eq!(leader_slot(&[(0, 10, 0), (1, 20, 0)]), None);
+        assert_eq!(leader_slot(&[(0, 10, 99), (1, 20, 99)]), None);
+        assert_eq!(leader_slot(&[]), None);
+    }
 
     #[test]
     fn a_members_own_words_outrank_a_dead_members_connection_error() {

@@ -65,7 +65,7 @@ impl EtcdCluster {
                         .collect::<Vec<_>>();
                     Ok((list, rev))
                 },
-                (true, crate::etcd::gateway::Lead::Preferred),
+                true,
                 None,
                 MEMBER_DEADLINE,
                 Duration::from_millis(150),
@@ -93,7 +93,7 @@ impl EtcdCluster {
                         .collect::<Vec<_>>();
                     Ok((list, 0))
                 },
-                (true, crate::etcd::gateway::Lead::Preferred),
+                true,
                 None,
                 MEMBER_DEADLINE,
                 Duration::from_millis(250),

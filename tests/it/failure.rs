@@ -119,6 +119,97 @@ async fn make_follower(app: &crate::helpers::TestApp, i: usize) {
     panic!("member {i} kept the leadership");
 }
 
+/// Gives member `i` the leadership.
+async fn make_leader(app: &crate::helpers::TestApp, i: usize) {
+    let urls = app.etcd.client_urls();
+    let id_of = |s: &etcd_client::StatusResponse| s.header().unwrap().member_id();
+    let mut target = etcd_client::Client::connect([urls[i].as_str()], None)
+        .await
+        .unwrap();
+    let status = target.status().await.unwrap();
+    let me = id_of(&status);
+    if status.leader() != me {
+        for url in &urls {
+            let mut c = etcd_client::Client::connect([url.as_str()], None)
+                .await
+                .unwrap();
+            if id_of(&c.status().await.unwrap()) == status.leader() {
+                c.move_leader(me).await.unwrap();
+            }
+        }
+    }
+    for _ in 0..50 {
+        if target.status().await.unwrap().leader() == me {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("member {i} never became the leader");
+}
+
+/// Range and Txn requests member `url` has answered, from its own `/metrics`.
+async fn reads_answered(url: &str) -> u64 {
+    let text = reqwest::get(format!("{url}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("grpc_server_handled_total{"))
+        .filter(|l| l.contains("grpc_method=\"Range\"") || l.contains("grpc_method=\"Txn\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+#[tokio::test]
+async fn browsing_reads_keep_off_the_leader() {
+    // The leader and one follower commit every write: pages, key views and the listing index
+    // read from the other follower, so the cluster's writers never queue behind a browser.
+    let app = spawn_app().await;
+    seed(&app, 300).await;
+    app.wait_for_index().await;
+    // Member 0 is the one the gateway asked first so far. Make it the leader, and wait for the
+    // gateway's next look at who leads (every 5 s, started by a read).
+    make_leader(&app, 0).await;
+    tokio::time::sleep(Duration::from_millis(5200)).await;
+    let (status, _) = app.get_json("/api/v1/clusters/test/keys?limit=1").await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let urls = app.etcd.client_urls();
+    let mut before = Vec::new();
+    for u in &urls {
+        before.push(reads_answered(u).await);
+    }
+    for i in 0..60 {
+        for path in [
+            format!(
+                "/api/v1/clusters/test/keys?mode=flat&limit=10&start=/k/{:05}",
+                i * 4
+            ),
+            format!(
+                "/api/v1/clusters/test/keys?mode=tree&prefix=/k/&limit=5&start=/k/{:05}",
+                i * 4 + 1
+            ),
+            format!("/api/v1/clusters/test/key?key=/k/{:05}", i * 4 + 2),
+        ] {
+            let (status, body) = app.get_json(&path).await;
+            assert_eq!(status, 200, "{path}: {body}");
+        }
+    }
+    let mut answered = Vec::new();
+    for (u, b) in urls.iter().zip(&before) {
+        answered.push(reads_answered(u).await - b);
+    }
+    let followers: u64 = answered[1..].iter().sum();
+    assert!(
+        followers >= 180,
+        "the followers answered too few reads: {answered:?}"
+    );
+    // The per-member health probes of the cluster view may read from the leader now and then.
+    assert!(answered[0] <= 5, "the leader answered reads: {answered:?}");
+}
+
 #[tokio::test]
 async fn a_hung_leader_costs_no_hang_and_no_error() {
     let app = spawn_app().await;
