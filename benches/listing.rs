@@ -1410,13 +1410,9 @@ struct OwnCores {
     browsed: usize,
     /// CPU seconds each member used while the clients browsed for [`PROBE_BROWSING`].
     probe_cpu: Vec<f64>,
-    alone: Vec<Duration>,
-    alone_rounds: Vec<f64>,
-    ours: Phase,
-    ours_rounds: Vec<f64>,
+    ours: Compared,
     /// The control: the same build given only the leader's endpoint.
-    control: Phase,
-    control_rounds: Vec<f64>,
+    control: Compared,
 }
 
 /// The writer alone and under the 8 closed-loop clients again, with the members on their own
@@ -1454,78 +1450,104 @@ async fn own_cores(ctx: &PhaseCtx<'_>, binary: &Path, target_dir: &Path) -> Res<
     ) else {
         return fail("own cores: needs two followers");
     };
-    let control_server = Server::start(
-        binary,
-        &[ctx.endpoints[leader].clone()],
-        target_dir.join("bench-listing-etcdboard-leader-only.log"),
-    )
-    .await?;
-    let control_api = Api::new(control_server.addr)?;
-    let wait = wait_for_index(&control_api).await;
-    if !wait.ready {
-        return fail("own cores: the control's index was not ready in time");
-    }
     let writer_endpoints = [ctx.endpoints[leader].clone(), ctx.endpoints[quiet].clone()];
     let pinned = PhaseCtx {
         endpoints: &writer_endpoints,
         writer_cpu: Some(0),
         ..*ctx
     };
-    let control = PhaseCtx {
-        api: &control_api,
-        server: &control_server,
-        ..pinned
-    };
     let mut pins = vec![
         (members[leader], "0"),
         (members[quiet], "0"),
         (members[browsed], "1"),
         (ctx.server.pid(), "1"),
-        (control_server.pid(), "1"),
         (std::process::id(), "1"),
     ];
+    // Ours first, with no other etcdboard running; then the control, which only exists for its
+    // own rounds (its watch streams every write from the leader), each against its own alone.
+    let mut control_server: Option<Server> = None;
     let measured = async {
         for (pid, cpus) in &pins {
             pin_process(*pid, cpus)?;
         }
-        let (mut alone, mut alone_rounds) = (Vec::new(), Vec::new());
-        let (mut ours, mut control_parts) = (Vec::new(), Vec::new());
-        for _ in 0..WRITER_ROUNDS {
-            let puts = writer_phase(writer_endpoints.to_vec(), "own-alone", Some(0)).await?;
-            alone_rounds.push(Stats::of(&puts).p99);
-            alone.extend(puts);
-            ours.push(browsed_phase(&pinned, Browsers::Ours).await?);
-            control_parts.push(browsed_phase(&control, Browsers::Ours).await?);
+        // Unmeasured, as before the shared-core rounds: the first phase after a change of set-up
+        // is the slowest of its run.
+        writer_phase(writer_endpoints.to_vec(), "own-settle", Some(0)).await?;
+        let ours = interleaved(&pinned, "own-alone").await?;
+        let server = Server::start(
+            binary,
+            &[ctx.endpoints[leader].clone()],
+            target_dir.join("bench-listing-etcdboard-leader-only.log"),
+        )
+        .await?;
+        pin_process(server.pid(), "1")?;
+        let server = control_server.insert(server);
+        let control_api = Api::new(server.addr)?;
+        if !wait_for_index(&control_api).await.ready {
+            return fail("own cores: the control's index was not ready in time");
         }
-        Ok::<_, Box<dyn std::error::Error + Send + Sync>>((
-            alone,
-            alone_rounds,
-            ours,
-            control_parts,
-        ))
+        let control = PhaseCtx {
+            api: &control_api,
+            server,
+            ..pinned
+        };
+        let controlled = interleaved(&control, "own-alone-control").await?;
+        Ok((ours, controlled))
     }
     .await;
+    if let Some(server) = &control_server {
+        pins.push((server.pid(), "1"));
+    }
     for (_, cpus) in pins.iter_mut() {
         *cpus = "0,1";
     }
     for (pid, cpus) in &pins {
         pin_process(*pid, cpus)?;
     }
-    let (alone, alone_rounds, ours, control_parts) = measured?;
-    let round_p99s =
-        |parts: &[Phase]| -> Vec<f64> { parts.iter().map(|p| Stats::of(&p.puts).p99).collect() };
+    let (ours, control) = measured?;
     Ok(OwnCores {
         leader,
         quiet,
         browsed,
         probe_cpu,
+        ours,
+        control,
+    })
+}
+
+/// [`WRITER_ROUNDS`] rounds of the writer alone (tagged `alone_tag`) and under `ctx`'s closed-loop
+/// clients, in turn.
+async fn interleaved(ctx: &PhaseCtx<'_>, alone_tag: &'static str) -> Res<Compared> {
+    let (mut alone, mut alone_rounds, mut parts) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..WRITER_ROUNDS {
+        let puts = writer_phase(ctx.endpoints.to_vec(), alone_tag, ctx.writer_cpu).await?;
+        alone_rounds.push(Stats::of(&puts).p99);
+        alone.extend(puts);
+        parts.push(browsed_phase(ctx, Browsers::Ours).await?);
+    }
+    Ok(Compared {
         alone,
         alone_rounds,
-        ours_rounds: round_p99s(&ours),
-        ours: Phase::pooled(ours),
-        control_rounds: round_p99s(&control_parts),
-        control: Phase::pooled(control_parts),
+        rounds: parts.iter().map(|p| Stats::of(&p.puts).p99).collect(),
+        browsed: Phase::pooled(parts),
     })
+}
+
+/// The writer alone and under browsing clients, from [`interleaved`] rounds.
+struct Compared {
+    alone: Vec<Duration>,
+    alone_rounds: Vec<f64>,
+    browsed: Phase,
+    rounds: Vec<f64>,
+}
+
+impl Compared {
+    /// The writer alone, under browsing, and the p99 increase in %.
+    fn stats(&self) -> (Stats, Stats, f64) {
+        let (a, b) = (Stats::of(&self.alone), Stats::of(&self.browsed.puts));
+        let inc = 100.0 * (b.p99 - a.p99) / a.p99;
+        (a, b, inc)
+    }
 }
 
 fn writer_json(s: &Stats, puts: usize) -> Value {
@@ -2141,11 +2163,8 @@ async fn run() -> Res<()> {
     );
     let increase = 100.0 * (l.p99 - a.p99) / a.p99;
     let naive_increase = 100.0 * (nl.p99 - a.p99) / a.p99;
-    let own_alone = Stats::of(&own.alone);
-    let own_ours = Stats::of(&own.ours.puts);
-    let own_control = Stats::of(&own.control.puts);
-    let own_increase = 100.0 * (own_ours.p99 - own_alone.p99) / own_alone.p99;
-    let control_increase = 100.0 * (own_control.p99 - own_alone.p99) / own_alone.p99;
+    let (own_alone, own_ours, own_increase) = own.ours.stats();
+    let (control_alone, own_control, control_increase) = own.control.stats();
     let writer_pass = own_increase <= TARGET_WRITER_INCREASE_PCT;
     println!();
     println!(
@@ -2287,51 +2306,47 @@ async fn run() -> Res<()> {
             .join("/")
     );
     println!(
-        "   the writer connects to the leader and follower {}; alone, our API and the control in {WRITER_ROUNDS} interleaved rounds",
+        "   the writer connects to the leader and follower {}; {WRITER_ROUNDS} rounds of alone and our API in turn, then {WRITER_ROUNDS} of alone and the control",
         own.quiet
     );
-    for (label, w, inc, rounds, phase) in [
-        ("alone", &own_alone, None, &own.alone_rounds, None),
-        (
-            "our API",
-            &own_ours,
-            Some(own_increase),
-            &own.ours_rounds,
-            Some(&own.ours),
-        ),
+    for (label, compared, (alone, browsed, inc)) in [
+        ("our API", &own.ours, (&own_alone, &own_ours, own_increase)),
         (
             "control",
-            &own_control,
-            Some(control_increase),
-            &own.control_rounds,
-            Some(&own.control),
+            &own.control,
+            (&control_alone, &own_control, control_increase),
         ),
     ] {
-        println!(
-            "      {label:<9} {:>6} puts  p50 {:>6.2} ms  p99 {:>7.2} ms  max {:>7.2} ms{}   (p99 by round {} ms)",
-            w.n,
-            w.p50,
-            w.p99,
-            w.max,
-            inc.map(|i| format!("   p99 {i:+.1} %")).unwrap_or_default(),
-            round_list(rounds)
-        );
-        if let Some(phase) = phase {
-            let st = Stats::of(&phase.browse.samples);
+        for (what, w, rounds, inc) in [
+            ("alone", alone, &compared.alone_rounds, None),
+            (label, browsed, &compared.rounds, Some(inc)),
+        ] {
             println!(
-                "                browsing {:>5} pages ({:.0}/s), page p50 {:.2} ms p99 {:.2} ms, {} errors; CPU etcd ×3 / etcdboard / bench {:.2}/{:.2}/{:.2}",
-                st.n,
-                st.n as f64 / phase.browse_secs,
-                st.p50,
-                st.p99,
-                phase.browse.errors,
-                phase.cpu.0,
-                phase.cpu.1,
-                phase.cpu.2
+                "      {what:<9} {:>6} puts  p50 {:>6.2} ms  p99 {:>7.2} ms  max {:>7.2} ms{}   (p99 by round {} ms)",
+                w.n,
+                w.p50,
+                w.p99,
+                w.max,
+                inc.map(|i| format!("   p99 {i:+.1} %")).unwrap_or_default(),
+                round_list(rounds)
             );
         }
+        let phase = &compared.browsed;
+        let st = Stats::of(&phase.browse.samples);
+        println!(
+            "                browsing {:>5} pages ({:.0}/s), page p50 {:.2} ms p99 {:.2} ms, {} errors; CPU etcd ×3 / etcdboard / bench {:.2}/{:.2}/{:.2}",
+            st.n,
+            st.n as f64 / phase.browse_secs,
+            st.p50,
+            st.p99,
+            phase.browse.errors,
+            phase.cpu.0,
+            phase.cpu.1,
+            phase.cpu.2
+        );
     }
-    println!("      (control: the same build given only the leader's endpoint, so that its reads land on the writer's core)");
+    println!("      (control: the same build given only the leader's endpoint, so that its reads land on the writer's core;");
+    println!("       it runs only for its own rounds, since its watch streams every write from the leader)");
     println!(
         "   target: writer p99 increase while browsing our API, members on their own cores ≤ {TARGET_WRITER_INCREASE_PCT} %  {}",
         verdict(writer_pass)
@@ -2340,11 +2355,13 @@ async fn run() -> Res<()> {
         "writer_own_cores".into(),
         json!({ "leader": own.leader, "quiet_follower": own.quiet, "browsed_follower": own.browsed,
                 "probe_cpu_secs": own.probe_cpu,
-                "alone": writer_json(&own_alone, own_alone.n), "alone_round_p99_ms": own.alone_rounds,
-                "ours": writer_json(&own_ours, own_ours.n), "ours_round_p99_ms": own.ours_rounds,
+                "alone": writer_json(&own_alone, own_alone.n), "alone_round_p99_ms": own.ours.alone_rounds,
+                "ours": writer_json(&own_ours, own_ours.n), "ours_round_p99_ms": own.ours.rounds,
                 "ours_p99_increase_pct": own_increase,
+                "control_alone": writer_json(&control_alone, control_alone.n),
+                "control_alone_round_p99_ms": own.control.alone_rounds,
                 "control_leader_only": writer_json(&own_control, own_control.n),
-                "control_round_p99_ms": own.control_rounds,
+                "control_round_p99_ms": own.control.rounds,
                 "control_p99_increase_pct": control_increase }),
     );
     let (rss_after, hwm_after) = server.memory_kib()?;
