@@ -84,6 +84,8 @@ pub enum EtcdError {
 
 /// How often the gateway asks its members who leads (see [`EtcdCluster::placement`]).
 const PLACEMENT_EVERY: Duration = Duration::from_secs(5);
+/// How long after its first call a cluster's members are first asked who leads.
+const PLACEMENT_FIRST_AFTER: Duration = Duration::from_millis(500);
 /// Deadline of one member's status call when the gateway asks who leads.
 const PLACEMENT_DEADLINE: Duration = Duration::from_millis(800);
 /// `EtcdCluster::leader` when no configured endpoint is known to be the leader.
@@ -196,6 +198,9 @@ struct MemberSlot {
     endpoint: String,
     strict: Mutex<Option<Client>>,
     local: Mutex<Option<Client>>,
+    /// Held while one of the two clients connects, so that calls arriving meanwhile share that
+    /// connection instead of opening (and, with etcd auth, authenticating) one each.
+    connecting: tokio::sync::Mutex<()>,
 }
 
 /// A configured etcd cluster: its member clients, read policy and fence index.
@@ -209,6 +214,8 @@ pub struct EtcdCluster {
     leader: AtomicUsize,
     /// When the members were last asked who leads.
     placement_asked: Mutex<Option<Instant>>,
+    /// True once a member answered who leads.
+    placement_known: std::sync::atomic::AtomicBool,
     /// This cluster itself, for the background work its calls start.
     me: std::sync::Weak<EtcdCluster>,
     options: ConnectOptions,
@@ -271,6 +278,7 @@ impl EtcdCluster {
                 endpoint: e.clone(),
                 strict: Mutex::new(None),
                 local: Mutex::new(None),
+                connecting: tokio::sync::Mutex::new(()),
             })
             .collect();
         let local_options = options.clone();
@@ -281,6 +289,7 @@ impl EtcdCluster {
             preferred: AtomicUsize::new(0),
             leader: AtomicUsize::new(NO_LEADER),
             placement_asked: Mutex::new(None),
+            placement_known: std::sync::atomic::AtomicBool::new(false),
             me: me.clone(),
             options,
             local_options,
@@ -351,10 +360,13 @@ impl EtcdCluster {
         } else {
             (&slot.strict, &self.options)
         };
-        if let Ok(guard) = cell.lock() {
-            if let Some(c) = guard.as_ref() {
-                return Ok(c.clone());
-            }
+        let connected = || cell.lock().ok().and_then(|g| g.as_ref().cloned());
+        if let Some(c) = connected() {
+            return Ok(c);
+        }
+        let _turn = slot.connecting.lock().await;
+        if let Some(c) = connected() {
+            return Ok(c);
         }
         let connect = Client::connect([slot.endpoint.as_str()], Some(options.clone()));
         let client = tokio::time::timeout(self.timeout, connect)
@@ -427,6 +439,19 @@ impl EtcdCluster {
         )
     }
 
+    /// The member a watch opens on: the first in the order reads use (so the leader last), or,
+    /// after the watch on member `after` ended, the next one after it in that order. A watch of
+    /// the whole key space streams every write to us; from the leader, that is work on the
+    /// write path, and a consumer that falls behind (a busy etcdboard) makes the leader buffer
+    /// events and catch it up. A watch stays where it opened, so until the members have answered
+    /// who leads once, they are asked first (at most [`PLACEMENT_DEADLINE`]).
+    pub(crate) async fn watch_member(&self, after: Option<usize>) -> usize {
+        if self.members.len() > 1 && !self.placement_known.load(Ordering::Relaxed) {
+            self.ask_who_leads().await;
+        }
+        next_member(&self.order(), after)
+    }
+
     /// Asks every configured endpoint who leads, in the background, at most once per
     /// [`PLACEMENT_EVERY`], so that calls keep off the leader (see [`member_order`]) within a
     /// few seconds of an election. Costs one status call per member.
@@ -449,25 +474,37 @@ impl EtcdCluster {
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
         };
+        // Not at the very moment of the first call: with etcd auth, every new connection costs the
+        // members a password check, and the first page should not wait behind three more.
+        let first = !self.placement_known.load(Ordering::Relaxed);
         rt.spawn(async move {
-            let said = futures::future::join_all((0..me.members.len()).map(|i| {
-                let me = &me;
-                async move {
-                    let mut c = me.client(i, true).await.ok()?;
-                    let s = tokio::time::timeout(PLACEMENT_DEADLINE, c.status())
-                        .await
-                        .ok()?
-                        .ok()?;
-                    Some((i, s.header()?.member_id(), s.leader()))
-                }
-            }))
-            .await;
-            let said: Vec<(usize, u64, u64)> = said.into_iter().flatten().collect();
-            let leader = leader_slot(&said).unwrap_or(NO_LEADER);
-            if me.leader.swap(leader, Ordering::Relaxed) != leader {
-                debug!(cluster = %me.name, leader, "reads keep off the leader's endpoint");
+            if first {
+                tokio::time::sleep(PLACEMENT_FIRST_AFTER).await;
             }
+            me.ask_who_leads().await
         });
+    }
+
+    /// Asks every configured endpoint who leads (one status call each, within
+    /// [`PLACEMENT_DEADLINE`]) and notes the answer.
+    async fn ask_who_leads(&self) {
+        let said = futures::future::join_all((0..self.members.len()).map(|i| async move {
+            let mut c = self.client(i, true).await.ok()?;
+            let s = tokio::time::timeout(PLACEMENT_DEADLINE, c.status())
+                .await
+                .ok()?
+                .ok()?;
+            Some((i, s.header()?.member_id(), s.leader()))
+        }))
+        .await;
+        let said: Vec<(usize, u64, u64)> = said.into_iter().flatten().collect();
+        let leader = leader_slot(&said).unwrap_or(NO_LEADER);
+        if !said.is_empty() {
+            self.placement_known.store(true, Ordering::Relaxed);
+        }
+        if self.leader.swap(leader, Ordering::Relaxed) != leader {
+            debug!(cluster = %self.name, leader, "calls keep off the leader's endpoint");
+        }
     }
 
     /// True while reads skip the linearizable attempt because quorum was just found lost.
@@ -976,6 +1013,16 @@ impl EtcdCluster {
     }
 }
 
+/// The member after `after` in `order` (round the end), or the first when there is no `after` or
+/// it is not in the order.
+fn next_member(order: &[usize], after: Option<usize>) -> usize {
+    let first = order.first().copied().unwrap_or(0);
+    match after.and_then(|a| order.iter().position(|m| *m == a)) {
+        Some(at) => order.get((at + 1) % order.len()).copied().unwrap_or(first),
+        None => first,
+    }
+}
+
 /// The endpoint whose member most members name as leader, from `(endpoint, member id, leader id)`
 /// as each endpoint's status said.
 fn leader_slot(said: &[(usize, u64, u64)]) -> Option<usize> {
@@ -1087,6 +1134,17 @@ mod tests {
         assert_eq!(member_order(1, 0, Some(0)), vec![0]);
         // A leader index from a longer endpoint list than this one is ignored.
         assert_eq!(member_order(2, 1, Some(7)), vec![1, 0]);
+    }
+
+    #[test]
+    fn a_watch_moves_on_to_the_member_after_the_one_it_left() {
+        assert_eq!(next_member(&[1, 2, 0], None), 1);
+        assert_eq!(next_member(&[1, 2, 0], Some(1)), 2);
+        // Reads moved on meanwhile: the order starts elsewhere, the hung member is not retried.
+        assert_eq!(next_member(&[1, 0, 2], Some(0)), 2);
+        assert_eq!(next_member(&[1, 0, 2], Some(2)), 1);
+        assert_eq!(next_member(&[0], Some(0)), 0);
+        assert_eq!(next_member(&[2, 0], Some(5)), 2);
     }
 
     #[test]

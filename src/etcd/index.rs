@@ -249,7 +249,10 @@ async fn build_and_watch(
     let members = cluster.endpoints().len().max(1);
     let mut next_rev = revision + 1;
     let mut failures = 0usize;
-    for member in (0..members).cycle() {
+    let mut last = None;
+    loop {
+        let member = cluster.watch_member(last).await;
+        last = Some(member);
         match watch_from(cluster, weak, &index, member, &mut next_rev).await {
             WatchEnd::Gone => return Ok(()),
             WatchEnd::Rebuild(reason) => return Err(reason),
@@ -263,7 +266,6 @@ async fn build_and_watch(
             }
         }
     }
-    Err("no member to watch".into())
 }
 
 /// A watch that answers nothing for this long is taken for stuck: its member is hung, or cut off.

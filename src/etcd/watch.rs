@@ -59,7 +59,7 @@ impl EtcdCluster {
             };
             let end = prefix_end(&prefix).unwrap_or_else(|| vec![0]);
             let mut next_rev: Option<i64> = None;
-            let mut member = 0usize;
+            let mut member = None;
             let members = cluster.endpoints().len().max(1);
             // Attempts that failed since the watch last ran, and whether viewers were told.
             let (mut failed, mut paused) = (0usize, false);
@@ -79,16 +79,10 @@ impl EtcdCluster {
                     opts = opts.with_start_revision(r);
                 }
                 let timing = (Duration::from_secs(1), SILENT_FOR);
-                let opened = MemberWatch::open(
-                    &cluster,
-                    member % members,
-                    start.clone(),
-                    opts,
-                    OPEN_WITHIN,
-                    timing,
-                )
-                .await;
-                member += 1;
+                let on = cluster.watch_member(member).await;
+                member = Some(on);
+                let opened =
+                    MemberWatch::open(&cluster, on, start.clone(), opts, OPEN_WITHIN, timing).await;
                 let mut watch = match opened {
                     Ok(w) => w,
                     Err(why) => {

@@ -91,7 +91,21 @@ async fn a_hung_member_does_not_hang_pages() {
 
 /// Moves leadership away from member `i` if it has it.
 async fn make_follower(app: &crate::helpers::TestApp, i: usize) {
-    let urls = app.etcd.client_urls();
+    make_follower_of(&app.etcd.client_urls(), i).await;
+}
+
+/// Starts etcd with member 0 a follower, then etcdboard: its reads and watches start on member 0
+/// (they keep off the leader).
+async fn spawn_app_watching_member_0() -> crate::helpers::TestApp {
+    let etcd = etcdboard::etcd::local::LocalCluster::start(Default::default())
+        .await
+        .expect("start etcd");
+    make_follower_of(&etcd.client_urls(), 0).await;
+    crate::helpers::serve_on(etcd, Default::default()).await
+}
+
+/// Moves leadership away from the member at `urls[i]` if it has it.
+async fn make_follower_of(urls: &[String], i: usize) {
     let mut c = etcd_client::Client::connect([urls[i].as_str()], None)
         .await
         .unwrap();
@@ -121,7 +135,11 @@ async fn make_follower(app: &crate::helpers::TestApp, i: usize) {
 
 /// Gives member `i` the leadership.
 async fn make_leader(app: &crate::helpers::TestApp, i: usize) {
-    let urls = app.etcd.client_urls();
+    make_leader_of(&app.etcd.client_urls(), i).await;
+}
+
+/// Gives the member at `urls[i]` the leadership.
+async fn make_leader_of(urls: &[String], i: usize) {
     let id_of = |s: &etcd_client::StatusResponse| s.header().unwrap().member_id();
     let mut target = etcd_client::Client::connect([urls[i].as_str()], None)
         .await
@@ -129,7 +147,7 @@ async fn make_leader(app: &crate::helpers::TestApp, i: usize) {
     let status = target.status().await.unwrap();
     let me = id_of(&status);
     if status.leader() != me {
-        for url in &urls {
+        for url in urls {
             let mut c = etcd_client::Client::connect([url.as_str()], None)
                 .await
                 .unwrap();
@@ -149,6 +167,11 @@ async fn make_leader(app: &crate::helpers::TestApp, i: usize) {
 
 /// Range and Txn requests member `url` has answered, from its own `/metrics`.
 async fn reads_answered(url: &str) -> u64 {
+    grpc_count(url, "grpc_server_handled_total{", &["Range", "Txn"]).await
+}
+
+/// The sum of member `url`'s gRPC counter `metric` over `methods`, from its own `/metrics`.
+async fn grpc_count(url: &str, metric: &str, methods: &[&str]) -> u64 {
     let text = reqwest::get(format!("{url}/metrics"))
         .await
         .unwrap()
@@ -156,10 +179,52 @@ async fn reads_answered(url: &str) -> u64 {
         .await
         .unwrap();
     text.lines()
-        .filter(|l| l.starts_with("grpc_server_handled_total{"))
-        .filter(|l| l.contains("grpc_method=\"Range\"") || l.contains("grpc_method=\"Txn\""))
+        .filter(|l| l.starts_with(metric))
+        .filter(|l| {
+            methods
+                .iter()
+                .any(|m| l.contains(&format!("grpc_method=\"{m}\"")))
+        })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum::<f64>() as u64
+}
+
+#[tokio::test]
+async fn watches_keep_off_the_leader() {
+    // A watch of the whole key space streams every write to etcdboard. From the leader that is
+    // work on the write path, and a busy etcdboard falling behind makes the leader buffer and
+    // catch it up: the index watch and live updates open on a follower.
+    let etcd = etcdboard::etcd::local::LocalCluster::start(Default::default())
+        .await
+        .expect("start etcd");
+    let urls = etcd.client_urls();
+    make_leader_of(&urls, 0).await;
+    let app = crate::helpers::serve_on(etcd, Default::default()).await;
+    app.wait_for_index().await;
+    let mut resp = app
+        .http
+        .get(app.url("/api/v1/clusters/test/watch?prefix=/lw/"))
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .expect("the stream opens");
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !text.contains("event: ready") {
+        match tokio::time::timeout_at(deadline, resp.chunk()).await {
+            Ok(Ok(Some(bytes))) => text.push_str(&String::from_utf8_lossy(&bytes)),
+            other => panic!("not ready ({other:?}): {text}"),
+        }
+    }
+    let mut opened = Vec::new();
+    for u in &urls {
+        opened.push(grpc_count(u, "grpc_server_started_total{", &["Watch"]).await);
+    }
+    assert_eq!(opened[0], 0, "watches opened on the leader: {opened:?}");
+    assert!(
+        opened[1] + opened[2] >= 2,
+        "the index watch and the live watch: {opened:?}"
+    );
 }
 
 #[tokio::test]
@@ -459,15 +524,15 @@ async fn with_two_members_hung_a_deep_link_answers_within_two_seconds() {
 /// seen deleted, so its history is found.
 #[tokio::test]
 async fn the_index_watch_moves_off_a_hung_member_without_missing_a_change() {
-    let app = spawn_app().await;
+    let app = spawn_app_watching_member_0().await;
     app.wait_for_index().await;
-    // The index watches from the first member that answers: member 0.
+    // The index watches from member 0, a follower.
     app.etcd.stop(0);
     let urls = app.etcd.client_urls();
     let mut other = etcd_client::Client::connect([urls[1].clone()], None)
         .await
         .expect("connect");
-    // Member 0 may have been the leader: writes fail until the others elect one.
+    // Writes through the others may still fail for a moment after member 0 stopped.
     let mut at = 0;
     for _ in 0..50 {
         let written = async {
@@ -503,7 +568,7 @@ async fn the_index_watch_moves_off_a_hung_member_without_missing_a_change() {
 /// seconds, not when the member comes back.
 #[tokio::test]
 async fn live_updates_move_off_a_hung_member() {
-    let app = spawn_app().await;
+    let app = spawn_app_watching_member_0().await;
     let mut resp = app
         .http
         .get(app.url("/api/v1/clusters/test/watch?prefix=/lh/"))
@@ -519,7 +584,7 @@ async fn live_updates_move_off_a_hung_member() {
             other => panic!("not ready ({other:?}): {text}"),
         }
     }
-    // The live watch starts on member 0.
+    // The live watch starts on member 0, a follower.
     app.etcd.stop(0);
     let urls = app.etcd.client_urls();
     let mut other = etcd_client::Client::connect([urls[1].clone()], None)
