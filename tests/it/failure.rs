@@ -189,6 +189,30 @@ async fn grpc_count(url: &str, metric: &str, methods: &[&str]) -> u64 {
         .sum::<f64>() as u64
 }
 
+/// Opens the live-updates stream of `prefix` and reads it (≤ 10 s) until it says it is ready:
+/// the stream and what it sent so far.
+async fn live_updates_ready(
+    app: &crate::helpers::TestApp,
+    prefix: &str,
+) -> (reqwest::Response, String) {
+    let mut resp = app
+        .http
+        .get(app.url(&format!("/api/v1/clusters/test/watch?prefix={prefix}")))
+        .timeout(Duration::from_secs(60))
+        .send()
+        .await
+        .expect("the stream opens");
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !text.contains("event: ready") {
+        match tokio::time::timeout_at(deadline, resp.chunk()).await {
+            Ok(Ok(Some(bytes))) => text.push_str(&String::from_utf8_lossy(&bytes)),
+            other => panic!("not ready ({other:?}): {text}"),
+        }
+    }
+    (resp, text)
+}
+
 #[tokio::test]
 async fn watches_keep_off_the_leader() {
     // A watch of the whole key space streams every write to etcdboard. From the leader that is
@@ -201,21 +225,7 @@ async fn watches_keep_off_the_leader() {
     make_leader_of(&urls, 0).await;
     let app = crate::helpers::serve_on(etcd, Default::default()).await;
     app.wait_for_index().await;
-    let mut resp = app
-        .http
-        .get(app.url("/api/v1/clusters/test/watch?prefix=/lw/"))
-        .timeout(Duration::from_secs(30))
-        .send()
-        .await
-        .expect("the stream opens");
-    let mut text = String::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !text.contains("event: ready") {
-        match tokio::time::timeout_at(deadline, resp.chunk()).await {
-            Ok(Ok(Some(bytes))) => text.push_str(&String::from_utf8_lossy(&bytes)),
-            other => panic!("not ready ({other:?}): {text}"),
-        }
-    }
+    let _live = live_updates_ready(&app, "/lw/").await;
     let mut opened = Vec::new();
     for u in &urls {
         opened.push(grpc_count(u, "grpc_server_started_total{", &["Watch"]).await);
@@ -569,21 +579,7 @@ async fn the_index_watch_moves_off_a_hung_member_without_missing_a_change() {
 #[tokio::test]
 async fn live_updates_move_off_a_hung_member() {
     let app = spawn_app_watching_member_0().await;
-    let mut resp = app
-        .http
-        .get(app.url("/api/v1/clusters/test/watch?prefix=/lh/"))
-        .timeout(Duration::from_secs(60))
-        .send()
-        .await
-        .expect("the stream opens");
-    let mut text = String::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !text.contains("event: ready") {
-        match tokio::time::timeout_at(deadline, resp.chunk()).await {
-            Ok(Ok(Some(bytes))) => text.push_str(&String::from_utf8_lossy(&bytes)),
-            other => panic!("not ready ({other:?}): {text}"),
-        }
-    }
+    let (mut resp, mut text) = live_updates_ready(&app, "/lh/").await;
     // The live watch starts on member 0, a follower.
     app.etcd.stop(0);
     let urls = app.etcd.client_urls();
