@@ -452,6 +452,12 @@ impl EtcdCluster {
         next_member(&self.order(), after)
     }
 
+    /// True when a watch on `member` should move on: the members last said it leads, and there
+    /// is another member to go to (see [`EtcdCluster::watch_member`]).
+    pub(crate) fn leads(&self, member: usize) -> bool {
+        self.members.len() > 1 && self.leader.load(Ordering::Relaxed) == member
+    }
+
     /// Asks every configured endpoint who leads, in the background, at most once per
     /// [`PLACEMENT_EVERY`], so that calls keep off the leader (see [`member_order`]) within a
     /// few seconds of an election. Costs one status call per member.

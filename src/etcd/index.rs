@@ -256,6 +256,13 @@ async fn build_and_watch(
         match watch_from(cluster, weak, &index, member, &mut next_rev).await {
             WatchEnd::Gone => return Ok(()),
             WatchEnd::Rebuild(reason) => return Err(reason),
+            WatchEnd::Moved => {
+                failures = 0;
+                info!(
+                    cluster = cluster.name(),
+                    member, next_rev, "index watch moves off the new leader"
+                );
+            }
             WatchEnd::Resume { reason, delivered } => {
                 failures = if delivered { 1 } else { failures + 1 };
                 if failures > 3 * members {
@@ -279,6 +286,8 @@ enum WatchEnd {
     Gone,
     /// Go on from `next_rev` on another member (`delivered`: this one applied something first).
     Resume { reason: String, delivered: bool },
+    /// Its member became the leader: go on from `next_rev` on the next member, at once.
+    Moved,
     /// The history needed to go on was compacted: scan again.
     Rebuild(String),
 }
@@ -309,6 +318,9 @@ async fn watch_from(
             WatchNext::Response(resp) => resp,
             WatchNext::Tick => {
                 index.pages.check_silence(std::time::Instant::now());
+                if cluster.leads(member) {
+                    return WatchEnd::Moved;
+                }
                 continue;
             }
             WatchNext::Silent(reason) => {

@@ -100,6 +100,9 @@ impl EtcdCluster {
                         next = watch.next() => next,
                     };
                     match next {
+                        // Off the leader (see `EtcdCluster::watch_member`): on to the next member,
+                        // from the next revision, unseen by viewers.
+                        WatchNext::Tick if next_rev.is_some() && cluster.leads(on) => break,
                         WatchNext::Tick => {}
                         WatchNext::Silent(why) | WatchNext::Ended(why) => {
                             reason = why;

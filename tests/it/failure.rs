@@ -285,6 +285,53 @@ async fn browsing_reads_keep_off_the_leader() {
     assert!(answered[0] <= 5, "the leader answered reads: {answered:?}");
 }
 
+/// Watch streams open on member `url` now (started, not yet ended), from its own `/metrics`.
+async fn watches_open_on(url: &str) -> u64 {
+    let started = grpc_count(url, "grpc_server_started_total{", &["Watch"]).await;
+    started.saturating_sub(grpc_count(url, "grpc_server_handled_total{", &["Watch"]).await)
+}
+
+#[tokio::test]
+async fn watches_move_off_a_member_that_becomes_the_leader() {
+    let app = spawn_app_watching_member_0().await;
+    app.wait_for_index().await;
+    let (mut resp, mut text) = live_updates_ready(&app, "/lm/").await;
+    let urls = app.etcd.client_urls();
+    assert!(
+        watches_open_on(&urls[0]).await >= 2,
+        "the index watch and the live watch start on member 0"
+    );
+    make_leader(&app, 0).await;
+    // Reads make etcdboard ask who leads (at most every 5 s); watches look at every tick.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while watches_open_on(&urls[0]).await > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the watches stayed on the leader"
+        );
+        let (status, _) = app.get_json("/api/v1/clusters/test/keys?limit=1").await;
+        assert_eq!(status, 200);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // Live updates go on from where they were, and nothing was said to the viewer.
+    let mut other = etcd_client::Client::connect([urls[1].clone()], None)
+        .await
+        .expect("connect");
+    other.put("/lm/k", "v", None).await.expect("put");
+    let seen = text.len();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !text.contains("/lm/k") {
+        match tokio::time::timeout_at(deadline, resp.chunk()).await {
+            Ok(Ok(Some(bytes))) => text.push_str(&String::from_utf8_lossy(&bytes)),
+            other => panic!("the change did not arrive ({other:?}): {text}"),
+        }
+    }
+    assert!(
+        !text[seen..].contains("event: paused"),
+        "the move was shown to the viewer: {text}"
+    );
+}
+
 #[tokio::test]
 async fn a_hung_leader_costs_no_hang_and_no_error() {
     let app = spawn_app().await;
