@@ -1115,6 +1115,23 @@ struct Phase {
 }
 
 impl Phase {
+    /// What the browsers did and the CPU each party used, as one line of the report.
+    fn browsing_line(&self) -> String {
+        let st = Stats::of(&self.browse.samples);
+        format!(
+            "browsing {:>5} pages ({:.0}/s, {} distinct), page p50 {:.2} ms p99 {:.2} ms, {} errors; CPU etcd ×3 / etcdboard / bench {:.2}/{:.2}/{:.2}",
+            st.n,
+            st.n as f64 / self.browse_secs,
+            self.browse.urls.len(),
+            st.p50,
+            st.p99,
+            self.browse.errors,
+            self.cpu.0,
+            self.cpu.1,
+            self.cpu.2
+        )
+    }
+
     /// Phases of one kind from several rounds, as one: puts and pages pooled, CPU averaged.
     fn pooled(parts: Vec<Phase>) -> Phase {
         let n = parts.len().max(1) as f64;
@@ -2264,18 +2281,7 @@ async fn run() -> Res<()> {
                 .map(|r| format!("   (p99 by round {} ms)", round_list(r)))
                 .unwrap_or_default()
         );
-        println!(
-            "      browsing {:>5} pages ({:.0}/s, {} distinct), page p50 {:.2} ms p99 {:.2} ms, {} errors; CPU etcd ×3 / etcdboard / bench {:.2}/{:.2}/{:.2}",
-            st.n,
-            st.n as f64 / phase.browse_secs,
-            phase.browse.urls.len(),
-            st.p50,
-            st.p99,
-            phase.browse.errors,
-            phase.cpu.0,
-            phase.cpu.1,
-            phase.cpu.2
-        );
+        println!("      {}", phase.browsing_line());
         added_json.insert(
             name.into(),
             json!({ "writer": writer_json(&w, w.n), "p99_increase_pct": inc,
@@ -2331,19 +2337,7 @@ async fn run() -> Res<()> {
                 round_list(rounds)
             );
         }
-        let phase = &compared.browsed;
-        let st = Stats::of(&phase.browse.samples);
-        println!(
-            "                browsing {:>5} pages ({:.0}/s), page p50 {:.2} ms p99 {:.2} ms, {} errors; CPU etcd ×3 / etcdboard / bench {:.2}/{:.2}/{:.2}",
-            st.n,
-            st.n as f64 / phase.browse_secs,
-            st.p50,
-            st.p99,
-            phase.browse.errors,
-            phase.cpu.0,
-            phase.cpu.1,
-            phase.cpu.2
-        );
+        println!("                {}", compared.browsed.browsing_line());
     }
     println!("      (control: the same build given only the leader's endpoint, so that its reads land on the writer's core;");
     println!("       it runs only for its own rounds, since its watch streams every write from the leader)");

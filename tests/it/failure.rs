@@ -203,14 +203,29 @@ async fn live_updates_ready(
         .await
         .expect("the stream opens");
     let mut text = String::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !text.contains("event: ready") {
-        match tokio::time::timeout_at(deadline, resp.chunk()).await {
-            Ok(Ok(Some(bytes))) => text.push_str(&String::from_utf8_lossy(&bytes)),
-            other => panic!("not ready ({other:?}): {text}"),
-        }
+    if let Err(e) = read_until(&mut resp, &mut text, 0, &["event: ready"], 10).await {
+        panic!("not ready ({e}): {text}");
     }
     (resp, text)
+}
+
+/// Reads the stream `resp` into `text` until what came after `text[..from]` holds one of
+/// `needles`, for at most `secs` seconds; what ended the stream or the wait otherwise.
+async fn read_until(
+    resp: &mut reqwest::Response,
+    text: &mut String,
+    from: usize,
+    needles: &[&str],
+    secs: u64,
+) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while !needles.iter().any(|n| text[from..].contains(n)) {
+        match tokio::time::timeout_at(deadline, resp.chunk()).await {
+            Ok(Ok(Some(bytes))) => text.push_str(&String::from_utf8_lossy(&bytes)),
+            other => return Err(format!("{other:?}")),
+        }
+    }
+    Ok(())
 }
 
 #[tokio::test]
@@ -319,12 +334,8 @@ async fn watches_move_off_a_member_that_becomes_the_leader() {
         .expect("connect");
     other.put("/lm/k", "v", None).await.expect("put");
     let seen = text.len();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while !text.contains("/lm/k") {
-        match tokio::time::timeout_at(deadline, resp.chunk()).await {
-            Ok(Ok(Some(bytes))) => text.push_str(&String::from_utf8_lossy(&bytes)),
-            other => panic!("the change did not arrive ({other:?}): {text}"),
-        }
+    if let Err(e) = read_until(&mut resp, &mut text, 0, &["/lm/k"], 5).await {
+        panic!("the change did not arrive ({e}): {text}");
     }
     assert!(
         !text[seen..].contains("event: paused"),
@@ -528,22 +539,15 @@ async fn live_updates_say_they_are_paused_while_quorum_is_lost() {
         .expect("the stream opens");
     assert_eq!(resp.status(), 200);
     let mut text = String::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !text.contains("event: paused") {
-        match tokio::time::timeout_at(deadline, resp.chunk()).await {
-            Ok(Ok(Some(bytes))) => text.push_str(&String::from_utf8_lossy(&bytes)),
-            other => panic!("no `paused` event ({other:?}); read so far: {text}"),
-        }
+    if let Err(e) = read_until(&mut resp, &mut text, 0, &["event: paused"], 20).await {
+        panic!("no `paused` event ({e}); read so far: {text}");
     }
     // (A `ready` may come first: the survivor believes in its leader until an election times out.)
     let seen = text.len();
     app.etcd.restart(1).await.expect("restart");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !text[seen..].contains("event: resumed") && !text[seen..].contains("event: ready") {
-        match tokio::time::timeout_at(deadline, resp.chunk()).await {
-            Ok(Ok(Some(bytes))) => text.push_str(&String::from_utf8_lossy(&bytes)),
-            other => panic!("not ready again ({other:?}); read so far: {text}"),
-        }
+    let again = ["event: resumed", "event: ready"];
+    if let Err(e) = read_until(&mut resp, &mut text, seen, &again, 30).await {
+        panic!("not ready again ({e}); read so far: {text}");
     }
 }
 
@@ -643,15 +647,9 @@ async fn live_updates_move_off_a_hung_member() {
     }
     assert!(written, "the other members took no write");
     // A stuck watch is left after 3 s of silence; the gRPC connection itself notices much later.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(6);
-    while !text.contains("/lh/k") {
-        match tokio::time::timeout_at(deadline, resp.chunk()).await {
-            Ok(Ok(Some(bytes))) => text.push_str(&String::from_utf8_lossy(&bytes)),
-            other => {
-                app.etcd.cont(0);
-                panic!("the change did not arrive ({other:?}): {text}")
-            }
-        }
+    if let Err(e) = read_until(&mut resp, &mut text, 0, &["/lh/k"], 6).await {
+        app.etcd.cont(0);
+        panic!("the change did not arrive ({e}): {text}");
     }
     app.etcd.cont(0);
 }
