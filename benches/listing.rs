@@ -1473,7 +1473,7 @@ async fn own_cores(ctx: &PhaseCtx<'_>, binary: &Path, target_dir: &Path) -> Res<
         writer_cpu: Some(0),
         ..*ctx
     };
-    let mut pins = vec![
+    let pins = [
         (members[leader], "0"),
         (members[quiet], "0"),
         (members[browsed], "1"),
@@ -1512,14 +1512,9 @@ async fn own_cores(ctx: &PhaseCtx<'_>, binary: &Path, target_dir: &Path) -> Res<
         Ok((ours, controlled))
     }
     .await;
-    if let Some(server) = &control_server {
-        pins.push((server.pid(), "1"));
-    }
-    for (_, cpus) in pins.iter_mut() {
-        *cpus = "0,1";
-    }
-    for (pid, cpus) in &pins {
-        pin_process(*pid, cpus)?;
+    let pinned_pids = pins.iter().map(|(pid, _)| *pid);
+    for pid in pinned_pids.chain(control_server.as_ref().map(Server::pid)) {
+        pin_process(pid, "0,1")?;
     }
     let (ours, control) = measured?;
     Ok(OwnCores {
