@@ -17,6 +17,7 @@ use tracing::{debug, warn};
 use crate::config::ClusterConfig;
 use crate::domain::listing::{Batch, RangeReq, RangeResp, RangeSource};
 use crate::domain::record::{KeyRecord, Read};
+use crate::etcd::barrier::ReadBarrier;
 use crate::etcd::index::FenceIndex;
 
 /// etcd refuses txns with more operations than `--max-txn-ops` (128 by default).
@@ -38,6 +39,10 @@ const SNAPSHOT_HEDGE: Duration = Duration::from_millis(150);
 /// The longest the linearizable phase of a read may take, so that a page answers within 2 s even
 /// without quorum.
 const LINEARIZABLE_BUDGET: Duration = Duration::from_millis(1200);
+/// The least time between two linearizable rounds that pages "as of now" share (see
+/// [`crate::etcd::barrier`]): at most this much longer wait for a page under many browsers, and
+/// at most one heartbeat round per this much for the leader, however many browse.
+const FRESH_POINT_SPACING: Duration = Duration::from_millis(20);
 
 /// What can go wrong talking to etcd, in terms the web layer can map to a status.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -228,6 +233,8 @@ pub struct EtcdCluster {
     /// Page reads in flight against this cluster: browsers queue here rather than pile onto etcd,
     /// so many users browsing cannot starve the cluster's own writers.
     browse_permits: tokio::sync::Semaphore,
+    /// The linearizable rounds that pages "as of now" share.
+    barrier: ReadBarrier,
     timeout: Duration,
     index: Arc<FenceIndex>,
     separator: String,
@@ -296,6 +303,7 @@ impl EtcdCluster {
             degraded_until: Mutex::new(None),
             url_clients: Mutex::new(std::collections::HashMap::new()),
             browse_permits: tokio::sync::Semaphore::new(BROWSE_READS_IN_FLIGHT),
+            barrier: ReadBarrier::new(FRESH_POINT_SPACING),
             timeout,
             index: Arc::new(FenceIndex::default()),
             separator: cfg.separator.clone(),
@@ -946,14 +954,24 @@ impl RangeSource for EtcdCluster {
     type Error = EtcdError;
 
     async fn ranges(&self, reqs: Vec<RangeReq>, revision: Option<i64>) -> Result<Batch, EtcdError> {
-        // Wait for a turn, but never longer than a page may take: past that, read anyway.
-        let _turn = tokio::time::timeout(LINEARIZABLE_BUDGET, self.browse_permits.acquire()).await;
         let started = Instant::now();
         // A page pinned to a revision (the next pages of a listing) reads a snapshot no later
         // write can change: any member that has applied the revision can answer it, without the
-        // leader's round of heartbeats a linearizable read costs. While quorum is lost, reads go
-        // the degraded way below, so that they are marked stale.
-        let snapshot = revision.filter(|_| !self.degraded());
+        // leader's round of heartbeats a linearizable read costs. A page "as of now" reads the
+        // snapshot at a fresh point, whose round it shares with the pages asked at the same time.
+        // While quorum is lost, reads go the degraded way below, so that they are marked stale.
+        let snapshot = match revision {
+            Some(at) => Some(at),
+            None if !self.degraded() => self.fresh_point(&reqs).await,
+            None => None,
+        }
+        .filter(|_| !self.degraded());
+        // Wait for a turn, but never longer than a page may take: past that, read anyway.
+        let _turn = tokio::time::timeout(
+            LINEARIZABLE_BUDGET.saturating_sub(started.elapsed()),
+            self.browse_permits.acquire(),
+        )
+        .await;
         if let Some(at) = snapshot {
             match self.snapshot_ranges(&reqs, at).await {
                 Ok(Some(batch)) => return Ok(batch),
@@ -970,6 +988,50 @@ impl RangeSource for EtcdCluster {
 }
 
 impl EtcdCluster {
+    /// A revision every write completed before this call is at or below, from a linearizable round
+    /// shared with the pages asked at the same time (see [`crate::etcd::barrier`]). The round reads
+    /// the first key `reqs` would (it only counts it), so it needs no permission the page does not.
+    /// `None` when no round answered within a page's linearizable budget, or etcd refused it: the
+    /// page then reads the usual way, which says why.
+    async fn fresh_point(&self, reqs: &[RangeReq]) -> Option<i64> {
+        let budget = LINEARIZABLE_BUDGET.min(self.timeout);
+        let probe = reqs.first().map(|r| range_request(r, None, false).0)?;
+        let round = |sent: std::time::Instant| async move {
+            let mut reason = String::new();
+            let op = |mut client: Client, _| {
+                let key = probe.clone();
+                async move {
+                    let resp = client
+                        .get(key, Some(GetOptions::new().with_count_only()))
+                        .await?;
+                    Ok(((), resp.header().map_or(0, |h| h.revision())))
+                }
+            };
+            let answered = self
+                .race(&op, false, None, budget, HEDGE_DELAY, &mut reason)
+                .await;
+            match answered {
+                Ok(Some(((), revision))) if revision > 0 => {
+                    if let Ok(mut g) = self.degraded_until.lock() {
+                        *g = None;
+                    }
+                    self.index.pages().note_linearizable(sent, revision);
+                    Some(revision)
+                }
+                _ => {
+                    debug!(cluster = %self.name, %reason, "no fresh point");
+                    None
+                }
+            }
+        };
+        let point = self.barrier.fresh_point(|sent| round(sent.into_std()));
+        tokio::time::timeout(budget, point)
+            .await
+            .ok()
+            .flatten()
+            .map(|p| p.revision)
+    }
+
     /// Reads a batch of ranges at revision `at`, serializable, from the members in turn.
     /// `Ok(None)` when no member could answer within [`SNAPSHOT_BUDGET`].
     async fn snapshot_ranges(

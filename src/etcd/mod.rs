@@ -1,5 +1,6 @@
 //! The only module that talks to etcd (the only user of `etcd_client`): it speaks domain types.
 
+mod barrier;
 pub mod gateway;
 pub mod index;
 pub mod local;

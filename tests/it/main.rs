@@ -15,6 +15,7 @@ mod discovery;
 mod edit;
 mod etcd_tls;
 mod failure;
+mod fresh;
 mod helpers;
 mod ingress;
 mod k8s_values;
