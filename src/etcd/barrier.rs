@@ -5,12 +5,13 @@
 //! browsing at once would pay it once per page, and the cluster's own writers would feel it.
 //!
 //! So a page first asks a [`ReadBarrier`] for a *fresh point*: a revision that every write
-//! completed before the page was asked for is at or below. It then reads a snapshot at that
-//! revision from a follower (a serializable read at a fixed revision is the same on every member
-//! that has applied it), which costs the leader nothing. Pages that arrive while a round is in
-//! flight wait for the *next* round, which is sent after they arrived: a round that started before
-//! a page was asked for could miss a write that completed just before it, so it is never shared
-//! with that page. Pages stay linearizable; only their rounds are shared.
+//! completed before the page was asked for is at or below. When no round is in flight, the page's
+//! own linearizable read is the round. Pages that arrive while a round is in flight wait for the
+//! *next* round, which is sent after they arrived (a round that started before a page was asked
+//! for could miss a write that completed just before it, so it is never shared with that page),
+//! and read the snapshot at its revision from a follower: a serializable read at a fixed revision
+//! is the same on every member that has applied it, and costs the leader nothing. Pages stay
+//! linearizable; only their rounds are shared.
 //!
 //! Rounds are at least a spacing apart. An idle cluster answers a lone page at once; under many
 //! concurrent pages each waits at most the spacing plus one round, and the leader sees at most one

@@ -962,7 +962,11 @@ impl RangeSource for EtcdCluster {
         // While quorum is lost, reads go the degraded way below, so that they are marked stale.
         let snapshot = match revision {
             Some(at) => Some(at),
-            None if !self.degraded() => self.fresh_point(&reqs).await,
+            None if !self.degraded() => match self.fresh_point(&reqs).await {
+                Fresh::Read(batch) => return Ok(batch),
+                Fresh::At(at) => Some(at),
+                Fresh::Unknown => None,
+            },
             None => None,
         }
         .filter(|_| !self.degraded());
@@ -988,34 +992,29 @@ impl RangeSource for EtcdCluster {
 }
 
 impl EtcdCluster {
-    /// A revision every write completed before this call is at or below, from a linearizable round
-    /// shared with the pages asked at the same time (see [`crate::etcd::barrier`]). The round reads
-    /// the first key `reqs` would (it only counts it), so it needs no permission the page does not.
-    /// `None` when no round answered within a page's linearizable budget, or etcd refused it: the
-    /// page then reads the usual way, which says why.
-    async fn fresh_point(&self, reqs: &[RangeReq]) -> Option<i64> {
+    /// Where a page "as of now" is read: from a linearizable round shared with the pages asked at
+    /// the same time (see [`crate::etcd::barrier`]). When no round is in flight the page's own
+    /// read is the round, so a lone page costs one linearizable read as it always did, and the
+    /// pages asked meanwhile read the snapshot at its revision.
+    async fn fresh_point(&self, reqs: &[RangeReq]) -> Fresh {
         let budget = LINEARIZABLE_BUDGET.min(self.timeout);
-        let probe = reqs.first().map(|r| range_request(r, None, false).0)?;
+        let mut own: Option<(Vec<RangeResp>, i64)> = None;
+        let own_read = &mut own;
         let round = |sent: std::time::Instant| async move {
             let mut reason = String::new();
-            let op = |mut client: Client, _| {
-                let key = probe.clone();
-                async move {
-                    let resp = client
-                        .get(key, Some(GetOptions::new().with_count_only()))
-                        .await?;
-                    Ok(((), resp.header().map_or(0, |h| h.revision())))
-                }
+            let op = |client: Client, _| async move {
+                Self::batch_ranges(client, reqs, None, false).await
             };
             let answered = self
                 .race(&op, false, None, budget, HEDGE_DELAY, &mut reason)
                 .await;
             match answered {
-                Ok(Some(((), revision))) if revision > 0 => {
+                Ok(Some((responses, revision))) if revision > 0 => {
                     if let Ok(mut g) = self.degraded_until.lock() {
                         *g = None;
                     }
                     self.index.pages().note_linearizable(sent, revision);
+                    *own_read = Some((responses, revision));
                     Some(revision)
                 }
                 _ => {
@@ -1025,11 +1024,16 @@ impl EtcdCluster {
             }
         };
         let point = self.barrier.fresh_point(|sent| round(sent.into_std()));
-        tokio::time::timeout(budget, point)
-            .await
-            .ok()
-            .flatten()
-            .map(|p| p.revision)
+        let point = tokio::time::timeout(budget, point).await.ok().flatten();
+        match (own, point) {
+            (Some((responses, revision)), _) => Fresh::Read(Batch {
+                revision,
+                responses,
+                stale: false,
+            }),
+            (None, Some(p)) => Fresh::At(p.revision),
+            (None, None) => Fresh::Unknown,
+        }
     }
 
     /// Reads a batch of ranges at revision `at`, serializable, from the members in turn.
@@ -1079,6 +1083,16 @@ impl EtcdCluster {
             stale: read.stale,
         })
     }
+}
+
+/// Where a page "as of now" stands after [`EtcdCluster::fresh_point`].
+enum Fresh {
+    /// Its own read was the linearizable round: the answer.
+    Read(Batch),
+    /// Another page's round answered at this revision: read the snapshot there.
+    At(i64),
+    /// No round answered in time, or etcd refused it: read the usual way, which says why.
+    Unknown,
 }
 
 /// The member after `after` in `order` (round the end), or the first when there is no `after` or
