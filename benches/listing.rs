@@ -45,6 +45,7 @@
 //! The binary refuses to run without `--bench` (which `cargo bench` passes), so a
 //! `cargo test --all-targets` does not start a multi-minute benchmark.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs::File;
 use std::future::Future;
@@ -578,6 +579,7 @@ struct Api {
     http: reqwest::Client,
     /// `http://addr/api/v1/clusters/default/keys`.
     keys_url: String,
+    metrics_url: String,
 }
 
 impl Api {
@@ -585,7 +587,28 @@ impl Api {
         Ok(Api {
             http: reqwest::Client::builder().timeout(CALL_TIMEOUT).build()?,
             keys_url: format!("http://{addr}/api/v1/clusters/{CLUSTER}/keys"),
+            metrics_url: format!("http://{addr}/metrics"),
         })
+    }
+
+    /// etcdboard's calls to etcd so far, by operation (from its `/metrics`).
+    async fn etcd_calls(&self) -> Res<BTreeMap<String, u64>> {
+        let text = self
+            .http
+            .get(&self.metrics_url)
+            .send()
+            .await?
+            .text()
+            .await?;
+        let head = format!("etcdboard_etcd_requests_total{{cluster=\"{CLUSTER}\",operation=\"");
+        Ok(text
+            .lines()
+            .filter_map(|l| l.strip_prefix(head.as_str()))
+            .filter_map(|rest| {
+                let (op, n) = rest.split_once("\"} ")?;
+                Some((op.to_string(), n.trim().parse().ok()?))
+            })
+            .collect())
     }
 
     /// A flat page of `prefix` starting at `start`.
@@ -1531,17 +1554,31 @@ async fn own_cores(ctx: &PhaseCtx<'_>, binary: &Path, target_dir: &Path) -> Res<
 /// clients, in turn.
 async fn interleaved(ctx: &PhaseCtx<'_>, alone_tag: &'static str) -> Res<Compared> {
     let (mut alone, mut alone_rounds, mut parts) = (Vec::new(), Vec::new(), Vec::new());
+    // etcdboard calls etcd only for its browsers (its watch and probes are not counted).
+    let calls_before = ctx.api.etcd_calls().await?;
     for _ in 0..WRITER_ROUNDS {
         let puts = writer_phase(ctx.endpoints.to_vec(), alone_tag, ctx.writer_cpu).await?;
         alone_rounds.push(Stats::of(&puts).p99);
         alone.extend(puts);
         parts.push(browsed_phase(ctx, Browsers::Ours).await?);
     }
+    let etcd_calls = ctx
+        .api
+        .etcd_calls()
+        .await?
+        .into_iter()
+        .map(|(op, n)| {
+            let before = calls_before.get(&op).copied().unwrap_or(0);
+            (op, n.saturating_sub(before))
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect();
     Ok(Compared {
         alone,
         alone_rounds,
         rounds: parts.iter().map(|p| Stats::of(&p.puts).p99).collect(),
         browsed: Phase::pooled(parts),
+        etcd_calls,
     })
 }
 
@@ -1551,6 +1588,9 @@ struct Compared {
     alone_rounds: Vec<f64>,
     browsed: Phase,
     rounds: Vec<f64>,
+    /// etcdboard's calls to etcd during the rounds, by operation (`fresh_point`: the linearizable
+    /// rounds pages "as of now" share).
+    etcd_calls: BTreeMap<String, u64>,
 }
 
 impl Compared {
@@ -2333,6 +2373,15 @@ async fn run() -> Res<()> {
             );
         }
         println!("                {}", compared.browsed.browsing_line());
+        let calls: Vec<String> = compared
+            .etcd_calls
+            .iter()
+            .map(|(op, n)| format!("{op} {n}"))
+            .collect();
+        println!(
+            "                etcdboard's etcd calls: {}",
+            calls.join(", ")
+        );
     }
     println!("      (control: the same build given only the leader's endpoint, so that its reads land on the writer's core;");
     println!("       it runs only for its own rounds, since its watch streams every write from the leader)");
@@ -2345,7 +2394,7 @@ async fn run() -> Res<()> {
         json!({ "leader": own.leader, "quiet_follower": own.quiet, "browsed_follower": own.browsed,
                 "probe_cpu_secs": own.probe_cpu,
                 "alone": writer_json(&own_alone, own_alone.n), "alone_round_p99_ms": own.ours.alone_rounds,
-                "ours": writer_json(&own_ours, own_ours.n), "ours_round_p99_ms": own.ours.rounds,
+                "ours": writer_json(&own_ours, own_ours.n), "ours_round_p99_ms": own.ours.rounds, "ours_etcd_calls": own.ours.etcd_calls, "control_etcd_calls": own.control.etcd_calls,
                 "ours_p99_increase_pct": own_increase,
                 "control_alone": writer_json(&control_alone, control_alone.n),
                 "control_alone_round_p99_ms": own.control.alone_rounds,
