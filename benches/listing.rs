@@ -1451,6 +1451,8 @@ struct OwnCores {
     /// CPU seconds each member used while the clients browsed for [`PROBE_BROWSING`].
     probe_cpu: Vec<f64>,
     ours: Compared,
+    /// The writer under a memory load on CPU 1 instead of browsers.
+    memory: Loaded,
     /// The control: the same build given only the leader's endpoint.
     control: Compared,
 }
@@ -1514,6 +1516,7 @@ async fn own_cores(ctx: &PhaseCtx<'_>, binary: &Path, target_dir: &Path) -> Res<
         // is the slowest of its run.
         writer_phase(writer_endpoints.to_vec(), "own-settle", Some(0)).await?;
         let ours = interleaved(&pinned, "own-alone").await?;
+        let memory = memory_rounds(&pinned).await?;
         let server = Server::start(
             binary,
             &[ctx.endpoints[leader].clone()],
@@ -1532,22 +1535,81 @@ async fn own_cores(ctx: &PhaseCtx<'_>, binary: &Path, target_dir: &Path) -> Res<
             ..pinned
         };
         let controlled = interleaved(&control, "own-alone-control").await?;
-        Ok((ours, controlled))
+        Ok((ours, memory, controlled))
     }
     .await;
     let pinned_pids = pins.iter().map(|(pid, _)| *pid);
     for pid in pinned_pids.chain(control_server.as_ref().map(Server::pid)) {
         pin_process(pid, "0,1")?;
     }
-    let (ours, control) = measured?;
+    let (ours, memory, control) = measured?;
     Ok(OwnCores {
         leader,
         quiet,
         browsed,
         probe_cpu,
         ours,
+        memory,
         control,
     })
+}
+
+/// Memory the [`memory_rounds`] load reads at random: far more than the caches hold, like the
+/// 2.1M-key data set a member reads pages from.
+const MEMORY_LOAD_MIB: usize = 256;
+
+/// The writer alone and while one thread on CPU 1 reads [`MEMORY_LOAD_MIB`] at random, in turn,
+/// [`WRITER_ROUNDS`] times: no etcd work at all, only the caches and memory both cores share.
+/// What that costs the writer is what this machine charges any busy neighbour on the other core.
+async fn memory_rounds(ctx: &PhaseCtx<'_>) -> Res<Loaded> {
+    let n = MEMORY_LOAD_MIB * 1024 * 1024 / 8;
+    // One cycle through every slot in random order (Sattolo), so each read waits for the last.
+    let mut next: Vec<usize> = (0..n).collect();
+    let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+    for i in (1..n).rev() {
+        next.swap(i, rng.below(i as u64) as usize);
+    }
+    let next = Arc::new(next);
+    let mut out = Loaded::default();
+    for _ in 0..WRITER_ROUNDS {
+        let puts = writer_phase(ctx.endpoints.to_vec(), "own-alone-memory", ctx.writer_cpu).await?;
+        out.alone_rounds.push(Stats::of(&puts).p99);
+        out.alone.extend(puts);
+        let stop = Arc::new(AtomicBool::new(false));
+        let load = {
+            let (next, stop) = (next.clone(), stop.clone());
+            std::thread::spawn(move || -> Res<()> {
+                pin_thread(1)?;
+                let mut at = 0usize;
+                while !stop.load(Ordering::Relaxed) {
+                    for _ in 0..4096 {
+                        at = next[at];
+                    }
+                }
+                std::hint::black_box(at);
+                Ok(())
+            })
+        };
+        let puts = writer_phase(ctx.endpoints.to_vec(), "own-memory", ctx.writer_cpu).await;
+        stop.store(true, Ordering::Relaxed);
+        match tokio::task::spawn_blocking(move || load.join()).await? {
+            Ok(result) => result?,
+            Err(_) => return fail("memory load thread panicked"),
+        }
+        let puts = puts?;
+        out.rounds.push(Stats::of(&puts).p99);
+        out.loaded.extend(puts);
+    }
+    Ok(out)
+}
+
+/// The writer alone and under a load that is not a browser, from [`memory_rounds`].
+#[derive(Default)]
+struct Loaded {
+    alone: Vec<Duration>,
+    alone_rounds: Vec<f64>,
+    loaded: Vec<Duration>,
+    rounds: Vec<f64>,
 }
 
 /// [`WRITER_ROUNDS`] rounds of the writer alone (tagged `alone_tag`) and under `ctx`'s closed-loop
@@ -2383,6 +2445,28 @@ async fn run() -> Res<()> {
             calls.join(", ")
         );
     }
+    let (mem_alone, mem_loaded) = (Stats::of(&own.memory.alone), Stats::of(&own.memory.loaded));
+    let memory_increase = 100.0 * (mem_loaded.p99 - mem_alone.p99) / mem_alone.p99;
+    for (what, w, rounds, inc) in [
+        ("alone", &mem_alone, &own.memory.alone_rounds, None),
+        (
+            "memory",
+            &mem_loaded,
+            &own.memory.rounds,
+            Some(memory_increase),
+        ),
+    ] {
+        println!(
+            "      {what:<9} {:>6} puts  p50 {:>6.2} ms  p99 {:>7.2} ms  max {:>7.2} ms{}   (p99 by round {} ms)",
+            w.n,
+            w.p50,
+            w.p99,
+            w.max,
+            inc.map(|i| format!("   p99 {i:+.1} %")).unwrap_or_default(),
+            round_list(rounds)
+        );
+    }
+    println!("      (memory: no browser, one thread on CPU 1 reading {MEMORY_LOAD_MIB} MiB at random: what the caches and memory both cores share cost the writer)");
     println!("      (control: the same build given only the leader's endpoint, so that its reads land on the writer's core;");
     println!("       it runs only for its own rounds, since its watch streams every write from the leader)");
     println!(
@@ -2394,7 +2478,10 @@ async fn run() -> Res<()> {
         json!({ "leader": own.leader, "quiet_follower": own.quiet, "browsed_follower": own.browsed,
                 "probe_cpu_secs": own.probe_cpu,
                 "alone": writer_json(&own_alone, own_alone.n), "alone_round_p99_ms": own.ours.alone_rounds,
-                "ours": writer_json(&own_ours, own_ours.n), "ours_round_p99_ms": own.ours.rounds, "ours_etcd_calls": own.ours.etcd_calls, "control_etcd_calls": own.control.etcd_calls,
+                "ours": writer_json(&own_ours, own_ours.n), "ours_round_p99_ms": own.ours.rounds, "ours_etcd_calls": own.ours.etcd_calls,
+                "memory_load": { "alone": writer_json(&mem_alone, mem_alone.n), "alone_round_p99_ms": own.memory.alone_rounds,
+                                 "loaded": writer_json(&mem_loaded, mem_loaded.n), "loaded_round_p99_ms": own.memory.rounds,
+                                 "p99_increase_pct": memory_increase }, "control_etcd_calls": own.control.etcd_calls,
                 "ours_p99_increase_pct": own_increase,
                 "control_alone": writer_json(&control_alone, control_alone.n),
                 "control_alone_round_p99_ms": own.control.alone_rounds,
