@@ -13,13 +13,13 @@
 //! is the same on every member that has applied it, and costs the leader nothing. Pages stay
 //! linearizable; only their rounds are shared.
 //!
-//! Rounds are at least a spacing apart. An idle cluster answers a lone page at once; under many
-//! concurrent pages each waits at most the spacing plus one round, and the leader sees at most one
-//! round per spacing however many people browse.
+//! So one etcdboard has at most one such round in flight per cluster, however many people
+//! browse, and a page never waits for more than the round in flight and its own. A page asked
+//! alone, or after the previous one has answered (one person clicking through), sends its round
+//! at once and waits for nothing.
 
 use std::future::Future;
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -38,10 +38,8 @@ pub(crate) struct FreshPoint {
 struct State {
     /// Rounds sent so far (the next one is `sent + 1`).
     sent: u64,
-    /// A caller is running a round, or waiting out the spacing before sending it.
+    /// A caller is running a round.
     running: bool,
-    /// When the last round was sent.
-    last_sent: Option<Instant>,
 }
 
 /// The last round that finished, and what it found (`None`: it failed).
@@ -54,21 +52,20 @@ struct Finished {
 /// Shares linearizable rounds between concurrent reads of one cluster (see the module docs).
 #[derive(Debug)]
 pub(crate) struct ReadBarrier {
-    spacing: Duration,
     state: Mutex<State>,
     finished: watch::Sender<Finished>,
 }
 
-impl ReadBarrier {
-    /// A barrier whose rounds are at least `spacing` apart.
-    pub(crate) fn new(spacing: Duration) -> ReadBarrier {
+impl Default for ReadBarrier {
+    fn default() -> ReadBarrier {
         ReadBarrier {
-            spacing,
             state: Mutex::new(State::default()),
             finished: watch::Sender::new(Finished::default()),
         }
     }
+}
 
+impl ReadBarrier {
     fn state(&self) -> MutexGuard<'_, State> {
         // Nothing panics while holding the lock; a poisoned one still holds consistent counters.
         self.state
@@ -101,16 +98,10 @@ impl ReadBarrier {
             };
             if claimed {
                 let _release = Release(self);
-                let last_sent = self.state().last_sent;
-                if let Some(at) = last_sent {
-                    tokio::time::sleep_until(at + self.spacing).await;
-                }
                 let (number, sent) = {
                     let mut s = self.state();
                     s.sent += 1;
-                    let now = Instant::now();
-                    s.last_sent = Some(now);
-                    (s.sent, now)
+                    (s.sent, Instant::now())
                 };
                 let run = round.take()?;
                 let found = run(sent)
@@ -151,7 +142,7 @@ mod tests {
     use std::sync::Arc;
     use tokio::sync::Semaphore;
 
-    const SPACING: Duration = Duration::from_millis(20);
+    use std::time::Duration;
 
     /// Rounds that each answer the next revision (1, 2, 3 …) once `gate` lets them, counting how
     /// many were sent.
@@ -184,25 +175,28 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_lone_read_sends_its_round_at_once_and_the_next_waits_out_the_spacing() {
-        let barrier = ReadBarrier::new(SPACING);
+    async fn reads_one_after_another_each_send_their_own_round_at_once() {
+        let barrier = ReadBarrier::default();
         let rounds = Rounds::new(true);
         let start = Instant::now();
         let first = rounds.ask(&barrier).await.expect("first");
-        assert_eq!(first.revision, 1);
-        assert_eq!(first.sent, start, "an idle barrier does not wait");
+        assert_eq!(
+            (first.revision, first.sent),
+            (1, start),
+            "an idle barrier does not wait"
+        );
         let second = rounds.ask(&barrier).await.expect("second");
         assert_eq!(
             second.revision, 2,
             "a later read never reuses an earlier round"
         );
-        assert_eq!(second.sent, start + SPACING);
+        assert_eq!(second.sent, start, "nor waits for anything");
         assert_eq!(rounds.sent.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test(start_paused = true)]
     async fn reads_arriving_during_a_round_share_the_next_one_and_never_the_one_in_flight() {
-        let barrier = Arc::new(ReadBarrier::new(SPACING));
+        let barrier = Arc::new(ReadBarrier::default());
         let rounds = Rounds::new(false);
         let first = {
             let (b, r) = (barrier.clone(), rounds.clone());
@@ -232,26 +226,8 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_read_arriving_while_the_next_round_waits_out_the_spacing_joins_it() {
-        let barrier = Arc::new(ReadBarrier::new(SPACING));
-        let rounds = Rounds::new(true);
-        rounds.ask(&barrier).await.expect("first");
-        // The next round waits until SPACING after the first was sent; a read arriving meanwhile
-        // is still before that round is sent, so it shares it.
-        let second = {
-            let (b, r) = (barrier.clone(), rounds.clone());
-            tokio::spawn(async move { r.ask(&b).await })
-        };
-        tokio::time::sleep(SPACING / 2).await;
-        let third = rounds.ask(&barrier).await.expect("third");
-        let second = second.await.expect("join").expect("second");
-        assert_eq!((second.revision, third.revision), (2, 2));
-        assert_eq!(rounds.sent.load(Ordering::SeqCst), 2);
-    }
-
-    #[tokio::test(start_paused = true)]
     async fn a_failed_round_fails_the_reads_waiting_for_it_and_the_next_read_tries_again() {
-        let barrier = ReadBarrier::new(SPACING);
+        let barrier = ReadBarrier::default();
         assert_eq!(barrier.fresh_point(|_| async { None }).await, None);
         let point = barrier.fresh_point(|_| async { Some(7) }).await;
         assert_eq!(point.map(|p| p.revision), Some(7));
@@ -259,7 +235,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_caller_dropped_mid_round_hands_the_round_on() {
-        let barrier = Arc::new(ReadBarrier::new(SPACING));
+        let barrier = Arc::new(ReadBarrier::default());
         let stuck = Rounds::new(false);
         let runner = {
             let (b, r) = (barrier.clone(), stuck.clone());

@@ -39,10 +39,6 @@ const SNAPSHOT_HEDGE: Duration = Duration::from_millis(150);
 /// The longest the linearizable phase of a read may take, so that a page answers within 2 s even
 /// without quorum.
 const LINEARIZABLE_BUDGET: Duration = Duration::from_millis(1200);
-/// The least time between two linearizable rounds that pages "as of now" share (see
-/// [`crate::etcd::barrier`]): at most this much longer wait for a page under many browsers, and
-/// at most one heartbeat round per this much for the leader, however many browse.
-const FRESH_POINT_SPACING: Duration = Duration::from_millis(20);
 
 /// What can go wrong talking to etcd, in terms the web layer can map to a status.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -303,7 +299,7 @@ impl EtcdCluster {
             degraded_until: Mutex::new(None),
             url_clients: Mutex::new(std::collections::HashMap::new()),
             browse_permits: tokio::sync::Semaphore::new(BROWSE_READS_IN_FLIGHT),
-            barrier: ReadBarrier::new(FRESH_POINT_SPACING),
+            barrier: ReadBarrier::default(),
             timeout,
             index: Arc::new(FenceIndex::default()),
             separator: cfg.separator.clone(),
