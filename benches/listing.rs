@@ -1184,6 +1184,22 @@ impl Phase {
 }
 
 /// p99s of several rounds, for printing.
+/// One line of the own-cores writer figures: `what`, the writer's stats, the p99 increase
+/// against alone when there is one, and each round's p99.
+fn writer_line(what: &str, w: &Stats, rounds: &[f64], increase: Option<f64>) -> String {
+    format!(
+        "      {what:<9} {:>6} puts  p50 {:>6.2} ms  p99 {:>7.2} ms  max {:>7.2} ms{}   (p99 by round {} ms)",
+        w.n,
+        w.p50,
+        w.p99,
+        w.max,
+        increase
+            .map(|i| format!("   p99 {i:+.1} %"))
+            .unwrap_or_default(),
+        round_list(rounds)
+    )
+}
+
 fn round_list(p99s: &[f64]) -> String {
     p99s.iter()
         .map(|x| format!("{x:.2}"))
@@ -2420,20 +2436,14 @@ async fn run() -> Res<()> {
             (&control_alone, &own_control, control_increase),
         ),
     ] {
-        for (what, w, rounds, inc) in [
-            ("alone", alone, &compared.alone_rounds, None),
-            (label, browsed, &compared.rounds, Some(inc)),
-        ] {
-            println!(
-                "      {what:<9} {:>6} puts  p50 {:>6.2} ms  p99 {:>7.2} ms  max {:>7.2} ms{}   (p99 by round {} ms)",
-                w.n,
-                w.p50,
-                w.p99,
-                w.max,
-                inc.map(|i| format!("   p99 {i:+.1} %")).unwrap_or_default(),
-                round_list(rounds)
-            );
-        }
+        println!(
+            "{}",
+            writer_line("alone", alone, &compared.alone_rounds, None)
+        );
+        println!(
+            "{}",
+            writer_line(label, browsed, &compared.rounds, Some(inc))
+        );
         println!("                {}", compared.browsed.browsing_line());
         let calls: Vec<String> = compared
             .etcd_calls
@@ -2447,25 +2457,17 @@ async fn run() -> Res<()> {
     }
     let (mem_alone, mem_loaded) = (Stats::of(&own.memory.alone), Stats::of(&own.memory.loaded));
     let memory_increase = 100.0 * (mem_loaded.p99 - mem_alone.p99) / mem_alone.p99;
-    for (what, w, rounds, inc) in [
-        ("alone", &mem_alone, &own.memory.alone_rounds, None),
-        (
-            "memory",
-            &mem_loaded,
-            &own.memory.rounds,
-            Some(memory_increase),
-        ),
-    ] {
-        println!(
-            "      {what:<9} {:>6} puts  p50 {:>6.2} ms  p99 {:>7.2} ms  max {:>7.2} ms{}   (p99 by round {} ms)",
-            w.n,
-            w.p50,
-            w.p99,
-            w.max,
-            inc.map(|i| format!("   p99 {i:+.1} %")).unwrap_or_default(),
-            round_list(rounds)
-        );
-    }
+    println!(
+        "{}",
+        writer_line("alone", &mem_alone, &own.memory.alone_rounds, None)
+    );
+    let loaded = writer_line(
+        "memory",
+        &mem_loaded,
+        &own.memory.rounds,
+        Some(memory_increase),
+    );
+    println!("{loaded}");
     println!("      (memory: no browser, one thread on CPU 1 reading {MEMORY_LOAD_MIB} MiB at random: what the caches and memory both cores share cost the writer)");
     println!("      (control: the same build given only the leader's endpoint, so that its reads land on the writer's core;");
     println!("       it runs only for its own rounds, since its watch streams every write from the leader)");
