@@ -526,6 +526,15 @@ impl EtcdCluster {
             .is_some_and(|until| Instant::now() < until)
     }
 
+    /// A linearizable read sent at `sent` answered at `revision`: quorum is there (reads stop
+    /// going to members' local copies), and the page cache's watch can be proven caught up.
+    fn answered_linearizably(&self, sent: Instant, revision: i64) {
+        if let Ok(mut g) = self.degraded_until.lock() {
+            *g = None;
+        }
+        self.index.pages().note_linearizable(sent, revision);
+    }
+
     /// Runs `op` against the cluster: linearizable on one member at a time (hedged), then, if none
     /// could answer, serializable on all members at once. Never takes much longer than 2 s.
     pub async fn read<T, F, Fut>(&self, revision: Option<i64>, op: F) -> Result<Read<T>, EtcdError>
@@ -558,10 +567,7 @@ impl EtcdCluster {
                 .await
             {
                 Ok(Some((value, rev))) => {
-                    if let Ok(mut g) = self.degraded_until.lock() {
-                        *g = None;
-                    }
-                    self.index.pages().note_linearizable(started, rev);
+                    self.answered_linearizably(started, rev);
                     return Ok(Read {
                         value,
                         revision: rev,
@@ -1006,10 +1012,7 @@ impl EtcdCluster {
                 .await;
             match answered {
                 Ok(Some((responses, revision))) if revision > 0 => {
-                    if let Ok(mut g) = self.degraded_until.lock() {
-                        *g = None;
-                    }
-                    self.index.pages().note_linearizable(sent, revision);
+                    self.answered_linearizably(sent, revision);
                     *own_read = Some((responses, revision));
                     Some(revision)
                 }
