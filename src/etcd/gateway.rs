@@ -1003,6 +1003,14 @@ impl EtcdCluster {
         let mut own: Option<(Vec<RangeResp>, i64)> = None;
         let own_read = &mut own;
         let round = |sent: std::time::Instant| async move {
+            // The round is a page read too, so it takes a turn like the others: at most
+            // BROWSE_READS_IN_FLIGHT page reads per cluster are in flight, rounds included. Waiting
+            // keeps `sent`, which only makes the proof the round gives older, never wrong.
+            let _turn = tokio::time::timeout(
+                budget.saturating_sub(sent.elapsed()),
+                self.browse_permits.acquire(),
+            )
+            .await;
             let mut reason = String::new();
             let op = |client: Client, _| async move {
                 Self::batch_ranges(client, reqs, None, false).await
