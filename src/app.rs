@@ -556,6 +556,12 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             web::uniform_errors,
         ))
+        // Before anything reads a cluster: a request naming a host this server is not reached as
+        // (DNS rebinding) gets a 403 and nothing else.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            web::allowed_host,
+        ))
         .layer(axum::middleware::from_fn(web::security_headers))
         // Outermost, so the request log and metrics see every response (and the user the identity
         // middleware put on it) and time the whole request, queueing included.

@@ -59,6 +59,12 @@ pub struct HttpArgs {
     /// Serve under this path prefix (e.g. `/etcd` behind an ingress that does not strip it).
     #[arg(long, env = "ETCDBOARD_BASE_PATH", default_value = "")]
     pub base_path: String,
+    /// Host names this dashboard is reached as (`etcd.example.com`, `*.example.com`, or `*` for
+    /// any); requests naming another host get a 403, which stops DNS rebinding. localhost and IP
+    /// addresses are always allowed. Default: only those on a loopback `--listen`, any name
+    /// otherwise.
+    #[arg(long, env = "ETCDBOARD_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
     /// Deadline for one etcd operation, e.g. `3s` or `500ms`.
     #[arg(long, env = "ETCDBOARD_ETCD_TIMEOUT", default_value = "3s", value_parser = parse_duration)]
     pub etcd_timeout: Duration,
@@ -208,6 +214,7 @@ impl Default for HttpArgs {
         HttpArgs {
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], 8080)),
             base_path: String::new(),
+            allowed_hosts: Vec::new(),
             etcd_timeout: Duration::from_secs(3),
             page_size: 100,
             max_value_bytes: crate::domain::edit::DEFAULT_MAX_VALUE_BYTES,
@@ -356,6 +363,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Path prefix, `""` or `/something` without a trailing slash.
     pub base_path: String,
+    /// Host names requests may name (DNS rebinding).
+    pub allowed_hosts: crate::domain::hosts::AllowedHosts,
     /// Deadline for one etcd operation.
     pub etcd_timeout: Duration,
     /// Listing page size.
@@ -577,6 +586,11 @@ impl Config {
         Ok(Config {
             listen: http.listen,
             base_path: normalise_base_path(&http.base_path)?,
+            allowed_hosts: crate::domain::hosts::AllowedHosts::new(
+                &http.allowed_hosts,
+                http.listen,
+            )
+            .map_err(|e| ConfigError(format!("--allowed-hosts: {e}")))?,
             etcd_timeout: http.etcd_timeout,
             page_size: http.page_size,
             max_value_bytes: http.max_value_bytes,
@@ -1037,6 +1051,32 @@ mod tests {
             e.contains("clusters[0]") && e.contains("password_env"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn allowed_hosts_are_checked_at_start() {
+        let args = |hosts: &[&str]| ServeArgs {
+            http: HttpArgs {
+                allowed_hosts: hosts.iter().map(|h| h.to_string()).collect(),
+                ..http()
+            },
+            endpoints: vec!["http://127.0.0.1:2379".into()],
+            config: None,
+        };
+        let e = Config::from_serve(&args(&["etcd.example.com", "https://etcd.example.com"]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("--allowed-hosts") && e.contains("'https://etcd.example.com'"),
+            "{e}"
+        );
+        let c = Config::from_serve(&args(&["etcd.example.com"])).unwrap();
+        assert!(c.allowed_hosts.allows("etcd.example.com:8080"));
+        assert!(!c.allowed_hosts.allows("attacker.example"));
+        // The default follows --listen: loopback here.
+        let c = Config::from_serve(&args(&[])).unwrap();
+        assert!(!c.allowed_hosts.allows("etcd.example.com"));
+        assert!(c.allowed_hosts.allows("localhost:8080"));
     }
 
     #[test]

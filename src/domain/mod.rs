@@ -10,6 +10,7 @@ pub mod discovery;
 pub mod edit;
 pub mod fences;
 pub mod format;
+pub mod hosts;
 /// Import batching (by key count and request bytes), per-key decisions and the report.
 pub mod import;
 pub mod k8s_proto;

@@ -354,6 +354,32 @@ fn body_until(body: axum::body::Body, until: tokio::time::Instant) -> axum::body
     axum::body::Body::from_stream(chunks)
 }
 
+/// Refuses requests that name a host this server is not reached as (see
+/// [`crate::domain::hosts`]), so that a page whose own name was pointed at this server (DNS
+/// rebinding) gets a 403 and nothing else: plain text, without the layout's cluster names, or
+/// `{"error": …}` on the API. A request without a `Host` (HTTP/1.0) does not come from a browser.
+pub async fn allowed_host(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let hosts = &state.config().allowed_hosts;
+    let named = match req.headers().get(header::HOST) {
+        // Not text: no browser sends that, and no allowed name looks like it.
+        Some(value) => Some(value.to_str().unwrap_or_default()),
+        None => req.uri().host(),
+    };
+    let Some(host) = named.filter(|host| !hosts.allows(host)) else {
+        return next.run(req).await;
+    };
+    let reason = hosts.refusal(host);
+    tracing::warn!(method = %req.method(), path = %req.uri().path(), host, "refused: host not allowed");
+    if is_api_path(&state, req.uri().path()) {
+        AppError::Forbidden(reason).into_response()
+    } else {
+        let mut out = (StatusCode::FORBIDDEN, reason).into_response();
+        out.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        out
+    }
+}
+
 /// Refuses cross-site mutations (see [`cross_site_reason`]) with a 403.
 pub async fn same_origin_writes(
     State(state): State<AppState>,

@@ -386,6 +386,11 @@ async fn the_manifests_render_and_the_api_server_accepts_every_object() {
         .unwrap_or_else(|e| panic!("etcdboard refuses the shipped clusters.yaml: {e}"));
     assert!(!config.clusters.is_empty());
     assert_eq!(config.base_path, base);
+    // The ingress's host is served; a name pointed at the pods by someone else is not.
+    if let Some(host) = ingress["spec"]["rules"][0]["host"].as_str() {
+        assert!(config.allowed_hosts.allows(host), "{host}");
+        assert!(!config.allowed_hosts.allows("attacker.example"));
+    }
     // Shipped access defaults: identity from the ingress's auth proxy, strangers see nothing,
     // Kubernetes' own keys read-only.
     assert!(matches!(

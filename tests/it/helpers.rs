@@ -45,6 +45,8 @@ pub struct AppOptions {
     pub access_yaml: Option<String>,
     /// `--request-timeout`.
     pub request_timeout: Duration,
+    /// `--allowed-hosts`.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for AppOptions {
@@ -64,6 +66,7 @@ impl Default for AppOptions {
             },
             access_yaml: None,
             request_timeout: Duration::from_secs(30),
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -156,6 +159,7 @@ pub async fn start_replica(endpoints: Vec<String>, opts: &AppOptions) -> Replica
         kube: opts.kube.clone(),
         access: opts.access.clone(),
         request_timeout: opts.request_timeout,
+        allowed_hosts: opts.allowed_hosts.clone(),
         ..HttpArgs::default()
     };
     let mut config = Config::new(

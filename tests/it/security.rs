@@ -1004,3 +1004,127 @@ async fn hundreds_of_random_byte_keys_read_back_byte_exact_through_every_key_enc
         );
     }
 }
+
+/// One request with `Host: host`; status and body.
+async fn as_host(
+    http: &reqwest::Client,
+    method: Method,
+    url: &str,
+    host: &str,
+    body: Option<&Value>,
+) -> (u16, String) {
+    let mut req = http.request(method, url).header("host", host);
+    if let Some(body) = body {
+        req = req.json(body);
+    }
+    let resp = req.send().await.expect("request");
+    let status = resp.status().as_u16();
+    (status, resp.text().await.unwrap_or_default())
+}
+
+/// DNS rebinding: a page on `attacker.example` points its own name at this server's loopback
+/// address and reads what it serves as its own origin; its requests say `Host: attacker.example`.
+/// They get a 403 before anything reads or writes a cluster, on every kind of route. localhost,
+/// addresses and the names given in `--allowed-hosts` are served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_naming_a_host_this_server_is_not_reached_as_are_refused() {
+    let app = spawn_app_with(AppOptions {
+        members: 1,
+        ..AppOptions::default()
+    })
+    .await;
+    app.put_all(&[("/hidden/secret", "s3cret-value")]).await;
+    let http = client();
+    let port = app.addr.port();
+    let key_url = app.url("/api/v1/clusters/test/key?key=/hidden/secret");
+    let write =
+        json!({"key": "/hidden/secret", "value": "overwritten", "expected_mod_revision": 0});
+
+    for host in [
+        "attacker.example".to_string(),
+        format!("attacker.example:{port}"),
+        format!("localhost.attacker.example:{port}"),
+        format!("127.0.0.1.nip.io:{port}"),
+    ] {
+        let (status, body) = as_host(&http, Method::GET, &key_url, &host, None).await;
+        assert_eq!(status, 403, "{host}: {body}");
+        assert!(!body.contains("s3cret"), "{host}: {body}");
+        let error: Value = serde_json::from_str(&body).expect("API errors are JSON");
+        assert!(
+            error["error"]
+                .as_str()
+                .unwrap_or("")
+                .contains("--allowed-hosts"),
+            "{host}: {body}"
+        );
+        for path in [
+            "/",
+            "/clusters/test/keys?key=/hidden/secret",
+            "/clusters/test/ui/nodes?prefix=/hidden/",
+            "/api/v1/clusters",
+            "/static/app.js",
+            "/healthz",
+            "/readyz",
+            "/metrics",
+        ] {
+            let (status, body) = as_host(&http, Method::GET, &app.url(path), &host, None).await;
+            assert_eq!(status, 403, "{host} {path}: {body}");
+            assert!(
+                !body.contains("s3cret") && !body.contains("hidden") && !body.contains("test"),
+                "{host} {path}: {body}"
+            );
+        }
+        let (status, body) = as_host(
+            &http,
+            Method::PUT,
+            &app.url("/api/v1/clusters/test/key"),
+            &host,
+            Some(&write),
+        )
+        .await;
+        assert_eq!(status, 403, "{host}: {body}");
+    }
+    let (status, body) = app
+        .get_json("/api/v1/clusters/test/key?key=/hidden/secret")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["value"], "s3cret-value",
+        "a refused write changed the key"
+    );
+
+    // The names a loopback server is reached as (one label: nginx's name for an `upstream`).
+    for host in [
+        format!("localhost:{port}"),
+        "etcdboard".to_string(),
+        format!("app.localhost:{port}"),
+        format!("127.0.0.1:{port}"),
+        format!("[::1]:{port}"),
+    ] {
+        let (status, body) = as_host(&http, Method::GET, &key_url, &host, None).await;
+        assert_eq!(status, 200, "{host}: {body}");
+        assert!(body.contains("s3cret-value"), "{host}: {body}");
+    }
+
+    // Named hosts, exactly or below a suffix, on a server that lists them.
+    let named = spawn_app_with(AppOptions {
+        members: 1,
+        allowed_hosts: vec!["etcd.example.com".into(), "*.corp.example".into()],
+        ..AppOptions::default()
+    })
+    .await;
+    named.put_all(&[("/hidden/secret", "s3cret-value")]).await;
+    let key_url = named.url("/api/v1/clusters/test/key?key=/hidden/secret");
+    for host in [
+        "etcd.example.com",
+        "ETCD.example.com:443",
+        "a.corp.example:8080",
+    ] {
+        let (status, body) = as_host(&http, Method::GET, &key_url, host, None).await;
+        assert_eq!(status, 200, "{host}: {body}");
+    }
+    for host in ["corp.example", "example.com", "attacker.example"] {
+        let (status, body) = as_host(&http, Method::GET, &key_url, host, None).await;
+        assert_eq!(status, 403, "{host}: {body}");
+    }
+}
