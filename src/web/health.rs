@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::app::AppState;
+use crate::domain::access::Need;
 use crate::topology::KubeState;
 use crate::web::auth::{may_enter, presents_metrics_token, Caller};
 
@@ -82,19 +83,27 @@ pub async fn healthz() -> &'static str {
 /// present the metrics token; anyone else (a probe, a stranger) gets only `{"ready": …}`.
 pub async fn readyz(State(state): State<AppState>, caller: Caller, headers: HeaderMap) -> Response {
     let clusters = cluster_readiness(&state);
-    let unreachable: Vec<&str> = clusters
-        .iter()
-        .filter(|c| !c.reachable && !c.optional)
-        .map(|c| c.name.as_str())
-        .collect();
-    let ready = unreachable.is_empty();
+    let needed_down = |c: &ClusterReadiness| !c.reachable && !c.optional;
+    let ready = !clusters.iter().any(needed_down);
     let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = if may_enter(&state, &caller) || presents_metrics_token(&state, &headers) {
-        json!({ "ready": ready, "unreachable": unreachable, "clusters": clusters })
+    let scraper = presents_metrics_token(&state, &headers);
+    let body = if scraper || may_enter(&state, &caller) {
+        // The scraper sees every cluster; a user only those they may read (the others' names
+        // are not theirs to learn, as on every other page).
+        let shown: Vec<ClusterReadiness> = clusters
+            .into_iter()
+            .filter(|c| scraper || caller.require(&state, &c.name, Need::Read).is_ok())
+            .collect();
+        let unreachable: Vec<&str> = shown
+            .iter()
+            .filter(|c| needed_down(c))
+            .map(|c| c.name.as_str())
+            .collect();
+        json!({ "ready": ready, "unreachable": unreachable, "clusters": shown })
     } else {
         json!({ "ready": ready })
     };

@@ -1376,3 +1376,87 @@ async fn maintenance_of_a_member_that_is_down_names_it_and_is_audited_as_failed(
     let text = std::fs::read_to_string(&audit).unwrap();
     assert!(!text.contains("maintenance:compact"), "{text}");
 }
+
+/// `/readyz` names only the clusters the caller may read: a user granted one cluster does not
+/// learn the others' names from it (the scrape token still sees every one, tested above).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_names_only_the_clusters_the_caller_may_read() {
+    use crate::helpers::serve_config;
+    use etcdboard::config::{ClusterConfig, Config, HttpArgs};
+    use etcdboard::etcd::local::{LocalCluster, LocalClusterOptions};
+
+    let dir = tempfile::tempdir().unwrap();
+    let etcd = LocalCluster::start(LocalClusterOptions {
+        members: 1,
+        ..Default::default()
+    })
+    .await
+    .expect("etcd");
+    let http = HttpArgs {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        kube: "off".into(),
+        access: AccessArgs {
+            anonymous_role: Some("none".into()),
+            ..proxy_args("127.0.0.1/32", &dir.path().join("audit.log"))
+        },
+        ..HttpArgs::default()
+    };
+    let mut config = Config::new(
+        &http,
+        vec![
+            ClusterConfig {
+                name: "test".into(),
+                endpoints: etcd.client_urls(),
+                ..Default::default()
+            },
+            // Never reachable, and optional so that it does not decide readiness.
+            ClusterConfig {
+                name: "payments-prod".into(),
+                endpoints: vec!["http://127.0.0.1:1".into()],
+                optional: true,
+                ..Default::default()
+            },
+        ],
+    )
+    .expect("config");
+    let grants = "grants:\n  - users: [alice]\n    role: viewer\n    clusters: [test]\n  - users: [ad]\n    role: admin\n";
+    let file: etcdboard::access::FileAccess = serde_yaml::from_str(grants).unwrap();
+    config
+        .access
+        .add_file("test: access", file, &["test", "payments-prod"])
+        .expect("grants");
+    let server = serve_config(config).await;
+    let url = format!("http://{}/readyz", server.addr);
+    let names = |body: &Value| -> Vec<String> {
+        body["clusters"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|c| c["name"].as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let readyz = |user: Option<&'static str>| {
+        let url = url.clone();
+        async move {
+            let mut req = client().get(&url);
+            if let Some(user) = user {
+                req = req.header("X-Auth-Request-User", user);
+            }
+            let body = req.send().await.unwrap().text().await.unwrap();
+            serde_json::from_str::<Value>(&body).unwrap()
+        }
+    };
+    let alice = readyz(Some("alice")).await;
+    assert_eq!(names(&alice), ["test"], "{alice}");
+    assert!(!alice.to_string().contains("payments-prod"), "{alice}");
+    let ad = readyz(Some("ad")).await;
+    assert_eq!(names(&ad), ["test", "payments-prod"], "{ad}");
+    let stranger = readyz(None).await;
+    assert!(
+        !stranger.to_string().contains("payments-prod"),
+        "{stranger}"
+    );
+    drop(etcd);
+}
