@@ -12,8 +12,9 @@
 //! subdomains (RFC 6761: loopback only), and names of one label (`etcdboard`, which nginx sends
 //! for `proxy_pass http://etcdboard` to an `upstream` block, or a Service's short name): the
 //! victim's own hosts file and search domains resolve those, never the attacker's zone. Other
-//! names must be listed (`--allowed-hosts`), exactly or as `*.suffix`. With no list, a server listening on a loopback address allows only the above, and
-//! one listening elsewhere (a pod behind an ingress, whose host names it cannot know) allows any.
+//! names must be listed (`--allowed-hosts`), exactly or as `*.suffix`. With no list, a server
+//! listening on a loopback address allows only the above, and one listening elsewhere (a pod
+//! behind an ingress, whose host names it cannot know) allows any.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -35,14 +36,6 @@ pub struct AllowedHosts {
 }
 
 impl AllowedHosts {
-    /// Any host name: what a server not on loopback allows by default.
-    pub fn any() -> Self {
-        AllowedHosts {
-            any: true,
-            patterns: Vec::new(),
-        }
-    }
-
     /// The policy for a server listening on `listen`, from the `--allowed-hosts` entries (empty:
     /// the default for that address). The error names the entry that is not a host name.
     pub fn new(entries: &[String], listen: SocketAddr) -> Result<Self, String> {
@@ -51,18 +44,8 @@ impl AllowedHosts {
             .map(|e| e.trim())
             .filter(|e| !e.is_empty())
             .collect();
-        if entries.is_empty() {
-            return Ok(if listen.ip().is_loopback() {
-                AllowedHosts {
-                    any: false,
-                    patterns: Vec::new(),
-                }
-            } else {
-                AllowedHosts::any()
-            });
-        }
         let mut hosts = AllowedHosts {
-            any: false,
+            any: entries.is_empty() && !listen.ip().is_loopback(),
             patterns: Vec::new(),
         };
         for entry in entries {
@@ -92,13 +75,14 @@ impl AllowedHosts {
 
     /// Whether a request whose `Host` header (or URI authority) is `authority` may be served.
     pub fn allows(&self, authority: &str) -> bool {
+        // First, so that a server allowing any name (the default off loopback) parses nothing.
+        if self.any {
+            return true;
+        }
         let host = normalise(host_part(authority));
         let local = host == "localhost" || host.ends_with(".localhost");
         let one_label = !host.is_empty() && !host.contains('.');
         if local || one_label || host.parse::<IpAddr>().is_ok() {
-            return true;
-        }
-        if self.any {
             return true;
         }
         self.patterns.iter().any(|p| match p {
@@ -122,7 +106,7 @@ impl AllowedHosts {
 }
 
 /// The host of an authority (`name:port`, `[v6]:port`, `v6`), without port or brackets.
-fn host_part(authority: &str) -> &str {
+pub fn host_part(authority: &str) -> &str {
     let authority = authority.trim();
     if let Some(rest) = authority.strip_prefix('[') {
         return rest.split(']').next().unwrap_or(rest);
@@ -223,7 +207,8 @@ mod tests {
         assert!(h.allows("localhost:8080"));
         let star = hosts(&["*"], "127.0.0.1:8080");
         assert!(star.allows("anything.example"));
-        assert_eq!(AllowedHosts::any(), hosts(&["*"], "0.0.0.0:80"));
+        // Off loopback, no list is the same as `*`.
+        assert_eq!(hosts(&[], "0.0.0.0:80"), hosts(&["*"], "0.0.0.0:80"));
     }
 
     #[test]

@@ -20,6 +20,7 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 
 use crate::app::AppState;
+use crate::domain::hosts::host_part;
 use crate::domain::session::insecure_origin;
 use crate::error::{AppError, ErrorMessage};
 use crate::views::ErrorPage;
@@ -174,15 +175,6 @@ pub(crate) fn error_page(
     out
 }
 
-fn host_only(authority: &str) -> &str {
-    let authority = authority.trim();
-    if let Some(rest) = authority.strip_prefix('[') {
-        // [::1]:8080
-        return rest.split(']').next().unwrap_or(rest);
-    }
-    authority.split(':').next().unwrap_or(authority)
-}
-
 /// Why a mutating request is refused as cross-site, or `None` when it may go on.
 ///
 /// Works behind an ingress and with several replicas (no session store): a browser always sends
@@ -215,10 +207,10 @@ pub fn cross_site_reason(method: &Method, path: &str, headers: &HeaderMap) -> Op
             .get("x-forwarded-host")
             .or_else(|| headers.get(header::HOST))
             .and_then(|v| v.to_str().ok())
-            .map(|h| host_only(h.split(',').next().unwrap_or(h)).to_ascii_lowercase());
+            .map(|h| host_part(h.split(',').next().unwrap_or(h)).to_ascii_lowercase());
         let origin_host = origin
             .split_once("://")
-            .map(|(_, rest)| host_only(rest).to_ascii_lowercase());
+            .map(|(_, rest)| host_part(rest).to_ascii_lowercase());
         if origin_host.is_none() || origin_host != host {
             // Signing in from a plain-HTTP page would fail anyway (the cookie is Secure): say
             // that first, since fixing the proxy alone would not make it work.
