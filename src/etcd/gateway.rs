@@ -757,17 +757,21 @@ impl EtcdCluster {
         F: Fn(Client, bool) -> Fut,
         Fut: std::future::Future<Output = Result<(T, i64), etcd_client::Error>>,
     {
+        self.write_given(Duration::ZERO, op).await
+    }
+
+    /// [`EtcdCluster::write`] for a write whose work on etcd grows with its size (a prefix
+    /// deletion): each member gets `extra` time beyond the timeout.
+    pub async fn write_given<T, F, Fut>(&self, extra: Duration, op: F) -> Result<Read<T>, EtcdError>
+    where
+        F: Fn(Client, bool) -> Fut,
+        Fut: std::future::Future<Output = Result<(T, i64), etcd_client::Error>>,
+    {
+        let budget = self.timeout.saturating_add(extra);
         let started = Instant::now();
         let mut last_reason = String::from("no member tried");
         match self
-            .race(
-                &op,
-                false,
-                None,
-                self.timeout,
-                self.timeout,
-                &mut last_reason,
-            )
+            .race(&op, false, None, budget, budget, &mut last_reason)
             .await?
         {
             Some((value, revision)) => {

@@ -8,7 +8,8 @@ use etcd_client::{
 };
 
 use crate::domain::edit::{
-    retried_delete_outcome, retried_put_outcome, LeaseChange, PutRequest, WriteOutcome,
+    deletion_allowance, retried_delete_outcome, retried_put_outcome, LeaseChange, PutRequest,
+    WriteOutcome,
 };
 use crate::domain::key::prefix_end;
 use crate::domain::record::{KeyRecord, Read};
@@ -280,7 +281,7 @@ impl EtcdCluster {
         let (start, end) = (range_start(prefix), range_end_or_all(prefix));
         let at = seen_revision.unwrap_or(seen.revision);
         let out = self
-            .write(|mut c, _| {
+            .write_given(deletion_allowance(expected_count), |mut c, _| {
                 let (start, end) = (start.clone(), end.clone());
                 async move {
                     // Every key still there was last changed at or before the counted revision:

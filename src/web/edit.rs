@@ -44,17 +44,34 @@ fn conflict(
 /// The audit result of a change that failed: `unknown` when no member answered in time (etcd may
 /// still have applied it), else `error`.
 pub(crate) fn failure_result(e: &EtcdError) -> String {
+    match outcome_unknown(e) {
+        true => format!("unknown: {e} (it may have been applied)"),
+        false => format!("error: {e}"),
+    }
+}
+
+/// True when a change failed without saying whether etcd applied it: no member answered in time,
+/// or the one asked stopped after receiving it.
+fn outcome_unknown(e: &EtcdError) -> bool {
     match e {
         // Refused before anything was sent (see `delete_prefix_cas`).
-        EtcdError::Unavailable { detail, .. }
-            if detail.starts_with(crate::etcd::writes::NOT_SENT) =>
-        {
-            format!("error: {e}")
+        EtcdError::Unavailable { detail, .. } => !detail.starts_with(crate::etcd::writes::NOT_SENT),
+        EtcdError::MemberUnavailable { sent, .. } => *sent,
+        _ => false,
+    }
+}
+
+/// The error a change's caller gets; when its outcome is unknown, it says so (still a 503), so
+/// nobody takes a deletion that went through late for one that did not happen.
+fn write_failed(e: EtcdError) -> AppError {
+    match outcome_unknown(&e) {
+        true => {
+            tracing::warn!(error = %e, "a change's outcome is unknown");
+            AppError::Timeout(format!(
+                "{e}; the change may still have been applied: reload to see"
+            ))
         }
-        EtcdError::Unavailable { .. } | EtcdError::MemberUnavailable { sent: true, .. } => {
-            format!("unknown: {e} (it may have been applied)")
-        }
-        other => format!("error: {other}"),
+        false => AppError::Etcd(e),
     }
 }
 
@@ -83,7 +100,8 @@ pub async fn put_key(
     let read = c
         .put_cas(&req)
         .await
-        .inspect_err(|e| audit(None, &failure_result(e)))?;
+        .inspect_err(|e| audit(None, &failure_result(e)))
+        .map_err(write_failed)?;
     match read.value {
         WriteOutcome::Done { revision } => {
             audit(Some(revision), "ok");
@@ -129,7 +147,8 @@ pub async fn delete_key(
     let read = c
         .delete_cas(&key, expected)
         .await
-        .inspect_err(|e| audit(None, &failure_result(e)))?;
+        .inspect_err(|e| audit(None, &failure_result(e)))
+        .map_err(write_failed)?;
     match read.value {
         WriteOutcome::Done { revision } => {
             audit(Some(revision), "ok");
@@ -227,7 +246,8 @@ pub async fn delete_prefix(
                 None,
                 &failure_result(e),
             )
-        })?;
+        })
+        .map_err(write_failed)?;
     match outcome {
         DeletePrefixOutcome::Done { deleted, revision } => {
             caller.audit(
@@ -364,7 +384,8 @@ pub async fn revoke_lease(
             None,
             &format!("lease {id:x}: {}", failure_result(e)),
         )
-    })?;
+    });
+    let revision = revision.map_err(write_failed)?;
     if info.keys.is_empty() {
         caller.audit(
             &state,

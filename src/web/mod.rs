@@ -294,12 +294,16 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
 /// Ends requests that take longer than `--request-timeout` to produce their response head with a
 /// 503, so a stuck dependency never holds a connection (and a concurrency slot) forever. Streams
 /// (live updates, export, snapshot) answer at once and then stream; imports are bounded by their
-/// per-batch etcd deadlines instead, since a large one legitimately takes longer, and so is
-/// maintenance (a defragmentation of a large database takes minutes, and cutting the request off
-/// would not stop it on the member, only lose its answer and its audit line).
+/// per-batch etcd deadlines instead, since a large one legitimately takes longer, and so are
+/// maintenance (a defragmentation of a large database takes minutes) and prefix deletions (one
+/// txn, given time for each key it removes). Cutting those off would not stop them on etcd, only
+/// lose their answer and their audit line.
 pub async fn request_deadline(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
-    if req.method() == Method::POST && (path.ends_with("/import") || path.contains("/maintenance/"))
+    if req.method() == Method::POST
+        && (path.ends_with("/import")
+            || path.ends_with("/delete-prefix")
+            || path.contains("/maintenance/"))
     {
         // Their work may take long, but their body must still arrive in time: a client that
         // sends a few bytes and stops would otherwise hold its request slot for ever.

@@ -970,6 +970,15 @@ async fn a_change_whose_outcome_is_unknown_is_audited_as_such() {
     )
     .await;
     assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    // The caller is told too, so a change that goes through late is not taken for one that failed.
+    let body: Value = resp.json().await.unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("may still have been applied"),
+        "{body}"
+    );
     let lines: Vec<Value> = std::fs::read_to_string(&audit)
         .unwrap()
         .lines()

@@ -96,6 +96,7 @@ async fn export_delete_import_round_trips_100k_keys_byte_exact() {
         .get_json("/api/v1/clusters/test/delete-prefix?prefix=/big/")
         .await;
     assert_eq!(preview["count"], N as u64 + 1);
+    let started = std::time::Instant::now();
     let resp = app
         .http
         .post(app.url("/api/v1/clusters/test/delete-prefix"))
@@ -103,6 +104,7 @@ async fn export_delete_import_round_trips_100k_keys_byte_exact() {
         .send()
         .await
         .unwrap();
+    eprintln!("delete of {} keys: {:?}", N + 1, started.elapsed());
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
 
     let import = |dry: bool| {
