@@ -90,8 +90,8 @@ pub struct HttpArgs {
     #[arg(long, env = "ETCDBOARD_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
     /// How long a request may take to start its answer before it gets a 503 (streams and
-    /// imports, maintenance and prefix deletions are exempt: they answer at once or are bounded
-    /// by their own etcd deadlines).
+    /// imports, maintenance, prefix deletions and lease revocations are exempt: they answer at
+    /// once or are bounded by their own etcd deadlines).
     #[arg(long, env = "ETCDBOARD_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub request_timeout: Duration,
     /// Identity, roles and audit.

@@ -125,6 +125,17 @@ pub fn retried_delete_outcome(outcome: WriteOutcome) -> WriteOutcome {
     }
 }
 
+/// The prefix counterpart of [`retried_delete_outcome`]: the keys a prefix deletion reports. Its
+/// compare holds on an empty prefix, so a retry after an attempt that was applied without an
+/// answer deletes nothing and succeeds; the `expected` keys it was confirmed for are then taken as
+/// the earlier attempt's doing, not reported as 0.
+pub fn retried_prefix_deleted(retried: bool, expected: u64, deleted: u64) -> u64 {
+    match (retried, deleted) {
+        (true, 0) => expected,
+        _ => deleted,
+    }
+}
+
 /// Why a request body is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EditError {
@@ -442,6 +453,14 @@ mod tests {
         );
         let other = conflict(Some(record(b"x", 42, 3, 0)));
         assert_eq!(retried_delete_outcome(other.clone()), other);
+    }
+
+    #[test]
+    fn a_retried_prefix_deletion_that_finds_nothing_reports_what_it_was_confirmed_for() {
+        assert_eq!(retried_prefix_deleted(true, 1000, 0), 1000);
+        assert_eq!(retried_prefix_deleted(true, 1000, 1000), 1000);
+        assert_eq!(retried_prefix_deleted(false, 1000, 0), 0);
+        assert_eq!(retried_prefix_deleted(false, 5, 5), 5);
     }
 
     #[test]

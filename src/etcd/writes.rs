@@ -8,8 +8,8 @@ use etcd_client::{
 };
 
 use crate::domain::edit::{
-    deletion_allowance, retried_delete_outcome, retried_put_outcome, LeaseChange, PutRequest,
-    WriteOutcome,
+    deletion_allowance, retried_delete_outcome, retried_prefix_deleted, retried_put_outcome,
+    LeaseChange, PutRequest, WriteOutcome,
 };
 use crate::domain::key::prefix_end;
 use crate::domain::record::{KeyRecord, Read};
@@ -280,9 +280,11 @@ impl EtcdCluster {
         }
         let (start, end) = (range_start(prefix), range_end_or_all(prefix));
         let at = seen_revision.unwrap_or(seen.revision);
+        let attempts = std::sync::atomic::AtomicUsize::new(0);
         let out = self
             .write_given(deletion_allowance(expected_count), |mut c, _| {
                 let (start, end) = (start.clone(), end.clone());
+                let retried = attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed) > 0;
                 async move {
                     // Every key still there was last changed at or before the counted revision:
                     // nothing was created or modified in between.
@@ -314,7 +316,7 @@ impl EtcdCluster {
                     }
                     let outcome = if resp.succeeded() {
                         DeletePrefixOutcome::Done {
-                            deleted,
+                            deleted: retried_prefix_deleted(retried, expected_count, deleted),
                             revision: rev,
                         }
                     } else {
@@ -440,8 +442,9 @@ impl EtcdCluster {
     }
 
     /// Revokes a lease: every key attached to it is deleted by etcd.
-    pub async fn revoke_lease(&self, id: i64) -> Result<i64, EtcdError> {
-        self.write(|mut c, _| async move {
+    pub async fn revoke_lease(&self, id: i64, keys: usize) -> Result<i64, EtcdError> {
+        let keys = u64::try_from(keys).unwrap_or(u64::MAX);
+        self.write_given(deletion_allowance(keys), |mut c, _| async move {
             let r = c.lease_revoke(id).await?;
             let rev = r.header().map_or(0, |h| h.revision());
             Ok((rev, rev))

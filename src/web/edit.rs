@@ -374,7 +374,7 @@ pub async fn revoke_lease(
     for k in &info.keys {
         caller.require(&state, c.name(), Need::WriteKey(k))?;
     }
-    let revision = c.revoke_lease(id).await.inspect_err(|e| {
+    let revision = c.revoke_lease(id, info.keys.len()).await.inspect_err(|e| {
         caller.audit(
             &state,
             c.name(),

@@ -295,16 +295,22 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
 /// 503, so a stuck dependency never holds a connection (and a concurrency slot) forever. Streams
 /// (live updates, export, snapshot) answer at once and then stream; imports are bounded by their
 /// per-batch etcd deadlines instead, since a large one legitimately takes longer, and so are
-/// maintenance (a defragmentation of a large database takes minutes) and prefix deletions (one
-/// txn, given time for each key it removes). Cutting those off would not stop them on etcd, only
+/// maintenance (a defragmentation of a large database takes minutes), prefix deletions and lease
+/// revocations (one step each, given time for each key it removes). Cutting those off would not stop them on etcd, only
 /// lose their answer and their audit line.
 pub async fn request_deadline(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
-    if req.method() == Method::POST
-        && (path.ends_with("/import")
-            || path.ends_with("/delete-prefix")
-            || path.contains("/maintenance/"))
-    {
+    let exempt = match *req.method() {
+        Method::POST => {
+            path.ends_with("/import")
+                || path.ends_with("/delete-prefix")
+                || path.contains("/maintenance/")
+        }
+        // Revoking a lease deletes its keys, in one step that grows with their number too.
+        Method::DELETE => path.contains("/leases/"),
+        _ => false,
+    };
+    if exempt {
         // Their work may take long, but their body must still arrive in time: a client that
         // sends a few bytes and stops would otherwise hold its request slot for ever.
         let until = tokio::time::Instant::now() + state.config().request_timeout;
