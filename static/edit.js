@@ -13,6 +13,9 @@
   const doc = document;
   const TIMEOUT_MS = 15000; // "never hang": a write that does not answer is reported
   const IMPORT_MS = 10 * 60 * 1000; // an import of a large prefix is a long write, still bounded
+  // The server gives a prefix deletion or a lease revocation 0.1 ms per key beyond its etcd
+  // timeout (DELETE_TIME_PER_KEY): wait that long too, so its answer is not given up on.
+  const DELETE_MS_PER_KEY = 0.1;
 
   /* ---------- small helpers ---------------------------------------------- */
   const el = (tag, cls, text) => {
@@ -170,6 +173,25 @@
       const first = body.querySelector("input:not([type=hidden])");
       (first || (opts.danger ? cancel : ok)).focus();
     });
+  }
+
+  // A change that deletes `n` keys in one etcd step, inside a modal: its wait grows with `n`, and
+  // past a second a line in the dialog says what is going on and for how long.
+  async function deleting(ctx, n, method, url, body) {
+    const note = el("p", "dim", "");
+    note.setAttribute("data-deleting", "");
+    note.setAttribute("aria-live", "polite");
+    const t0 = Date.now();
+    const tick = setInterval(() => {
+      note.textContent = `Deleting ${n.toLocaleString()} key${n === 1 ? "" : "s"} in one etcd transaction… ${Math.round((Date.now() - t0) / 1000)} s`;
+      if (!note.isConnected) ctx.body.append(note);
+    }, 1000);
+    try {
+      return await call(method, url, body, undefined, TIMEOUT_MS + n * DELETE_MS_PER_KEY);
+    } finally {
+      clearInterval(tick);
+      note.remove();
+    }
   }
 
   /* ---------- line diff -------------------------------------------------- */
@@ -870,7 +892,7 @@
       build(ctx) { ctx.enable(false); render(ctx); },
       async onConfirm(ctx) {
         // The preview's revision too: a key changed after it (same count) also refuses.
-        const res = await call("POST", postUrl, { prefix_b64: preview.prefix_b64, expected_count: preview.count, revision: preview.revision });
+        const res = await deleting(ctx, preview.count, "POST", postUrl, { prefix_b64: preview.prefix_b64, expected_count: preview.count, revision: preview.revision });
         if (res.status === 200) { ctx.result = res.body; deletedNote(res.body, expect()); return true; }
         const again = button("count again", "small");
         again.addEventListener("click", () => { ctx.error(""); render(ctx); });
@@ -934,6 +956,7 @@
     const row = btn.closest("tr");
     const hex = btn.getAttribute("data-lease-hex");
     const api = btn.closest("[data-leases-api]");
+    let attached = 0;
     // The keys attached right now (the page may be minutes old), as the API lists them.
     const list = async (ctx) => {
       ctx.body.replaceChildren(el("p", "dim", "Looking up the attached keys…"));
@@ -948,6 +971,7 @@
       const keys = lease ? lease.keys : null;
       if (!keys) ctx.error(`the keys attached right now could not be listed (${why(res)}); these are the ones the page showed.`, null, "Not checked.");
       const n = keys ? keys.length : Number(btn.getAttribute("data-key-count") || 0);
+      attached = n;
       ctx.confirmButton.textContent = n ? `revoke and delete ${n} key${n === 1 ? "" : "s"}` : "revoke";
       ctx.body.append(el("p", null, n ? `${keys ? "These" : "About these"} ${n} key${n === 1 ? "" : "s"} will vanish with it:` : "No key is attached to it; revoking deletes nothing."));
       if (n) {
@@ -968,7 +992,7 @@
       confirm: "revoke",
       build(ctx) { ctx.enable(false); list(ctx); },
       async onConfirm(ctx) {
-        const res = await call("DELETE", btn.getAttribute("data-revoke"));
+        const res = await deleting(ctx, attached, "DELETE", btn.getAttribute("data-revoke"));
         if (res.status === 200 && res.body) {
           const note = doc.querySelector(".leases-note");
           if (note) {

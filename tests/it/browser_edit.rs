@@ -680,6 +680,48 @@ async fn revoking_a_lease_lists_the_keys_that_vanish() {
     b.finish(r).await;
 }
 
+/// A deletion that takes a while (here: quorum is lost after the dialog listed the keys) says in
+/// the dialog that it is still deleting and for how long, then gives the server's reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_revocation_says_it_is_still_deleting_then_why_it_failed() {
+    let b = Browser::start("a_slow_revocation_says_it_is_still_deleting_then_why_it_failed").await;
+    let mut app = spawn_app().await;
+    let mut c = app.client().await;
+    let lease = c.lease_grant(300, None).await.expect("grant").id();
+    let with = Some(etcd_client::PutOptions::new().with_lease(lease));
+    c.put("/locks/slow", "1", with).await.expect("put");
+
+    let r = b
+        .attempt(async {
+            b.goto(&app.url("/clusters/test/leases")).await;
+            let row = format!("tr[data-lease='{lease:016x}']");
+            click(&b, &format!("{row} button[data-revoke]")).await;
+            b.wait_js(
+                "const d = document.querySelector('dialog.modal[open]'); return !!d && d.textContent.includes('/locks/slow') && !d.querySelector('[data-modal-confirm]').disabled;",
+                "the dialog to list the attached key",
+            )
+            .await;
+            app.etcd.kill(1);
+            app.etcd.kill(2);
+            click(&b, "dialog.modal[open] [data-modal-confirm]").await;
+            b.wait_js(
+                "const n = document.querySelector('dialog.modal[open] [data-deleting]'); return !!n && /^Deleting 1 key in one etcd transaction… [0-9]+ s$/.test(n.textContent);",
+                "the dialog to say that it is still deleting",
+            )
+            .await;
+            b.wait_for("dialog.modal[open] .modal-error .banner").await;
+            let dialog = b.text("dialog.modal[open]").await;
+            assert!(dialog.contains("no member of cluster `test`"), "{dialog}");
+            assert!(!dialog.contains("Deleting 1 key"), "the note goes with the wait: {dialog}");
+            assert!(
+                !b.js("return document.querySelector('dialog.modal[open] [data-modal-confirm]').disabled;").await.as_bool().unwrap(),
+                "the confirm button can be tried again"
+            );
+        })
+        .await;
+    b.finish(r).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_browser_windows_editing_one_key_get_the_three_way_view() {
     let b = Browser::start("two_browser_windows_editing_one_key_get_the_three_way_view").await;
