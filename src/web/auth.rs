@@ -273,7 +273,15 @@ pub async fn access(State(state): State<AppState>, mut req: Request, next: Next)
         RouteNeed::Public => Decision::Allow,
         RouteNeed::Enter => enter(),
         RouteNeed::Monitoring if presents_metrics_token(&state, req.headers()) => Decision::Allow,
-        RouteNeed::Monitoring => enter(),
+        // Its series name every cluster: for those who may read them all.
+        RouteNeed::Monitoring => match enter() {
+            Decision::Allow if reads_every_cluster(&state, &caller) => Decision::Allow,
+            Decision::Allow => Decision::Deny(format!(
+                "metrics name every cluster, and user `{}` may not read all of them; scrapers use --metrics-token-file",
+                caller.principal.user
+            )),
+            deny => deny,
+        },
         RouteNeed::Cluster(name, level) => {
             let name = percent_encoding::percent_decode_str(name).decode_utf8_lossy();
             if !name.is_empty() && state.cluster(&name).is_err() {
@@ -314,6 +322,14 @@ pub fn may_enter(state: &AppState, caller: &Caller) -> bool {
         .access
         .policy
         .may_enter(&caller.principal, &names)
+}
+
+/// Whether the caller may read every configured cluster.
+fn reads_every_cluster(state: &AppState, caller: &Caller) -> bool {
+    state
+        .clusters()
+        .iter()
+        .all(|c| caller.require(state, c.name(), Need::Read).is_ok())
 }
 
 /// Whether the request presents the `--metrics-token-file` token.

@@ -1467,5 +1467,25 @@ async fn readyz_names_only_the_clusters_the_caller_may_read() {
         !stranger.to_string().contains("payments-prod"),
         "{stranger}"
     );
+    // /metrics names every cluster in its series: only for those who may read them all.
+    let metrics = |user: &'static str| {
+        let url = format!("http://{}/metrics", server.addr);
+        async move {
+            let resp = client()
+                .get(&url)
+                .header("X-Auth-Request-User", user)
+                .send()
+                .await
+                .unwrap();
+            (resp.status(), resp.text().await.unwrap())
+        }
+    };
+    let (status, body) = metrics("alice").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body.contains("may not read all"), "{body}");
+    assert!(!body.contains("payments-prod"), "{body}");
+    let (status, body) = metrics("ad").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("cluster=\"payments-prod\""), "{body}");
     drop(etcd);
 }
