@@ -23,9 +23,10 @@ pub fn request_size(key_len: usize, value_len: usize) -> usize {
 pub const REQUEST_OVERHEAD: usize = 256;
 
 /// Time etcd is allowed per key a prefix deletion removes, beyond the etcd timeout. Its one txn
-/// compares and deletes every key under the prefix, so its apply grows with the count: 100,001 keys
-/// took 1.6 s on an idle 3-member cluster on loopback, and up to 3.5 s (the whole request) beside
-/// another test's cluster on 2 cores: 16–35 µs a key. This allows about three times the slower.
+/// compares and deletes every key under the prefix, so its apply grows with the count. On a
+/// 3-member cluster on loopback (2 cores): 100,001 keys took 1.6 s idle, up to 3.5 s (the whole
+/// request) beside another test's cluster, and a million 15.6 s through etcdboard: 16–35 µs a
+/// key. This allows about three times the slower.
 pub const DELETE_TIME_PER_KEY: Duration = Duration::from_micros(100);
 
 /// The time a prefix deletion of `count` keys gets beyond the etcd timeout (a million keys: 100 s).

@@ -760,6 +760,55 @@ impl EtcdCluster {
         self.write_given(Duration::ZERO, op).await
     }
 
+    /// The deadline of one etcd operation (`--etcd-timeout`).
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// A read whose work on etcd grows with the keyspace (a count of a whole prefix), which no
+    /// page-sized budget fits. Quorum is proven first by a read that costs etcd nothing, within
+    /// a page's budget, so lost quorum is told as quickly as on any page. `op` then runs at the
+    /// revision that read saw, from a member's local copy (which holds it once applied: as fresh
+    /// as a linearizable read), for up to `budget`. Without quorum it runs on a member's own
+    /// copy at its latest revision and the answer is marked stale. The answer's revision is the
+    /// one `op` read at. `op` is given the revision to read at, or `None` for the latest.
+    pub async fn read_large<T, F, Fut>(&self, budget: Duration, op: F) -> Result<Read<T>, EtcdError>
+    where
+        F: Fn(Client, Option<i64>) -> Fut,
+        Fut: std::future::Future<Output = Result<(T, i64), etcd_client::Error>>,
+    {
+        let now = self
+            .read(None, |mut client, serializable| async move {
+                let mut o = GetOptions::new().with_count_only();
+                if serializable {
+                    o = o.with_serializable();
+                }
+                let r = client.get(vec![0], Some(o)).await?;
+                let rev = r.header().map_or(0, |h| h.revision());
+                Ok(((), rev))
+            })
+            .await?;
+        let at = (!now.stale).then_some(now.revision);
+        let started = Instant::now();
+        let mut last_reason = String::from("no member tried");
+        let pinned = |client, _serializable| op(client, at);
+        match self
+            .race(&pinned, true, at, budget, self.timeout, &mut last_reason)
+            .await?
+        {
+            Some((value, revision)) => Ok(Read {
+                value,
+                revision: at.unwrap_or(revision),
+                stale: now.stale,
+            }),
+            None => Err(EtcdError::Unavailable {
+                cluster: self.name.clone(),
+                waited_ms: started.elapsed().as_millis(),
+                detail: self.explain(last_reason),
+            }),
+        }
+    }
+
     /// [`EtcdCluster::write`] for a write whose work on etcd grows with its size (a prefix
     /// deletion): each member gets `extra` time beyond the timeout.
     pub async fn write_given<T, F, Fut>(&self, extra: Duration, op: F) -> Result<Read<T>, EtcdError>

@@ -224,15 +224,20 @@ impl EtcdCluster {
         sample: usize,
     ) -> Result<Read<PrefixPreview>, EtcdError> {
         let (start, end) = (range_start(prefix), range_end_or_all(prefix));
-        self.read(None, |mut c, serializable| {
+        // etcd counts by walking every key under the prefix: on an idle 3-member cluster here (2
+        // cores) a million keys took 0.2–0.4 s, but 383,232 keys 0.55–1.4 s on one with a large
+        // history; past a page's budget. Three etcd timeouts, so that a large count is not taken
+        // for lost quorum.
+        self.read_large(self.timeout().saturating_mul(3), |mut c, at| {
             let (start, end) = (start.clone(), end.clone());
             async move {
                 let mut o = GetOptions::new()
                     .with_range(end)
                     .with_keys_only()
-                    .with_limit(sample.max(1) as i64);
-                if serializable {
-                    o = o.with_serializable();
+                    .with_limit(sample.max(1) as i64)
+                    .with_serializable();
+                if let Some(rev) = at {
+                    o = o.with_revision(rev);
                 }
                 let r = c.get(start, Some(o)).await?;
                 let rev = r.header().map_or(0, |h| h.revision());

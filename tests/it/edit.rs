@@ -544,6 +544,54 @@ async fn deleting_needs_the_current_revision() {
     assert!(body["current"].is_null(), "{body}");
 }
 
+/// Without quorum the preview still answers, from a member's own copy and marked stale, as
+/// quickly as a page does (the count's long budget is not spent waiting for quorum), and the
+/// deletion is refused before anything is sent.
+#[tokio::test]
+async fn without_quorum_the_prefix_preview_is_stale_at_once_and_nothing_is_deleted() {
+    let mut app = spawn_app().await;
+    app.put_all(&[("/nq/a", "1"), ("/nq/b", "2")]).await;
+    let before = preview(&app, "/nq/").await;
+    assert_eq!(before["stale"], false, "{before}");
+    app.etcd.kill(1);
+    app.etcd.kill(2);
+
+    let started = std::time::Instant::now();
+    let seen = preview(&app, "/nq/").await;
+    let took = started.elapsed();
+    assert_eq!(seen["stale"], true, "{seen}");
+    assert_eq!(seen["count"], 2, "{seen}");
+    assert!(
+        took < Duration::from_secs(5),
+        "a page's budget, not the count's three etcd timeouts: {took:?}"
+    );
+    let (status, body) = delete_prefix(
+        &app,
+        &json!({"prefix": "/nq/", "expected_count": 2, "revision": seen["revision"]}),
+    )
+    .await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("nothing is deleted"),
+        "{body}"
+    );
+    // The surviving member's own copy still has both keys.
+    let mut c = etcd_client::Client::connect([app.etcd.client_urls()[0].clone()], None)
+        .await
+        .expect("client");
+    let left = c
+        .get(
+            "/nq/",
+            Some(GetOptions::new().with_prefix().with_serializable()),
+        )
+        .await
+        .expect("serializable read");
+    assert_eq!(left.count(), 2);
+}
+
 #[tokio::test]
 async fn delete_prefix_refuses_when_the_count_changed() {
     let app = spawn_app().await;
