@@ -810,7 +810,8 @@ impl EtcdCluster {
     }
 
     /// [`EtcdCluster::write`] for a write whose work on etcd grows with its size (a prefix
-    /// deletion): each member gets `extra` time beyond the timeout.
+    /// deletion): it gets `extra` time beyond the timeout, and the next member is asked only
+    /// after the one before failed, as for every write.
     pub async fn write_given<T, F, Fut>(&self, extra: Duration, op: F) -> Result<Read<T>, EtcdError>
     where
         F: Fn(Client, bool) -> Fut,

@@ -296,8 +296,8 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
 /// (live updates, export, snapshot) answer at once and then stream; imports are bounded by their
 /// per-batch etcd deadlines instead, since a large one legitimately takes longer, and so are
 /// maintenance (a defragmentation of a large database takes minutes), prefix deletions and lease
-/// revocations (one step each, given time for each key it removes). Cutting those off would not stop them on etcd, only
-/// lose their answer and their audit line.
+/// revocations (one step each, given time for each key it removes). Cutting those off would not
+/// stop them on etcd, only lose their answer and their audit line.
 pub async fn request_deadline(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
     let exempt = match *req.method() {
