@@ -374,18 +374,21 @@ pub async fn revoke_lease(
     for k in &info.keys {
         caller.require(&state, c.name(), Need::WriteKey(k))?;
     }
-    let revision = c.revoke_lease(id, info.keys.len()).await.inspect_err(|e| {
-        caller.audit(
-            &state,
-            c.name(),
-            "revoke-lease",
-            b"",
-            0,
-            None,
-            &format!("lease {id:x}: {}", failure_result(e)),
-        )
-    });
-    let revision = revision.map_err(write_failed)?;
+    let revision = c
+        .revoke_lease(id, info.keys.len())
+        .await
+        .inspect_err(|e| {
+            caller.audit(
+                &state,
+                c.name(),
+                "revoke-lease",
+                b"",
+                0,
+                None,
+                &format!("lease {id:x}: {}", failure_result(e)),
+            )
+        })
+        .map_err(write_failed)?;
     if info.keys.is_empty() {
         caller.audit(
             &state,
