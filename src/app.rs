@@ -506,7 +506,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             &p("/api/v1/clusters/{cluster}/leases/{id}"),
-            axum::routing::delete(web::edit::revoke_lease),
+            get(web::edit::lease).delete(web::edit::revoke_lease),
         )
         .route(
             &p("/login"),

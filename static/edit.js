@@ -955,30 +955,34 @@
   async function revoke(btn) {
     const row = btn.closest("tr");
     const hex = btn.getAttribute("data-lease-hex");
-    const api = btn.closest("[data-leases-api]");
     let attached = 0;
     // The keys attached right now (the page may be minutes old), as the API lists them.
     const list = async (ctx) => {
       ctx.body.replaceChildren(el("p", "dim", "Looking up the attached keys…"));
-      const res = api ? await call("GET", api.getAttribute("data-leases-api")) : { status: 0, error: "no lease list" };
-      const lease = res.status === 200 && Array.isArray(res.body) ? res.body.find((l) => l.id_hex === hex) : null;
+      const res = await call("GET", `${btn.getAttribute("data-revoke")}?keys=50`);
       ctx.body.replaceChildren();
-      if (res.status === 200 && !lease) {
+      if (res.status === 404) {
         ctx.body.append(el("p", null, "This lease does not exist any more (it expired or was revoked)."));
+        ctx.confirmButton.hidden = true;
+        return;
+      }
+      const lease = res.status === 200 && res.body ? res.body : null;
+      if (lease && lease.key_count == null) {
+        ctx.body.append(el("p", null, `Too many keys are attached to this lease for etcdboard to list (etcd's list of them is over 4 MiB), so it cannot show or check which keys revoking it would delete. If they may all go, revoke it with etcdctl lease revoke ${hex}.`));
         ctx.confirmButton.hidden = true;
         return;
       }
       const keys = lease ? lease.keys : null;
       if (!keys) ctx.error(`the keys attached right now could not be listed (${why(res)}); these are the ones the page showed.`, null, "Not checked.");
-      const n = keys ? keys.length : Number(btn.getAttribute("data-key-count") || 0);
+      const n = lease ? lease.key_count : Number(btn.getAttribute("data-key-count") || 0);
       attached = n;
       ctx.confirmButton.textContent = n ? `revoke and delete ${n} key${n === 1 ? "" : "s"}` : "revoke";
       ctx.body.append(el("p", null, n ? `${keys ? "These" : "About these"} ${n} key${n === 1 ? "" : "s"} will vanish with it:` : "No key is attached to it; revoking deletes nothing."));
       if (n) {
         const ul = el("ul", "sample");
         if (keys) {
-          for (const k of keys.slice(0, 50)) ul.append(el("li", "mono", k.key != null ? k.key : displayBytes(b64ToBytes(k.key_b64))));
-          if (keys.length > 50) ul.append(el("li", "dim", `… and ${keys.length - 50} more`));
+          for (const k of keys) ul.append(el("li", "mono", k.key != null ? k.key : displayBytes(b64ToBytes(k.key_b64))));
+          if (n > keys.length) ul.append(el("li", "dim", `… and ${n - keys.length} more`));
         } else {
           for (const li of qsAll(row, ".lease-keys li")) ul.append(el("li", li.classList.contains("dim") ? "dim" : "mono", li.textContent));
         }

@@ -6,6 +6,7 @@ use etcd_client::{
     Compare, CompareOp, DeleteOptions, GetOptions, LeaseTimeToLiveOptions, PutOptions, Txn, TxnOp,
     TxnOpResponse,
 };
+use futures::{stream, StreamExt, TryStreamExt};
 
 use crate::domain::edit::{
     deletion_allowance, retried_delete_outcome, retried_prefix_deleted, retried_put_outcome,
@@ -76,9 +77,16 @@ pub struct LeaseInfo {
     pub ttl: i64,
     /// TTL it was granted with.
     pub granted_ttl: i64,
-    /// Keys attached.
-    pub keys: Vec<Vec<u8>>,
+    /// Keys attached; `None` when etcd's list of them is larger than etcd-client lets a lease
+    /// answer be (gRPC's 4 MiB: on the order of 100,000 keys of typical length), so they cannot
+    /// be listed or counted here.
+    pub keys: Option<Vec<Vec<u8>>>,
 }
+
+/// How many leases' keys are read at once: a lease's TTL call goes to the leader (a follower
+/// forwards it), so a list of hundreds of leases would otherwise cost hundreds of round trips in
+/// a row.
+const LEASE_READS_IN_FLIGHT: usize = 8;
 
 /// The outcome of a CAS txn whose failure branch reads the key back: written, or what is there now.
 fn cas_outcome(resp: &etcd_client::TxnResponse) -> (WriteOutcome, i64) {
@@ -417,27 +425,34 @@ impl EtcdCluster {
             })
             .await?
             .value;
-        let mut out = Vec::new();
-        for id in ids.into_iter().take(max) {
-            out.push(self.lease_info(id).await?);
-        }
+        let mut out: Vec<LeaseInfo> = stream::iter(ids.into_iter().take(max))
+            .map(|id| self.lease_info(id))
+            .buffer_unordered(LEASE_READS_IN_FLIGHT)
+            .try_collect()
+            .await?;
         out.sort_by_key(|l| l.id);
         Ok(out)
     }
 
-    /// One lease's TTL and keys.
+    /// One lease's TTL and keys (see [`LeaseInfo::keys`] for when they cannot be listed).
     pub async fn lease_info(&self, id: i64) -> Result<LeaseInfo, EtcdError> {
         self.read(None, |mut c, _| async move {
-            let r = c
-                .lease_time_to_live(id, Some(LeaseTimeToLiveOptions::new().with_keys()))
-                .await?;
+            let with_keys = Some(LeaseTimeToLiveOptions::new().with_keys());
+            let (r, listed) = match c.lease_time_to_live(id, with_keys).await {
+                // etcd-client offers no way to raise its lease client's 4 MiB limit on an
+                // answer, and etcd has no paged form of this call: ask again for the TTL alone.
+                Err(etcd_client::Error::GRpcStatus(s)) if s.code() == tonic::Code::OutOfRange => {
+                    (c.lease_time_to_live(id, None).await?, false)
+                }
+                r => (r?, true),
+            };
             let rev = r.header().map_or(0, |h| h.revision());
             Ok((
                 LeaseInfo {
                     id,
                     ttl: r.ttl(),
                     granted_ttl: r.granted_ttl(),
-                    keys: r.keys().to_vec(),
+                    keys: listed.then(|| r.keys().to_vec()),
                 },
                 rev,
             ))

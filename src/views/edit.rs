@@ -340,7 +340,10 @@ pub struct LeaseRow {
     pub key_count: usize,
     /// Attached keys not listed.
     pub more_keys: usize,
-    /// `DELETE` URL of the JSON API.
+    /// Too many keys are attached for etcd's list of them to be read (so `key_count` is 0):
+    /// they cannot be shown, nor the lease revoked here.
+    pub unlisted: bool,
+    /// URL of the lease in the JSON API (`GET` reads it now, `DELETE` revokes it).
     pub revoke_url: String,
 }
 
@@ -358,8 +361,6 @@ pub struct LeasesPage {
     pub truncated: bool,
     /// This page (refresh).
     pub self_href: String,
-    /// Leases in the JSON API (the revoke dialog lists the keys attached right now).
-    pub api_url: String,
     /// Versioned `edit.js`.
     pub edit_js: String,
 }

@@ -13,8 +13,8 @@ use crate::domain::access::Need;
 use crate::domain::edit::{parse_put, text_or_b64, EditError, WriteOutcome};
 use crate::domain::key::{b64_std, display_text, RawQuery};
 use crate::error::AppError;
-use crate::etcd::gateway::EtcdError;
-use crate::etcd::writes::DeletePrefixOutcome;
+use crate::etcd::gateway::{EtcdCluster, EtcdError};
+use crate::etcd::writes::{DeletePrefixOutcome, LeaseInfo};
 use crate::web::api::{key_json, required_key};
 use crate::web::auth::Caller;
 
@@ -322,23 +322,78 @@ pub async fn history(
     })))
 }
 
-/// `GET /api/v1/clusters/{cluster}/leases`.
+/// Keys listed per lease by `GET …/leases` unless `keys=N` says otherwise.
+const LEASE_KEYS_DEFAULT: usize = 100;
+/// Most keys `keys=N` may name (without it, `GET …/leases/{id}` lists all of one lease's keys).
+const LEASE_KEYS_MAX: usize = 10_000;
+
+/// A lease as the API shows it, with at most `keys` of its keys. `key_count` is null when etcd's
+/// list of them is too large to read (see [`LeaseInfo::keys`]).
+fn lease_json(l: &LeaseInfo, keys: usize) -> serde_json::Value {
+    let listed = l.keys.as_deref().unwrap_or_default();
+    json!({
+        "id": l.id,
+        "id_hex": format!("{:016x}", l.id),
+        "ttl": l.ttl,
+        "granted_ttl": l.granted_ttl,
+        "key_count": l.keys.as_ref().map(Vec::len),
+        "keys": listed.iter().take(keys).map(|k| json!({ "key": display_text(k), "key_b64": b64_std(k) })).collect::<Vec<_>>(),
+    })
+}
+
+/// `GET /api/v1/clusters/{cluster}/leases?keys=N`: every lease (the first 500), each with its key
+/// count and its first `N` keys (default 100).
 pub async fn leases(
     State(state): State<AppState>,
     Path(cluster): Path<String>,
+    AxumQuery(query): AxumQuery,
 ) -> Result<Json<serde_json::Value>, AppError> {
     let c = &state.cluster(&cluster)?;
+    let keys = keys_param(query.as_deref(), LEASE_KEYS_DEFAULT)?;
     let leases = c.leases(500).await?;
     Ok(Json(json!(leases
         .iter()
-        .map(|l| json!({
-            "id": l.id,
-            "id_hex": format!("{:016x}", l.id),
-            "ttl": l.ttl,
-            "granted_ttl": l.granted_ttl,
-            "keys": l.keys.iter().map(|k| json!({ "key": display_text(k), "key_b64": b64_std(k) })).collect::<Vec<_>>(),
-        }))
+        .map(|l| lease_json(l, keys))
         .collect::<Vec<_>>())))
+}
+
+/// `GET /api/v1/clusters/{cluster}/leases/{id}?keys=N`: one lease with its key count and its first
+/// `N` keys (default all); 404 when it does not exist (or expired).
+pub async fn lease(
+    State(state): State<AppState>,
+    Path((cluster, id)): Path<(String, String)>,
+    AxumQuery(query): AxumQuery,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let c = &state.cluster(&cluster)?;
+    let keys = keys_param(query.as_deref(), usize::MAX)?;
+    let info = live_lease(c, &id).await?;
+    Ok(Json(lease_json(&info, keys)))
+}
+
+/// The `keys=N` parameter of the lease reads: how many keys to list per lease.
+fn keys_param(query: Option<&str>, default: usize) -> Result<usize, AppError> {
+    RawQuery::parse(query)
+        .text("keys")
+        .map_err(AppError::BadRequest)?
+        .map(|t| t.parse::<usize>().ok().filter(|n| *n <= LEASE_KEYS_MAX))
+        .unwrap_or(Some(default))
+        .ok_or_else(|| {
+            AppError::BadRequest(format!("parameter `keys` must be 0..={LEASE_KEYS_MAX}"))
+        })
+}
+
+/// The lease `text` names, read now; 400 for a malformed id, 404 when it does not exist.
+async fn live_lease(c: &EtcdCluster, text: &str) -> Result<LeaseInfo, AppError> {
+    let id = parse_lease_id(text).ok_or_else(|| {
+        AppError::BadRequest("lease id must be decimal, or hex with a 0x prefix".into())
+    })?;
+    let info = c.lease_info(id).await?;
+    if info.ttl < 0 {
+        return Err(AppError::NotFound(format!(
+            "lease {id:x} does not exist (or expired)"
+        )));
+    }
+    Ok(info)
 }
 
 /// A lease id as the API takes it: hex with a `0x` prefix, else decimal. Bare hex is accepted only
@@ -360,22 +415,26 @@ pub async fn revoke_lease(
     Path((cluster, id)): Path<(String, String)>,
 ) -> Result<Json<serde_json::Value>, AppError> {
     let c = &state.cluster(&cluster)?;
-    let id = parse_lease_id(&id).ok_or_else(|| {
-        AppError::BadRequest("lease id must be decimal, or hex with a 0x prefix".into())
-    })?;
-    let info = c.lease_info(id).await?;
-    if info.ttl < 0 {
-        return Err(AppError::NotFound(format!(
-            "lease {id:x} does not exist (or expired)"
-        )));
-    }
+    let info = live_lease(c, &id).await?;
+    let id = info.id;
+    let Some(keys) = info.keys else {
+        return Err(AppError::Conflict(
+            format!(
+                "lease {id:x} has too many keys for etcdboard to list (etcd's list of them is over \
+                 4 MiB), so it can neither show nor check which keys revoking it would delete; \
+                 nothing was revoked. If they may all go, revoke it with \
+                 `etcdctl lease revoke {id:x}`."
+            ),
+            json!({ "key_count": null }),
+        ));
+    };
     // Revoking deletes every key attached: the caller must be allowed to delete each of them
     // (read-only prefixes such as /registry/ bind admins too).
-    for k in &info.keys {
+    for k in &keys {
         caller.require(&state, c.name(), Need::WriteKey(k))?;
     }
     let revision = c
-        .revoke_lease(id, info.keys.len())
+        .revoke_lease(id, keys.len())
         .await
         .inspect_err(|e| {
             caller.audit(
@@ -389,7 +448,7 @@ pub async fn revoke_lease(
             )
         })
         .map_err(write_failed)?;
-    if info.keys.is_empty() {
+    if keys.is_empty() {
         caller.audit(
             &state,
             c.name(),
@@ -400,7 +459,7 @@ pub async fn revoke_lease(
             &format!("lease {id:x}, no keys"),
         );
     }
-    for k in &info.keys {
+    for k in &keys {
         caller.audit(
             &state,
             c.name(),
@@ -412,7 +471,7 @@ pub async fn revoke_lease(
         );
     }
     Ok(Json(
-        json!({ "revision": revision, "deleted_keys": info.keys.len() }),
+        json!({ "revision": revision, "deleted_keys": keys.len() }),
     ))
 }
 

@@ -526,24 +526,27 @@ pub async fn leases_page(
     let urls = Urls::new(base, c.name());
     let rows = leases
         .iter()
-        .map(|l| LeaseRow {
-            id_hex: format!("{:016x}", l.id),
-            ttl: if l.ttl < 0 {
-                "expired".into()
-            } else {
-                format!("{} s", l.ttl)
-            },
-            expiring: l.ttl <= 5,
-            granted: format!("{} s", l.granted_ttl),
-            keys: l
-                .keys
-                .iter()
-                .take(KEYS_PER_LEASE)
-                .map(|k| (display_bytes(k), urls.page("tree", None, Some(k))))
-                .collect(),
-            key_count: l.keys.len(),
-            more_keys: l.keys.len().saturating_sub(KEYS_PER_LEASE),
-            revoke_url: u.api(&format!("leases/0x{:x}", l.id)),
+        .map(|l| {
+            let listed = l.keys.as_deref().unwrap_or_default();
+            LeaseRow {
+                id_hex: format!("{:016x}", l.id),
+                ttl: if l.ttl < 0 {
+                    "expired".into()
+                } else {
+                    format!("{} s", l.ttl)
+                },
+                expiring: l.ttl <= 5,
+                granted: format!("{} s", l.granted_ttl),
+                keys: listed
+                    .iter()
+                    .take(KEYS_PER_LEASE)
+                    .map(|k| (display_bytes(k), urls.page("tree", None, Some(k))))
+                    .collect(),
+                key_count: listed.len(),
+                more_keys: listed.len().saturating_sub(KEYS_PER_LEASE),
+                unlisted: l.keys.is_none(),
+                revoke_url: u.api(&format!("leases/0x{:x}", l.id)),
+            }
         })
         .collect::<Vec<_>>();
     let view = LeasesPage {
@@ -552,7 +555,6 @@ pub async fn leases_page(
         truncated: rows.len() >= MAX_LEASES,
         leases: rows,
         self_href: u.page("leases"),
-        api_url: u.api("leases"),
         edit_js: assets::url(base, "edit.js"),
     };
     Ok(html(render_html(&view)?))

@@ -143,6 +143,12 @@ async fn every_route_allows_exactly_the_roles_it_should() {
         (Method::GET, "/api/v1/clusters/test/leases", None, Read),
         (
             Method::GET,
+            "/api/v1/clusters/test/leases/1234abcd",
+            None,
+            Read,
+        ),
+        (
+            Method::GET,
             "/api/v1/clusters/test/export?prefix=/apps/",
             None,
             Read,

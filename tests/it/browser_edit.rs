@@ -680,6 +680,49 @@ async fn revoking_a_lease_lists_the_keys_that_vanish() {
     b.finish(r).await;
 }
 
+/// A lease that gained too many keys to list after the page loaded: the dialog says so and offers
+/// no revoke.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_grown_too_large_to_list_is_not_offered_for_revocation() {
+    let b = Browser::start("a_lease_grown_too_large_to_list_is_not_offered_for_revocation").await;
+    let app = spawn_app().await;
+    let mut c = app.client().await;
+    let lease = c.lease_grant(300, None).await.expect("grant").id();
+    let with = Some(etcd_client::PutOptions::new().with_lease(lease));
+    c.put("/events/first", "1", with).await.expect("put");
+
+    let r = b
+        .attempt(async {
+            b.goto(&app.url("/clusters/test/leases")).await;
+            let row = format!("tr[data-lease='{lease:016x}']");
+            assert!(b.text(&row).await.contains("/events/first"));
+            app.attach_unlistable_keys(lease, "/events/").await;
+            click(&b, &format!("{row} button[data-revoke]")).await;
+            b.wait_js(
+                "const d = document.querySelector('dialog.modal[open]'); return !!d && d.textContent.includes('Too many keys');",
+                "the dialog to say the keys cannot be listed",
+            )
+            .await;
+            let dialog = b.text("dialog.modal[open]").await;
+            assert!(dialog.contains(&format!("etcdctl lease revoke {lease:016x}")), "{dialog}");
+            assert_eq!(
+                b.js("return document.querySelector('dialog.modal[open] [data-modal-confirm]').hidden;").await,
+                json!(true),
+                "no revoke button"
+            );
+            assert!(raw_get(&app, b"/events/first").await.is_some());
+            // After a reload the page says it in the row, and has no button for it.
+            b.goto(&app.url("/clusters/test/leases")).await;
+            assert!(b.text(&row).await.contains("too many keys to list here"));
+            assert_eq!(
+                b.js(&format!("return !!document.querySelector(\"{row} button[data-revoke]\");")).await,
+                json!(false)
+            );
+        })
+        .await;
+    b.finish(r).await;
+}
+
 /// A deletion that takes a while (here: quorum is lost after the dialog listed the keys) says in
 /// the dialog that it is still deleting and for how long, then gives the server's reason.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1004,6 +1004,103 @@ async fn leases_list_their_keys_and_revoking_deletes_them() {
 }
 
 #[tokio::test]
+async fn a_lease_with_too_many_keys_to_list_is_shown_and_not_revoked_blind() {
+    let app = spawn_app().await;
+    let mut c = app.client().await;
+    let big = c.lease_grant(600, None).await.expect("grant").id();
+    let small = c.lease_grant(600, None).await.expect("grant").id();
+    let attached = app.attach_unlistable_keys(big, "/big/").await;
+    for k in ["/small/a", "/small/b"] {
+        c.put(k, "v", Some(PutOptions::new().with_lease(small)))
+            .await
+            .expect("put");
+    }
+
+    let (status, list) = app.get_json("/api/v1/clusters/test/leases?keys=1").await;
+    assert_eq!(status, 200, "the other leases are still listed: {list}");
+    let find = |id: i64| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    let lb = find(big);
+    assert_eq!(lb["key_count"], Value::Null, "{lb}");
+    assert_eq!(lb["keys"], json!([]));
+    assert!(
+        lb["ttl"].as_i64().unwrap() > 0,
+        "its TTL is still read: {lb}"
+    );
+    let ls = find(small);
+    assert_eq!(ls["key_count"], 2, "{ls}");
+    assert_eq!(ls["keys"].as_array().unwrap().len(), 1, "keys=1: {ls}");
+
+    // One lease: all its keys by default, or the first N.
+    let (status, one) = app
+        .get_json(&format!("/api/v1/clusters/test/leases/0x{small:x}"))
+        .await;
+    assert_eq!(status, 200, "{one}");
+    assert_eq!(one["key_count"], 2);
+    let keys: Vec<&str> = one["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["/small/a", "/small/b"]);
+    let (status, one) = app
+        .get_json(&format!("/api/v1/clusters/test/leases/{big}?keys=5"))
+        .await;
+    assert_eq!(status, 200, "{one}");
+    assert_eq!(one["key_count"], Value::Null, "{one}");
+    for q in ["keys=10001", "keys=-1", "keys=x"] {
+        let (status, body) = app
+            .get_json(&format!("/api/v1/clusters/test/leases?{q}"))
+            .await;
+        assert_eq!(status, 400, "{q}: {body}");
+    }
+    let (status, _) = app
+        .get_json(&format!("/api/v1/clusters/test/leases/{:x}", big ^ 1))
+        .await;
+    assert_eq!(status, 404, "a lease that does not exist");
+
+    // Revoking it would delete keys nobody could see or check: refused, nothing deleted.
+    let resp = app
+        .http
+        .delete(app.url(&format!("/api/v1/clusters/test/leases/{big}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 409);
+    let body: Value = resp.json().await.unwrap();
+    let msg = body["error"].as_str().unwrap();
+    assert!(
+        msg.contains("too many keys") && msg.contains(&format!("etcdctl lease revoke {big:x}")),
+        "{msg}"
+    );
+    assert!(lease_alive(&mut c, big).await);
+    let left = c
+        .get(
+            "/big/",
+            Some(GetOptions::new().with_prefix().with_count_only()),
+        )
+        .await
+        .unwrap()
+        .count();
+    assert_eq!(left, i64::from(attached));
+
+    // The page shows both; only the listable one has a revoke button.
+    let (status, page) = app.get_text("/clusters/test/leases").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("too many keys to list here"), "{page}");
+    assert!(page.contains(&format!("etcdctl lease revoke {big:016x}")));
+    assert!(!page.contains(&format!("data-lease-hex=\"{big:016x}\"")));
+    assert!(page.contains(&format!("data-lease-hex=\"{small:016x}\"")));
+}
+
+#[tokio::test]
 async fn a_value_over_the_limit_is_refused_with_413_before_etcd() {
     let app = spawn_app().await;
     let mut c = app.client().await;

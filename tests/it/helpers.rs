@@ -240,18 +240,41 @@ impl TestApp {
 
     /// Writes keys directly to etcd, in txns of 128.
     pub async fn put_all<K: AsRef<[u8]>, V: AsRef<[u8]>>(&self, kvs: &[(K, V)]) {
+        self.put_all_leased(kvs, None).await;
+    }
+
+    /// [`TestApp::put_all`], the keys attached to `lease` if given.
+    pub async fn put_all_leased<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+        &self,
+        kvs: &[(K, V)],
+        lease: Option<i64>,
+    ) {
         let mut c = self.client().await;
+        let opts = lease.map(|l| etcd_client::PutOptions::new().with_lease(l));
         for chunk in kvs.chunks(128) {
             let ops: Vec<etcd_client::TxnOp> = chunk
                 .iter()
                 .map(|(k, v)| {
-                    etcd_client::TxnOp::put(k.as_ref().to_vec(), v.as_ref().to_vec(), None)
+                    etcd_client::TxnOp::put(k.as_ref().to_vec(), v.as_ref().to_vec(), opts.clone())
                 })
                 .collect();
             c.txn(etcd_client::Txn::new().and_then(ops))
                 .await
                 .expect("txn");
         }
+    }
+
+    /// Attaches so many long keys under `prefix` to `lease` that etcd's list of its keys is over
+    /// the 4 MiB etcd-client reads of one answer: 4,500 keys of 1,000 bytes, 4.5 MB (typical keys
+    /// of 50 bytes would need ~80,000). Returns how many.
+    pub async fn attach_unlistable_keys(&self, lease: i64, prefix: &str) -> u32 {
+        const KEYS: u32 = 4_500;
+        let pad = "p".repeat(1_000 - prefix.len() - 5);
+        let kvs: Vec<(String, &str)> = (0..KEYS)
+            .map(|i| (format!("{prefix}{pad}{i:05}"), "v"))
+            .collect();
+        self.put_all_leased(&kvs, Some(lease)).await;
+        KEYS
     }
 
     /// Lists every page of a listing through the API and returns the items' `key_b64`s.
