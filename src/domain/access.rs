@@ -502,9 +502,72 @@ pub fn route_need(method: &str, path: &str) -> RouteNeed {
     }
 }
 
+/// The audit action of a request the access policy refused, when it is worth a line: a change,
+/// or a snapshot download (every key's value). `None` for other reads.
+pub fn route_action(method: &str, path: &str) -> Option<String> {
+    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let rest = match segs.as_slice() {
+        ["api", "v1", "clusters", _, rest @ ..] | ["clusters", _, rest @ ..] => rest,
+        _ => &[][..],
+    };
+    let action = match (method, rest) {
+        ("GET" | "HEAD", ["snapshot"]) => "snapshot".to_string(),
+        ("GET" | "HEAD" | "OPTIONS", _) => return None,
+        ("PUT", ["key"]) => "put".into(),
+        ("DELETE", ["key"]) => "delete".into(),
+        ("POST", ["delete-prefix"]) => "delete-prefix".into(),
+        ("POST", ["import"]) => "import".into(),
+        ("DELETE", ["leases", _]) => "revoke-lease".into(),
+        ("POST", ["maintenance", action]) => format!("maintenance:{action}"),
+        _ => format!("{method} {path}"),
+    };
+    Some(action)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_change_is_named_as_its_audit_lines_name_it() {
+        for (method, path, want) in [
+            ("PUT", "/api/v1/clusters/prod/key", Some("put")),
+            ("DELETE", "/api/v1/clusters/prod/key", Some("delete")),
+            (
+                "POST",
+                "/api/v1/clusters/prod/delete-prefix",
+                Some("delete-prefix"),
+            ),
+            ("POST", "/api/v1/clusters/prod/import", Some("import")),
+            (
+                "DELETE",
+                "/api/v1/clusters/prod/leases/12",
+                Some("revoke-lease"),
+            ),
+            (
+                "POST",
+                "/api/v1/clusters/prod/maintenance/defragment",
+                Some("maintenance:defragment"),
+            ),
+            ("GET", "/api/v1/clusters/prod/snapshot", Some("snapshot")),
+            ("HEAD", "/api/v1/clusters/prod/snapshot", Some("snapshot")),
+            (
+                "POST",
+                "/api/v1/clusters/prod/keys",
+                Some("POST /api/v1/clusters/prod/keys"),
+            ),
+            ("POST", "/somewhere", Some("POST /somewhere")),
+            ("GET", "/api/v1/clusters/prod/keys", None),
+            ("GET", "/clusters/prod/leases", None),
+            ("HEAD", "/", None),
+        ] {
+            assert_eq!(
+                route_action(method, path).as_deref(),
+                want,
+                "{method} {path}"
+            );
+        }
+    }
 
     #[test]
     fn an_import_is_refused_before_its_body_to_anyone_without_an_admin_grant() {

@@ -20,7 +20,9 @@ use serde::Deserialize;
 use crate::access::{Identity, ProxyIdentity, UsersIdentity};
 use crate::app::AppState;
 use crate::audit::AuditEntry;
-use crate::domain::access::{route_need, Capabilities, Decision, Need, Principal, RouteNeed};
+use crate::domain::access::{
+    route_action, route_need, Capabilities, Decision, Need, Principal, RouteNeed,
+};
 use crate::domain::session::{insecure_origin, Session};
 use crate::error::AppError;
 
@@ -109,6 +111,29 @@ impl Caller {
             Decision::Allow => Ok(()),
             Decision::Deny(why) => Err(self.refusal(state, why)),
         }
+    }
+
+    /// [`Caller::require`] for a change the caller asked for (not one a page only offers): a
+    /// refusal is audited as `action` on `key`, `denied: …`.
+    pub fn require_to(
+        &self,
+        state: &AppState,
+        cluster: &str,
+        need: Need<'_>,
+        action: &str,
+        key: &[u8],
+    ) -> Result<(), AppError> {
+        self.require(state, cluster, need).inspect_err(|e| {
+            self.audit(
+                state,
+                cluster,
+                action,
+                key,
+                0,
+                None,
+                &format!("denied: {e}"),
+            );
+        })
     }
 
     /// What to show this caller on `cluster`.
@@ -301,6 +326,20 @@ pub async fn access(State(state): State<AppState>, mut req: Request, next: Next)
         }
         Decision::Deny(why) => {
             tracing::info!(user = %user, method = %req.method(), path = local, %why, "refused by policy");
+            if let (RouteNeed::Cluster(cluster, _), Some(action)) =
+                (&need, route_action(req.method().as_str(), local))
+            {
+                let cluster = percent_encoding::percent_decode_str(cluster).decode_utf8_lossy();
+                caller.audit(
+                    &state,
+                    &cluster,
+                    &action,
+                    b"",
+                    0,
+                    None,
+                    &format!("denied: {why}"),
+                );
+            }
             if need == RouteNeed::Monitoring && !caller.principal.authenticated {
                 refuse_scraper(&state)
             } else {

@@ -85,7 +85,7 @@ pub async fn put_key(
 ) -> Result<Json<serde_json::Value>, AppError> {
     let c = &state.cluster(&cluster)?;
     let req = parse_put(&body, state.config().max_value_bytes).map_err(edit_error)?;
-    caller.require(&state, c.name(), Need::WriteKey(&req.key))?;
+    caller.require_to(&state, c.name(), Need::WriteKey(&req.key), "put", &req.key)?;
     let audit = |new_revision: Option<i64>, result: &str| {
         caller.audit(
             &state,
@@ -132,7 +132,7 @@ pub async fn delete_key(
         .and_then(|t| t.parse::<i64>().ok())
         .filter(|n| *n > 0)
         .ok_or_else(|| AppError::BadRequest("parameter `expected_mod_revision` (the key's mod_revision you saw, > 0) is required".into()))?;
-    caller.require(&state, c.name(), Need::WriteKey(&key))?;
+    caller.require_to(&state, c.name(), Need::WriteKey(&key), "delete", &key)?;
     let audit = |new_revision: Option<i64>, result: &str| {
         caller.audit(
             &state,
@@ -220,11 +220,25 @@ pub async fn delete_prefix(
     let expected = b.expected_count.ok_or_else(|| {
         AppError::BadRequest("`expected_count` (the count you were shown) is required".into())
     })?;
-    caller.require(&state, c.name(), Need::DeletePrefix(&prefix))?;
+    caller.require_to(
+        &state,
+        c.name(),
+        Need::DeletePrefix(&prefix),
+        "delete-prefix",
+        &prefix,
+    )?;
     if prefix.is_empty() && !state.config().allow_delete_all {
-        return Err(AppError::Forbidden(
-            "deleting the empty prefix (every key) is disabled; start etcdboard with --allow-delete-all to permit it".into(),
-        ));
+        let why = "deleting the empty prefix (every key) is disabled; start etcdboard with --allow-delete-all to permit it";
+        caller.audit(
+            &state,
+            c.name(),
+            "delete-prefix",
+            b"",
+            0,
+            None,
+            &format!("denied: {why}"),
+        );
+        return Err(AppError::Forbidden(why.into()));
     }
     // Without the revision the count was read at, keys changed since could not be told apart.
     let revision = b.revision.filter(|r| *r > 0).ok_or_else(|| {
@@ -431,7 +445,7 @@ pub async fn revoke_lease(
     // Revoking deletes every key attached: the caller must be allowed to delete each of them
     // (read-only prefixes such as /registry/ bind admins too).
     for k in &keys {
-        caller.require(&state, c.name(), Need::WriteKey(k))?;
+        caller.require_to(&state, c.name(), Need::WriteKey(k), "revoke-lease", k)?;
     }
     let revision = c
         .revoke_lease(id, keys.len())

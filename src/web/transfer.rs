@@ -231,7 +231,7 @@ pub async fn import(
     }
     // Every key must be the caller's to import before anything is written (or dry-run shown).
     for (k, _) in &entries {
-        caller.require(&state, c.name(), Need::ImportKey(k))?;
+        caller.require_to(&state, c.name(), Need::ImportKey(k), "import", k)?;
     }
     let export_revision = doc
         .revision

@@ -315,12 +315,16 @@ async fn identity_headers_from_an_untrusted_address_are_ignored() {
     );
     let (status, got) = app.get_json("/api/v1/clusters/test/key?key=/forged").await;
     assert_eq!(status, 404, "nothing was written: {got}");
-    assert!(
-        std::fs::read_to_string(dir.path().join("audit.log"))
-            .unwrap_or_default()
-            .is_empty(),
-        "nothing changed, nothing audited"
-    );
+    // The refusal is audited, under no name the forged headers gave.
+    let lines: Vec<Value> = std::fs::read_to_string(dir.path().join("audit.log"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["user"], "anonymous", "{lines:?}");
+    assert_eq!(lines[0]["action"], "put");
+    assert!(lines[0]["result"].as_str().unwrap().starts_with("denied: "));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -446,13 +450,13 @@ async fn prefix_rules_read_only_prefixes_and_the_audit_log() {
     assert_eq!(kept.kvs().len(), 1, "the lease's keys are still there");
 
     // One audit line per change, naming user, source, cluster, action, key and revisions; the
-    // value never appears.
+    // value never appears. Each refused change has its line too.
     let lines: Vec<Value> = std::fs::read_to_string(&audit)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines.len(), 6, "{lines:?}");
     let l = &lines[0];
     assert_eq!(l["user"], "team");
     assert_eq!(l["source"], "127.0.0.1");
@@ -463,6 +467,35 @@ async fn prefix_rules_read_only_prefixes_and_the_audit_log() {
     assert!(l["new_revision"].as_i64().unwrap() > 0);
     assert_eq!(l["result"], "ok");
     assert!(l["time"].as_str().unwrap().ends_with('Z'));
+    let refused: Vec<(&str, &str, &str)> = lines[1..]
+        .iter()
+        .map(|l| {
+            assert_eq!(l["cluster"], "test", "{l}");
+            assert_eq!(l["new_revision"], Value::Null, "{l}");
+            let result = l["result"].as_str().unwrap();
+            assert!(result.starts_with("denied: "), "{l}");
+            (
+                l["user"].as_str().unwrap(),
+                l["action"].as_str().unwrap(),
+                l["key"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        refused,
+        [
+            ("team", "put", "/apps/team-b/cfg"),
+            ("team", "delete-prefix", "/apps/team-a/"),
+            ("ad", "put", "/registry/pods/x"),
+            ("ad", "delete-prefix", "/"),
+            ("ad", "revoke-lease", "/registry/events/e1"),
+        ]
+    );
+    assert!(
+        lines[5]["result"].as_str().unwrap().contains("read-only"),
+        "the line says why: {}",
+        lines[5]
+    );
     assert!(!std::fs::read_to_string(&audit)
         .unwrap()
         .contains("secret-value"));
@@ -471,10 +504,11 @@ async fn prefix_rules_read_only_prefixes_and_the_audit_log() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_only_mode_refuses_every_change_and_hides_the_controls() {
     let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.log");
     let app = spawn_app_with(AppOptions {
         access: AccessArgs {
             read_only: true,
-            ..proxy_args("127.0.0.1/32", &dir.path().join("audit.log"))
+            ..proxy_args("127.0.0.1/32", &audit)
         },
         access_yaml: Some(GRANTS.into()),
         ..AppOptions::default()
@@ -528,6 +562,25 @@ async fn read_only_mode_refuses_every_change_and_hides_the_controls() {
         "no maintenance controls"
     );
     assert!(page.contains("read-only"), "the page says why");
+    // The refused changes are audited, with why.
+    let lines: Vec<Value> = std::fs::read_to_string(&audit)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let refused: Vec<(&str, &str)> = lines
+        .iter()
+        .map(|l| {
+            assert_eq!((&l["user"], &l["cluster"]), (&json!("ad"), &json!("test")));
+            let result = l["result"].as_str().unwrap();
+            assert!(
+                result.starts_with("denied: ") && result.contains("--read-only"),
+                "{l}"
+            );
+            (l["action"].as_str().unwrap(), l["key"].as_str().unwrap())
+        })
+        .collect();
+    assert_eq!(refused, [("put", ""), ("maintenance:disarm", "")]);
 }
 
 /// A users file with an argon2 and a bcrypt user, and a shared session key.

@@ -270,7 +270,11 @@ async fn an_authenticating_proxy_in_front_names_the_user() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert_eq!(audit.len(), 2, "{audit:?}");
     assert_eq!(audit[0]["user"], "alice");
     assert_eq!(audit[0]["key"], "/by/alice");
+    assert_eq!(audit[0]["result"], "ok");
+    // Bob's refused write is recorded under the name nginx checked, not the header he sent.
+    assert_eq!(audit[1]["user"], "bob");
+    assert!(audit[1]["result"].as_str().unwrap().starts_with("denied: "));
 }
