@@ -77,7 +77,7 @@ pub struct LeaseInfo {
     pub ttl: i64,
     /// TTL it was granted with.
     pub granted_ttl: i64,
-    /// Keys attached; `None` when etcd's list of them is larger than etcd-client lets a lease
+    /// Keys attached, in byte order; `None` when etcd's list of them is larger than etcd-client lets a lease
     /// answer be (gRPC's 4 MiB: on the order of 100,000 keys of typical length), so they cannot
     /// be listed or counted here.
     pub keys: Option<Vec<Vec<u8>>>,
@@ -447,12 +447,18 @@ impl EtcdCluster {
                 r => (r?, true),
             };
             let rev = r.header().map_or(0, |h| h.revision());
+            // etcd lists them in no particular order.
+            let keys = listed.then(|| {
+                let mut keys = r.keys().to_vec();
+                keys.sort_unstable();
+                keys
+            });
             Ok((
                 LeaseInfo {
                     id,
                     ttl: r.ttl(),
                     granted_ttl: r.granted_ttl(),
-                    keys: listed.then(|| r.keys().to_vec()),
+                    keys,
                 },
                 rev,
             ))
