@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use etcd_client::{Client, ConnectOptions, GetOptions, Txn, TxnOp, TxnOpResponse};
+use etcd_client::{Client, ConnectOptions, GetOptions, KvClient, Txn, TxnOp, TxnOpResponse};
 use futures::stream::{FuturesUnordered, StreamExt};
 use tracing::{debug, warn};
 
@@ -81,6 +81,23 @@ pub enum EtcdError {
         /// What is wrong.
         detail: String,
     },
+}
+
+/// Largest answer etcdboard decodes from etcd in one message, a read or a watch message. gRPC's
+/// default of 4 MiB is less than one value may be on a cluster run with a raised
+/// `--max-request-bytes`, and less than a watch catching up is sent at once: etcd puts up to
+/// 1,000 revisions' events in one message (10 MB for revisions of 10 KB). etcd's Go client allows
+/// 2 GiB; this still bounds what one answer can cost.
+pub(crate) const MAX_ANSWER_BYTES: usize = 256 * 1024 * 1024;
+
+/// `c`'s KV client, taking answers up to [`MAX_ANSWER_BYTES`].
+pub(crate) fn kv(c: &Client) -> KvClient {
+    c.kv_client().max_decoding_message_size(MAX_ANSWER_BYTES)
+}
+
+/// Whether `e` is an answer larger than the client would decode (see [`MAX_ANSWER_BYTES`]).
+pub(crate) fn too_large(e: &etcd_client::Error) -> bool {
+    matches!(e, etcd_client::Error::GRpcStatus(s) if s.code() == tonic::Code::OutOfRange)
 }
 
 /// How often the gateway asks its members who leads (see [`EtcdCluster::placement`]).
@@ -860,14 +877,14 @@ impl EtcdCluster {
     pub async fn get(&self, key: &[u8]) -> Result<Read<Option<KeyRecord>>, EtcdError> {
         let key = key.to_vec();
         let read = self
-            .read(None, |mut client, serializable| {
+            .read(None, |client, serializable| {
                 let key = key.clone();
                 async move {
                     let mut opts = GetOptions::new();
                     if serializable {
                         opts = opts.with_serializable();
                     }
-                    let resp = client.get(key, Some(opts)).await?;
+                    let resp = kv(&client).get(key, Some(opts)).await?;
                     let rev = resp.header().map_or(0, |h| h.revision());
                     let record = resp.kvs().first().map(record_of);
                     Ok((record, rev))
@@ -935,7 +952,7 @@ impl EtcdCluster {
     ) -> Result<(Vec<RangeResp>, i64), etcd_client::Error> {
         if let [r] = reqs {
             let (key, opts) = range_request(r, revision, serializable);
-            let resp = client.get(key, Some(opts)).await?;
+            let resp = kv(client).get(key, Some(opts)).await?;
             let rev = resp.header().map_or(0, |h| h.revision());
             return Ok((vec![range_response(r, resp)], rev));
         }
@@ -946,7 +963,7 @@ impl EtcdCluster {
                 TxnOp::get(key, Some(opts))
             })
             .collect();
-        let resp = client.txn(Txn::new().and_then(ops)).await?;
+        let resp = kv(client).txn(Txn::new().and_then(ops)).await?;
         let rev = resp.header().map_or(0, |h| h.revision());
         let out = resp
             .op_responses()

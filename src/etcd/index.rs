@@ -328,6 +328,10 @@ async fn watch_from(
                 return resume(reason, delivered);
             }
             WatchNext::Ended(reason) => return resume(reason, delivered),
+            // Resuming would be sent the same message again: start over from now instead.
+            WatchNext::TooLarge(reason) => {
+                return WatchEnd::Rebuild(format!("the watch could not catch up: {reason}"))
+            }
         };
         if resp.compact_revision() > 0 {
             return WatchEnd::Rebuild(format!(

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use etcd_client::{WatchOptions, WatchRequestSender, WatchResponse, WatchResponseStream};
 
-use crate::etcd::gateway::{short_reason, EtcdCluster};
+use crate::etcd::gateway::{short_reason, too_large, EtcdCluster, MAX_ANSWER_BYTES};
 
 /// A watch stream on one member.
 pub(crate) struct MemberWatch {
@@ -34,6 +34,9 @@ pub(crate) enum WatchNext {
     Silent(String),
     /// The stream failed or ended, and why.
     Ended(String),
+    /// etcd sent a message larger than [`MAX_ANSWER_BYTES`]. It would send the same again from the
+    /// same revision, so the caller must start from a later one.
+    TooLarge(String),
 }
 
 impl MemberWatch {
@@ -48,8 +51,11 @@ impl MemberWatch {
         within: Duration,
         (progress_every, silent_for): (Duration, Duration),
     ) -> Result<MemberWatch, String> {
-        let mut client = cluster.client(member, false).await?;
-        let stream = match tokio::time::timeout(within, client.watch(key, Some(opts))).await {
+        let client = cluster.client(member, false).await?;
+        let mut watches = client
+            .watch_client()
+            .max_decoding_message_size(MAX_ANSWER_BYTES);
+        let stream = match tokio::time::timeout(within, watches.watch(key, Some(opts))).await {
             Ok(Ok(stream)) => stream,
             Ok(Err(e)) => return Err(short_reason(&e)),
             Err(_) => return Err(format!("no answer after {} s", within.as_secs())),
@@ -75,6 +81,7 @@ impl MemberWatch {
                     WatchNext::Response(resp)
                 }
                 Ok(None) => WatchNext::Ended("watch stream ended".into()),
+                Err(e) if too_large(&e) => WatchNext::TooLarge(short_reason(&e)),
                 Err(e) => WatchNext::Ended(short_reason(&e)),
             },
             _ = self.progress.tick() => {

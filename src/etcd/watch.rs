@@ -108,6 +108,15 @@ impl EtcdCluster {
                             reason = why;
                             break;
                         }
+                        // The changes missed cannot be had in one message: as after a
+                        // compaction, viewers reload and the watch goes on from now.
+                        WatchNext::TooLarge(_) => {
+                            next_rev = None;
+                            if tx.send(WatchItem::Resync).await.is_err() {
+                                return;
+                            }
+                            break;
+                        }
                         WatchNext::Response(resp) => {
                             if resp.compact_revision() > 0 {
                                 next_rev = None;

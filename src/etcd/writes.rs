@@ -14,17 +14,7 @@ use crate::domain::edit::{
 };
 use crate::domain::key::prefix_end;
 use crate::domain::record::{KeyRecord, Read};
-use crate::etcd::gateway::{record_of, EtcdCluster, EtcdError};
-
-/// Largest answer a many-values read (an export page, an import batch) may decode. gRPC's default
-/// of 4 MiB is a few pages of 16 KiB values; etcd itself sends up to 2 GiB. This still bounds one
-/// request's memory.
-const MAX_READ_BYTES: usize = 256 * 1024 * 1024;
-
-/// A KV client whose answers may be as large as [`MAX_READ_BYTES`].
-fn big_reads(c: &etcd_client::Client) -> etcd_client::KvClient {
-    c.kv_client().max_decoding_message_size(MAX_READ_BYTES)
-}
+use crate::etcd::gateway::{kv, record_of, too_large, EtcdCluster, EtcdError};
 
 /// The detail of an `Unavailable` error given before any write was sent (so nothing happened).
 pub const NOT_SENT: &str = "no quorum: nothing is deleted without it";
@@ -358,7 +348,7 @@ impl EtcdCluster {
         while versions.len() < max {
             let key = key.to_vec();
             let got = self
-                .read(rev, |mut c, serializable| {
+                .read(rev, |c, serializable| {
                     let key = key.clone();
                     async move {
                         let mut o = GetOptions::new();
@@ -368,7 +358,7 @@ impl EtcdCluster {
                         if serializable {
                             o = o.with_serializable();
                         }
-                        let r = c.get(key, Some(o)).await?;
+                        let r = kv(&c).get(key, Some(o)).await?;
                         let head = r.header().map_or(0, |h| h.revision());
                         Ok((r.kvs().first().map(record_of), head))
                     }
@@ -441,9 +431,7 @@ impl EtcdCluster {
             let (r, listed) = match c.lease_time_to_live(id, with_keys).await {
                 // etcd-client offers no way to raise its lease client's 4 MiB limit on an
                 // answer, and etcd has no paged form of this call: ask again for the TTL alone.
-                Err(etcd_client::Error::GRpcStatus(s)) if s.code() == tonic::Code::OutOfRange => {
-                    (c.lease_time_to_live(id, None).await?, false)
-                }
+                Err(e) if too_large(&e) => (c.lease_time_to_live(id, None).await?, false),
                 r => (r?, true),
             };
             let rev = r.header().map_or(0, |h| h.revision());
@@ -499,7 +487,7 @@ impl EtcdCluster {
                 if serializable {
                     o = o.with_serializable();
                 }
-                let r = big_reads(&c).get(start, Some(o)).await?;
+                let r = kv(&c).get(start, Some(o)).await?;
                 Ok((r.kvs().iter().map(record_of).collect(), revision))
             }
         })
@@ -526,7 +514,7 @@ impl EtcdCluster {
                         TxnOp::get(k.clone(), Some(o))
                     })
                     .collect();
-                let resp = big_reads(&c).txn(Txn::new().and_then(ops)).await?;
+                let resp = kv(&c).txn(Txn::new().and_then(ops)).await?;
                 let rev = resp.header().map_or(0, |h| h.revision());
                 let out = resp
                     .op_responses()

@@ -96,7 +96,7 @@ async fn make_follower(app: &crate::helpers::TestApp, i: usize) {
 
 /// Starts etcd with member 0 a follower, then etcdboard: its reads and watches start on member 0
 /// (they keep off the leader).
-async fn spawn_app_watching_member_0() -> crate::helpers::TestApp {
+pub(crate) async fn spawn_app_watching_member_0() -> crate::helpers::TestApp {
     let etcd = etcdboard::etcd::local::LocalCluster::start(Default::default())
         .await
         .expect("start etcd");
@@ -191,7 +191,7 @@ async fn grpc_count(url: &str, metric: &str, methods: &[&str]) -> u64 {
 
 /// Opens the live-updates stream of `prefix` and reads it (≤ 10 s) until it says it is ready:
 /// the stream and what it sent so far.
-async fn live_updates_ready(
+pub(crate) async fn live_updates_ready(
     app: &crate::helpers::TestApp,
     prefix: &str,
 ) -> (reqwest::Response, String) {
@@ -211,7 +211,7 @@ async fn live_updates_ready(
 
 /// Reads the stream `resp` into `text` until what came after `text[..from]` holds one of
 /// `needles`, for at most `secs` seconds; what ended the stream or the wait otherwise.
-async fn read_until(
+pub(crate) async fn read_until(
     resp: &mut reqwest::Response,
     text: &mut String,
     from: usize,

@@ -6,6 +6,7 @@
 
 mod access;
 mod api;
+mod big_values;
 mod browser;
 mod browser_edit;
 mod cluster;
