@@ -14,7 +14,7 @@ use crate::domain::record::KeyRecord;
 use crate::error::AppError;
 use crate::etcd::index::IndexStatus;
 use crate::etcd::page_cache;
-use crate::etcd::EtcdCluster;
+use crate::etcd::{EtcdCluster, EtcdError};
 use crate::views::edit::human_size;
 use crate::views::{
     ClustersPage, HexLine, KeyView, KeysPage, Layout, MoreView, NodeView, NodesView, PickerOption,
@@ -235,16 +235,45 @@ pub async fn nodes(
         c.separator(),
         state.config().page_size,
     )?;
-    let page = state.list(c, &req).await?;
+    let (page, lost) = list_on(&state, c, &req).await?;
     let urls = Urls::new(state.base(), c.name());
     let mut view = nodes_view(&urls, &req, &page, None);
-    if page.stale {
+    let again = urls.page(mode_name(&req.mode), Some(&req.prefix), None);
+    if let Some(lost) = lost {
         view.gap = Some((
-            "no quorum: this listing may be stale".into(),
-            urls.page(mode_name(&req.mode), Some(&req.prefix), None),
+            format!(
+                "revision {lost}, which this listing was read at, has been compacted: from here on \
+                 it is read at revision {}, so keys changed in between may be missing or repeated \
+                 (list again)",
+                page.revision
+            ),
+            again,
         ));
+    } else if page.stale {
+        view.gap = Some(("no quorum: this listing may be stale".into(), again));
     }
     Ok(html(render_html(&view)?))
+}
+
+/// Lists `req`. When the revision its listing was pinned at has been compacted since (Kubernetes
+/// compacts every 5 minutes, so a page left open that long), it goes on from the same key at the
+/// current revision instead, and says which revision was lost: the listing cannot be finished
+/// at that revision, and starting again would lose the reader's place.
+async fn list_on(
+    state: &AppState,
+    c: &Arc<EtcdCluster>,
+    req: &ListReq,
+) -> Result<(Page, Option<i64>), AppError> {
+    match state.list(c, req).await {
+        Err(AppError::Etcd(EtcdError::Compacted(lost))) if req.revision.is_some() => {
+            let now = ListReq {
+                revision: None,
+                ..req.clone()
+            };
+            Ok((state.list(c, &now).await?, Some(lost)))
+        }
+        listed => listed.map(|page| (page, None)),
+    }
 }
 
 fn key_view_for(
@@ -637,7 +666,8 @@ pub async fn page(
                     urls.page(mode, Some(&req.prefix), None),
                 ));
             }
-            let page = state.list(c, &req).await?;
+            // A page of its own: read at the current revision when its listing's is gone.
+            let (page, _) = list_on(&state, c, &req).await?;
             let mut view = nodes_view(&urls, &req, &page, key.as_deref());
             view.gap = gap;
             (render_html(&view)?, page)
