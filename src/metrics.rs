@@ -53,6 +53,13 @@ struct EtcdErrorLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WatchLabels {
+    cluster: String,
+    watch: &'static str,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ClusterLabels {
     cluster: String,
 }
@@ -97,6 +104,7 @@ pub struct EtcdCallMetrics {
     calls: Family<EtcdLabels, Counter>,
     errors: Family<EtcdErrorLabels, Counter>,
     latency: LatencyFamily<EtcdLabels>,
+    watch_restarts: Family<WatchLabels, Counter>,
 }
 
 impl std::fmt::Debug for EtcdCallMetrics {
@@ -106,6 +114,21 @@ impl std::fmt::Debug for EtcdCallMetrics {
 }
 
 impl EtcdCallMetrics {
+    /// Records that `watch` of `cluster` (`index`: the listing index's; `live`: a prefix's live
+    /// updates) started again, and why: `member` (its member failed, hung, or ended or refused
+    /// it), `leader` (it moved off a member that became the leader), `history` (it could not go
+    /// on from where it was, compacted or too much at once: the index scans again, live streams
+    /// resync). A few are normal; a steady climb is a watch that cannot keep up.
+    pub fn watch_restarted(&self, cluster: &str, watch: &'static str, reason: &'static str) {
+        self.watch_restarts
+            .get_or_create(&WatchLabels {
+                cluster: cluster.to_string(),
+                watch,
+                reason,
+            })
+            .inc();
+    }
+
     /// Records one call of `operation` against `cluster`.
     pub fn record(
         &self,
@@ -188,6 +211,7 @@ impl Metrics {
             calls: Family::default(),
             errors: Family::default(),
             latency: Family::new_with_constructor(latency_histogram),
+            watch_restarts: Family::default(),
         };
         let watches_open = Gauge::default();
         let sse_clients = Gauge::default();
@@ -220,6 +244,11 @@ impl Metrics {
             "etcd call latency by cluster and operation",
             Unit::Seconds,
             etcd.latency.clone(),
+        );
+        registry.register(
+            "etcd_watch_restarts",
+            "etcd watches started again, by cluster, watch (index, live) and reason (member, leader, history)",
+            etcd.watch_restarts.clone(),
         );
         registry.register(
             "watches_open",
@@ -397,6 +426,7 @@ mod tests {
             Duration::from_secs(3),
             EtcdOutcome::Unavailable,
         );
+        m.etcd().watch_restarted("prod", "index", "member");
         let text = m
             .render(&Current {
                 watches_open: 2,
@@ -413,6 +443,7 @@ mod tests {
             r#"etcdboard_etcd_requests_total{cluster="prod",operation="put_cas"} 1"#,
             r#"etcdboard_etcd_request_errors_total{cluster="prod",operation="put_cas",kind="unavailable"} 1"#,
             r#"etcdboard_etcd_request_duration_seconds_count{cluster="prod",operation="get"} 1"#,
+            r#"etcdboard_etcd_watch_restarts_total{cluster="prod",watch="index",reason="member"} 1"#,
             "etcdboard_watches_open 2",
             "etcdboard_sse_clients 3",
             r#"etcdboard_kubernetes_state{state="off"} 1"#,

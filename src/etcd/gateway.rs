@@ -346,6 +346,14 @@ impl EtcdCluster {
         let _ = self.metrics.set(metrics);
     }
 
+    /// Counts a restart of one of this cluster's watches (see
+    /// [`crate::metrics::EtcdCallMetrics::watch_restarted`]).
+    pub(crate) fn watch_restarted(&self, watch: &'static str, reason: &'static str) {
+        if let Some(metrics) = self.metrics.get() {
+            metrics.watch_restarted(&self.name, watch, reason);
+        }
+    }
+
     /// The app is shutting down: background work on this cluster ends without complaint (the
     /// members may go away before the process does, as in `etcdboard demo`).
     pub fn close(&self) {

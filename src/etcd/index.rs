@@ -255,8 +255,12 @@ async fn build_and_watch(
         last = Some(member);
         match watch_from(cluster, weak, &index, member, &mut next_rev).await {
             WatchEnd::Gone => return Ok(()),
-            WatchEnd::Rebuild(reason) => return Err(reason),
+            WatchEnd::Rebuild(reason) => {
+                cluster.watch_restarted("index", "history");
+                return Err(reason);
+            }
             WatchEnd::Moved => {
+                cluster.watch_restarted("index", "leader");
                 failures = 0;
                 info!(
                     cluster = cluster.name(),
@@ -264,6 +268,7 @@ async fn build_and_watch(
                 );
             }
             WatchEnd::Resume { reason, delivered } => {
+                cluster.watch_restarted("index", "member");
                 failures = if delivered { 1 } else { failures + 1 };
                 if failures > 3 * members {
                     return Err(reason);

@@ -86,6 +86,7 @@ impl EtcdCluster {
                 let mut watch = match opened {
                     Ok(w) => w,
                     Err(why) => {
+                        cluster.watch_restarted("live", "member");
                         reason = why;
                         failed += 1;
                         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -102,15 +103,20 @@ impl EtcdCluster {
                     match next {
                         // Off the leader (see `EtcdCluster::watch_member`): on to the next member,
                         // from the next revision, unseen by viewers.
-                        WatchNext::Tick if next_rev.is_some() && cluster.leads(on) => break,
+                        WatchNext::Tick if next_rev.is_some() && cluster.leads(on) => {
+                            cluster.watch_restarted("live", "leader");
+                            break;
+                        }
                         WatchNext::Tick => {}
                         WatchNext::Silent(why) | WatchNext::Ended(why) => {
+                            cluster.watch_restarted("live", "member");
                             reason = why;
                             break;
                         }
                         // The changes missed cannot be had in one message: as after a
                         // compaction, viewers reload and the watch goes on from now.
                         WatchNext::TooLarge(_) => {
+                            cluster.watch_restarted("live", "history");
                             next_rev = None;
                             if tx.send(WatchItem::Resync).await.is_err() {
                                 return;
@@ -119,6 +125,7 @@ impl EtcdCluster {
                         }
                         WatchNext::Response(resp) => {
                             if resp.compact_revision() > 0 {
+                                cluster.watch_restarted("live", "history");
                                 next_rev = None;
                                 if tx.send(WatchItem::Resync).await.is_err() {
                                     return;
@@ -126,6 +133,7 @@ impl EtcdCluster {
                                 break;
                             }
                             if resp.canceled() {
+                                cluster.watch_restarted("live", "member");
                                 reason = format!("watch cancelled: {}", resp.cancel_reason());
                                 break;
                             }

@@ -98,4 +98,12 @@ async fn a_watch_catching_up_on_more_than_4_mib_of_changes_goes_on() {
     // The watch gives member 0 up after 3 s of silence and resumes on another.
     deletion_seen(&app, "/gone", at.header().unwrap().revision(), 20).await;
     app.etcd.cont(0);
+    // An on-call engineer sees it in the metrics.
+    let (_, metrics) = app.get_text("/metrics").await;
+    assert!(
+        metrics.contains(
+            r#"etcdboard_etcd_watch_restarts_total{cluster="test",watch="index",reason="member"}"#
+        ),
+        "{metrics}"
+    );
 }
