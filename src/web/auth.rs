@@ -326,19 +326,16 @@ pub async fn access(State(state): State<AppState>, mut req: Request, next: Next)
         }
         Decision::Deny(why) => {
             tracing::info!(user = %user, method = %req.method(), path = local, %why, "refused by policy");
+            // A refused change to a configured cluster is audited; requests for paths and
+            // clusters that do not exist (a scanner's) are not: they could change nothing.
             if let (RouteNeed::Cluster(cluster, _), Some(action)) =
                 (&need, route_action(req.method().as_str(), local))
             {
                 let cluster = percent_encoding::percent_decode_str(cluster).decode_utf8_lossy();
-                caller.audit(
-                    &state,
-                    &cluster,
-                    &action,
-                    b"",
-                    0,
-                    None,
-                    &format!("denied: {why}"),
-                );
+                if state.cluster(&cluster).is_ok() {
+                    let result = format!("denied: {why}");
+                    caller.audit(&state, &cluster, &action, b"", 0, None, &result);
+                }
             }
             if need == RouteNeed::Monitoring && !caller.principal.authenticated {
                 refuse_scraper(&state)

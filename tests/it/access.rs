@@ -562,6 +562,9 @@ async fn read_only_mode_refuses_every_change_and_hides_the_controls() {
         "no maintenance controls"
     );
     assert!(page.contains("read-only"), "the page says why");
+    // A scanner's POST to a path that does not exist is refused too, but it could change nothing.
+    let scan = call(&app, ad, Method::POST, "/wp-login.php", Some(json!({}))).await;
+    assert_eq!(scan.status(), 403);
     // The refused changes are audited, with why.
     let lines: Vec<Value> = std::fs::read_to_string(&audit)
         .unwrap()
