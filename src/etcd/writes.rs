@@ -67,10 +67,12 @@ pub struct LeaseInfo {
     pub ttl: i64,
     /// TTL it was granted with.
     pub granted_ttl: i64,
-    /// Keys attached, in byte order; `None` when etcd's list of them is larger than etcd-client lets a lease
-    /// answer be (gRPC's 4 MiB: on the order of 100,000 keys of typical length), so they cannot
-    /// be listed or counted here.
-    pub keys: Option<Vec<Vec<u8>>>,
+    /// How many keys are attached; `None` when etcd's list of them is larger than etcd-client
+    /// lets a lease answer be (gRPC's 4 MiB: on the order of 80,000 keys of 50 bytes), so they
+    /// cannot be listed or counted here.
+    pub key_count: Option<usize>,
+    /// The first of them in byte order, as many as asked for (none when they cannot be listed).
+    pub keys: Vec<Vec<u8>>,
 }
 
 /// How many leases' keys are read at once: a lease's TTL call goes to the leader (a follower
@@ -405,8 +407,10 @@ impl EtcdCluster {
         })
     }
 
-    /// Every lease with its TTL and attached keys (at most `max` leases).
-    pub async fn leases(&self, max: usize) -> Result<Vec<LeaseInfo>, EtcdError> {
+    /// Every lease with its TTL and its first `keys` attached keys (at most `max` leases). Only
+    /// those are kept: a few hundred leases of tens of thousands of keys each would otherwise
+    /// all be held at once.
+    pub async fn leases(&self, max: usize, keys: usize) -> Result<Vec<LeaseInfo>, EtcdError> {
         let ids = self
             .read(None, |mut c, _| async move {
                 let r = c.leases().await?;
@@ -416,7 +420,7 @@ impl EtcdCluster {
             .await?
             .value;
         let mut out: Vec<LeaseInfo> = stream::iter(ids.into_iter().take(max))
-            .map(|id| self.lease_info(id))
+            .map(|id| self.lease_info(id, keys))
             .buffer_unordered(LEASE_READS_IN_FLIGHT)
             .try_collect()
             .await?;
@@ -424,8 +428,9 @@ impl EtcdCluster {
         Ok(out)
     }
 
-    /// One lease's TTL and keys (see [`LeaseInfo::keys`] for when they cannot be listed).
-    pub async fn lease_info(&self, id: i64) -> Result<LeaseInfo, EtcdError> {
+    /// One lease's TTL, key count and first `keep` keys (see [`LeaseInfo::key_count`] for when
+    /// they cannot be listed).
+    pub async fn lease_info(&self, id: i64, keep: usize) -> Result<LeaseInfo, EtcdError> {
         self.read(None, |mut c, _| async move {
             let with_keys = Some(LeaseTimeToLiveOptions::new().with_keys());
             let (r, listed) = match c.lease_time_to_live(id, with_keys).await {
@@ -436,16 +441,20 @@ impl EtcdCluster {
             };
             let rev = r.header().map_or(0, |h| h.revision());
             // etcd lists them in no particular order.
-            let keys = listed.then(|| {
-                let mut keys = r.keys().to_vec();
-                keys.sort_unstable();
-                keys
-            });
+            let mut keys = if listed {
+                r.keys().to_vec()
+            } else {
+                Vec::new()
+            };
+            keys.sort_unstable();
+            let key_count = listed.then_some(keys.len());
+            keys.truncate(keep);
             Ok((
                 LeaseInfo {
                     id,
                     ttl: r.ttl(),
                     granted_ttl: r.granted_ttl(),
+                    key_count,
                     keys,
                 },
                 rev,

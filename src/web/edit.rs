@@ -341,17 +341,16 @@ const LEASE_KEYS_DEFAULT: usize = 100;
 /// Most keys `keys=N` may name (without it, `GET …/leases/{id}` lists all of one lease's keys).
 const LEASE_KEYS_MAX: usize = 10_000;
 
-/// A lease as the API shows it, with at most `keys` of its keys. `key_count` is null when etcd's
-/// list of them is too large to read (see [`LeaseInfo::keys`]).
-fn lease_json(l: &LeaseInfo, keys: usize) -> serde_json::Value {
-    let listed = l.keys.as_deref().unwrap_or_default();
+/// A lease as the API shows it, with the keys read. `key_count` is null when etcd's list of them
+/// is too large to read (see [`LeaseInfo::key_count`]).
+fn lease_json(l: &LeaseInfo) -> serde_json::Value {
     json!({
         "id": l.id,
         "id_hex": format!("{:016x}", l.id),
         "ttl": l.ttl,
         "granted_ttl": l.granted_ttl,
-        "key_count": l.keys.as_ref().map(Vec::len),
-        "keys": listed.iter().take(keys).map(|k| json!({ "key": display_text(k), "key_b64": b64_std(k) })).collect::<Vec<_>>(),
+        "key_count": l.key_count,
+        "keys": l.keys.iter().map(|k| json!({ "key": display_text(k), "key_b64": b64_std(k) })).collect::<Vec<_>>(),
     })
 }
 
@@ -364,10 +363,10 @@ pub async fn leases(
 ) -> Result<Json<serde_json::Value>, AppError> {
     let c = &state.cluster(&cluster)?;
     let keys = keys_param(query.as_deref(), LEASE_KEYS_DEFAULT)?;
-    let leases = c.leases(500).await?;
+    let leases = c.leases(500, keys).await?;
     Ok(Json(json!(leases
         .iter()
-        .map(|l| lease_json(l, keys))
+        .map(lease_json)
         .collect::<Vec<_>>())))
 }
 
@@ -380,8 +379,8 @@ pub async fn lease(
 ) -> Result<Json<serde_json::Value>, AppError> {
     let c = &state.cluster(&cluster)?;
     let keys = keys_param(query.as_deref(), usize::MAX)?;
-    let info = live_lease(c, &id).await?;
-    Ok(Json(lease_json(&info, keys)))
+    let info = live_lease(c, &id, keys).await?;
+    Ok(Json(lease_json(&info)))
 }
 
 /// The `keys=N` parameter of the lease reads: how many keys to list per lease.
@@ -396,12 +395,13 @@ fn keys_param(query: Option<&str>, default: usize) -> Result<usize, AppError> {
         })
 }
 
-/// The lease `text` names, read now; 400 for a malformed id, 404 when it does not exist.
-async fn live_lease(c: &EtcdCluster, text: &str) -> Result<LeaseInfo, AppError> {
+/// The lease `text` names with its first `keys` keys, read now; 400 for a malformed id, 404 when
+/// it does not exist.
+async fn live_lease(c: &EtcdCluster, text: &str, keys: usize) -> Result<LeaseInfo, AppError> {
     let id = parse_lease_id(text).ok_or_else(|| {
         AppError::BadRequest("lease id must be decimal, or hex with a 0x prefix".into())
     })?;
-    let info = c.lease_info(id).await?;
+    let info = c.lease_info(id, keys).await?;
     if info.ttl < 0 {
         return Err(AppError::NotFound(format!(
             "lease {id:x} does not exist (or expired)"
@@ -429,9 +429,10 @@ pub async fn revoke_lease(
     Path((cluster, id)): Path<(String, String)>,
 ) -> Result<Json<serde_json::Value>, AppError> {
     let c = &state.cluster(&cluster)?;
-    let info = live_lease(c, &id).await?;
+    let info = live_lease(c, &id, usize::MAX).await?;
     let id = info.id;
-    let Some(keys) = info.keys else {
+    let keys = info.keys;
+    if info.key_count.is_none() {
         return Err(AppError::Conflict(
             format!(
                 "lease {id:x} has too many keys for etcdboard to list (etcd's list of them is over \
@@ -441,7 +442,7 @@ pub async fn revoke_lease(
             ),
             json!({ "key_count": null }),
         ));
-    };
+    }
     // Revoking deletes every key attached: the caller must be allowed to delete each of them
     // (read-only prefixes such as /registry/ bind admins too).
     for k in &keys {

@@ -520,14 +520,14 @@ pub async fn leases_page(
     Path(cluster): Path<String>,
 ) -> Result<Response, AppError> {
     let c = &state.cluster(&cluster)?;
-    let leases = c.leases(MAX_LEASES).await?;
+    let leases = c.leases(MAX_LEASES, KEYS_PER_LEASE).await?;
     let base = state.base();
     let u = EditUrls::new(base, c.name());
     let urls = Urls::new(base, c.name());
     let rows = leases
         .iter()
         .map(|l| {
-            let listed = l.keys.as_deref().unwrap_or_default();
+            let count = l.key_count.unwrap_or(0);
             LeaseRow {
                 id_hex: format!("{:016x}", l.id),
                 ttl: if l.ttl < 0 {
@@ -537,14 +537,14 @@ pub async fn leases_page(
                 },
                 expiring: l.ttl <= 5,
                 granted: format!("{} s", l.granted_ttl),
-                keys: listed
+                keys: l
+                    .keys
                     .iter()
-                    .take(KEYS_PER_LEASE)
                     .map(|k| (display_bytes(k), urls.page("tree", None, Some(k))))
                     .collect(),
-                key_count: listed.len(),
-                more_keys: listed.len().saturating_sub(KEYS_PER_LEASE),
-                unlisted: l.keys.is_none(),
+                key_count: count,
+                more_keys: count.saturating_sub(l.keys.len()),
+                unlisted: l.key_count.is_none(),
                 revoke_url: u.api(&format!("leases/0x{:x}", l.id)),
             }
         })

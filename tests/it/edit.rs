@@ -1014,6 +1014,10 @@ async fn a_lease_with_too_many_keys_to_list_is_shown_and_not_revoked_blind() {
             .await
             .expect("put");
     }
+    let medium = c.lease_grant(600, None).await.expect("grant").id();
+    let medium_keys: Vec<(String, &str)> =
+        (0..25).map(|i| (format!("/medium/{i:02}"), "v")).collect();
+    app.put_all_leased(&medium_keys, Some(medium)).await;
 
     let (status, list) = app.get_json("/api/v1/clusters/test/leases?keys=1").await;
     assert_eq!(status, 200, "the other leases are still listed: {list}");
@@ -1035,6 +1039,12 @@ async fn a_lease_with_too_many_keys_to_list_is_shown_and_not_revoked_blind() {
     let ls = find(small);
     assert_eq!(ls["key_count"], 2, "{ls}");
     assert_eq!(ls["keys"].as_array().unwrap().len(), 1, "keys=1: {ls}");
+    let lm = find(medium);
+    assert_eq!(lm["key_count"], 25, "{lm}");
+    assert_eq!(
+        lm["keys"],
+        json!([{"key": "/medium/00", "key_b64": b64(b"/medium/00")}])
+    );
 
     // One lease: all its keys by default, or the first N.
     let (status, one) = app
@@ -1097,6 +1107,9 @@ async fn a_lease_with_too_many_keys_to_list_is_shown_and_not_revoked_blind() {
     assert!(page.contains(&format!("etcdctl lease revoke {big:016x}")));
     assert!(!page.contains(&format!("data-lease-hex=\"{big:016x}\"")));
     assert!(page.contains(&format!("data-lease-hex=\"{small:016x}\"")));
+    // A lease's first 20 keys, then how many more.
+    assert!(page.contains("/medium/19") && !page.contains("/medium/20"));
+    assert!(page.contains("… and 5 more"), "{page}");
 }
 
 #[tokio::test]
