@@ -407,11 +407,11 @@ impl EtcdCluster {
         })
     }
 
-    /// Every lease with its TTL and its first `keys` attached keys (at most `max` leases). Only
-    /// those are kept: a few hundred leases of tens of thousands of keys each would otherwise
-    /// all be held at once.
+    /// Every lease with its TTL and its first `keys` attached keys: the `max` leases of lowest id
+    /// (etcd lists them in no order). Only those keys are kept: a few hundred leases of tens of
+    /// thousands of keys each would otherwise all be held at once.
     pub async fn leases(&self, max: usize, keys: usize) -> Result<Vec<LeaseInfo>, EtcdError> {
-        let ids = self
+        let mut ids = self
             .read(None, |mut c, _| async move {
                 let r = c.leases().await?;
                 let rev = r.header().map_or(0, |h| h.revision());
@@ -419,6 +419,7 @@ impl EtcdCluster {
             })
             .await?
             .value;
+        ids.sort_unstable();
         let mut out: Vec<LeaseInfo> = stream::iter(ids.into_iter().take(max))
             .map(|id| self.lease_info(id, keys))
             .buffer_unordered(LEASE_READS_IN_FLIGHT)
