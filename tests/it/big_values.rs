@@ -79,6 +79,7 @@ async fn a_value_over_4_mib_is_shown_watched_and_kept_in_history() {
 async fn a_watch_catching_up_on_more_than_4_mib_of_changes_goes_on() {
     let app = spawn_app_watching_member_0().await;
     app.wait_for_index().await;
+    let (mut live, mut text) = live_updates_ready(&app, "/load/").await;
     let urls = app.etcd.client_urls();
     let mut c = etcd_client::Client::connect(&urls[1..], None)
         .await
@@ -97,6 +98,11 @@ async fn a_watch_catching_up_on_more_than_4_mib_of_changes_goes_on() {
     let at = c.delete("/gone", None).await.expect("delete");
     // The watch gives member 0 up after 3 s of silence and resumes on another.
     deletion_seen(&app, "/gone", at.header().unwrap().revision(), 20).await;
+    // The live updates of /load/ (also on member 0) catch up the same way.
+    let seen = text.len();
+    if let Err(e) = read_until(&mut live, &mut text, seen, &[r#""key":"/load/59/9""#], 20).await {
+        panic!("the live updates never caught up ({e}): {}", &text[seen..]);
+    }
     app.etcd.cont(0);
     // An on-call engineer sees it in the metrics.
     let (_, metrics) = app.get_text("/metrics").await;
