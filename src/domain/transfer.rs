@@ -109,9 +109,42 @@ pub fn plan(value: &[u8], current: Option<(&[u8], i64)>, export_revision: Option
     }
 }
 
+/// Bytes one export read aims at: the keys of the next read are chosen so that, at the average
+/// value size seen so far, it holds about this much.
+pub const EXPORT_READ_BYTES: usize = 4 * 1024 * 1024;
+/// Keys of an export's first read, before anything is known of its values' sizes.
+pub const EXPORT_FIRST_READ_KEYS: usize = 16;
+/// Most an export read may decode. A read of more (values grew larger than those before them)
+/// is refused by the client and asked again for half the keys, so one read never holds more.
+pub const EXPORT_READ_MAX_BYTES: usize = 64 * 1024 * 1024;
+
+/// How many keys an export's next read should take, after the last one read `keys` keys holding
+/// `bytes` bytes: about [`EXPORT_READ_BYTES`] at their average size, at most twice as many as
+/// the last time (sizes change along a key space), at least 1 and at most `max`.
+pub fn next_export_keys(keys: usize, bytes: usize, max: usize) -> usize {
+    let keys = keys.max(1);
+    let average = (bytes / keys).max(1);
+    (EXPORT_READ_BYTES / average).clamp(1, keys.saturating_mul(2).min(max).max(1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn export_reads_aim_at_a_few_mib_and_grow_at_most_twofold() {
+        // Small values: the reads grow, doubling, up to the page.
+        assert_eq!(next_export_keys(16, 16 * 100, 500), 32);
+        assert_eq!(next_export_keys(256, 256 * 100, 500), 500);
+        // 1 MiB values: four keys a read.
+        assert_eq!(next_export_keys(16, 16 << 20, 500), 4);
+        // Values larger than the target: one at a time.
+        assert_eq!(next_export_keys(4, 40 << 20, 500), 1);
+        // Nothing read (empty values) or nothing asked: never zero, never past the page.
+        assert_eq!(next_export_keys(0, 0, 500), 2);
+        assert_eq!(next_export_keys(500, 0, 500), 500);
+        assert_eq!(next_export_keys(1, 0, 0), 1);
+    }
 
     #[test]
     fn entries_round_trip_bytes_and_prefer_base64() {

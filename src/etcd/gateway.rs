@@ -95,9 +95,21 @@ pub(crate) fn kv(c: &Client) -> KvClient {
     c.kv_client().max_decoding_message_size(MAX_ANSWER_BYTES)
 }
 
+/// What the client says of an answer larger than it would decode (see [`MAX_ANSWER_BYTES`]).
+const TOO_LARGE: &str = "decoded message length too large";
+
 /// Whether `e` is an answer larger than the client would decode (see [`MAX_ANSWER_BYTES`]).
+/// etcd's own OUT_OF_RANGE errors (a future revision) are not.
 pub(crate) fn too_large(e: &etcd_client::Error) -> bool {
-    matches!(e, etcd_client::Error::GRpcStatus(s) if s.code() == tonic::Code::OutOfRange)
+    matches!(e, etcd_client::Error::GRpcStatus(s)
+        if i32::from(s.code()) == OUT_OF_RANGE && s.message().contains(TOO_LARGE))
+}
+
+impl EtcdError {
+    /// The answer was larger than the client would decode: asking for less may work.
+    pub fn is_too_large(&self) -> bool {
+        matches!(self, EtcdError::Rejected(msg) if msg.contains(TOO_LARGE))
+    }
 }
 
 /// How often the gateway asks its members who leads (see [`EtcdCluster::placement`]).

@@ -14,6 +14,7 @@ use crate::domain::edit::{
 };
 use crate::domain::key::prefix_end;
 use crate::domain::record::{KeyRecord, Read};
+use crate::domain::transfer::EXPORT_READ_MAX_BYTES;
 use crate::etcd::gateway::{kv, record_of, too_large, EtcdCluster, EtcdError};
 
 /// The detail of an `Unavailable` error given before any write was sent (so nothing happened).
@@ -478,7 +479,8 @@ impl EtcdCluster {
     }
 
     /// Keys with values in `[start, end)` at `revision`, at most `limit` (used by export, where the
-    /// range was first bounded by a listing page so it holds about `limit` keys).
+    /// range was first bounded by a listing page so it holds about `limit` keys). An answer over
+    /// [`EXPORT_READ_MAX_BYTES`] fails with [`EtcdError::is_too_large`]: ask for fewer keys.
     pub async fn values_in(
         &self,
         start: &[u8],
@@ -497,7 +499,11 @@ impl EtcdCluster {
                 if serializable {
                     o = o.with_serializable();
                 }
-                let r = kv(&c).get(start, Some(o)).await?;
+                let r = c
+                    .kv_client()
+                    .max_decoding_message_size(EXPORT_READ_MAX_BYTES)
+                    .get(start, Some(o))
+                    .await?;
                 Ok((r.kvs().iter().map(record_of).collect(), revision))
             }
         })

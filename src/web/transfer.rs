@@ -15,7 +15,9 @@ use crate::domain::edit::{request_size, LeaseChange, PutRequest, WriteOutcome};
 use crate::domain::import::{batches, Report, Write, MAX_BATCH_KEYS};
 use crate::domain::key::{b64_std, display_text, key_after, RawQuery};
 use crate::domain::listing::{ListReq, Mode};
-use crate::domain::transfer::{Document, Entry, FORMAT_VERSION};
+use crate::domain::transfer::{
+    next_export_keys, Document, Entry, EXPORT_FIRST_READ_KEYS, FORMAT_VERSION,
+};
 use crate::error::{AppError, ErrorMessage};
 use crate::etcd::{EtcdCluster, EtcdError};
 use crate::web::auth::Caller;
@@ -65,7 +67,8 @@ pub async fn export(
     // The first page is read before answering, so a failure is a proper status, not a cut stream.
     let first = state.list(&c, &req).await?;
     let revision = first.revision;
-    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(8);
+    // Two chunks of a few MiB each wait at most for a slow download.
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(2);
     let header_text = match format {
         Format::Json => format!(
             "{{\"etcdboard_export\":{FORMAT_VERSION},\"cluster\":{},\"prefix\":{},\"prefix_b64\":\"{}\",\"revision\":{revision},\"keys\":[\n",
@@ -88,38 +91,47 @@ pub async fn export(
         if tx.send(Ok(Bytes::from(header_text))).await.is_err() {
             return;
         }
-        loop {
-            if let (Some(first_key), Some(last_key)) = (page.items.first(), page.items.last()) {
-                match c
-                    .values_in(
-                        &first_key.key,
-                        &key_after(&last_key.key),
-                        revision,
-                        page.items.len(),
-                    )
-                    .await
-                {
-                    Ok(read) => {
-                        let mut chunk = String::new();
-                        for rec in &read.value {
-                            if format == Format::Json && written > 0 {
-                                chunk.push_str(",\n");
-                            }
-                            chunk.push_str(&entry_text(
-                                &Entry::new(&rec.key, &rec.value, rec.mod_revision),
-                                format,
-                            ));
-                            written += 1;
-                        }
-                        if tx.send(Ok(Bytes::from(chunk))).await.is_err() {
-                            return;
-                        }
+        // Keys per read: few at first, then as many as make a few MiB at the sizes seen.
+        let mut per_read = EXPORT_FIRST_READ_KEYS;
+        'pages: loop {
+            let mut i = 0;
+            while i < page.items.len() {
+                let j = (i + per_read).min(page.items.len());
+                let (first_key, last_key) = (&page.items[i].key, &page.items[j - 1].key);
+                let read = c
+                    .values_in(first_key, &key_after(last_key), revision, j - i)
+                    .await;
+                let read = match read {
+                    Ok(read) => read,
+                    // Larger values than before: the same keys in smaller reads.
+                    Err(e) if e.is_too_large() && j - i > 1 => {
+                        per_read = (j - i) / 2;
+                        continue;
                     }
                     Err(e) => {
                         failure = Some(e.to_string());
-                        break;
+                        break 'pages;
                     }
+                };
+                let mut chunk = String::new();
+                let mut bytes = 0;
+                for rec in &read.value {
+                    if format == Format::Json && written > 0 {
+                        chunk.push_str(",\n");
+                    }
+                    chunk.push_str(&entry_text(
+                        &Entry::new(&rec.key, &rec.value, rec.mod_revision),
+                        format,
+                    ));
+                    bytes += rec.key.len() + rec.value.len();
+                    written += 1;
                 }
+                drop(read);
+                if tx.send(Ok(Bytes::from(chunk))).await.is_err() {
+                    return;
+                }
+                per_read = next_export_keys(j - i, bytes, EXPORT_PAGE);
+                i = j;
             }
             let Some(next) = page.next.take() else { break };
             req.start = next.start;

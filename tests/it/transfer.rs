@@ -195,6 +195,67 @@ async fn export_and_import_keys_with_large_values_whose_pages_exceed_4_mib() {
     assert_eq!(report["unchanged"], 600, "{report}");
 }
 
+/// An export reads values a few MiB at a time, whatever the number of keys: small values in
+/// growing reads, then, where the values grow to 1 MiB, a read too large (over 64 MiB) is asked
+/// again in halves. The document stays byte-exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_reads_by_size_and_splits_a_read_whose_values_grew() {
+    use base64::Engine;
+    let app = spawn_app().await;
+    let small: Vec<(String, Vec<u8>)> = (0..112)
+        .map(|i| (format!("/mix/a{i:03}"), format!("v{i}").into_bytes()))
+        .collect();
+    app.put_all(&small).await;
+    let big: Vec<(String, Vec<u8>)> = (0..70u8)
+        .map(|i| (format!("/mix/b{i:03}"), vec![b'a' + i % 26; 1024 * 1024]))
+        .collect();
+    for one in big.chunks(1) {
+        app.put_all(one).await;
+    }
+    let export = app
+        .http
+        .get(app.url("/api/v1/clusters/test/export?prefix=/mix/"))
+        .timeout(std::time::Duration::from_secs(60))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(export.status(), 200);
+    let document = export.bytes().await.unwrap();
+    let parsed: serde_json::Value = serde_json::from_slice(&document).unwrap();
+    assert!(parsed.get("error").is_none(), "{}", parsed["error"]);
+    let got: Vec<(String, Vec<u8>)> = parsed["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let value = base64::engine::general_purpose::STANDARD
+                .decode(e["value_b64"].as_str().unwrap())
+                .unwrap();
+            (e["key"].as_str().unwrap().to_string(), value)
+        })
+        .collect();
+    assert!(
+        got.iter().eq(small.iter().chain(&big)),
+        "every key and value, byte for byte, in order"
+    );
+    // Its reads: 16, 32 and 64 keys of small values, then 70 keys holding 70 MiB (refused),
+    // then 35 and 35 again in reads of about 4 MiB.
+    let (_, metrics) = app.get_text("/metrics").await;
+    let count = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    let reads = count(r#"etcdboard_etcd_requests_total{cluster="test",operation="values_in"}"#);
+    let refused = count(
+        r#"etcdboard_etcd_request_errors_total{cluster="test",operation="values_in",kind="rejected"}"#,
+    );
+    assert_eq!(refused, 1, "one read over 64 MiB: {metrics}");
+    assert!(reads >= 10, "{reads} reads");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_export_of_values_too_large_to_share_one_txn_imports_completely() {
     // 10 values of 200 KiB: 2 MB together, over etcd's 1.5 MiB per request.
