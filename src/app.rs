@@ -500,6 +500,7 @@ pub fn router(state: AppState) -> Router {
             axum::routing::post(web::transfer::import)
                 .layer(DefaultBodyLimit::max(IMPORT_BODY_LIMIT)),
         )
+        .route(&p("/api/v1/clusters/{cluster}/value"), get(web::api::value))
         .route(
             &p("/api/v1/clusters/{cluster}/leases"),
             get(web::edit::leases),

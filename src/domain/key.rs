@@ -126,9 +126,41 @@ fn decode_component(text: &str) -> Vec<u8> {
     percent_encoding::percent_decode_str(&spaced).collect()
 }
 
+/// A file name for downloading a key's value: its last segment after `/`, keeping only letters,
+/// digits, `.`, `-` and `_` (nothing a browser or a shell could misread), or `value` when none
+/// are left.
+pub fn download_name(key: &[u8]) -> String {
+    let last = key
+        .rsplit(|b| *b == b'/')
+        .find(|s| !s.is_empty())
+        .unwrap_or_default();
+    let name: String = last
+        .iter()
+        .filter(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+        .map(|b| char::from(*b))
+        .take(100)
+        .collect();
+    if name.trim_matches('.').is_empty() {
+        "value".into()
+    } else {
+        name
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_download_is_named_after_the_keys_last_segment_and_nothing_else() {
+        assert_eq!(download_name(b"/certs/prod/ca.pem"), "ca.pem");
+        assert_eq!(download_name(b"/apps/team-a/"), "team-a");
+        assert_eq!(download_name(b"12345"), "12345");
+        assert_eq!(download_name(b"/x/\"; rm -rf ..\xff"), "rm-rf..");
+        assert_eq!(download_name(b"/x/.."), "value");
+        assert_eq!(download_name(b"/"), "value");
+        assert_eq!(download_name(b"\xff\xfe"), "value");
+    }
 
     #[test]
     fn prefix_end_increments_last_byte_and_drops_trailing_ff() {

@@ -151,6 +151,8 @@ pub struct HexLine {
 pub struct KeyView {
     /// The key as display text.
     pub key_label: String,
+    /// The value's bytes as a download (the JSON API's `value`).
+    pub download_href: String,
     /// The key as standard base64.
     pub key_b64: String,
     /// Whether the key exists.

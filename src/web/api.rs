@@ -1,11 +1,13 @@
 //! The JSON API (`/api/v1`): the same data as the pages, for scripts and tests.
 
 use axum::extract::{Path, RawQuery as AxumQuery, State};
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 
 use crate::app::AppState;
-use crate::domain::key::{b64_std, display_text, RawQuery};
+use crate::domain::key::{b64_std, display_text, download_name, RawQuery};
 use crate::domain::listing::Page;
 use crate::domain::record::KeyRecord;
 use crate::error::AppError;
@@ -141,6 +143,35 @@ pub async fn key(
         .value
         .ok_or_else(|| AppError::NotFound("key not found".into()))?;
     Ok(Json(key_json(&rec, read.revision, read.stale)))
+}
+
+/// `GET /api/v1/clusters/{cluster}/value?key=K`: the value's bytes as they are, as a download
+/// (`application/octet-stream`, named after the key's last segment); 404 when the key is absent.
+/// The key's `mod_revision` is in `X-Etcd-Mod-Revision`.
+pub async fn value(
+    State(state): State<AppState>,
+    Path(cluster): Path<String>,
+    AxumQuery(query): AxumQuery,
+) -> Result<Response, AppError> {
+    let cluster = &state.cluster(&cluster)?;
+    let key = required_key(&RawQuery::parse(query.as_deref()))?;
+    let rec = cluster
+        .get(&key)
+        .await?
+        .value
+        .ok_or_else(|| AppError::NotFound("key not found".into()))?;
+    let disposition = format!("attachment; filename=\"{}\"", download_name(&key));
+    let mut resp = rec.value.into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    h.insert("x-etcd-mod-revision", HeaderValue::from(rec.mod_revision));
+    Ok(resp)
 }
 
 /// The JSON form of a key record.

@@ -124,6 +124,12 @@ impl Urls {
         Self::with(url, "after", after.map(str::as_bytes))
     }
 
+    /// The value's bytes, as a download.
+    pub fn value(&self, key: &[u8]) -> String {
+        let url = format!("{}/api/v1/clusters/{}/value", self.base, self.cluster);
+        Self::with(url, "key", Some(key))
+    }
+
     /// The key view fragment.
     pub fn key_view(&self, key: &[u8], full: bool) -> String {
         let url = format!("{}/clusters/{}/ui/key", self.base, self.cluster);

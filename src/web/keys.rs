@@ -287,6 +287,7 @@ fn key_view_for(
 ) -> KeyView {
     let mut view = KeyView {
         key_label: display_bytes(key),
+        download_href: urls.value(key),
         key_b64: b64_std(key),
         found: rec.is_some(),
         mod_revision: 0,

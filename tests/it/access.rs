@@ -132,6 +132,12 @@ async fn every_route_allows_exactly_the_roles_it_should() {
             None,
             Read,
         ),
+        (
+            Method::GET,
+            "/api/v1/clusters/test/value?key=/apps/x",
+            None,
+            Read,
+        ),
         (Method::GET, "/api/v1/clusters/test/members", None, Read),
         (Method::GET, "/api/v1/clusters/test/topology", None, Read),
         (

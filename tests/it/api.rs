@@ -110,6 +110,50 @@ async fn non_utf8_keys_and_values_round_trip_byte_exact() {
     }
 }
 
+/// A value downloads as its exact bytes, named after the key; the key view links to it.
+#[tokio::test]
+async fn a_value_downloads_byte_exact_from_the_key_view() {
+    let app = spawn_app().await;
+    let key: &[u8] = b"/certs/\xff/ca.pem";
+    let value: Vec<u8> = (0u8..=255).rev().collect();
+    app.put_all(&[(key, value.as_slice())]).await;
+
+    let (status, page) = app
+        .get_text(&format!("/clusters/test/ui/key?key={}", pct(key)))
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let href = page
+        .split("class=\"btn small download\" href=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a download link")
+        .replace("&#38;", "&");
+    let resp = app.http.get(app.url(&href)).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let headers = resp.headers().clone();
+    assert_eq!(headers["content-type"], "application/octet-stream");
+    assert_eq!(
+        headers["content-disposition"],
+        "attachment; filename=\"ca.pem\""
+    );
+    let (_, meta) = app
+        .get_json(&format!("/api/v1/clusters/test/key?key={}", pct(key)))
+        .await;
+    assert_eq!(
+        headers["x-etcd-mod-revision"].to_str().unwrap(),
+        meta["mod_revision"].to_string()
+    );
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), value.as_slice());
+
+    let resp = app
+        .http
+        .get(app.url("/api/v1/clusters/test/value?key=/missing"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+}
+
 #[tokio::test]
 async fn utf8_values_come_back_as_text_with_metadata_and_lease_ttl() {
     let app = spawn_app().await;

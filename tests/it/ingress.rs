@@ -340,6 +340,20 @@ async fn every_page_asset_and_api_call_works_through_nginx_under_a_prefix() {
                     body.as_slice(),
                     "{url}"
                 );
+            } else if url.starts_with("/etcd/api/v1/clusters/test/value?") {
+                // A value's download: its bytes, unchanged by the proxy.
+                assert_eq!(ctype, "application/octet-stream", "{url}");
+                let direct = app
+                    .http
+                    .get(format!("http://{}{url}", app.addr))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    direct.bytes().await.unwrap().as_ref(),
+                    body.as_slice(),
+                    "{url}"
+                );
             } else {
                 assert!(ctype.starts_with("text/html"), "{attr}=\"{url}\": {ctype}");
             }
