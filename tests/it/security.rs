@@ -255,6 +255,12 @@ fn routes() -> Vec<Route> {
             "/api/v1/clusters/{cluster}/key",
             "key=/ssrf/a",
         ),
+        r(
+            M::GET,
+            "/api/v1/clusters/{cluster}/value",
+            "/api/v1/clusters/{cluster}/value",
+            "key=/ssrf/a",
+        ),
         with_body(
             r(
                 M::PUT,
@@ -317,6 +323,12 @@ fn routes() -> Vec<Route> {
             "/api/v1/clusters/{cluster}/leases",
             "/api/v1/clusters/{cluster}/leases",
             "",
+        ),
+        r(
+            M::GET,
+            "/api/v1/clusters/{cluster}/leases/{id}",
+            "/api/v1/clusters/{cluster}/leases/1",
+            "keys=5",
         ),
         r(
             M::DELETE,
