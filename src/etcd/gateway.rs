@@ -92,7 +92,12 @@ pub(crate) const MAX_ANSWER_BYTES: usize = 256 * 1024 * 1024;
 
 /// `c`'s KV client, taking answers up to [`MAX_ANSWER_BYTES`].
 pub(crate) fn kv(c: &Client) -> KvClient {
-    c.kv_client().max_decoding_message_size(MAX_ANSWER_BYTES)
+    kv_up_to(c, MAX_ANSWER_BYTES)
+}
+
+/// `c`'s KV client, taking answers up to `max_bytes` (a larger one fails with [`too_large`]).
+pub(crate) fn kv_up_to(c: &Client, max_bytes: usize) -> KvClient {
+    c.kv_client().max_decoding_message_size(max_bytes)
 }
 
 /// What the client says of an answer larger than it would decode (see [`MAX_ANSWER_BYTES`]).

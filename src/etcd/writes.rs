@@ -15,7 +15,7 @@ use crate::domain::edit::{
 use crate::domain::key::prefix_end;
 use crate::domain::record::{KeyRecord, Read};
 use crate::domain::transfer::EXPORT_READ_MAX_BYTES;
-use crate::etcd::gateway::{kv, record_of, too_large, EtcdCluster, EtcdError};
+use crate::etcd::gateway::{kv, kv_up_to, record_of, too_large, EtcdCluster, EtcdError};
 
 /// The detail of an `Unavailable` error given before any write was sent (so nothing happened).
 pub const NOT_SENT: &str = "no quorum: nothing is deleted without it";
@@ -421,13 +421,11 @@ impl EtcdCluster {
             .await?
             .value;
         ids.sort_unstable();
-        let mut out: Vec<LeaseInfo> = stream::iter(ids.into_iter().take(max))
+        stream::iter(ids.into_iter().take(max))
             .map(|id| self.lease_info(id, keys))
-            .buffer_unordered(LEASE_READS_IN_FLIGHT)
+            .buffered(LEASE_READS_IN_FLIGHT)
             .try_collect()
-            .await?;
-        out.sort_by_key(|l| l.id);
-        Ok(out)
+            .await
     }
 
     /// One lease's TTL, key count and first `keep` keys (see [`LeaseInfo::key_count`] for when
@@ -499,9 +497,7 @@ impl EtcdCluster {
                 if serializable {
                     o = o.with_serializable();
                 }
-                let r = c
-                    .kv_client()
-                    .max_decoding_message_size(EXPORT_READ_MAX_BYTES)
+                let r = kv_up_to(&c, EXPORT_READ_MAX_BYTES)
                     .get(start, Some(o))
                     .await?;
                 Ok((r.kvs().iter().map(record_of).collect(), revision))

@@ -123,17 +123,28 @@ impl Caller {
         action: &str,
         key: &[u8],
     ) -> Result<(), AppError> {
-        self.require(state, cluster, need).inspect_err(|e| {
-            self.audit(
-                state,
-                cluster,
-                action,
-                key,
-                0,
-                None,
-                &format!("denied: {e}"),
-            );
-        })
+        self.require(state, cluster, need)
+            .inspect_err(|e| self.audit_denied(state, cluster, action, key, e))
+    }
+
+    /// Writes the audit line of a change refused before it was tried: `denied: <why>`.
+    pub fn audit_denied(
+        &self,
+        state: &AppState,
+        cluster: &str,
+        action: &str,
+        key: &[u8],
+        why: &dyn std::fmt::Display,
+    ) {
+        self.audit(
+            state,
+            cluster,
+            action,
+            key,
+            0,
+            None,
+            &format!("denied: {why}"),
+        );
     }
 
     /// What to show this caller on `cluster`.
@@ -333,8 +344,7 @@ pub async fn access(State(state): State<AppState>, mut req: Request, next: Next)
             {
                 let cluster = percent_encoding::percent_decode_str(cluster).decode_utf8_lossy();
                 if state.cluster(&cluster).is_ok() {
-                    let result = format!("denied: {why}");
-                    caller.audit(&state, &cluster, &action, b"", 0, None, &result);
+                    caller.audit_denied(&state, &cluster, &action, b"", &why);
                 }
             }
             if need == RouteNeed::Monitoring && !caller.principal.authenticated {

@@ -229,15 +229,7 @@ pub async fn delete_prefix(
     )?;
     if prefix.is_empty() && !state.config().allow_delete_all {
         let why = "deleting the empty prefix (every key) is disabled; start etcdboard with --allow-delete-all to permit it";
-        caller.audit(
-            &state,
-            c.name(),
-            "delete-prefix",
-            b"",
-            0,
-            None,
-            &format!("denied: {why}"),
-        );
+        caller.audit_denied(&state, c.name(), "delete-prefix", b"", &why);
         return Err(AppError::Forbidden(why.into()));
     }
     // Without the revision the count was read at, keys changed since could not be told apart.
