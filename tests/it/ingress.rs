@@ -165,6 +165,17 @@ fn context<'a>(html: &'a str, needle: &str) -> &'a str {
     &html[start..end]
 }
 
+/// Fails unless `body`, fetched as `url` through the proxy, is what etcdboard itself answers.
+async fn assert_unchanged_by_proxy(app: &TestApp, url: &str, body: &[u8]) {
+    let direct = app
+        .http
+        .get(format!("http://{}{url}", app.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(direct.bytes().await.unwrap().as_ref(), body, "{url}");
+}
+
 /// Fetches through nginx and returns status, content type and body.
 async fn fetch(
     http: &reqwest::Client,
@@ -329,31 +340,11 @@ async fn every_page_asset_and_api_call_works_through_nginx_under_a_prefix() {
                     );
                 }
                 // The proxy hands over the asset unchanged.
-                let direct = app
-                    .http
-                    .get(format!("http://{}{url}", app.addr))
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(
-                    direct.bytes().await.unwrap().as_ref(),
-                    body.as_slice(),
-                    "{url}"
-                );
+                assert_unchanged_by_proxy(&app, &url, &body).await;
             } else if url.starts_with("/etcd/api/v1/clusters/test/value?") {
                 // A value's download: its bytes, unchanged by the proxy.
                 assert_eq!(ctype, "application/octet-stream", "{url}");
-                let direct = app
-                    .http
-                    .get(format!("http://{}{url}", app.addr))
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(
-                    direct.bytes().await.unwrap().as_ref(),
-                    body.as_slice(),
-                    "{url}"
-                );
+                assert_unchanged_by_proxy(&app, &url, &body).await;
             } else {
                 assert!(ctype.starts_with("text/html"), "{attr}=\"{url}\": {ctype}");
             }

@@ -28,6 +28,23 @@ fn audit_lines(path: &std::path::Path) -> Vec<Value> {
         .collect()
 }
 
+/// GETs the JSON export of `prefix` (within `secs`), checks it answered 200 and ended without an
+/// error; returns the document and its parsed form.
+async fn export_json(app: &TestApp, prefix: &str, secs: u64) -> (Vec<u8>, Value) {
+    let export = app
+        .http
+        .get(app.url(&format!("/api/v1/clusters/test/export?prefix={prefix}")))
+        .timeout(std::time::Duration::from_secs(secs))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(export.status(), 200);
+    let document = export.bytes().await.unwrap().to_vec();
+    let parsed: Value = serde_json::from_slice(&document).expect("the export is JSON");
+    assert!(parsed.get("error").is_none(), "{}", parsed["error"]);
+    (document, parsed)
+}
+
 /// POSTs a document to the import route; returns status and JSON answer.
 async fn import(app: &TestApp, document: Vec<u8>, dry_run: bool) -> (u16, Value) {
     let resp = app
@@ -73,23 +90,13 @@ async fn export_delete_import_round_trips_100k_keys_byte_exact() {
     app.put_all(&[("/bigger", "outside")]).await;
 
     let started = std::time::Instant::now();
-    let export = app
-        .http
-        .get(app.url("/api/v1/clusters/test/export?prefix=/big/"))
-        .timeout(std::time::Duration::from_secs(120))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(export.status(), 200);
-    let document = export.bytes().await.unwrap();
+    let (document, parsed) = export_json(&app, "/big/", 120).await;
     eprintln!(
         "export: {} bytes in {:?}",
         document.len(),
         started.elapsed()
     );
-    let parsed: serde_json::Value = serde_json::from_slice(&document).expect("the export is JSON");
     assert_eq!(parsed["keys"].as_array().unwrap().len(), N + 1);
-    assert!(parsed.get("error").is_none());
 
     // Delete the prefix the way the UI does: preview, then confirm with count and revision.
     let (_, preview) = app
@@ -168,30 +175,11 @@ async fn export_and_import_keys_with_large_values_whose_pages_exceed_4_mib() {
         // etcd takes at most 1.5 MiB per request.
         app.put_all(chunk).await;
     }
-    let export = app
-        .http
-        .get(app.url("/api/v1/clusters/test/export?prefix=/large/"))
-        .timeout(std::time::Duration::from_secs(60))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(export.status(), 200);
-    let document = export.bytes().await.unwrap();
-    let parsed: serde_json::Value = serde_json::from_slice(&document).unwrap();
-    assert!(parsed.get("error").is_none(), "{}", parsed["error"]);
+    let (document, parsed) = export_json(&app, "/large/", 60).await;
     assert_eq!(parsed["keys"].as_array().unwrap().len(), 600);
     // The import's dry run reads the same keys back in batches: nothing to change.
-    let resp = app
-        .http
-        .post(app.url("/api/v1/clusters/test/import?dry_run=true"))
-        .header("content-type", "application/json")
-        .body(document)
-        .timeout(std::time::Duration::from_secs(60))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let report: serde_json::Value = resp.json().await.unwrap();
+    let (status, report) = import(&app, document, true).await;
+    assert_eq!(status, 200);
     assert_eq!(report["unchanged"], 600, "{report}");
 }
 
@@ -212,17 +200,7 @@ async fn an_export_reads_by_size_and_splits_a_read_whose_values_grew() {
     for one in big.chunks(1) {
         app.put_all(one).await;
     }
-    let export = app
-        .http
-        .get(app.url("/api/v1/clusters/test/export?prefix=/mix/"))
-        .timeout(std::time::Duration::from_secs(60))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(export.status(), 200);
-    let document = export.bytes().await.unwrap();
-    let parsed: serde_json::Value = serde_json::from_slice(&document).unwrap();
-    assert!(parsed.get("error").is_none(), "{}", parsed["error"]);
+    let (_, parsed) = export_json(&app, "/mix/", 60).await;
     let got: Vec<(String, Vec<u8>)> = parsed["keys"]
         .as_array()
         .unwrap()
@@ -269,14 +247,7 @@ async fn an_export_of_values_too_large_to_share_one_txn_imports_completely() {
     for (k, v) in &kvs {
         c.put(k.as_str(), v.clone(), None).await.unwrap();
     }
-    let export = app
-        .http
-        .get(app.url("/api/v1/clusters/test/export?prefix=/qimp/"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(export.status(), 200);
-    let document = export.bytes().await.unwrap().to_vec();
+    let (document, _) = export_json(&app, "/qimp/", 10).await;
     c.delete(
         "/qimp/",
         Some(etcd_client::DeleteOptions::new().with_prefix()),
