@@ -213,7 +213,55 @@
       return new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(Uint8Array.from(bin, (c) => c.charCodeAt(0)));
     } catch (_) { return null; }
   }
+  // base64 of bytes, in slices (String.fromCharCode takes a bounded number of arguments).
+  function bytesB64(bytes) {
+    let bin = "";
+    for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+    return btoa(bin);
+  }
+  // A value too large to be carried in the page: fetch its bytes (the download URL) and give them
+  // as base64 or as text, but only while they are still the revision the view shows.
+  async function fetchCopy(btn) {
+    const ctl = new AbortController();
+    const timer = setTimeout(() => ctl.abort(), FETCH_TIMEOUT_MS);
+    btn.setAttribute("aria-busy", "true");
+    busy(1);
+    try {
+      const res = await fetch(btn.getAttribute("data-copy-url"), { credentials: "same-origin", signal: ctl.signal });
+      if (res.status === 404) throw new Error("deleted since shown");
+      if (!res.ok) throw new Error(`${res.status} ${res.statusText}`.trim());
+      const view = btn.closest("article.key");
+      const shown = view && view.getAttribute("data-mod-revision");
+      if (shown && res.headers.get("X-Etcd-Mod-Revision") !== shown) throw new Error("changed since shown: reload");
+      const bytes = new Uint8Array(await res.arrayBuffer());
+      if (btn.getAttribute("data-copy-as") === "base64") return bytesB64(bytes);
+      try {
+        return new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
+      } catch (_) { throw new Error("not text: copy base64"); }
+    } catch (err) {
+      if (ctl.signal.aborted) throw new Error(`no answer after ${FETCH_TIMEOUT_MS / 1000} s`);
+      throw err instanceof TypeError ? new Error("network error") : err;
+    } finally {
+      clearTimeout(timer);
+      btn.removeAttribute("aria-busy");
+      busy(-1);
+    }
+  }
+  function copyFetched(btn) {
+    const text = fetchCopy(btn);
+    const done = (ok) => flash(btn, ok ? "copied" : "copy failed", ok);
+    const failed = (err) => flash(btn, err.message, false);
+    const legacy = () => text.then((t) => done(legacyCopy(t, btn)), failed);
+    if (!(navigator.clipboard && window.isSecureContext)) { legacy(); return; }
+    // A ClipboardItem given a promise keeps the click's permission to write while the bytes
+    // arrive (Safari asks for that); elsewhere, write the text once it is here.
+    const write = window.ClipboardItem && navigator.clipboard.write
+      ? navigator.clipboard.write([new ClipboardItem({ "text/plain": text.then((t) => new Blob([t], { type: "text/plain" })) })])
+      : text.then((t) => navigator.clipboard.writeText(t));
+    write.then(() => done(true), () => text.then(() => legacy(), failed));
+  }
   function copy(btn) {
+    if (btn.hasAttribute("data-copy-url")) { copyFetched(btn); return; }
     const target = query(btn.getAttribute("data-copy-target"));
     if (!target) { flash(btn, "nothing to copy", false); return; }
     const valueOf = (n) => (n instanceof HTMLInputElement || n instanceof HTMLTextAreaElement ? n.value : n.textContent);
@@ -247,7 +295,7 @@
       if (e.clientX < r.left || e.clientX > r.right || e.clientY < r.top || e.clientY > r.bottom) t.close();
       return;
     }
-    const btn = t.closest("button.copy[data-copy-target]");
+    const btn = t.closest("button.copy[data-copy-target], button.copy[data-copy-url]");
     if (btn) { e.preventDefault(); copy(btn); return; }
     const opener = t.closest("[data-open-dialog], #help-btn");
     if (opener) { e.preventDefault(); openDialog(opener.getAttribute("data-open-dialog") || "dialog#help"); return; }

@@ -177,8 +177,9 @@ pub struct KeyView {
     pub text: Option<String>,
     /// Hex dump lines (binary).
     pub hex: Vec<HexLine>,
-    /// The shown value as base64 (for the copy button).
-    pub value_b64: String,
+    /// The whole value as base64, for the copy buttons, when it is small enough to carry in the
+    /// page; `None` for a larger one, which the copy buttons fetch from `download_href` instead.
+    pub value_b64: Option<String>,
     /// When truncated: the key view fragment and the page that show the whole value.
     pub load_all: Option<(String, String)>,
     /// Bytes shown / total, when truncated.

@@ -300,7 +300,7 @@ fn key_view_for(
         tokens: Vec::new(),
         text: None,
         hex: Vec::new(),
-        value_b64: String::new(),
+        value_b64: None,
         load_all: None,
         truncated_note: String::new(),
         stale,
@@ -324,7 +324,9 @@ fn key_view_for(
         };
     }
     view.size = human_size(rec.value.len());
-    view.value_b64 = b64_std(&rec.value);
+    // A large value is not carried twice (shown, and again as base64 for copying: 7 MB of page
+    // for a 5 MiB value); its copy buttons fetch the bytes when clicked.
+    view.value_b64 = (rec.value.len() <= SHOW_BYTES).then(|| b64_std(&rec.value));
     // Kubernetes' own objects: decoded whole (a cut protobuf does not decode), read-only.
     if let Some(decoded) = crate::domain::k8s_proto::decode(&rec.value) {
         view.read_only = true;

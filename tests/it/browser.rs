@@ -231,6 +231,99 @@ async fn a_binary_value_shows_as_hex() {
     b.finish(r).await;
 }
 
+/// Captures what the page writes to the clipboard (`window.__copied`), through either of the
+/// Clipboard API's writes, instead of the machine's clipboard.
+const CAPTURE_CLIPBOARD: &str = r#"
+window.__copied = [];
+const keep = (t) => { window.__copied.push(t); return Promise.resolve(); };
+Object.defineProperty(navigator.clipboard, 'writeText', { value: keep, configurable: true });
+Object.defineProperty(navigator.clipboard, 'write', { configurable: true, value: async (items) => {
+  for (const it of items) keep(await (await it.getType('text/plain')).text());
+} });
+return true;"#;
+
+/// Clicks `button` and waits until it says `label` (its flash after a copy).
+async fn copy_says(b: &Browser, button: &str, label: &str) {
+    b.c()
+        .find(Locator::Css(button))
+        .await
+        .unwrap_or_else(|e| panic!("no {button}: {e}"))
+        .click()
+        .await
+        .unwrap();
+    b.wait_text(button, label).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_value_is_not_carried_twice_and_still_copies_exactly() {
+    let b = Browser::start("a_large_value_is_not_carried_twice_and_still_copies_exactly").await;
+    let app = spawn_app().await;
+    // 300 KB of every byte value (not UTF-8), and 220 KB of text: both past the 64 KiB shown.
+    let blob: Vec<u8> = (0..300_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let text: String = (0..8000)
+        .map(|i| format!("line {i} of a long text value\n"))
+        .collect();
+    app.put_all(&[
+        (b"/big/blob".to_vec(), blob.clone()),
+        (b"/big/text".to_vec(), text.clone().into_bytes()),
+    ])
+    .await;
+
+    let r = b
+        .attempt(async {
+            b.goto(&keys_url(&app, "key=/big/blob")).await;
+            wait_key_view(&b, "/big/blob").await;
+            assert_eq!(
+                b.js("return document.querySelector('#value-b64') === null && !!document.querySelector('#keyview .banner.info a');")
+                    .await,
+                json!(true),
+                "a value over 64 KiB is shown cut, without its whole base64 in the page"
+            );
+            let page = b.js("return document.documentElement.outerHTML.length;").await;
+            assert!(
+                page.as_u64().unwrap() < 900_000,
+                "the page carries only the shown part (a 64 KiB hex dump): {page} characters"
+            );
+            assert_eq!(b.js(CAPTURE_CLIPBOARD).await, json!(true));
+            let b64_btn = "#keyview button.copy[data-copy-as='base64']";
+            copy_says(&b, b64_btn, "copied").await;
+            assert_eq!(
+                b.js("return window.__copied;").await,
+                json!([b64(&blob)]),
+                "copy base64 fetched and copied every byte"
+            );
+
+            // Changed behind the page: the copy refuses rather than copy bytes not shown.
+            app.put_all(&[(b"/big/blob".to_vec(), b"new".to_vec())]).await;
+            b.wait_js(
+                "const n = document.querySelector('#keyview .live-note'); \
+                 return !!n && n.textContent.includes('Changed by someone else');",
+                "the live update marking the view stale",
+            )
+            .await;
+            copy_says(&b, b64_btn, "changed since shown: reload").await;
+            assert_eq!(b.js("return window.__copied.length;").await, json!(1));
+
+            b.goto(&keys_url(&app, "key=/big/text")).await;
+            wait_key_view(&b, "/big/text").await;
+            assert!(
+                value_text(&b).await.len() <= 64 * 1024,
+                "the text is shown cut"
+            );
+            assert_eq!(b.js(CAPTURE_CLIPBOARD).await, json!(true));
+            copy_says(&b, "#keyview button.copy[data-copy-as='text']", "copied").await;
+            assert_eq!(
+                b.js("return window.__copied;").await,
+                json!([text]),
+                "copy gave the whole text, not the part shown"
+            );
+        })
+        .await;
+    b.finish(r).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deep_link_opens_the_key_with_its_path_expanded() {
     let b = Browser::start("a_deep_link_opens_the_key_with_its_path_expanded").await;
