@@ -154,6 +154,8 @@ pub enum Need<'a> {
     Admin {
         /// Whether it changes the cluster.
         changes: bool,
+        /// What it does, for a refusal ("defragment members"; see [`action_phrase`]).
+        what: &'a str,
     },
 }
 
@@ -305,7 +307,7 @@ impl Policy {
                 "sign in first: anonymous access is off".to_string()
             });
         }
-        let changes = !matches!(need, Need::Read | Need::Admin { changes: false });
+        let changes = !matches!(need, Need::Read | Need::Admin { changes: false, .. });
         if changes && self.read_only {
             return Decision::Deny(
                 "etcdboard runs with --read-only: nothing can be changed".to_string(),
@@ -357,7 +359,7 @@ impl Policy {
                     None => Decision::Allow,
                 }
             }
-            Need::Admin { .. } => {
+            Need::Admin { what, .. } => {
                 if grants
                     .iter()
                     .any(|g| g.role >= Role::Admin && g.unrestricted())
@@ -365,7 +367,7 @@ impl Policy {
                     Decision::Allow
                 } else {
                     Decision::Deny(format!(
-                        "{} may not do this on cluster `{cluster}` (needs admin on the whole cluster)",
+                        "{} may not {what} on cluster `{cluster}` (needs admin on the whole cluster)",
                         self.who(who)
                     ))
                 }
@@ -374,14 +376,35 @@ impl Policy {
     }
 
     /// The route-level check: may `who` reach a route of this level on `cluster` at all? Handlers
-    /// of write routes then check the key or prefix with [`Policy::decide`].
-    pub fn decide_level(&self, who: &Principal, cluster: &str, level: RouteLevel) -> Decision {
+    /// of write routes then check the key or prefix with [`Policy::decide`]. `what` says what the
+    /// route does, for a refusal of an admin route ([`action_phrase`]).
+    pub fn decide_level(
+        &self,
+        who: &Principal,
+        cluster: &str,
+        level: RouteLevel,
+        what: &str,
+    ) -> Decision {
         match level {
             RouteLevel::Read => self.decide(who, cluster, Need::Read),
-            RouteLevel::AdminRead => self.decide(who, cluster, Need::Admin { changes: false }),
-            RouteLevel::Admin => self.decide(who, cluster, Need::Admin { changes: true }),
+            RouteLevel::AdminRead => self.decide(
+                who,
+                cluster,
+                Need::Admin {
+                    changes: false,
+                    what,
+                },
+            ),
+            RouteLevel::Admin => self.decide(
+                who,
+                cluster,
+                Need::Admin {
+                    changes: true,
+                    what,
+                },
+            ),
             RouteLevel::Import => {
-                let write = self.decide_level(who, cluster, RouteLevel::Write);
+                let write = self.decide_level(who, cluster, RouteLevel::Write, what);
                 if !write.allowed() {
                     return write;
                 }
@@ -524,6 +547,30 @@ pub fn route_action(method: &str, path: &str) -> Option<String> {
     Some(action)
 }
 
+/// What an action of [`route_action`] does, as a refusal names it: "user `alice` may not
+/// *defragment members* on cluster `prod`".
+pub fn action_phrase(action: Option<&str>) -> String {
+    let Some(action) = action else {
+        return "do this".into();
+    };
+    match action {
+        "snapshot" => "download a snapshot".into(),
+        "put" => "write keys".into(),
+        "delete" => "delete keys".into(),
+        "delete-prefix" => "delete everything under a prefix".into(),
+        "import" => "import".into(),
+        "revoke-lease" => "revoke leases".into(),
+        "maintenance:defragment" => "defragment members".into(),
+        "maintenance:move-leader" => "move the leader".into(),
+        "maintenance:compact" => "compact the history".into(),
+        "maintenance:disarm" => "disarm alarms".into(),
+        other => match other.strip_prefix("maintenance:") {
+            Some(m) => format!("run maintenance `{m}`"),
+            None => "do this".into(),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -578,8 +625,12 @@ mod tests {
         let p = policy();
         let alice = Principal::user("alice", Vec::new());
         let root = Principal::user("root", Vec::new());
-        assert!(!p.decide_level(&alice, "prod", RouteLevel::Import).allowed());
-        assert!(p.decide_level(&root, "prod", RouteLevel::Import).allowed());
+        assert!(!p
+            .decide_level(&alice, "prod", RouteLevel::Import, "import")
+            .allowed());
+        assert!(p
+            .decide_level(&root, "prod", RouteLevel::Import, "import")
+            .allowed());
     }
 
     #[test]
@@ -640,7 +691,14 @@ mod tests {
             "{d:?}"
         );
         assert!(!p
-            .decide(&anon, "prod", Need::Admin { changes: false })
+            .decide(
+                &anon,
+                "prod",
+                Need::Admin {
+                    changes: false,
+                    what: "x"
+                }
+            )
             .allowed());
     }
 
@@ -698,7 +756,14 @@ mod tests {
             .decide(&alice, "prod", Need::DeletePrefix(b"/apps/team-a/"))
             .allowed());
         assert!(!p
-            .decide(&alice, "prod", Need::Admin { changes: true })
+            .decide(
+                &alice,
+                "prod",
+                Need::Admin {
+                    changes: true,
+                    what: "x"
+                }
+            )
             .allowed());
         assert_eq!(
             p.capabilities(&alice, "prod"),
@@ -711,11 +776,44 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_admin_route_names_what_it_does() {
+        let p = policy();
+        let alice = Principal::user("alice", vec![]);
+        let what = action_phrase(
+            route_action("POST", "/api/v1/clusters/prod/maintenance/defragment").as_deref(),
+        );
+        assert_eq!(
+            p.decide_level(&alice, "prod", RouteLevel::Admin, &what),
+            Decision::Deny(
+                "user `alice` may not defragment members on cluster `prod` (needs admin on the whole cluster)"
+                    .into()
+            )
+        );
+        for (action, phrase) in [
+            (Some("snapshot"), "download a snapshot"),
+            (Some("revoke-lease"), "revoke leases"),
+            (Some("maintenance:compact"), "compact the history"),
+            (Some("maintenance:future"), "run maintenance `future`"),
+            (Some("POST /somewhere"), "do this"),
+            (None, "do this"),
+        ] {
+            assert_eq!(action_phrase(action), phrase);
+        }
+    }
+
+    #[test]
     fn groups_grant_roles_per_cluster() {
         let p = policy();
         let bob = Principal::user("bob", vec!["sre".into()]);
         assert!(p
-            .decide(&bob, "prod", Need::Admin { changes: true })
+            .decide(
+                &bob,
+                "prod",
+                Need::Admin {
+                    changes: true,
+                    what: "x"
+                }
+            )
             .allowed());
         assert!(p
             .decide(&bob, "prod", Need::DeletePrefix(b"/apps/"))
@@ -723,7 +821,14 @@ mod tests {
         assert!(!p.decide(&bob, "stage", Need::WriteKey(b"/x")).allowed());
         let carol = Principal::user("carol", vec!["dev".into()]);
         assert!(!p
-            .decide(&carol, "prod", Need::Admin { changes: true })
+            .decide(
+                &carol,
+                "prod",
+                Need::Admin {
+                    changes: true,
+                    what: "x"
+                }
+            )
             .allowed());
     }
 
@@ -772,7 +877,14 @@ mod tests {
         let root = Principal::user("root", vec![]);
         assert!(p.decide(&root, "prod", Need::Read).allowed());
         assert!(p
-            .decide(&root, "prod", Need::Admin { changes: false })
+            .decide(
+                &root,
+                "prod",
+                Need::Admin {
+                    changes: false,
+                    what: "x"
+                }
+            )
             .allowed());
         let d = p.decide(&root, "prod", Need::WriteKey(b"/a"));
         assert!(
@@ -780,7 +892,14 @@ mod tests {
             "{d:?}"
         );
         assert!(!p
-            .decide(&root, "prod", Need::Admin { changes: true })
+            .decide(
+                &root,
+                "prod",
+                Need::Admin {
+                    changes: true,
+                    what: "x"
+                }
+            )
             .allowed());
         assert_eq!(
             p.capabilities(&root, "prod"),

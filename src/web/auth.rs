@@ -21,7 +21,7 @@ use crate::access::{Identity, ProxyIdentity, UsersIdentity};
 use crate::app::AppState;
 use crate::audit::AuditEntry;
 use crate::domain::access::{
-    route_action, route_need, Capabilities, Decision, Need, Principal, RouteNeed,
+    action_phrase, route_action, route_need, Capabilities, Decision, Need, Principal, RouteNeed,
 };
 use crate::domain::session::{insecure_origin, Session};
 use crate::error::AppError;
@@ -325,7 +325,13 @@ pub async fn access(State(state): State<AppState>, mut req: Request, next: Next)
                 // which clusters exist at all.
                 enter()
             } else {
-                policy.decide_level(&caller.principal, &name, *level)
+                let action = route_action(req.method().as_str(), local);
+                policy.decide_level(
+                    &caller.principal,
+                    &name,
+                    *level,
+                    &action_phrase(action.as_deref()),
+                )
             }
         }
     };

@@ -396,6 +396,20 @@ async fn prefix_rules_read_only_prefixes_and_the_audit_log() {
     )
     .await;
     assert_eq!(dp.status(), 403);
+    // Nor run maintenance, and the refusal says what was refused.
+    let defrag = call(
+        &app,
+        team,
+        Method::POST,
+        "/api/v1/clusters/test/maintenance/defragment",
+        Some(json!({"member": "1"})),
+    )
+    .await;
+    assert_eq!(defrag.status(), 403);
+    assert_eq!(
+        defrag.json::<Value>().await.unwrap()["error"],
+        "user `team` may not defragment members on cluster `test` (needs admin on the whole cluster)"
+    );
     // /registry/ is read-only for everyone, admins included.
     let reg = call(
         &app,
@@ -462,7 +476,7 @@ async fn prefix_rules_read_only_prefixes_and_the_audit_log() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 6, "{lines:?}");
+    assert_eq!(lines.len(), 7, "{lines:?}");
     let l = &lines[0];
     assert_eq!(l["user"], "team");
     assert_eq!(l["source"], "127.0.0.1");
@@ -492,6 +506,7 @@ async fn prefix_rules_read_only_prefixes_and_the_audit_log() {
         [
             ("team", "put", "/apps/team-b/cfg"),
             ("team", "delete-prefix", "/apps/team-a/"),
+            ("team", "maintenance:defragment", ""),
             ("ad", "put", "/registry/pods/x"),
             ("ad", "delete-prefix", "/"),
             ("ad", "revoke-lease", "/registry/events/e1"),
