@@ -2,6 +2,8 @@
 
 /// Roles, grants and the access decision.
 pub mod access;
+/// How long a large request body may take to arrive: as long as it keeps coming.
+pub mod body_pace;
 pub mod cluster;
 /// Keys deleted recently and their deletion revisions, for the history of a deleted key.
 pub mod deletions;

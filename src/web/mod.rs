@@ -13,6 +13,8 @@ pub mod topology;
 pub mod transfer;
 pub mod ui_edit;
 
+use std::time::Duration;
+
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -311,10 +313,11 @@ pub async fn request_deadline(State(state): State<AppState>, req: Request, next:
         _ => false,
     };
     if exempt {
-        // Their work may take long, but their body must still arrive in time: a client that
-        // sends a few bytes and stops would otherwise hold its request slot for ever.
-        let until = tokio::time::Instant::now() + state.config().request_timeout;
-        return next.run(req.map(|body| body_until(body, until))).await;
+        // Their work may take long, and an import's body may be large: it must keep arriving
+        // (see `domain::body_pace`), so a client that sends a few bytes and stops, or trickles,
+        // does not hold its request slot for ever.
+        let idle = state.config().request_timeout;
+        return next.run(req.map(|body| paced_body(body, idle))).await;
     }
     let deadline = state.config().request_timeout;
     let path = req.uri().path().to_string();
@@ -337,23 +340,36 @@ pub async fn request_deadline(State(state): State<AppState>, req: Request, next:
     }
 }
 
-/// `body`, failing once `until` passes before it has all arrived.
-fn body_until(body: axum::body::Body, until: tokio::time::Instant) -> axum::body::Body {
+/// `body`, failing once a chunk is overdue: a pause longer than `idle`, or (past the first
+/// `idle`) an average below [`crate::domain::body_pace::MIN_BYTES_PER_SEC`].
+fn paced_body(body: Body, idle: Duration) -> Body {
+    use crate::domain::body_pace::{next_chunk_due, MIN_BYTES_PER_SEC};
     use futures::StreamExt;
-    let chunks = futures::stream::unfold(Some(body.into_data_stream()), move |state| async move {
-        let mut chunks = state?;
-        match tokio::time::timeout_at(until, chunks.next()).await {
-            Ok(Some(chunk)) => Some((chunk, Some(chunks))),
+    let start = tokio::time::Instant::now();
+    let state = (body.into_data_stream(), 0u64, Duration::ZERO);
+    let chunks = futures::stream::unfold(Some(state), move |state| async move {
+        let (mut chunks, received, last) = state?;
+        let due = start + next_chunk_due(idle, received, last);
+        match tokio::time::timeout_at(due, chunks.next()).await {
+            Ok(Some(Ok(chunk))) => {
+                let received = received + chunk.len() as u64;
+                Some((Ok(chunk), Some((chunks, received, start.elapsed()))))
+            }
+            Ok(Some(Err(e))) => Some((Err(e), None)),
             Ok(None) => None,
             Err(_) => Some((
-                Err(axum::Error::new(
-                    "the request body did not arrive within the request timeout",
-                )),
+                Err(axum::Error::new(format!(
+                    "the request body stopped arriving: it may pause at most {:.1} s, and must \
+                     average at least {} KiB/s after that ({received} bytes in {:.0} s)",
+                    idle.as_secs_f64(),
+                    MIN_BYTES_PER_SEC / 1024,
+                    start.elapsed().as_secs_f64()
+                ))),
                 None,
             )),
         }
     });
-    axum::body::Body::from_stream(chunks)
+    Body::from_stream(chunks)
 }
 
 /// Refuses requests that name a host this server is not reached as (see

@@ -390,6 +390,87 @@ async fn live_updates_watch_at_most_a_hundred_prefixes_per_cluster() {
     drop(streams);
 }
 
+/// Sends `head` and then `chunks` of a request body on a fresh connection, `gap` apart, and
+/// returns what the server answered (read until it closes the connection), or an error once
+/// `within` has passed.
+async fn send_paced(
+    addr: SocketAddr,
+    head: String,
+    chunks: Vec<Vec<u8>>,
+    gap: Duration,
+    within: Duration,
+) -> Result<String, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let run = async {
+        let s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut rd, mut wr) = s.into_split();
+        let reader = tokio::spawn(async move {
+            let mut answer = Vec::new();
+            let _ = rd.read_to_end(&mut answer).await;
+            String::from_utf8_lossy(&answer).to_string()
+        });
+        wr.write_all(head.as_bytes()).await.unwrap();
+        for c in chunks {
+            tokio::time::sleep(gap).await;
+            // The server may already have answered and closed: stop sending then.
+            if wr.write_all(&c).await.is_err() || reader.is_finished() {
+                break;
+            }
+        }
+        reader.await.unwrap()
+    };
+    tokio::time::timeout(within, run)
+        .await
+        .map_err(|_| format!("no answer within {within:?}"))
+}
+
+fn import_head(len: usize) -> String {
+    format!(
+        "POST /api/v1/clusters/test/import?dry_run=false HTTP/1.1\r\nhost: x\r\n\
+         content-type: application/json\r\nconnection: close\r\ncontent-length: {len}\r\n\r\n"
+    )
+}
+
+/// An import's body may take longer than the request timeout to arrive, as long as it keeps
+/// arriving: a large document over a slow link is not cut off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_body_that_keeps_arriving_may_take_longer_than_the_request_timeout() {
+    let timeout = Duration::from_secs(2);
+    let app = spawn_app_with(AppOptions {
+        request_timeout: timeout,
+        ..AppOptions::default()
+    })
+    .await;
+    let keys: Vec<serde_json::Value> = (0..200)
+        .map(|i| serde_json::json!({"key": format!("/slow/{i:03}"), "value": "v".repeat(1000)}))
+        .collect();
+    let doc =
+        serde_json::to_vec(&serde_json::json!({"etcdboard_export": 1, "keys": keys})).unwrap();
+    // About 200 KB in 20 chunks, 250 ms apart: 5 s in all, about 40 KB/s.
+    let chunks: Vec<Vec<u8>> = doc.chunks(doc.len() / 20 + 1).map(<[u8]>::to_vec).collect();
+    let started = std::time::Instant::now();
+    let answer = send_paced(
+        app.addr,
+        import_head(doc.len()),
+        chunks,
+        Duration::from_millis(250),
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
+    assert!(
+        started.elapsed() > timeout * 2,
+        "the body took {:?}",
+        started.elapsed()
+    );
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains(r#""created":200"#), "{answer}");
+    let (_, got) = app
+        .get_json("/api/v1/clusters/test/key?key=/slow/199")
+        .await;
+    assert_eq!(got["value"], "v".repeat(1000));
+}
+
 /// Imports may work for long, but their body must arrive within the request timeout: a client
 /// that sends a few bytes of a large body and stops gets an answer and its slot back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -417,4 +498,20 @@ async fn a_slow_import_body_is_ended_at_the_request_timeout() {
         status.starts_with("HTTP/1.1 4") || status.starts_with("HTTP/1.1 5"),
         "{status}"
     );
+
+    // Nor may it trickle: 20 bytes every 200 ms never stop, but never add up either.
+    let chunks = vec![b" ".repeat(20); 100];
+    let started = std::time::Instant::now();
+    let answer = send_paced(
+        app.addr,
+        import_head(100_000),
+        chunks,
+        Duration::from_millis(200),
+        timeout + Duration::from_secs(3),
+    )
+    .await
+    .expect("an answer once the body falls behind");
+    assert!(answer.starts_with("HTTP/1.1 4"), "{answer}");
+    assert!(answer.contains("stopped arriving"), "{answer}");
+    assert!(started.elapsed() < timeout + Duration::from_secs(2));
 }
