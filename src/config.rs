@@ -287,8 +287,9 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-/// TLS material for one cluster, as PEM read at start.
-#[derive(Debug, Clone)]
+/// TLS material for one cluster, as PEM read at start (and again when its files change: see
+/// [`TlsConfig::reread`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsConfig {
     /// CA bundle to verify the servers.
     pub ca_pem: Option<Vec<u8>>,
@@ -296,6 +297,39 @@ pub struct TlsConfig {
     pub identity_pem: Option<(Vec<u8>, Secret)>,
     /// Server name to verify instead of the URL's host.
     pub server_name: Option<String>,
+    /// Where the PEM was read from, to read it again.
+    pub files: TlsFiles,
+}
+
+/// The files of a `tls:` block, and the configuration field that named them (for messages).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// `clusters[0]` or `discovery[1]`.
+    pub field: String,
+    /// `tls.ca`.
+    pub ca: Option<PathBuf>,
+    /// `tls.cert`.
+    pub cert: Option<PathBuf>,
+    /// `tls.key`.
+    pub key: Option<PathBuf>,
+}
+
+impl TlsConfig {
+    /// Reads the same files again, with the checks made at start: certificate rotation (a
+    /// Kubernetes Secret mounted as files, cert-manager, `kubeadm certs renew`) replaces them
+    /// while the server runs. An error names the field and file, as at start.
+    pub fn reread(&self) -> Result<TlsConfig, ConfigError> {
+        let f = &self.files;
+        load_tls(
+            &f.field,
+            FileTls {
+                ca: f.ca.clone(),
+                cert: f.cert.clone(),
+                key: f.key.clone(),
+                server_name: self.server_name.clone(),
+            },
+        )
+    }
 }
 
 /// etcd user/password auth.
@@ -766,44 +800,50 @@ fn read_credentials(
 /// TLS material of `tls:`, read and checked now so a missing or wrong file fails at start (not at
 /// the first request, with a handshake error that does not name the file).
 fn read_tls(field: &str, tls: Option<FileTls>) -> Result<Option<TlsConfig>, ConfigError> {
-    Ok(match tls {
-        None => None,
-        Some(t) => {
-            let read = |p: &Option<PathBuf>, name: &str| -> Result<Option<Vec<u8>>, ConfigError> {
-                match p {
-                    None => Ok(None),
-                    Some(p) => std::fs::read(p).map(Some).map_err(|e| {
-                        ConfigError(format!(
-                            "{field}.tls.{name}: cannot read {}: {e}",
-                            p.display()
-                        ))
-                    }),
-                }
-            };
-            let checked = |p: &Option<PathBuf>, name: &str, kind: PemKind| {
-                let bytes = read(p, name)?;
-                if let (Some(p), Some(b)) = (p, &bytes) {
-                    check_pem(b, kind).map_err(|why| {
-                        ConfigError(format!("{field}.tls.{name}: {}: {why}", p.display()))
-                    })?;
-                }
-                Ok::<_, ConfigError>(bytes)
-            };
-            let ca_pem = checked(&t.ca, "ca", PemKind::Certificate)?;
-            let identity_pem = match (
-                checked(&t.cert, "cert", PemKind::Certificate)?,
-                checked(&t.key, "key", PemKind::PrivateKey)?,
-            ) {
-                (Some(c), Some(k)) => Some((c, Secret(String::from_utf8_lossy(&k).into_owned()))),
-                (None, None) => None,
-                _ => return err(format!("{field}.tls: cert and key go together")),
-            };
-            Some(TlsConfig {
-                ca_pem,
-                identity_pem,
-                server_name: t.server_name,
-            })
+    tls.map(|t| load_tls(field, t)).transpose()
+}
+
+/// Reads and checks the files of one `tls:` block.
+fn load_tls(field: &str, t: FileTls) -> Result<TlsConfig, ConfigError> {
+    let read = |p: &Option<PathBuf>, name: &str| -> Result<Option<Vec<u8>>, ConfigError> {
+        match p {
+            None => Ok(None),
+            Some(p) => std::fs::read(p).map(Some).map_err(|e| {
+                ConfigError(format!(
+                    "{field}.tls.{name}: cannot read {}: {e}",
+                    p.display()
+                ))
+            }),
         }
+    };
+    let checked = |p: &Option<PathBuf>, name: &str, kind: PemKind| {
+        let bytes = read(p, name)?;
+        if let (Some(p), Some(b)) = (p, &bytes) {
+            check_pem(b, kind).map_err(|why| {
+                ConfigError(format!("{field}.tls.{name}: {}: {why}", p.display()))
+            })?;
+        }
+        Ok::<_, ConfigError>(bytes)
+    };
+    let ca_pem = checked(&t.ca, "ca", PemKind::Certificate)?;
+    let identity_pem = match (
+        checked(&t.cert, "cert", PemKind::Certificate)?,
+        checked(&t.key, "key", PemKind::PrivateKey)?,
+    ) {
+        (Some(c), Some(k)) => Some((c, Secret(String::from_utf8_lossy(&k).into_owned()))),
+        (None, None) => None,
+        _ => return err(format!("{field}.tls: cert and key go together")),
+    };
+    Ok(TlsConfig {
+        ca_pem,
+        identity_pem,
+        server_name: t.server_name,
+        files: TlsFiles {
+            field: field.to_string(),
+            ca: t.ca,
+            cert: t.cert,
+            key: t.key,
+        },
     })
 }
 

@@ -14,7 +14,7 @@ use etcd_client::{Client, ConnectOptions, GetOptions, KvClient, Txn, TxnOp, TxnO
 use futures::stream::{FuturesUnordered, StreamExt};
 use tracing::{debug, warn};
 
-use crate::config::ClusterConfig;
+use crate::config::{ClusterConfig, Credentials, TlsConfig};
 use crate::domain::listing::{Batch, RangeReq, RangeResp, RangeSource};
 use crate::domain::record::{KeyRecord, Read};
 use crate::etcd::barrier::ReadBarrier;
@@ -226,6 +226,77 @@ const OUT_OF_RANGE: i32 = 11;
 const INTERNAL: i32 = 13;
 const UNAVAILABLE: i32 = 14;
 
+/// How often the TLS files of a cluster are read again (see [`EtcdCluster::watch_tls_files`]).
+const TLS_POLL: Duration = Duration::from_secs(5);
+
+/// The options new connections of a cluster are made with, and their generation (bumped each
+/// time the TLS files change, so a connection made with older ones is not kept).
+struct Dial {
+    /// With etcd's require-leader header.
+    strict: ConnectOptions,
+    /// Without it, for serializable reads when quorum is lost.
+    local: ConnectOptions,
+    generation: u64,
+}
+
+impl Dial {
+    fn new(
+        tls: Option<&TlsConfig>,
+        credentials: Option<&Credentials>,
+        timeout: Duration,
+        generation: u64,
+    ) -> Dial {
+        let mut options = ConnectOptions::new()
+            .with_connect_timeout(Duration::from_millis(800).min(timeout))
+            // Our own deadlines (per read, per write) end requests on time; this is only a backstop,
+            // long enough for the index build's occasional large read.
+            .with_timeout(timeout.max(Duration::from_secs(30)))
+            .with_keep_alive(Duration::from_secs(5), Duration::from_secs(3))
+            .with_keep_alive_while_idle(true);
+        if let Some(c) = credentials {
+            options = options.with_user(c.username.clone(), c.password.expose().to_string());
+        }
+        if let Some(tls) = tls {
+            let mut t = etcd_client::TlsOptions::new();
+            if let Some(ca) = &tls.ca_pem {
+                t = t.ca_certificate(etcd_client::Certificate::from_pem(ca));
+            }
+            if let Some((cert, key)) = &tls.identity_pem {
+                t = t.identity(etcd_client::Identity::from_pem(cert, key.expose()));
+            }
+            if let Some(name) = &tls.server_name {
+                t = t.domain_name(name.clone());
+            }
+            options = options.with_tls(t);
+        }
+        Dial {
+            local: options.clone(),
+            strict: options.with_require_leader(true),
+            generation,
+        }
+    }
+
+    fn options(&self, local: bool) -> ConnectOptions {
+        if local { &self.local } else { &self.strict }.clone()
+    }
+}
+
+/// What differs between two readings of a cluster's TLS files, for the log (never the content).
+fn tls_changes(old: &TlsConfig, new: &TlsConfig) -> String {
+    let cert = |t: &TlsConfig| t.identity_pem.as_ref().map(|(c, _)| c.clone());
+    let key = |t: &TlsConfig| t.identity_pem.as_ref().map(|(_, k)| k.clone());
+    [
+        ("ca", old.ca_pem != new.ca_pem),
+        ("cert", cert(old) != cert(new)),
+        ("key", key(old) != key(new)),
+    ]
+    .iter()
+    .filter(|(_, changed)| *changed)
+    .map(|(name, _)| *name)
+    .collect::<Vec<_>>()
+    .join(", ")
+}
+
 /// One member endpoint with two lazily connected clients: `strict` sends etcd's require-leader
 /// header (a member without a leader refuses at once instead of blocking), `local` does not, so it
 /// can still serve serializable reads when quorum is lost.
@@ -253,8 +324,11 @@ pub struct EtcdCluster {
     placement_known: std::sync::atomic::AtomicBool,
     /// This cluster itself, for the background work its calls start.
     me: std::sync::Weak<EtcdCluster>,
-    options: ConnectOptions,
-    local_options: ConnectOptions,
+    /// How new connections are made; replaced when the TLS files change.
+    dial: Mutex<Arc<Dial>>,
+    /// The TLS material in use (with its files), and the credentials, to make `dial` again.
+    tls: Mutex<Option<TlsConfig>>,
+    credentials: Option<Credentials>,
     /// Until when reads skip the linearizable attempt because quorum was just found lost, so one
     /// page with several reads does not pay the linearizable budget each time.
     degraded_until: Mutex<Option<Instant>>,
@@ -285,29 +359,7 @@ impl std::fmt::Debug for EtcdCluster {
 impl EtcdCluster {
     /// Prepares clients for every member of `cfg`; nothing is dialled until the first request.
     pub fn new(cfg: &ClusterConfig, timeout: Duration) -> Result<Arc<EtcdCluster>, EtcdError> {
-        let mut options = ConnectOptions::new()
-            .with_connect_timeout(Duration::from_millis(800).min(timeout))
-            // Our own deadlines (per read, per write) end requests on time; this is only a backstop,
-            // long enough for the index build's occasional large read.
-            .with_timeout(timeout.max(Duration::from_secs(30)))
-            .with_keep_alive(Duration::from_secs(5), Duration::from_secs(3))
-            .with_keep_alive_while_idle(true);
-        if let Some(c) = &cfg.credentials {
-            options = options.with_user(c.username.clone(), c.password.expose().to_string());
-        }
-        if let Some(tls) = &cfg.tls {
-            let mut t = etcd_client::TlsOptions::new();
-            if let Some(ca) = &tls.ca_pem {
-                t = t.ca_certificate(etcd_client::Certificate::from_pem(ca));
-            }
-            if let Some((cert, key)) = &tls.identity_pem {
-                t = t.identity(etcd_client::Identity::from_pem(cert, key.expose()));
-            }
-            if let Some(name) = &tls.server_name {
-                t = t.domain_name(name.clone());
-            }
-            options = options.with_tls(t);
-        }
+        let dial = Dial::new(cfg.tls.as_ref(), cfg.credentials.as_ref(), timeout, 0);
         let members = cfg
             .endpoints
             .iter()
@@ -318,8 +370,6 @@ impl EtcdCluster {
                 connecting: tokio::sync::Mutex::new(()),
             })
             .collect();
-        let local_options = options.clone();
-        let options = options.with_require_leader(true);
         Ok(Arc::new_cyclic(|me| EtcdCluster {
             name: cfg.name.clone(),
             members,
@@ -328,8 +378,9 @@ impl EtcdCluster {
             placement_asked: Mutex::new(None),
             placement_known: std::sync::atomic::AtomicBool::new(false),
             me: me.clone(),
-            options,
-            local_options,
+            dial: Mutex::new(Arc::new(dial)),
+            tls: Mutex::new(cfg.tls.clone()),
+            credentials: cfg.credentials.clone(),
             degraded_until: Mutex::new(None),
             url_clients: Mutex::new(std::collections::HashMap::new()),
             browse_permits: tokio::sync::Semaphore::new(BROWSE_READS_IN_FLIGHT),
@@ -398,14 +449,106 @@ impl EtcdCluster {
         FenceIndex::ensure_started(self);
     }
 
+    /// How new connections are made now.
+    fn dial(&self) -> Arc<Dial> {
+        match self.dial.lock() {
+            Ok(d) => d.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Reads the cluster's TLS files every few seconds while the app runs, and once a change has
+    /// read the same twice in a row (a rotation writing cert and key one after the other is not
+    /// caught half done), makes every new connection with it: the connections kept are dropped,
+    /// so the next call of each member connects again. Calls in flight and open watches finish
+    /// on their connection. Files that cannot be used are logged and the previous ones kept.
+    pub fn watch_tls_files(self: &Arc<Self>) {
+        let has_files = self
+            .tls
+            .lock()
+            .ok()
+            .and_then(|t| t.as_ref().map(|t| t.files != Default::default()))
+            .unwrap_or(false);
+        if !has_files {
+            return;
+        }
+        let me = Arc::downgrade(self);
+        let mut closing = self.closing.subscribe();
+        tokio::spawn(async move {
+            let mut pending: Option<TlsConfig> = None;
+            let mut last_error = String::new();
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(TLS_POLL) => {}
+                    _ = closing.wait_for(|c| *c) => return,
+                }
+                let Some(cluster) = me.upgrade() else { return };
+                let Some(current) = cluster.tls.lock().ok().and_then(|t| t.clone()) else {
+                    return;
+                };
+                // Reading files can block: off the async threads.
+                let read = tokio::task::spawn_blocking(move || {
+                    let new = current.reread();
+                    (current, new)
+                })
+                .await;
+                let Ok((current, new)) = read else { continue };
+                match new {
+                    Err(e) => {
+                        if e.to_string() != last_error {
+                            warn!(cluster = %cluster.name, error = %e, "TLS files changed but cannot be used; keeping the previous ones");
+                            last_error = e.to_string();
+                        }
+                        pending = None;
+                    }
+                    Ok(new) if new == current => {
+                        pending = None;
+                        last_error.clear();
+                    }
+                    Ok(new) if pending.as_ref() == Some(&new) => {
+                        pending = None;
+                        last_error.clear();
+                        cluster.use_tls(current, new);
+                    }
+                    Ok(new) => pending = Some(new),
+                }
+            }
+        });
+    }
+
+    /// Makes new connections with `new` TLS material from now on (see [`Self::watch_tls_files`]).
+    fn use_tls(&self, old: TlsConfig, new: TlsConfig) {
+        let changed = tls_changes(&old, &new);
+        let generation = self.dial().generation + 1;
+        let dial = Dial::new(
+            Some(&new),
+            self.credentials.as_ref(),
+            self.timeout,
+            generation,
+        );
+        if let Ok(mut d) = self.dial.lock() {
+            *d = Arc::new(dial);
+        }
+        if let Ok(mut t) = self.tls.lock() {
+            *t = Some(new);
+        }
+        for slot in &self.members {
+            for cell in [&slot.strict, &slot.local] {
+                if let Ok(mut c) = cell.lock() {
+                    *c = None;
+                }
+            }
+        }
+        if let Ok(mut map) = self.url_clients.lock() {
+            map.clear();
+        }
+        tracing::info!(cluster = %self.name, changed = %changed, "TLS files changed; new connections use them");
+    }
+
     /// The client of member `i` (`local`: without require-leader), connecting it on first use.
     pub(crate) async fn client(&self, i: usize, local: bool) -> Result<Client, String> {
         let slot = &self.members[i];
-        let (cell, options) = if local {
-            (&slot.local, &self.local_options)
-        } else {
-            (&slot.strict, &self.options)
-        };
+        let cell = if local { &slot.local } else { &slot.strict };
         let connected = || cell.lock().ok().and_then(|g| g.as_ref().cloned());
         if let Some(c) = connected() {
             return Ok(c);
@@ -414,13 +557,17 @@ impl EtcdCluster {
         if let Some(c) = connected() {
             return Ok(c);
         }
-        let connect = Client::connect([slot.endpoint.as_str()], Some(options.clone()));
+        let dial = self.dial();
+        let connect = Client::connect([slot.endpoint.as_str()], Some(dial.options(local)));
         let client = tokio::time::timeout(self.timeout, connect)
             .await
             .map_err(|_| "connect timed out".to_string())?
             .map_err(|e| short_reason(&e))?;
+        // Not kept when the TLS files changed meanwhile: the next call connects with them.
         if let Ok(mut guard) = cell.lock() {
-            *guard = Some(client.clone());
+            if self.dial().generation == dial.generation {
+                *guard = Some(client.clone());
+            }
         }
         Ok(client)
     }
@@ -435,18 +582,18 @@ impl EtcdCluster {
                 return Ok(c.clone());
             }
         }
-        let options = if strict {
-            &self.options
-        } else {
-            &self.local_options
-        };
-        let client =
-            tokio::time::timeout(self.timeout, Client::connect([url], Some(options.clone())))
-                .await
-                .map_err(|_| "connect timed out".to_string())?
-                .map_err(|e| short_reason(&e))?;
+        let dial = self.dial();
+        let client = tokio::time::timeout(
+            self.timeout,
+            Client::connect([url], Some(dial.options(!strict))),
+        )
+        .await
+        .map_err(|_| "connect timed out".to_string())?
+        .map_err(|e| short_reason(&e))?;
         if let Ok(mut map) = self.url_clients.lock() {
-            map.insert(cache_key, client.clone());
+            if self.dial().generation == dial.generation {
+                map.insert(cache_key, client.clone());
+            }
         }
         Ok(client)
     }

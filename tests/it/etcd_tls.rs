@@ -354,3 +354,118 @@ async fn an_etcd_with_auth_is_read_with_a_password_from_a_file_or_env_and_a_wron
         }
     }
 }
+
+/// Replaces `path` with `content` at once, as a Kubernetes Secret volume or cert-manager does.
+fn replace_file(path: &std::path::Path, content: &[u8]) {
+    let tmp = path.with_extension("new");
+    std::fs::write(&tmp, content).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// Polls `url` until its status satisfies `want` (at most `within`); returns the last answer.
+async fn status_until(
+    url: &str,
+    want: impl Fn(u16) -> bool,
+    within: Duration,
+    what: &str,
+    served: &Served,
+) -> (u16, Value) {
+    let deadline = Instant::now() + within;
+    loop {
+        let (status, body, took) = get(url).await;
+        assert!(took < ANSWER_WITHIN, "{url}: took {took:?} (a hang)");
+        if want(status) {
+            return (status, body);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: still {status} {body} after {within:?}\nlog:\n{}",
+            served.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Certificates are rotated on disk while etcdboard runs (a Secret volume, cert-manager,
+/// `kubeadm certs renew`): it reads the files again and makes new connections with them, keeps
+/// the previous ones while the files are unusable, and never needs a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotated_tls_files_are_used_without_a_restart() {
+    init_logs();
+    let pki = make_pki();
+    let etcd = LocalCluster::start(LocalClusterOptions {
+        members: 1,
+        tls: Some(pki.etcd_tls()),
+        ..Default::default()
+    })
+    .await
+    .expect("start a TLS etcd");
+    let mut direct = Client::connect(etcd.client_urls(), Some(etcd.connect_options().unwrap()))
+        .await
+        .expect("direct TLS client");
+    direct.put("/rot/a", "alpha", None).await.unwrap();
+
+    // The files etcdboard reads, as mounted from a Secret.
+    let mount = tempfile::tempdir().unwrap();
+    let file = |name: &str| mount.path().join(name);
+    let good_ca = std::fs::read(pki.path("ca.crt")).unwrap();
+    for name in ["ca.crt", "client.crt", "client.key"] {
+        std::fs::copy(pki.path(name), file(name)).unwrap();
+    }
+    let yaml = format!(
+        "clusters:\n  - name: rot\n    endpoints: {}\n    tls:\n      ca: {}\n      cert: {}\n      key: {}\n",
+        endpoints_yaml(&etcd),
+        file("ca.crt").display(),
+        file("client.crt").display(),
+        file("client.key").display(),
+    );
+    let served = Served::start(&yaml, ETCD_TIMEOUT, &[]).await;
+    let url = format!("{}/api/v1/clusters/rot/key?key=/rot/a", served.url);
+    let within = Duration::from_secs(30);
+    let (_, body) = status_until(&url, |s| s == 200, within, "at start", &served).await;
+    assert_eq!(body["value"], "alpha");
+
+    // A file that is not PEM (a rotation gone wrong): logged, and the previous material kept.
+    replace_file(&file("ca.crt"), b"not a certificate\n");
+    let deadline = Instant::now() + within;
+    while !served
+        .log_text()
+        .contains("cannot be used; keeping the previous ones")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no warning:\n{}",
+            served.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(served.log_text().contains("rot.tls.ca") || served.log_text().contains("tls.ca"));
+    let (status, body, _) = get(&url).await;
+    assert_eq!(status, 200, "{body}");
+
+    // A CA that did not sign etcd's certificate: new connections use it (and so fail, saying
+    // why) — the connections made before are not kept.
+    replace_file(
+        &file("ca.crt"),
+        &std::fs::read(pki.path("other-ca.crt")).unwrap(),
+    );
+    let (_, body) = status_until(&url, |s| s >= 500, within, "with the other CA", &served).await;
+    assert!(
+        body.to_string().to_lowercase().contains("certificate"),
+        "{body}"
+    );
+    let log = served.log_text();
+    assert!(
+        log.contains("TLS files changed; new connections use them") && log.contains("changed=ca"),
+        "{log}"
+    );
+
+    // The right CA again: answered again, without a restart.
+    replace_file(&file("ca.crt"), &good_ca);
+    let (_, body) = status_until(&url, |s| s == 200, within, "with the CA back", &served).await;
+    assert_eq!(body["value"], "alpha");
+    let log = served.log_text();
+    for s in pki.key_material("client.key") {
+        assert!(!log.contains(s.as_str()), "the log shows key material");
+    }
+}
