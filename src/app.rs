@@ -84,7 +84,7 @@ impl AppState {
         let metrics = Arc::new(crate::metrics::Metrics::new());
         for c in &clusters {
             c.set_metrics(metrics.etcd().clone());
-            c.watch_tls_files();
+            c.watch_secret_files();
         }
         // Explicit selectors always win over discovery; watching them from the start means the
         // first cluster page already has their pods.
@@ -388,7 +388,7 @@ impl AppState {
         };
         let cluster = EtcdCluster::new(&cfg, config.etcd_timeout).map_err(|e| e.to_string())?;
         cluster.set_metrics(self.inner.metrics.etcd().clone());
-        cluster.watch_tls_files();
+        cluster.watch_secret_files();
         let monitor = match previous {
             Some(prev) => crate::monitor::Monitor::succeed(cluster.clone(), &prev.monitor),
             None => crate::monitor::Monitor::new(cluster.clone(), config.metrics_interval),

@@ -2,7 +2,7 @@
 //! lists many clusters. Everything is checked at start; an error names the field that is wrong.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -333,12 +333,41 @@ impl TlsConfig {
 }
 
 /// etcd user/password auth.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credentials {
     /// etcd user name.
     pub username: String,
     /// Its password.
     pub password: Secret,
+    /// The file it was read from (`password_file`), to read it again; `None` for `password_env`.
+    pub password_file: Option<PathBuf>,
+    /// The configuration field (`clusters[0]`), for messages.
+    pub field: String,
+}
+
+impl Credentials {
+    /// Reads `password_file` again (a rotated Secret), as at start; the same credentials when
+    /// the password came from the environment.
+    pub fn reread(&self) -> Result<Credentials, ConfigError> {
+        let Some(file) = &self.password_file else {
+            return Ok(self.clone());
+        };
+        Ok(Credentials {
+            password: read_password_file(&self.field, file)?,
+            ..self.clone()
+        })
+    }
+}
+
+/// A password from its file: the first line's content, without the line end.
+fn read_password_file(field: &str, file: &Path) -> Result<Secret, ConfigError> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        ConfigError(format!(
+            "{field}.password_file: cannot read {}: {e}",
+            file.display()
+        ))
+    })?;
+    Ok(Secret(text.trim_end_matches(['\r', '\n']).to_string()))
 }
 
 /// One etcd cluster etcdboard may talk to. Nothing else is ever dialled.
@@ -773,17 +802,14 @@ fn read_credentials(
                 password: Secret(std::env::var(var).map_err(|_| {
                     ConfigError(format!("{field}.password_env: environment variable `{var}` is not set"))
                 })?),
+                password_file: None,
+                field: field.to_string(),
             }),
             (Some(user), None, Some(file)) => Some(Credentials {
                 username: user.clone(),
-                password: Secret(
-                    std::fs::read_to_string(file)
-                        .map_err(|e| {
-                            ConfigError(format!("{field}.password_file: cannot read {}: {e}", file.display()))
-                        })?
-                        .trim_end_matches(['\r', '\n'])
-                        .to_string(),
-                ),
+                password: read_password_file(field, file)?,
+                password_file: Some(file.clone()),
+                field: field.to_string(),
             }),
             (None, _, _) => return err(format!("{field}.username: required with a password")),
             (Some(_), None, None) => {

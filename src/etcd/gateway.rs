@@ -226,8 +226,40 @@ const OUT_OF_RANGE: i32 = 11;
 const INTERNAL: i32 = 13;
 const UNAVAILABLE: i32 = 14;
 
-/// How often the TLS files of a cluster are read again (see [`EtcdCluster::watch_tls_files`]).
-const TLS_POLL: Duration = Duration::from_secs(5);
+/// How often the TLS and password files of a cluster are read again (see
+/// [`EtcdCluster::watch_secret_files`]).
+const SECRETS_POLL: Duration = Duration::from_secs(5);
+
+/// What a cluster's connections authenticate with, as read from the configuration's files.
+#[derive(Clone, PartialEq, Eq)]
+struct Secrets {
+    tls: Option<TlsConfig>,
+    credentials: Option<Credentials>,
+}
+
+impl Secrets {
+    fn read_from_files(&self) -> bool {
+        self.tls
+            .as_ref()
+            .is_some_and(|t| t.files != Default::default())
+            || self
+                .credentials
+                .as_ref()
+                .is_some_and(|c| c.password_file.is_some())
+    }
+
+    /// Every file read again (see [`TlsConfig::reread`], [`Credentials::reread`]).
+    fn reread(&self) -> Result<Secrets, crate::config::ConfigError> {
+        Ok(Secrets {
+            tls: self.tls.as_ref().map(TlsConfig::reread).transpose()?,
+            credentials: self
+                .credentials
+                .as_ref()
+                .map(Credentials::reread)
+                .transpose()?,
+        })
+    }
+}
 
 /// The options new connections of a cluster are made with, and their generation (bumped each
 /// time the TLS files change, so a connection made with older ones is not kept).
@@ -254,7 +286,12 @@ impl Dial {
             .with_keep_alive(Duration::from_secs(5), Duration::from_secs(3))
             .with_keep_alive_while_idle(true);
         if let Some(c) = credentials {
-            options = options.with_user(c.username.clone(), c.password.expose().to_string());
+            // etcd's tokens expire (`--auth-token-ttl` after their last use; a JWT after its ttl
+            // whether used or not): without this a member's client answered "invalid auth token"
+            // for ever after a quiet spell.
+            options = options
+                .with_user(c.username.clone(), c.password.expose().to_string())
+                .with_auto_token_refresh(true);
         }
         if let Some(tls) = tls {
             let mut t = etcd_client::TlsOptions::new();
@@ -281,14 +318,24 @@ impl Dial {
     }
 }
 
-/// What differs between two readings of a cluster's TLS files, for the log (never the content).
-fn tls_changes(old: &TlsConfig, new: &TlsConfig) -> String {
-    let cert = |t: &TlsConfig| t.identity_pem.as_ref().map(|(c, _)| c.clone());
-    let key = |t: &TlsConfig| t.identity_pem.as_ref().map(|(_, k)| k.clone());
+/// What differs between two readings of a cluster's files, for the log (never the content).
+fn secret_changes(old: &Secrets, new: &Secrets) -> String {
+    let ca = |s: &Secrets| s.tls.as_ref().and_then(|t| t.ca_pem.clone());
+    let cert = |s: &Secrets| {
+        s.tls
+            .as_ref()
+            .and_then(|t| t.identity_pem.as_ref().map(|(c, _)| c.clone()))
+    };
+    let key = |s: &Secrets| {
+        s.tls
+            .as_ref()
+            .and_then(|t| t.identity_pem.as_ref().map(|(_, k)| k.clone()))
+    };
     [
-        ("ca", old.ca_pem != new.ca_pem),
+        ("ca", ca(old) != ca(new)),
         ("cert", cert(old) != cert(new)),
         ("key", key(old) != key(new)),
+        ("password", old.credentials != new.credentials),
     ]
     .iter()
     .filter(|(_, changed)| *changed)
@@ -324,11 +371,10 @@ pub struct EtcdCluster {
     placement_known: std::sync::atomic::AtomicBool,
     /// This cluster itself, for the background work its calls start.
     me: std::sync::Weak<EtcdCluster>,
-    /// How new connections are made; replaced when the TLS files change.
+    /// How new connections are made; replaced when the TLS or password files change.
     dial: Mutex<Arc<Dial>>,
-    /// The TLS material in use (with its files), and the credentials, to make `dial` again.
-    tls: Mutex<Option<TlsConfig>>,
-    credentials: Option<Credentials>,
+    /// The TLS material and credentials in use (with their files), to make `dial` again.
+    secrets: Mutex<Secrets>,
     /// Until when reads skip the linearizable attempt because quorum was just found lost, so one
     /// page with several reads does not pay the linearizable budget each time.
     degraded_until: Mutex<Option<Instant>>,
@@ -379,8 +425,10 @@ impl EtcdCluster {
             placement_known: std::sync::atomic::AtomicBool::new(false),
             me: me.clone(),
             dial: Mutex::new(Arc::new(dial)),
-            tls: Mutex::new(cfg.tls.clone()),
-            credentials: cfg.credentials.clone(),
+            secrets: Mutex::new(Secrets {
+                tls: cfg.tls.clone(),
+                credentials: cfg.credentials.clone(),
+            }),
             degraded_until: Mutex::new(None),
             url_clients: Mutex::new(std::collections::HashMap::new()),
             browse_permits: tokio::sync::Semaphore::new(BROWSE_READS_IN_FLIGHT),
@@ -457,35 +505,28 @@ impl EtcdCluster {
         }
     }
 
-    /// Reads the cluster's TLS files every few seconds while the app runs, and once a change has
-    /// read the same twice in a row (a rotation writing cert and key one after the other is not
-    /// caught half done), makes every new connection with it: the connections kept are dropped,
-    /// so the next call of each member connects again. Calls in flight and open watches finish
-    /// on their connection. Files that cannot be used are logged and the previous ones kept.
-    pub fn watch_tls_files(self: &Arc<Self>) {
-        let has_files = self
-            .tls
-            .lock()
-            .ok()
-            .and_then(|t| t.as_ref().map(|t| t.files != Default::default()))
-            .unwrap_or(false);
-        if !has_files {
+    /// Reads the cluster's TLS and password files every few seconds while the app runs, and
+    /// once a change has read the same twice in a row (a rotation writing cert and key one after
+    /// the other is not caught half done), makes every new connection with it: the connections
+    /// kept are dropped, so the next call of each member connects (and authenticates) again.
+    /// Calls in flight and open watches finish on their connection. Files that cannot be used
+    /// are logged and the previous ones kept.
+    pub fn watch_secret_files(self: &Arc<Self>) {
+        if !self.secrets().read_from_files() {
             return;
         }
         let me = Arc::downgrade(self);
         let mut closing = self.closing.subscribe();
         tokio::spawn(async move {
-            let mut pending: Option<TlsConfig> = None;
+            let mut pending: Option<Secrets> = None;
             let mut last_error = String::new();
             loop {
                 tokio::select! {
-                    _ = tokio::time::sleep(TLS_POLL) => {}
+                    _ = tokio::time::sleep(SECRETS_POLL) => {}
                     _ = closing.wait_for(|c| *c) => return,
                 }
                 let Some(cluster) = me.upgrade() else { return };
-                let Some(current) = cluster.tls.lock().ok().and_then(|t| t.clone()) else {
-                    return;
-                };
+                let current = cluster.secrets();
                 // Reading files can block: off the async threads.
                 let read = tokio::task::spawn_blocking(move || {
                     let new = current.reread();
@@ -496,7 +537,7 @@ impl EtcdCluster {
                 match new {
                     Err(e) => {
                         if e.to_string() != last_error {
-                            warn!(cluster = %cluster.name, error = %e, "TLS files changed but cannot be used; keeping the previous ones");
+                            warn!(cluster = %cluster.name, error = %e, "TLS or password files changed but cannot be used; keeping the previous ones");
                             last_error = e.to_string();
                         }
                         pending = None;
@@ -508,7 +549,7 @@ impl EtcdCluster {
                     Ok(new) if pending.as_ref() == Some(&new) => {
                         pending = None;
                         last_error.clear();
-                        cluster.use_tls(current, new);
+                        cluster.use_secrets(&current, new);
                     }
                     Ok(new) => pending = Some(new),
                 }
@@ -516,21 +557,28 @@ impl EtcdCluster {
         });
     }
 
-    /// Makes new connections with `new` TLS material from now on (see [`Self::watch_tls_files`]).
-    fn use_tls(&self, old: TlsConfig, new: TlsConfig) {
-        let changed = tls_changes(&old, &new);
+    fn secrets(&self) -> Secrets {
+        match self.secrets.lock() {
+            Ok(s) => s.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Makes new connections with `new` from now on (see [`Self::watch_secret_files`]).
+    fn use_secrets(&self, old: &Secrets, new: Secrets) {
+        let changed = secret_changes(old, &new);
         let generation = self.dial().generation + 1;
         let dial = Dial::new(
-            Some(&new),
-            self.credentials.as_ref(),
+            new.tls.as_ref(),
+            new.credentials.as_ref(),
             self.timeout,
             generation,
         );
         if let Ok(mut d) = self.dial.lock() {
             *d = Arc::new(dial);
         }
-        if let Ok(mut t) = self.tls.lock() {
-            *t = Some(new);
+        if let Ok(mut s) = self.secrets.lock() {
+            *s = new;
         }
         for slot in &self.members {
             for cell in [&slot.strict, &slot.local] {
@@ -542,7 +590,7 @@ impl EtcdCluster {
         if let Ok(mut map) = self.url_clients.lock() {
             map.clear();
         }
-        tracing::info!(cluster = %self.name, changed = %changed, "TLS files changed; new connections use them");
+        tracing::info!(cluster = %self.name, changed = %changed, "TLS or password files changed; new connections use them");
     }
 
     /// The client of member `i` (`local`: without require-leader), connecting it on first use.

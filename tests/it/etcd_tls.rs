@@ -461,7 +461,8 @@ async fn rotated_tls_files_are_used_without_a_restart() {
     );
     let log = served.log_text();
     assert!(
-        log.contains("TLS files changed; new connections use them") && log.contains("changed=ca"),
+        log.contains("TLS or password files changed; new connections use them")
+            && log.contains("changed=ca"),
         "{log}"
     );
 
@@ -472,5 +473,182 @@ async fn rotated_tls_files_are_used_without_a_restart() {
     let log = served.log_text();
     for s in pki.key_material("client.key") {
         assert!(!log.contains(s.as_str()), "the log shows key material");
+    }
+}
+
+/// The etcd password is rotated: written to the password file (a rotated Secret) and changed in
+/// etcd. etcdboard reads the file again and authenticates with the new password, without a
+/// restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_password_file_is_used_without_a_restart() {
+    init_logs();
+    let etcd = LocalCluster::start(LocalClusterOptions {
+        members: 1,
+        ..Default::default()
+    })
+    .await
+    .expect("start etcd");
+    const OLD: &str = "first-Passw0rd-of-root";
+    const NEW: &str = "second-Passw0rd-of-root";
+    let mut c = Client::connect(etcd.client_urls(), None).await.unwrap();
+    c.put("/pw/a", "alpha", None).await.unwrap();
+    c.user_add("root", OLD, None).await.unwrap();
+    c.user_grant_role("root", "root").await.unwrap();
+    c.auth_enable().await.unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let pw_file = dir.path().join("password");
+    std::fs::write(&pw_file, format!("{OLD}\n")).unwrap();
+    let yaml = format!(
+        "clusters:\n  - name: pw\n    endpoints: {}\n    username: root\n    password_file: {}\n",
+        endpoints_yaml(&etcd),
+        pw_file.display(),
+    );
+    let served = Served::start(&yaml, ETCD_TIMEOUT, &[]).await;
+    let url = format!("{}/api/v1/clusters/pw/key?key=/pw/a", served.url);
+    let within = Duration::from_secs(30);
+    let (_, body) = status_until(&url, |s| s == 200, within, "at start", &served).await;
+    assert_eq!(body["value"], "alpha");
+
+    // Rotate: the file first (the Secret), then etcd (as root, with the old password).
+    replace_file(&pw_file, format!("{NEW}\n").as_bytes());
+    let mut root = Client::connect(
+        etcd.client_urls(),
+        Some(ConnectOptions::new().with_user("root", OLD)),
+    )
+    .await
+    .unwrap();
+    root.user_change_password("root", NEW).await.unwrap();
+    let (_, body) = status_until(&url, |s| s == 200, within, "after the rotation", &served).await;
+    assert_eq!(body["value"], "alpha");
+    // Answered with the new password, not an old session: etcd refuses the old one now.
+    let old = Client::connect(
+        etcd.client_urls(),
+        Some(ConnectOptions::new().with_user("root", OLD)),
+    )
+    .await;
+    assert!(old.is_err(), "etcd still accepts the old password");
+    let log = served.log_text();
+    assert!(
+        log.contains("TLS or password files changed; new connections use them")
+            && log.contains("changed=password"),
+        "{log}"
+    );
+    for secret in [OLD, NEW] {
+        assert!(!log.contains(secret), "the log shows a password");
+    }
+    // Every later call keeps working (the old connections are gone, not just lucky).
+    for _ in 0..5 {
+        let (status, body, _) = get(&url).await;
+        assert_eq!(status, 200, "{body}");
+    }
+}
+
+/// etcd's auth tokens expire (`--auth-token-ttl`, 5 minutes by default; a JWT after its `ttl`
+/// whether used or not, as in the Bitnami chart): a page after a quiet spell is answered with a
+/// new token, not "invalid auth token" from then on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_auth_token_is_renewed() {
+    init_logs();
+    let mut etcd = LocalCluster::start(LocalClusterOptions {
+        members: 1,
+        extra_args: vec!["--auth-token-ttl=2".into()],
+        ..Default::default()
+    })
+    .await
+    .expect("start etcd");
+    const PASSWORD: &str = "short-lived-T0kens";
+    let mut c = Client::connect(etcd.client_urls(), None).await.unwrap();
+    c.put("/ttl/a", "alpha", None).await.unwrap();
+    c.user_add("root", PASSWORD, None).await.unwrap();
+    c.user_grant_role("root", "root").await.unwrap();
+    c.auth_enable().await.unwrap();
+    let yaml = format!(
+        "clusters:\n  - name: ttl\n    endpoints: {}\n    username: root\n    password_env: ETCDBOARD_TEST_TTL_PASSWORD\n",
+        endpoints_yaml(&etcd),
+    );
+    let served = Served::start(
+        &yaml,
+        ETCD_TIMEOUT,
+        &[("ETCDBOARD_TEST_TTL_PASSWORD", PASSWORD)],
+    )
+    .await;
+    let url = format!("{}/api/v1/clusters/ttl/key?key=/ttl/a", served.url);
+    let (_, body) = status_until(
+        &url,
+        |s| s == 200,
+        Duration::from_secs(30),
+        "at start",
+        &served,
+    )
+    .await;
+    assert_eq!(body["value"], "alpha");
+    for quiet in 0..2 {
+        // Longer than the token's life with nothing asked.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let (status, body, took) = get(&url).await;
+        assert_eq!(
+            status,
+            200,
+            "after quiet spell {quiet}: {body}\nlog:\n{}",
+            served.log_text()
+        );
+        assert!(took < ANSWER_WITHIN, "took {took:?}");
+    }
+
+    // A restarted member has forgotten every token: live updates (a watch, which etcd checks
+    // when it is created) come back with a new one.
+    let mut live = reqwest::Client::new()
+        .get(format!(
+            "{}/api/v1/clusters/ttl/watch?prefix=/ttl/",
+            served.url
+        ))
+        .timeout(Duration::from_secs(90))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status(), 200);
+    let mut text = String::new();
+    let ready = tokio::time::timeout(Duration::from_secs(20), async {
+        while !text.contains("event: ready") {
+            match live.chunk().await {
+                Ok(Some(bytes)) => text.push_str(&String::from_utf8_lossy(&bytes)),
+                other => panic!("stream ended ({other:?}); read so far: {text}"),
+            }
+        }
+    })
+    .await;
+    assert!(ready.is_ok(), "not ready; read so far: {text}");
+    etcd.restart(0).await.expect("restart");
+    let mut root = Client::connect(
+        etcd.client_urls(),
+        Some(ConnectOptions::new().with_user("root", PASSWORD)),
+    )
+    .await
+    .unwrap();
+    // Written until the stream shows it (the watch may come back after the first put).
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let mut n = 0;
+    loop {
+        n += 1;
+        let key = format!("/ttl/after-restart-{n}");
+        root.put(key.as_str(), "v", None).await.unwrap();
+        let seen = tokio::time::timeout(Duration::from_secs(3), async {
+            while !text.contains(&b64(key.as_bytes())) && !text.contains(&key) {
+                match live.chunk().await {
+                    Ok(Some(bytes)) => text.push_str(&String::from_utf8_lossy(&bytes)),
+                    other => panic!("stream ended ({other:?}); read so far: {text}"),
+                }
+            }
+        })
+        .await;
+        if seen.is_ok() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no change seen after the restart; read so far: {text}\nlog:\n{}",
+            served.log_text()
+        );
     }
 }
