@@ -65,6 +65,8 @@ impl AppError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             AppError::Etcd(EtcdError::Compacted(_)) => StatusCode::GONE,
+            // etcd's own roles refused the etcd user etcdboard signs in as.
+            AppError::Etcd(e) if e.is_denied() => StatusCode::FORBIDDEN,
             // A safety net: etcdboard checks sizes first, but etcd's own limit may be lower.
             AppError::Etcd(EtcdError::Rejected(m)) if m.contains("request is too large") => {
                 StatusCode::PAYLOAD_TOO_LARGE

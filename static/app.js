@@ -103,6 +103,18 @@
     }
     return items;
   }
+  // What a refused fragment request says: the server's banner (e.g. why etcd refused), else
+  // the bare status.
+  async function failure(res) {
+    let said = "";
+    try {
+      const t = doc.createElement("template");
+      t.innerHTML = await res.text();
+      const banner = t.content.querySelector(".banner");
+      said = banner ? banner.textContent.trim() : "";
+    } catch (_) { /* no readable body */ }
+    return said ? `${res.status}: ${said}` : `${res.status} ${res.statusText}`.trim();
+  }
   async function load(url, busyEl) {
     busyEl.setAttribute("aria-busy", "true");
     busy(1);
@@ -110,7 +122,7 @@
     const timer = setTimeout(() => ctl.abort(), FETCH_TIMEOUT_MS);
     try {
       const res = await fetch(url, { headers: { "HX-Request": "true" }, credentials: "same-origin", signal: ctl.signal });
-      if (!res.ok) throw new Error(`${res.status} ${res.statusText}`.trim());
+      if (!res.ok) throw new Error(await failure(res));
       return parseItems(await res.text());
     } catch (err) {
       if (ctl.signal.aborted) throw new Error(`no answer after ${FETCH_TIMEOUT_MS / 1000} s`);

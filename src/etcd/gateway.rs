@@ -115,6 +115,28 @@ impl EtcdError {
     pub fn is_too_large(&self) -> bool {
         matches!(self, EtcdError::Rejected(msg) if msg.contains(TOO_LARGE))
     }
+
+    /// etcd's own access control refused the etcd user etcdboard signs in as (see [`rejected`]).
+    pub fn is_denied(&self) -> bool {
+        matches!(self, EtcdError::Rejected(msg) if msg.contains(DENIED))
+    }
+}
+
+/// What etcd says when the etcd user may not do what was asked (its roles' key ranges).
+const DENIED: &str = "etcdserver: permission denied";
+
+/// etcd refused a request, in its own words; when its access control refused it, also what that
+/// means here, since the user reading the page is not the etcd user that was refused.
+pub(crate) fn rejected(msg: String) -> EtcdError {
+    if msg.contains(DENIED) {
+        EtcdError::Rejected(format!(
+            "{msg}: the etcd user etcdboard signs in as may not do this here (its etcd roles \
+             do not cover this key range or action); open a prefix it may read, or give it a \
+             wider role"
+        ))
+    } else {
+        EtcdError::Rejected(msg)
+    }
 }
 
 /// How often the gateway asks its members who leads (see [`EtcdCluster::placement`]).
@@ -171,7 +193,7 @@ fn classify(err: etcd_client::Error, revision: Option<i64>) -> Failure {
                 OUT_OF_RANGE if msg.contains("future revision") && revision.is_some() => {
                     Failure::Retry(msg)
                 }
-                _ => Failure::Fatal(EtcdError::Rejected(msg)),
+                _ => Failure::Fatal(rejected(msg)),
             }
         }
         other => Failure::Retry(short_reason(&other)),

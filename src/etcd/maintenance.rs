@@ -6,7 +6,7 @@ use std::time::Duration;
 use etcd_client::CompactionOptions;
 use tokio::sync::mpsc;
 
-use crate::etcd::gateway::{could_not_answer, short_reason, EtcdCluster, EtcdError};
+use crate::etcd::gateway::{could_not_answer, rejected, short_reason, EtcdCluster, EtcdError};
 
 /// Defragmenting a large database can take minutes.
 const DEFRAG_DEADLINE: Duration = Duration::from_secs(300);
@@ -47,7 +47,7 @@ impl EtcdCluster {
             let sent = !(reason.contains("connect error") || reason.contains("onnection refused"));
             self.member_down(member, reason, sent)
         } else {
-            EtcdError::Rejected(short_reason(e))
+            rejected(short_reason(e))
         }
     }
 
@@ -144,7 +144,7 @@ impl EtcdCluster {
             .map_err(|_| {
                 self.member_down(member_hex, "snapshot sent nothing for 30 s".into(), true)
             })?
-            .map_err(|e| EtcdError::Rejected(short_reason(&e)))?;
+            .map_err(|e| rejected(short_reason(&e)))?;
         let (tx, rx) = mpsc::channel(4);
         let total = first
             .as_ref()

@@ -110,6 +110,9 @@ pub struct NodesView {
     pub more: Option<MoreView>,
     /// Shown when the level is empty.
     pub empty: bool,
+    /// Why the level could not be listed (etcd's roles refuse the etcd user): only the way to
+    /// the open key, if any, is shown.
+    pub denied: Option<String>,
 }
 
 /// A highlighted token.

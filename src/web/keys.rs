@@ -151,6 +151,9 @@ fn index_note(cluster: &EtcdCluster) -> String {
     match cluster.index().status() {
         IndexStatus::Ready(_) | IndexStatus::Idle => String::new(),
         IndexStatus::Building(n) => format!("indexing… {n} keys"),
+        IndexStatus::Failed(why) if why.contains("permission denied") => {
+            "no index: the etcd user may not read every key, so pages ask etcd directly".into()
+        }
         IndexStatus::Failed(_) => "index unavailable; retrying".into(),
     }
 }
@@ -220,6 +223,49 @@ fn nodes_view(urls: &Urls, req: &ListReq, page: &Page, selected_key: Option<&[u8
             }
         }),
         empty: page.items.is_empty() && page.next.is_none() && req.start == req.prefix,
+        denied: None,
+    }
+}
+
+/// A tree level etcd's roles do not let the etcd user list (see [`EtcdError::is_denied`]): it
+/// shows only `way` (the directory or key on the way to what was opened), and says why.
+fn denied_level(req: &ListReq, way: Option<Item>) -> (Page, String) {
+    let page = Page {
+        revision: 0,
+        items: way.into_iter().collect(),
+        next: None,
+        stale: false,
+        cost: 0,
+        rounds: 0,
+    };
+    let level = if req.prefix.is_empty() {
+        "the top level".to_string()
+    } else {
+        format!("`{}`", display_bytes(&req.prefix))
+    };
+    let why = if page.items.is_empty() {
+        format!(
+            "etcd does not let the etcd user etcdboard signs in as list {level} (its etcd roles \
+             cover other key ranges): filter by a prefix it may read, or open a key (/)"
+        )
+    } else {
+        format!(
+            "the rest of {level} is hidden: etcd's roles do not let etcdboard's etcd user list it"
+        )
+    };
+    (page, why)
+}
+
+/// `list`, except that a level etcd's roles refuse is shown as [`denied_level`] with `way`.
+fn or_denied<T>(
+    listed: Result<T, AppError>,
+    req: &ListReq,
+    way: Option<Item>,
+) -> Result<Result<T, (Page, String)>, AppError> {
+    match listed {
+        Ok(v) => Ok(Ok(v)),
+        Err(AppError::Etcd(e)) if e.is_denied() => Ok(Err(denied_level(req, way))),
+        Err(e) => Err(e),
     }
 }
 
@@ -539,14 +585,24 @@ async fn tree_path(
         } else {
             base_req.limit.min(ANCESTOR_ROWS)
         };
-        level_around(state, c, urls, &base_req.mode, dir, target, limit)
+        async move {
+            let listed =
+                level_around(state, c, urls, &base_req.mode, dir, target.clone(), limit).await;
+            let req = ListReq::first(dir.to_vec(), base_req.mode.clone(), limit);
+            Ok::<_, AppError>(match or_denied(listed, &req, Some(target.clone()))? {
+                Ok((req, page, gap, target)) => (req, page, gap, target, None),
+                Err((page, why)) => (req, page, None, target, Some(why)),
+            })
+        }
     }))
     .await?;
     let mut inner = String::new();
-    let mut root_page = None;
-    for (req, page, gap, target) in listed.into_iter().rev() {
+    let mut root_page: Option<Page> = None;
+    let revision = listed.iter().map(|l| l.1.revision).max().unwrap_or(0);
+    for (req, page, gap, target, denied) in listed.into_iter().rev() {
         let mut view = nodes_view(urls, &req, &page, Some(key));
         view.gap = gap;
+        view.denied = denied;
         if target.dir {
             let fragment = urls.nodes("tree", &target.key, None);
             if let Some(n) = view
@@ -561,7 +617,9 @@ async fn tree_path(
         inner = render_html(&view)?;
         root_page = Some(page);
     }
-    let page = root_page.ok_or_else(|| AppError::Internal("no tree level".into()))?;
+    let mut page = root_page.ok_or_else(|| AppError::Internal("no tree level".into()))?;
+    // A level shown only as the way to the key has no revision of its own.
+    page.revision = page.revision.max(revision);
     Ok((inner, page))
 }
 
@@ -670,9 +728,14 @@ pub async fn page(
                 ));
             }
             // A page of its own: read at the current revision when its listing's is gone.
-            let (page, _) = list_on(&state, c, &req).await?;
+            let (page, denied) = match or_denied(list_on(&state, c, &req).await, &req, None)? {
+                Ok((page, _)) => (page, None),
+                Err((page, why)) => (page, Some(why)),
+            };
             let mut view = nodes_view(&urls, &req, &page, key.as_deref());
             view.gap = gap;
+            view.empty &= denied.is_none();
+            view.denied = denied;
             (render_html(&view)?, page)
         }
     };

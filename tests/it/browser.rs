@@ -324,6 +324,33 @@ async fn a_large_value_is_not_carried_twice_and_still_copies_exactly() {
     b.finish(r).await;
 }
 
+/// A directory that cannot be listed says what the server said (here: that no member answered),
+/// not only a status code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_expand_says_why() {
+    let b = Browser::start("a_failed_expand_says_why").await;
+    let mut app = spawn_app().await;
+    app.put_all(&[("/app/x", "1"), ("/other/y", "2")]).await;
+    let r = b
+        .attempt(async {
+            b.goto(&keys_url(&app, "")).await;
+            b.click_row("/").await;
+            b.row("other/").await;
+            for i in 0..3 {
+                app.etcd.kill(i);
+            }
+            b.click_row("other/").await;
+            b.wait_js(
+                "const e = document.querySelector('.tree li.error .name'); \
+                 return !!e && e.textContent.startsWith('could not load: 503: no member of cluster `test` answered');",
+                "an error row with the server's reason",
+            )
+            .await;
+        })
+        .await;
+    b.finish(r).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deep_link_opens_the_key_with_its_path_expanded() {
     let b = Browser::start("a_deep_link_opens_the_key_with_its_path_expanded").await;

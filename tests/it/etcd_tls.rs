@@ -652,3 +652,128 @@ async fn an_expired_auth_token_is_renewed() {
         );
     }
 }
+
+/// etcdboard signs in as an etcd user whose etcd roles cover only `/app/` (etcd's own RBAC, as a
+/// platform team grants a dashboard): what it may read browses normally, the levels it may not
+/// list show the way to an opened key and say why, and what etcd refuses is a 403 that says it
+/// was etcd's roles, not a 502.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_etcd_user_limited_to_a_prefix_browses_that_prefix_and_is_told_why_not_the_rest() {
+    init_logs();
+    let etcd = LocalCluster::start(LocalClusterOptions {
+        members: 1,
+        ..Default::default()
+    })
+    .await
+    .expect("start etcd");
+    let mut c = Client::connect(etcd.client_urls(), None).await.unwrap();
+    for (k, v) in [("/app/a", "1"), ("/app/b/c", "2"), ("/other/x", "3")] {
+        c.put(k, v, None).await.unwrap();
+    }
+    c.user_add("root", "root-Passw0rd", None).await.unwrap();
+    c.user_grant_role("root", "root").await.unwrap();
+    c.role_add("app-read").await.unwrap();
+    c.role_grant_permission(
+        "app-read",
+        etcd_client::Permission::read("/app/").with_prefix(),
+    )
+    .await
+    .unwrap();
+    c.user_add("dash", "dash-Passw0rd", None).await.unwrap();
+    c.user_grant_role("dash", "app-read").await.unwrap();
+    c.auth_enable().await.unwrap();
+    let yaml = format!(
+        "clusters:\n  - name: r\n    endpoints: {}\n    username: dash\n    password_env: ETCDBOARD_TEST_DASH_PASSWORD\n",
+        endpoints_yaml(&etcd),
+    );
+    let served = Served::start(
+        &yaml,
+        ETCD_TIMEOUT,
+        &[("ETCDBOARD_TEST_DASH_PASSWORD", "dash-Passw0rd")],
+    )
+    .await;
+    let url = |path: &str| format!("{}{path}", served.url);
+
+    // The prefix it may read, as anywhere else.
+    let (status, body) = status_until(
+        &url("/api/v1/clusters/r/keys?prefix=/app/&mode=tree"),
+        |s| s == 200,
+        Duration::from_secs(30),
+        "the readable prefix",
+        &served,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let keys: Vec<&str> = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["/app/a", "/app/b/"]);
+    // What etcd refuses: 403, saying it is etcd's roles.
+    for path in [
+        "/api/v1/clusters/r/keys?mode=tree",
+        "/api/v1/clusters/r/key?key=/other/x",
+    ] {
+        let (status, body, took) = get(&url(path)).await;
+        assert_eq!(status, 403, "{path}: {body}");
+        assert!(took < ANSWER_WITHIN);
+        let msg = body["error"].as_str().unwrap();
+        assert!(
+            msg.contains("permission denied") && msg.contains("etcd user etcdboard signs in as"),
+            "{path}: {msg}"
+        );
+    }
+
+    // The key browser's top level: a page that says why, with the search box, not an error page.
+    let (status, page, _) = get(&url("/clusters/r/keys")).await;
+    assert_eq!(status, 200, "{page}");
+    let page = page.as_str().unwrap().to_string();
+    assert!(page.contains(r#"class="empty denied""#), "{page}");
+    assert!(page.contains("list the top level"), "{page}");
+    assert!(page.contains(r#"id="search-input""#));
+    // A deep link into the readable prefix: the way to it through the levels it may not list.
+    let (status, page, _) = get(&url("/clusters/r/keys?key=/app/b/c")).await;
+    assert_eq!(status, 200, "{page}");
+    let page = page.as_str().unwrap().to_string();
+    for shown in [
+        r#"<span class="name">/</span>"#,
+        r#"<span class="name">app/</span>"#,
+        r#"<span class="name">a</span>"#,
+        r#"<span class="name">b/</span>"#,
+        r#"<span class="name">c</span>"#,
+        r#"id="key-path">/app/b/c</h1>"#,
+    ] {
+        assert!(page.contains(shown), "{shown} missing:\n{page}");
+    }
+    assert!(!page.contains("other/"), "a level it may not list leaked");
+    assert_eq!(
+        page.matches("the rest of").count(),
+        2,
+        "the top level and `/` say they are partial:\n{page}"
+    );
+    // Expanding a directory it may not list: the fragment says why.
+    let resp = reqwest::Client::new()
+        .get(url("/clusters/r/ui/nodes?prefix=/other/&mode=tree"))
+        .header("hx-request", "true")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    assert!(resp.text().await.unwrap().contains("etcd roles"));
+    // The listing index needs every key: the page says it lists without one, and why.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, page, _) = get(&url("/clusters/r/keys?prefix=/app/")).await;
+        if page
+            .as_str()
+            .unwrap()
+            .contains("no index: the etcd user may not read every key")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no index note:\n{page}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
