@@ -412,20 +412,37 @@ impl EtcdCluster {
     /// (etcd lists them in no order). Only those keys are kept: a few hundred leases of tens of
     /// thousands of keys each would otherwise all be held at once.
     pub async fn leases(&self, max: usize, keys: usize) -> Result<Vec<LeaseInfo>, EtcdError> {
-        let mut ids = self
+        let listed = self
             .read(None, |mut c, _| async move {
                 let r = c.leases().await?;
                 let rev = r.header().map_or(0, |h| h.revision());
                 Ok((r.leases().iter().map(|l| l.id()).collect::<Vec<_>>(), rev))
             })
-            .await?
-            .value;
+            .await?;
+        let (mut ids, stale) = (listed.value, listed.stale);
         ids.sort_unstable();
+        let count = ids.len();
         stream::iter(ids.into_iter().take(max))
             .map(|id| self.lease_info(id, keys))
             .buffered(LEASE_READS_IN_FLIGHT)
             .try_collect()
             .await
+            .map_err(|e| match e {
+                // A member without quorum lists its leases, but their TTLs and keys are the
+                // leader's to tell: say that, not which member timed out.
+                EtcdError::Unavailable {
+                    cluster, waited_ms, ..
+                } if stale => EtcdError::Unavailable {
+                    cluster,
+                    waited_ms,
+                    detail: format!(
+                        "no quorum: a lease's TTL and keys are known only to the leader, and \
+                         no member has one; a member's local copy lists {count} lease{}",
+                        if count == 1 { "" } else { "s" }
+                    ),
+                },
+                e => e,
+            })
     }
 
     /// One lease's TTL, key count and first `keep` keys (see [`LeaseInfo::key_count`] for when

@@ -382,6 +382,14 @@ async fn a_hung_leader_costs_no_hang_and_no_error() {
 async fn with_quorum_lost_pages_answer_within_two_seconds_and_say_data_may_be_stale() {
     let mut app = spawn_app().await;
     seed(&app, 300).await;
+    let lease = app
+        .client()
+        .await
+        .lease_grant(600, None)
+        .await
+        .unwrap()
+        .id();
+    app.put_all_leased(&[("/leased/a", "v")], Some(lease)).await;
     let (status, _) = app.get_json("/api/v1/clusters/test/keys?prefix=/k/").await;
     assert_eq!(status, 200);
     app.etcd.kill(1);
@@ -437,6 +445,20 @@ async fn with_quorum_lost_pages_answer_within_two_seconds_and_say_data_may_be_st
     assert!(
         body["error"].as_str().unwrap().contains("no leader"),
         "{body}"
+    );
+    // Leases: a lease's TTL and keys are the leader's to tell; the answer says so, in time.
+    let started = Instant::now();
+    let (status, body) = app.get_json("/api/v1/clusters/test/leases").await;
+    assert_eq!(status, 503, "{body}");
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.contains("no quorum") && error.contains("lists 1 lease"),
+        "{body}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
     );
 
     // Quorum back: answers are fresh again.
