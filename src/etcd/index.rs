@@ -16,7 +16,7 @@ use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 use etcd_client::{EventType, WatchOptions};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::domain::deletions::RecentDeletions;
 use crate::domain::fences::Fences;
@@ -33,6 +33,8 @@ const SCAN_PAGE: usize = 4096;
 /// How long one read of the build scan may take: its first probe of a large key space may count
 /// millions of keys once, which takes longer than a page is allowed to.
 const SCAN_READ_BUDGET: Duration = Duration::from_secs(20);
+/// How long to wait before building the index again after etcd's roles refused it.
+const DENIED_RETRY: Duration = Duration::from_secs(300);
 
 /// The gateway with a patient read budget, for the build scan.
 struct Patient<'a>(&'a EtcdCluster);
@@ -154,6 +156,7 @@ impl FenceIndex {
         let weak = Arc::downgrade(cluster);
         tokio::spawn(async move {
             let mut backoff = Duration::from_millis(500);
+            let mut told_denied = false;
             loop {
                 let Some(cluster) = weak.upgrade() else {
                     return;
@@ -168,14 +171,25 @@ impl FenceIndex {
                     Ok(()) => return,
                     Err(_) if cluster.is_closed() => return,
                     Err(reason) => {
-                        warn!(cluster = cluster.name(), %reason, "fence index lost; rebuilding");
+                        // etcd's roles keep the etcd user from reading every key: that will not
+                        // change by itself soon, so say it once and ask again only rarely (the
+                        // pages work without the index).
+                        let denied = reason.contains("permission denied");
+                        if denied && told_denied {
+                            debug!(cluster = cluster.name(), %reason, "fence index still refused");
+                        } else if denied {
+                            warn!(cluster = cluster.name(), %reason, "no fence index: the etcd user may not read every key; pages list without it, and it is tried again every 5 minutes");
+                        } else {
+                            warn!(cluster = cluster.name(), %reason, "fence index lost; rebuilding");
+                        }
+                        told_denied |= denied;
                         if !cluster.index().is_ready() {
                             cluster.index().set_status(IndexStatus::Failed(reason));
                         }
+                        drop(cluster);
+                        tokio::time::sleep(if denied { DENIED_RETRY } else { backoff }).await;
                     }
                 }
-                drop(cluster);
-                tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(30));
             }
         });

@@ -776,4 +776,14 @@ async fn an_etcd_user_limited_to_a_prefix_browses_that_prefix_and_is_told_why_no
         assert!(Instant::now() < deadline, "no index note:\n{page}");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+    // Said once in the log, not again at every retry (it is retried every 5 minutes).
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let log = served.log_text();
+    assert_eq!(
+        log.matches("no fence index: the etcd user may not read every key")
+            .count(),
+        1,
+        "{log}"
+    );
+    assert!(!log.contains("fence index lost"), "{log}");
 }
