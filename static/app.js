@@ -115,15 +115,16 @@
     } catch (_) { /* no readable body */ }
     return said ? `${res.status}: ${said}` : `${res.status} ${res.statusText}`.trim();
   }
-  async function load(url, busyEl) {
+  // Fetches `url` as the page's own requests do: within FETCH_TIMEOUT_MS ("never hang"), with
+  // `busyEl` marked busy and the page-wide progress line on, and `read` of the response done in
+  // that time too; fetch's own errors are said in words.
+  async function request(url, busyEl, init, read) {
     busyEl.setAttribute("aria-busy", "true");
     busy(1);
     const ctl = new AbortController();
     const timer = setTimeout(() => ctl.abort(), FETCH_TIMEOUT_MS);
     try {
-      const res = await fetch(url, { headers: { "HX-Request": "true" }, credentials: "same-origin", signal: ctl.signal });
-      if (!res.ok) throw new Error(await failure(res));
-      return parseItems(await res.text());
+      return await read(await fetch(url, { ...init, credentials: "same-origin", signal: ctl.signal }));
     } catch (err) {
       if (ctl.signal.aborted) throw new Error(`no answer after ${FETCH_TIMEOUT_MS / 1000} s`);
       throw err instanceof TypeError ? new Error("network error") : err;
@@ -133,6 +134,10 @@
       busy(-1);
     }
   }
+  const load = (url, busyEl) => request(url, busyEl, { headers: { "HX-Request": "true" } }, async (res) => {
+    if (!res.ok) throw new Error(await failure(res));
+    return parseItems(await res.text());
+  });
   // New rows: let htmx wire their hx-* attributes, and keep them out of the Tab order.
   function afterInsert(nav, items) {
     if (window.htmx) items.forEach((n) => window.htmx.process(n));
@@ -233,13 +238,8 @@
   }
   // A value too large to be carried in the page: fetch its bytes (the download URL) and give them
   // as base64 or as text, but only while they are still the revision the view shows.
-  async function fetchCopy(btn) {
-    const ctl = new AbortController();
-    const timer = setTimeout(() => ctl.abort(), FETCH_TIMEOUT_MS);
-    btn.setAttribute("aria-busy", "true");
-    busy(1);
-    try {
-      const res = await fetch(btn.getAttribute("data-copy-url"), { credentials: "same-origin", signal: ctl.signal });
+  function fetchCopy(btn) {
+    return request(btn.getAttribute("data-copy-url"), btn, {}, async (res) => {
       if (res.status === 404) throw new Error("deleted since shown");
       if (!res.ok) throw new Error(`${res.status} ${res.statusText}`.trim());
       const view = btn.closest("article.key");
@@ -250,14 +250,7 @@
       try {
         return new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
       } catch (_) { throw new Error("not text: copy base64"); }
-    } catch (err) {
-      if (ctl.signal.aborted) throw new Error(`no answer after ${FETCH_TIMEOUT_MS / 1000} s`);
-      throw err instanceof TypeError ? new Error("network error") : err;
-    } finally {
-      clearTimeout(timer);
-      btn.removeAttribute("aria-busy");
-      busy(-1);
-    }
+    });
   }
   function copyFetched(btn) {
     const text = fetchCopy(btn);

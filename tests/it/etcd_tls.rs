@@ -38,6 +38,30 @@ fn endpoints_yaml(etcd: &LocalCluster) -> String {
     format!("[{}]", etcd.client_urls().join(", "))
 }
 
+/// Writes `keys`, adds user `root` (etcd's `root` role) with `password`, runs `more` (more users
+/// and roles) and turns etcd's auth on; returns a client signed in as root.
+async fn enable_auth(
+    etcd: &LocalCluster,
+    keys: &[(&str, &str)],
+    password: &str,
+    more: impl AsyncFnOnce(&mut Client),
+) -> Client {
+    let mut c = Client::connect(etcd.client_urls(), None).await.unwrap();
+    for (k, v) in keys {
+        c.put(*k, *v, None).await.unwrap();
+    }
+    c.user_add("root", password, None).await.unwrap();
+    c.user_grant_role("root", "root").await.unwrap();
+    more(&mut c).await;
+    c.auth_enable().await.unwrap();
+    Client::connect(
+        etcd.client_urls(),
+        Some(ConnectOptions::new().with_user("root", password)),
+    )
+    .await
+    .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_cert_tls_etcd_is_browsed_through_a_config_file_and_bad_tls_settings_fail_clearly()
 {
@@ -228,11 +252,7 @@ async fn an_etcd_with_auth_is_read_with_a_password_from_a_file_or_env_and_a_wron
     assert_eq!(etcd.client_urls().len(), 3);
     const PASSWORD: &str = "c0rrect-h0rse-Battery-St4ple";
     const WRONG: &str = "Tr0ub4dor-and-3-wrong";
-    let mut c = Client::connect(etcd.client_urls(), None).await.unwrap();
-    c.put("/auth/a", "alpha", None).await.unwrap();
-    c.user_add("root", PASSWORD, None).await.unwrap();
-    c.user_grant_role("root", "root").await.unwrap();
-    c.auth_enable().await.unwrap();
+    enable_auth(&etcd, &[("/auth/a", "alpha")], PASSWORD, async |_| {}).await;
     // Auth is really on: an anonymous read is refused now.
     let anonymous = Client::connect(etcd.client_urls(), None)
         .await
@@ -490,11 +510,7 @@ async fn a_rotated_password_file_is_used_without_a_restart() {
     .expect("start etcd");
     const OLD: &str = "first-Passw0rd-of-root";
     const NEW: &str = "second-Passw0rd-of-root";
-    let mut c = Client::connect(etcd.client_urls(), None).await.unwrap();
-    c.put("/pw/a", "alpha", None).await.unwrap();
-    c.user_add("root", OLD, None).await.unwrap();
-    c.user_grant_role("root", "root").await.unwrap();
-    c.auth_enable().await.unwrap();
+    let mut root = enable_auth(&etcd, &[("/pw/a", "alpha")], OLD, async |_| {}).await;
 
     let dir = tempfile::tempdir().unwrap();
     let pw_file = dir.path().join("password");
@@ -512,12 +528,6 @@ async fn a_rotated_password_file_is_used_without_a_restart() {
 
     // Rotate: the file first (the Secret), then etcd (as root, with the old password).
     replace_file(&pw_file, format!("{NEW}\n").as_bytes());
-    let mut root = Client::connect(
-        etcd.client_urls(),
-        Some(ConnectOptions::new().with_user("root", OLD)),
-    )
-    .await
-    .unwrap();
     root.user_change_password("root", NEW).await.unwrap();
     let (_, body) = status_until(&url, |s| s == 200, within, "after the rotation", &served).await;
     assert_eq!(body["value"], "alpha");
@@ -558,11 +568,7 @@ async fn an_expired_auth_token_is_renewed() {
     .await
     .expect("start etcd");
     const PASSWORD: &str = "short-lived-T0kens";
-    let mut c = Client::connect(etcd.client_urls(), None).await.unwrap();
-    c.put("/ttl/a", "alpha", None).await.unwrap();
-    c.user_add("root", PASSWORD, None).await.unwrap();
-    c.user_grant_role("root", "root").await.unwrap();
-    c.auth_enable().await.unwrap();
+    enable_auth(&etcd, &[("/ttl/a", "alpha")], PASSWORD, async |_| {}).await;
     let yaml = format!(
         "clusters:\n  - name: ttl\n    endpoints: {}\n    username: root\n    password_env: ETCDBOARD_TEST_TTL_PASSWORD\n",
         endpoints_yaml(&etcd),
@@ -666,22 +672,19 @@ async fn an_etcd_user_limited_to_a_prefix_browses_that_prefix_and_is_told_why_no
     })
     .await
     .expect("start etcd");
-    let mut c = Client::connect(etcd.client_urls(), None).await.unwrap();
-    for (k, v) in [("/app/a", "1"), ("/app/b/c", "2"), ("/other/x", "3")] {
-        c.put(k, v, None).await.unwrap();
-    }
-    c.user_add("root", "root-Passw0rd", None).await.unwrap();
-    c.user_grant_role("root", "root").await.unwrap();
-    c.role_add("app-read").await.unwrap();
-    c.role_grant_permission(
-        "app-read",
-        etcd_client::Permission::read("/app/").with_prefix(),
-    )
-    .await
-    .unwrap();
-    c.user_add("dash", "dash-Passw0rd", None).await.unwrap();
-    c.user_grant_role("dash", "app-read").await.unwrap();
-    c.auth_enable().await.unwrap();
+    let keys = [("/app/a", "1"), ("/app/b/c", "2"), ("/other/x", "3")];
+    enable_auth(&etcd, &keys, "root-Passw0rd", async |c| {
+        c.role_add("app-read").await.unwrap();
+        c.role_grant_permission(
+            "app-read",
+            etcd_client::Permission::read("/app/").with_prefix(),
+        )
+        .await
+        .unwrap();
+        c.user_add("dash", "dash-Passw0rd", None).await.unwrap();
+        c.user_grant_role("dash", "app-read").await.unwrap();
+    })
+    .await;
     let yaml = format!(
         "clusters:\n  - name: r\n    endpoints: {}\n    username: dash\n    password_env: ETCDBOARD_TEST_DASH_PASSWORD\n",
         endpoints_yaml(&etcd),
