@@ -241,7 +241,7 @@
   function fetchCopy(btn) {
     return request(btn.getAttribute("data-copy-url"), btn, {}, async (res) => {
       if (res.status === 404) throw new Error("deleted since shown");
-      if (!res.ok) throw new Error(`${res.status} ${res.statusText}`.trim());
+      if (!res.ok) throw new Error(await failure(res));
       const view = btn.closest("article.key");
       const shown = view && view.getAttribute("data-mod-revision");
       if (shown && res.headers.get("X-Etcd-Mod-Revision") !== shown) throw new Error("changed since shown: reload");

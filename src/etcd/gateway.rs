@@ -118,17 +118,23 @@ impl EtcdError {
 
     /// etcd's own access control refused the etcd user etcdboard signs in as (see [`rejected`]).
     pub fn is_denied(&self) -> bool {
-        matches!(self, EtcdError::Rejected(msg) if msg.contains(DENIED))
+        matches!(self, EtcdError::Rejected(msg) if says_denied(msg))
     }
 }
 
 /// What etcd says when the etcd user may not do what was asked (its roles' key ranges).
 const DENIED: &str = "etcdserver: permission denied";
 
+/// Whether an error's text (an [`EtcdError`] said in words, as the index keeps its failure) is
+/// etcd's access control refusing the etcd user.
+pub fn says_denied(reason: &str) -> bool {
+    reason.contains(DENIED)
+}
+
 /// etcd refused a request, in its own words; when its access control refused it, also what that
 /// means here, since the user reading the page is not the etcd user that was refused.
 pub(crate) fn rejected(msg: String) -> EtcdError {
-    if msg.contains(DENIED) {
+    if says_denied(&msg) {
         EtcdError::Rejected(format!(
             "{msg}: the etcd user etcdboard signs in as may not do this here (its etcd roles \
              do not cover this key range or action); open a prefix it may read, or give it a \
@@ -283,23 +289,19 @@ impl Secrets {
     }
 }
 
-/// The options new connections of a cluster are made with, and their generation (bumped each
-/// time the TLS files change, so a connection made with older ones is not kept).
+/// The options new connections of a cluster are made with, and the secrets they were made from.
+/// Replaced whole when the files change; a connection made with a `Dial` that is no longer the
+/// cluster's is not kept.
 struct Dial {
     /// With etcd's require-leader header.
     strict: ConnectOptions,
     /// Without it, for serializable reads when quorum is lost.
     local: ConnectOptions,
-    generation: u64,
+    secrets: Secrets,
 }
 
 impl Dial {
-    fn new(
-        tls: Option<&TlsConfig>,
-        credentials: Option<&Credentials>,
-        timeout: Duration,
-        generation: u64,
-    ) -> Dial {
+    fn new(secrets: Secrets, timeout: Duration) -> Dial {
         let mut options = ConnectOptions::new()
             .with_connect_timeout(Duration::from_millis(800).min(timeout))
             // Our own deadlines (per read, per write) end requests on time; this is only a backstop,
@@ -307,7 +309,7 @@ impl Dial {
             .with_timeout(timeout.max(Duration::from_secs(30)))
             .with_keep_alive(Duration::from_secs(5), Duration::from_secs(3))
             .with_keep_alive_while_idle(true);
-        if let Some(c) = credentials {
+        if let Some(c) = &secrets.credentials {
             // etcd's tokens expire (`--auth-token-ttl` after their last use; a JWT after its ttl
             // whether used or not): without this a member's client answered "invalid auth token"
             // for ever after a quiet spell.
@@ -315,7 +317,7 @@ impl Dial {
                 .with_user(c.username.clone(), c.password.expose().to_string())
                 .with_auto_token_refresh(true);
         }
-        if let Some(tls) = tls {
+        if let Some(tls) = &secrets.tls {
             let mut t = etcd_client::TlsOptions::new();
             if let Some(ca) = &tls.ca_pem {
                 t = t.ca_certificate(etcd_client::Certificate::from_pem(ca));
@@ -331,7 +333,7 @@ impl Dial {
         Dial {
             local: options.clone(),
             strict: options.with_require_leader(true),
-            generation,
+            secrets,
         }
     }
 
@@ -342,17 +344,15 @@ impl Dial {
 
 /// What differs between two readings of a cluster's files, for the log (never the content).
 fn secret_changes(old: &Secrets, new: &Secrets) -> String {
-    let ca = |s: &Secrets| s.tls.as_ref().and_then(|t| t.ca_pem.clone());
-    let cert = |s: &Secrets| {
-        s.tls
-            .as_ref()
-            .and_then(|t| t.identity_pem.as_ref().map(|(c, _)| c.clone()))
-    };
-    let key = |s: &Secrets| {
-        s.tls
-            .as_ref()
-            .and_then(|t| t.identity_pem.as_ref().map(|(_, k)| k.clone()))
-    };
+    fn ca(s: &Secrets) -> Option<&Vec<u8>> {
+        s.tls.as_ref()?.ca_pem.as_ref()
+    }
+    fn cert(s: &Secrets) -> Option<&Vec<u8>> {
+        s.tls.as_ref()?.identity_pem.as_ref().map(|(c, _)| c)
+    }
+    fn key(s: &Secrets) -> Option<&crate::config::Secret> {
+        s.tls.as_ref()?.identity_pem.as_ref().map(|(_, k)| k)
+    }
     [
         ("ca", ca(old) != ca(new)),
         ("cert", cert(old) != cert(new)),
@@ -393,10 +393,9 @@ pub struct EtcdCluster {
     placement_known: std::sync::atomic::AtomicBool,
     /// This cluster itself, for the background work its calls start.
     me: std::sync::Weak<EtcdCluster>,
-    /// How new connections are made; replaced when the TLS or password files change.
+    /// How new connections are made, and from what; replaced when the TLS or password files
+    /// change.
     dial: Mutex<Arc<Dial>>,
-    /// The TLS material and credentials in use (with their files), to make `dial` again.
-    secrets: Mutex<Secrets>,
     /// Until when reads skip the linearizable attempt because quorum was just found lost, so one
     /// page with several reads does not pay the linearizable budget each time.
     degraded_until: Mutex<Option<Instant>>,
@@ -427,7 +426,13 @@ impl std::fmt::Debug for EtcdCluster {
 impl EtcdCluster {
     /// Prepares clients for every member of `cfg`; nothing is dialled until the first request.
     pub fn new(cfg: &ClusterConfig, timeout: Duration) -> Result<Arc<EtcdCluster>, EtcdError> {
-        let dial = Dial::new(cfg.tls.as_ref(), cfg.credentials.as_ref(), timeout, 0);
+        let dial = Dial::new(
+            Secrets {
+                tls: cfg.tls.clone(),
+                credentials: cfg.credentials.clone(),
+            },
+            timeout,
+        );
         let members = cfg
             .endpoints
             .iter()
@@ -447,10 +452,6 @@ impl EtcdCluster {
             placement_known: std::sync::atomic::AtomicBool::new(false),
             me: me.clone(),
             dial: Mutex::new(Arc::new(dial)),
-            secrets: Mutex::new(Secrets {
-                tls: cfg.tls.clone(),
-                credentials: cfg.credentials.clone(),
-            }),
             degraded_until: Mutex::new(None),
             url_clients: Mutex::new(std::collections::HashMap::new()),
             browse_permits: tokio::sync::Semaphore::new(BROWSE_READS_IN_FLIGHT),
@@ -534,7 +535,7 @@ impl EtcdCluster {
     /// Calls in flight and open watches finish on their connection. Files that cannot be used
     /// are logged and the previous ones kept.
     pub fn watch_secret_files(self: &Arc<Self>) {
-        if !self.secrets().read_from_files() {
+        if !self.dial().secrets.read_from_files() {
             return;
         }
         let me = Arc::downgrade(self);
@@ -548,7 +549,7 @@ impl EtcdCluster {
                     _ = closing.wait_for(|c| *c) => return,
                 }
                 let Some(cluster) = me.upgrade() else { return };
-                let current = cluster.secrets();
+                let current = cluster.dial().secrets.clone();
                 // Reading files can block: off the async threads.
                 let read = tokio::task::spawn_blocking(move || {
                     let new = current.reread();
@@ -579,28 +580,11 @@ impl EtcdCluster {
         });
     }
 
-    fn secrets(&self) -> Secrets {
-        match self.secrets.lock() {
-            Ok(s) => s.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
-
     /// Makes new connections with `new` from now on (see [`Self::watch_secret_files`]).
     fn use_secrets(&self, old: &Secrets, new: Secrets) {
         let changed = secret_changes(old, &new);
-        let generation = self.dial().generation + 1;
-        let dial = Dial::new(
-            new.tls.as_ref(),
-            new.credentials.as_ref(),
-            self.timeout,
-            generation,
-        );
         if let Ok(mut d) = self.dial.lock() {
-            *d = Arc::new(dial);
-        }
-        if let Ok(mut s) = self.secrets.lock() {
-            *s = new;
+            *d = Arc::new(Dial::new(new, self.timeout));
         }
         for slot in &self.members {
             for cell in [&slot.strict, &slot.local] {
@@ -635,7 +619,7 @@ impl EtcdCluster {
             .map_err(|e| short_reason(&e))?;
         // Not kept when the TLS files changed meanwhile: the next call connects with them.
         if let Ok(mut guard) = cell.lock() {
-            if self.dial().generation == dial.generation {
+            if Arc::ptr_eq(&self.dial(), &dial) {
                 *guard = Some(client.clone());
             }
         }
@@ -661,7 +645,7 @@ impl EtcdCluster {
         .map_err(|_| "connect timed out".to_string())?
         .map_err(|e| short_reason(&e))?;
         if let Ok(mut map) = self.url_clients.lock() {
-            if self.dial().generation == dial.generation {
+            if Arc::ptr_eq(&self.dial(), &dial) {
                 map.insert(cache_key, client.clone());
             }
         }

@@ -174,7 +174,7 @@ impl FenceIndex {
                         // etcd's roles keep the etcd user from reading every key: that will not
                         // change by itself soon, so say it once and ask again only rarely (the
                         // pages work without the index).
-                        let denied = reason.contains("permission denied");
+                        let denied = crate::etcd::gateway::says_denied(&reason);
                         if denied && told_denied {
                             debug!(cluster = cluster.name(), %reason, "fence index still refused");
                         } else if denied {

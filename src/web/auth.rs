@@ -305,6 +305,8 @@ pub async fn access(State(state): State<AppState>, mut req: Request, next: Next)
         }
     };
     let need = route_need(req.method().as_str(), local);
+    // What a refusal names and the audit line records.
+    let action = route_action(req.method().as_str(), local);
     let decision = match &need {
         RouteNeed::Public => Decision::Allow,
         RouteNeed::Enter => enter(),
@@ -325,7 +327,6 @@ pub async fn access(State(state): State<AppState>, mut req: Request, next: Next)
                 // which clusters exist at all.
                 enter()
             } else {
-                let action = route_action(req.method().as_str(), local);
                 policy.decide_level(
                     &caller.principal,
                     &name,
@@ -345,12 +346,10 @@ pub async fn access(State(state): State<AppState>, mut req: Request, next: Next)
             tracing::info!(user = %user, method = %req.method(), path = local, %why, "refused by policy");
             // A refused change to a configured cluster is audited; requests for paths and
             // clusters that do not exist (a scanner's) are not: they could change nothing.
-            if let (RouteNeed::Cluster(cluster, _), Some(action)) =
-                (&need, route_action(req.method().as_str(), local))
-            {
+            if let (RouteNeed::Cluster(cluster, _), Some(action)) = (&need, &action) {
                 let cluster = percent_encoding::percent_decode_str(cluster).decode_utf8_lossy();
                 if state.cluster(&cluster).is_ok() {
-                    caller.audit_denied(&state, &cluster, &action, b"", &why);
+                    caller.audit_denied(&state, &cluster, action, b"", &why);
                 }
             }
             if need == RouteNeed::Monitoring && !caller.principal.authenticated {

@@ -151,7 +151,7 @@ fn index_note(cluster: &EtcdCluster) -> String {
     match cluster.index().status() {
         IndexStatus::Ready(_) | IndexStatus::Idle => String::new(),
         IndexStatus::Building(n) => format!("indexing… {n} keys"),
-        IndexStatus::Failed(why) if why.contains("permission denied") => {
+        IndexStatus::Failed(why) if crate::etcd::gateway::says_denied(&why) => {
             "no index: the etcd user may not read every key, so pages ask etcd directly".into()
         }
         IndexStatus::Failed(_) => "index unavailable; retrying".into(),
