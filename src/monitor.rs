@@ -178,7 +178,7 @@ impl Monitor {
                         .iter()
                         .filter(|m| m.reachable)
                         .filter_map(|m| {
-                            m.client_urls.first().map(|u| {
+                            m.reach_url().map(|u| {
                                 (m.id.clone(), format!("{}/metrics", u.trim_end_matches('/')))
                             })
                         })

@@ -51,6 +51,23 @@ pub struct MemberView {
     pub errors: Vec<String>,
     /// Added to the cluster but never started (no name, no client URLs).
     pub unstarted: bool,
+    /// The configured endpoint it was reached through, when its advertised client URL could not
+    /// be used from where etcdboard runs (a `kubectl port-forward`, a host outside the pod
+    /// network, an address every member shares).
+    pub via: Option<Via>,
+    /// Not reached, and not known to be down: the member list came through a configured
+    /// endpoint, but no member answered at the client URL it advertises, so those URLs do not
+    /// work from here, and no configured endpoint answered as this member.
+    pub unseen: bool,
+}
+
+/// How a member was reached when its advertised client URL could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Via {
+    /// The configured endpoint that answered as this member.
+    pub endpoint: String,
+    /// What its advertised client URL did instead ("dns error", "answered as member …").
+    pub advertised: String,
 }
 
 impl MemberView {
@@ -85,7 +102,18 @@ impl MemberView {
             latency_ms: None,
             errors: Vec::new(),
             unstarted,
+            via: None,
+            unseen: false,
         }
+    }
+
+    /// Where calls to this one member go: the configured endpoint that answered as it, else its
+    /// first advertised client URL.
+    pub fn reach_url(&self) -> Option<&str> {
+        self.via
+            .as_ref()
+            .map(|v| v.endpoint.as_str())
+            .or(self.client_urls.first().map(String::as_str))
     }
 
     /// Fragmentation: share of the allocated database not in use (0.0–1.0).
@@ -134,9 +162,13 @@ pub struct Quorum {
     pub healthy: usize,
     /// Voting members that answer at all (serving or not, e.g. up but without a leader).
     pub reachable: usize,
+    /// Voting members etcdboard cannot reach from where it runs, whose state is unknown (see
+    /// [`MemberView::unseen`]): neither healthy nor down.
+    pub unseen: usize,
     /// Votes needed for a majority.
     pub majority: usize,
-    /// How many more voting members may fail right now without losing quorum (0 when lost).
+    /// How many more voting members may fail right now without losing quorum (0 when lost); with
+    /// unseen members, as far as the members etcdboard reaches show (the least it can be).
     pub tolerates: usize,
     /// Quorum is held (a majority is healthy and there is a leader).
     pub has_quorum: bool,
@@ -198,11 +230,16 @@ pub fn quorum(
     // A member that answers but cannot serve (no leader) is up: it votes as soon as it can reach
     // enough peers, so it counts towards an election, not as a dead member.
     let reachable = voters.iter().filter(|m| m.reachable || m.serving).count();
+    let unseen_voters: Vec<&&MemberView> = voters.iter().filter(|m| m.unseen).collect();
+    let unseen = unseen_voters.len();
     let majority = size / 2 + 1;
     let has_leader = members.iter().any(|m| m.leader);
+    // A served linearizable read proves a leader that a majority confirmed; members etcdboard
+    // cannot reach may make up that majority, and are not counted as lost.
+    let proven = healthy > 0 && healthy + unseen >= majority;
     let state = if size == 0 {
         QuorumState::Unknown
-    } else if healthy >= majority && has_leader {
+    } else if (healthy >= majority || proven) && has_leader {
         QuorumState::Held
     } else if reachable >= majority {
         QuorumState::Electing
@@ -210,7 +247,16 @@ pub fn quorum(
         QuorumState::Lost
     };
     let has_quorum = state == QuorumState::Held;
-    let tolerates = if has_quorum { healthy - majority } else { 0 };
+    let tolerates = if has_quorum {
+        healthy.saturating_sub(majority)
+    } else {
+        0
+    };
+    let out_of_sight = if unseen > 0 {
+        format!("; {unseen} more cannot be reached from etcdboard")
+    } else {
+        String::new()
+    };
     let mut warnings = Vec::new();
     match state {
         QuorumState::Held => {}
@@ -221,12 +267,12 @@ pub fn quorum(
         )),
         QuorumState::Lost => warnings.push(warn(
             "critical",
-            format!("NO QUORUM — {reachable}/{size} voting members reachable, {majority} needed; writes and linearizable reads fail"),
+            format!("NO QUORUM — {reachable}/{size} voting members reachable, {majority} needed; writes and linearizable reads fail{out_of_sight}"),
             "Bring members back (restart their pods or processes). Do not add or remove members while quorum is lost; if the lost members cannot come back, restore from a snapshot.",
         )),
         QuorumState::Electing if !has_leader => warnings.push(warn(
             "warning",
-            format!("No leader — election in progress ({reachable}/{size} voting members reachable)"),
+            format!("No leader — election in progress ({reachable}/{size} voting members reachable{out_of_sight})"),
             "Writes wait until a leader is elected, normally within seconds. If it lasts, the members cannot reach each other: check peer connectivity (peer URLs, firewalls, DNS).",
         )),
         QuorumState::Electing => warnings.push(warn(
@@ -237,8 +283,28 @@ pub fn quorum(
     }
     // Membership advice only while quorum is held: removing a member needs quorum, and without it
     // the only safe advice is the banner's (bring members back, change nothing).
+    if has_quorum && unseen > 0 {
+        let names: Vec<String> = unseen_voters
+            .iter()
+            .map(|m| match m.client_urls.first() {
+                Some(url) => format!("{} ({url})", label(m)),
+                None => label(m),
+            })
+            .collect();
+        warnings.push(warn(
+            "warning",
+            format!(
+                "{unseen} of {size} voting members cannot be reached from etcdboard: {}. Quorum holds (a member served a linearizable read), but whether they are up, and how many more failures the cluster survives, is unknown from here",
+                names.join(", ")
+            ),
+            "etcdboard asks each member at the client URL it advertises, or at a configured endpoint that answers as that member. Those URLs do not work from where etcdboard runs (a kubectl port-forward, a host outside the pod network). Run etcdboard where they resolve, or configure one endpoint per member (e.g. a port-forward per pod).",
+        ));
+    }
     if has_quorum {
-        for m in voters.iter().filter(|m| !m.serving && !m.unstarted) {
+        for m in voters
+            .iter()
+            .filter(|m| !m.serving && !m.unstarted && !m.unseen)
+        {
             if m.reachable {
                 warnings.push(warn(
                     "warning",
@@ -305,6 +371,7 @@ pub fn quorum(
         size,
         healthy,
         reachable,
+        unseen,
         majority,
         tolerates,
         has_quorum,
@@ -324,6 +391,8 @@ pub fn member_health(m: &MemberView, quorum_held: bool) -> (&'static str, &'stat
         ("ok", "ok")
     } else if m.serving {
         ("alarm", "warn")
+    } else if m.unseen {
+        ("not reachable from here", "warn")
     } else if m.reachable && (!quorum_held || not_serving_reason(m) == "no leader") {
         ("no leader", "warn")
     } else if m.reachable {
@@ -481,6 +550,16 @@ pub fn headline(
                 .find_map(|m| m.version.clone())
                 .unwrap_or_default();
             let degraded = healthy < size || alarms > 0;
+            if q.unseen > 0 {
+                return Headline {
+                    state: "warn",
+                    text: format!(
+                        "Quorum held — leader {} · {healthy}/{size} members answer etcdboard, {} cannot be reached from here · etcd {version}",
+                        leader.unwrap_or_else(|| "?".into()),
+                        q.unseen,
+                    ),
+                };
+            }
             (
                 if degraded || q.tolerates == 0 {
                     "warn"
@@ -512,7 +591,12 @@ pub fn unanswered(
     last_known
         .iter()
         .map(|m| MemberView {
-            errors: vec![if m.client_urls.iter().any(|u| asked.contains(&norm(u))) {
+            errors: vec![if m
+                .client_urls
+                .iter()
+                .chain(m.via.iter().map(|v| &v.endpoint))
+                .any(|u| asked.contains(&norm(u)))
+            {
                 format!("no answer after {deadline_s:.1} s")
             } else {
                 "not asked: no configured endpoint answered".into()
@@ -695,9 +779,12 @@ pub fn diff_events(
     let up = |m: &MemberView| m.reachable || m.serving;
     for a in after {
         if let Some(b) = before.iter().find(|b| b.id == a.id) {
-            if up(b) && !up(a) {
+            // A member etcdboard cannot reach is neither down nor back: its state is unknown.
+            let unknown = |m: &MemberView| m.unseen;
+            let known = !unknown(a) && !unknown(b);
+            if known && up(b) && !up(a) {
                 out.push(ev("member-down", format!("member {} went down", label(a))));
-            } else if !up(b) && up(a) {
+            } else if known && !up(b) && up(a) {
                 out.push(ev("member-up", format!("member {} is back", label(a))));
             }
             if b.name.is_empty() && !a.name.is_empty() {
@@ -839,6 +926,8 @@ pub(crate) mod tests {
             latency_ms: None,
             errors: vec![],
             unstarted: false,
+            via: None,
+            unseen: false,
         }
     }
 
@@ -1361,5 +1450,110 @@ pub(crate) mod tests {
         // Caught up.
         l.lag = Some(3);
         assert_eq!(learners_behind(&counts, &[l], 1000).get("l"), Some(&0));
+    }
+
+    /// Not reachable from where etcdboard runs: its advertised client URL does not resolve.
+    fn unseen(id: &str) -> MemberView {
+        let mut m = member(id, false, false);
+        m.unseen = true;
+        m.errors = vec!["dns error".into(), "linearizable read: dns error".into()];
+        m
+    }
+
+    #[test]
+    fn a_served_read_proves_quorum_when_the_other_members_cannot_be_reached_from_here() {
+        // One port-forward: a follower serves, and names the leader etcdboard cannot reach.
+        let mut leader = unseen("b");
+        leader.leader = true;
+        let members = [member("a", true, false), leader, unseen("c")];
+        let q = quorum(&members, 0, &[]);
+        assert_eq!(
+            (q.state, q.has_quorum, q.healthy, q.unseen, q.tolerates),
+            (QuorumState::Held, true, 1, 2, 0)
+        );
+        assert_eq!(q.warnings.len(), 1, "{:#?}", q.warnings);
+        let w = &q.warnings[0];
+        assert!(
+            w.text.contains("2 of 3 voting members cannot be reached from etcdboard: m-b (http://b:2379), m-c (http://c:2379)"),
+            "{}",
+            w.text
+        );
+        assert!(
+            !w.text.contains("down") && !w.advice.contains("remove"),
+            "{w:#?}"
+        );
+        assert_eq!(
+            member_health(&members[1], true),
+            ("not reachable from here", "warn")
+        );
+        let h = headline(&q, &members, 0, 1, &QuorumClock::default(), T0);
+        assert_eq!(h.state, "warn");
+        assert!(
+            h.text.starts_with("Quorum held — leader m-b · 1/3 members answer etcdboard, 2 cannot be reached from here"),
+            "{}",
+            h.text
+        );
+    }
+
+    #[test]
+    fn members_that_cannot_be_reached_do_not_hide_a_lost_quorum() {
+        // The forwarded member answers but sees no leader: the unseen members cannot make up a
+        // majority that nobody proved.
+        let members = [up_without_leader("a"), unseen("b"), unseen("c")];
+        let q = quorum(&members, 0, &[]);
+        assert_eq!((q.state, q.unseen), (QuorumState::Lost, 2));
+        assert!(
+            q.warnings[0]
+                .text
+                .ends_with("1/3 voting members reachable, 2 needed; writes and linearizable reads fail; 2 more cannot be reached from etcdboard"),
+            "{}",
+            q.warnings[0].text
+        );
+        // A member down for real next to unseen ones is still down, and quorum needs it.
+        let members = [
+            member("a", true, true),
+            member("b", false, false),
+            unseen("c"),
+        ];
+        let q = quorum(&members, 0, &[]);
+        assert_eq!((q.state, q.tolerates), (QuorumState::Held, 0));
+        assert!(
+            q.warnings.iter().any(|w| w.text == "member m-b is down"),
+            "{:#?}",
+            q.warnings
+        );
+        let members = [
+            member("a", true, true),
+            member("b", false, false),
+            member("c", false, false),
+        ];
+        assert_eq!(quorum(&members, 0, &[]).state, QuorumState::Lost);
+    }
+
+    #[test]
+    fn a_member_that_cannot_be_reached_from_here_is_neither_down_nor_back() {
+        let before = [member("a", true, true), member("b", true, false)];
+        let after = [member("a", true, true), unseen("b")];
+        assert!(diff_events(&before, &[], true, &after, &[], true, 1).is_empty());
+        assert!(diff_events(&after, &[], true, &before, &[], true, 2).is_empty());
+        let down = [member("a", true, true), member("b", false, false)];
+        assert_eq!(
+            diff_events(&before, &[], true, &down, &[], true, 3)[0].kind,
+            "member-down"
+        );
+    }
+
+    #[test]
+    fn calls_to_a_member_go_where_it_was_reached() {
+        let mut m = member("a", true, false);
+        assert_eq!(m.reach_url(), Some("http://a:2379"));
+        m.via = Some(Via {
+            endpoint: "http://127.0.0.1:23790".into(),
+            advertised: "dns error".into(),
+        });
+        assert_eq!(m.reach_url(), Some("http://127.0.0.1:23790"));
+        let listed = [m.clone()];
+        let last = unanswered(&listed, &["http://127.0.0.1:23790/".into()], 0.8);
+        assert_eq!(last[0].errors, ["no answer after 0.8 s"]);
     }
 }

@@ -373,8 +373,13 @@ pub fn spread(placements: &[Placement], has_pdb: bool) -> Spread {
     let size = voters.len();
     let majority = size / 2 + 1;
     // Up is answering at all, as the etcd view counts it: a member that answers but cannot
-    // serve (no leader, mid-election) is not down.
-    let is_up = |p: &Placement| p.member.reachable || p.member.serving;
+    // serve (no leader, mid-election) is not down. A member etcdboard cannot reach from where it
+    // runs is up when its pod is ready (its readiness probe asks etcd).
+    let is_up = |p: &Placement| {
+        p.member.reachable
+            || p.member.serving
+            || (p.member.unseen && p.pod.as_ref().is_some_and(|pod| pod.ready))
+    };
     let up = voters.iter().filter(|p| is_up(p)).count();
     let label = |p: &Placement| {
         if p.member.name.is_empty() {
@@ -1778,6 +1783,26 @@ mod tests {
         assert!(s.nodes[2]
             .text
             .ends_with("quorum is already lost (1/3 members up)"));
+    }
+
+    #[test]
+    fn a_member_etcdboard_cannot_reach_counts_as_up_while_its_pod_is_ready() {
+        let mut placed = three_on_three_nodes();
+        down(&mut placed[0]);
+        placed[0].member.unseen = true;
+        let s = spread(&placed, true);
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+        assert!(s.nodes.iter().all(|n| n.quorum_kept), "{:?}", s.nodes);
+        // Its pod not ready: as good as down.
+        if let Some(pod) = placed[0].pod.as_mut() {
+            pod.ready = false;
+        }
+        let s = spread(&placed, true);
+        assert!(
+            s.nodes.iter().filter(|n| !n.quorum_kept).count() == 2,
+            "{:?}",
+            s.nodes
+        );
     }
 
     #[test]

@@ -114,6 +114,21 @@ pub struct LocalClusterOptions {
     /// Serve clients over TLS (https client URLs); `None` (the default, and
     /// what `etcdboard demo` uses) serves plain http. Peers always talk http.
     pub tls: Option<LocalTls>,
+    /// What members advertise as their client URL (what member lists show).
+    pub advertise: Advertise,
+}
+
+/// The client URL members advertise, for trying clients placed as they are in Kubernetes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Advertise {
+    /// The URL each member listens on (the default).
+    #[default]
+    Own,
+    /// In-cluster names that do not resolve here (`http://m1.etcd.invalid:2379`), as a member
+    /// list looks from a `kubectl port-forward`.
+    Unresolvable,
+    /// Member 0's URL for every member, as with one address in front of all of them.
+    Shared,
 }
 
 /// Client TLS of a [`LocalCluster`], as PEM files (e.g. made with `openssl`).
@@ -144,6 +159,7 @@ impl Default for LocalClusterOptions {
             etcd_binary: None,
             extra_args: Vec::new(),
             tls: None,
+            advertise: Advertise::Own,
         }
     }
 }
@@ -378,6 +394,7 @@ pub struct LocalCluster {
     quota_backend_bytes: Option<u64>,
     extra_args: Vec<String>,
     tls: Option<LocalTls>,
+    advertise: Advertise,
     // Declared last so the directory is removed after members are gone.
     dir: tempfile::TempDir,
 }
@@ -438,6 +455,7 @@ impl LocalCluster {
             quota_backend_bytes: opts.quota_backend_bytes,
             extra_args: opts.extra_args.clone(),
             tls: opts.tls.clone(),
+            advertise: opts.advertise,
             dir,
         };
         // On any error below, dropping `cluster` kills what was started.
@@ -834,6 +852,11 @@ impl LocalCluster {
 
     fn member_args(&self, i: usize, state: &str) -> Vec<OsString> {
         let m = &self.members[i];
+        let advertised = match self.advertise {
+            Advertise::Own => m.client_url.clone(),
+            Advertise::Unresolvable => format!("http://{}.etcd.invalid:2379", m.name),
+            Advertise::Shared => self.members[0].client_url.clone(),
+        };
         let mut args: Vec<OsString> = vec![
             "--name".into(),
             m.name.clone().into(),
@@ -842,7 +865,7 @@ impl LocalCluster {
             "--listen-client-urls".into(),
             m.client_url.clone().into(),
             "--advertise-client-urls".into(),
-            m.client_url.clone().into(),
+            advertised.into(),
             "--listen-peer-urls".into(),
             m.peer_url.clone().into(),
             "--initial-advertise-peer-urls".into(),

@@ -33,7 +33,7 @@ impl EtcdCluster {
         obs.members
             .iter()
             .find(|m| m.id == member_hex)
-            .and_then(|m| m.client_urls.first().cloned())
+            .and_then(|m| m.reach_url().map(str::to_string))
             .ok_or_else(|| EtcdError::Rejected(format!("no member {member_hex} with a client URL")))
     }
 
@@ -111,7 +111,7 @@ impl EtcdCluster {
             .members
             .iter()
             .find(|m| m.leader)
-            .and_then(|m| Some((m.id.clone(), m.client_urls.first().cloned()?)))
+            .and_then(|m| Some((m.id.clone(), m.reach_url()?.to_string())))
             .ok_or_else(|| self.unavailable("no leader to hand over from".into()))?;
         let mut c = self
             .url_client(&leader_url, true)

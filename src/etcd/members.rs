@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use etcd_client::{AlarmAction, AlarmOptions, AlarmType, GetOptions};
 
-use crate::domain::cluster::{alarm_advice, AlarmView, MemberView};
+use crate::domain::cluster::{alarm_advice, AlarmView, MemberView, Via};
 use crate::etcd::gateway::{short_reason, EtcdCluster, EtcdError};
 
 /// Deadline of one per-member call: a hung member costs at most this (plus the hedge for the member
@@ -34,6 +34,77 @@ struct RawMember {
     peer_urls: Vec<String>,
     client_urls: Vec<String>,
     learner: bool,
+}
+
+impl RawMember {
+    /// The member as listed, nothing heard from it yet.
+    fn unheard(&self) -> MemberView {
+        MemberView::unheard(
+            format!("{:x}", self.id),
+            self.name.clone(),
+            self.peer_urls.clone(),
+            self.client_urls.clone(),
+            self.learner,
+            self.name.is_empty() && self.client_urls.is_empty(),
+        )
+    }
+}
+
+/// What one client URL said about the member behind it.
+struct Probe {
+    /// The status call, and how long it took.
+    status: Result<(etcd_client::StatusResponse, Duration), String>,
+    /// The linearizable read: the member that served it, when its answer says (a permission
+    /// error does not).
+    health: Result<Option<u64>, String>,
+}
+
+impl Probe {
+    /// The member that answered the status call.
+    fn member(&self) -> Option<u64> {
+        let (s, _) = self.status.as_ref().ok()?;
+        s.header().map(|h| h.member_id()).filter(|id| *id != 0)
+    }
+
+    /// Fills `view` in (for member `id`) from what was said; returns whom the member sees as
+    /// leader. An answer from another member (an address several members share, a load
+    /// balancer) says nothing about this one and is not used.
+    fn apply(self, view: &mut MemberView, id: u64, url: &str) -> Option<u64> {
+        if let Some(other) = self.member().filter(|other| *other != id) {
+            view.errors.push(format!(
+                "{url} answered as member {other:x}, not as this one (an address several members share?)"
+            ));
+            return None;
+        }
+        let mut leader_seen = None;
+        match self.status {
+            Ok((s, took)) => {
+                view.reachable = true;
+                view.latency_ms = Some(took.as_secs_f64() * 1000.0);
+                view.version = Some(s.version().to_string());
+                view.db_size = Some(s.db_size());
+                view.db_size_in_use = Some(s.raft_used_db_size()).filter(|n| *n > 0);
+                view.quota = Some(s.db_size_quota()).filter(|q| *q > 0);
+                view.raft_term = Some(s.raft_term());
+                view.raft_index = Some(s.raft_index());
+                view.raft_applied_index = Some(s.raft_applied_index());
+                view.errors.extend(s.errors().iter().cloned());
+                leader_seen = Some(s.leader());
+            }
+            Err(e) => view.errors.push(e),
+        }
+        match self.health {
+            Ok(Some(other)) if other != id => view.errors.push(format!(
+                "linearizable read: {url} answered as member {other:x}, not as this one"
+            )),
+            Ok(_) => {
+                view.serving = true;
+                view.healthy = view.reachable;
+            }
+            Err(e) => view.errors.push(e),
+        }
+        leader_seen
+    }
 }
 
 fn alarm_name(t: AlarmType) -> &'static str {
@@ -113,7 +184,12 @@ impl EtcdCluster {
         let alarms_task = self.alarm_list();
         let members_task = async {
             let raw = self.member_list().await?;
-            let probed = futures::future::join_all(raw.iter().map(|m| self.probe(m))).await;
+            let extra = self.unadvertised_endpoints(&raw);
+            let (mut probed, answers) = tokio::join!(
+                futures::future::join_all(raw.iter().map(|m| self.probe(m))),
+                futures::future::join_all(extra.iter().map(|e| self.probe_url(e)))
+            );
+            Self::reach_through_endpoints(&raw, &mut probed, extra, answers);
             Ok::<_, EtcdError>((raw, probed))
         };
         let (listed, alarms) = tokio::join!(members_task, alarms_task);
@@ -141,6 +217,13 @@ impl EtcdCluster {
         for leader in probed.iter().filter_map(|(_, l)| *l).filter(|l| *l != 0) {
             *votes.entry(leader).or_default() += 1;
         }
+        // A leader named by a member that served a linearizable read leads, whether or not
+        // etcdboard reaches it: that read was confirmed by it.
+        let named_by_serving: Vec<u64> = probed
+            .iter()
+            .filter(|(m, _)| m.serving)
+            .filter_map(|(_, l)| *l)
+            .collect();
         let leader = votes
             .into_iter()
             .max_by_key(|(id, n)| (*n, *id))
@@ -152,7 +235,7 @@ impl EtcdCluster {
             .find(|(r, _)| Some(r.id) == leader)
             .and_then(|(_, m)| m.raft_index);
         for (m, r) in members.iter_mut().zip(&raw) {
-            m.leader = Some(r.id) == leader && m.reachable;
+            m.leader = Some(r.id) == leader && (m.reachable || named_by_serving.contains(&r.id));
             if let (Some(li), Some(mi)) = (leader_index, m.raft_index) {
                 m.lag = Some(li.saturating_sub(mi));
             }
@@ -193,20 +276,20 @@ impl EtcdCluster {
 
     /// Status and health of one member through its own client URL, and whom it sees as leader.
     async fn probe(&self, m: &RawMember) -> (MemberView, Option<u64>) {
-        let mut view = MemberView::unheard(
-            format!("{:x}", m.id),
-            m.name.clone(),
-            m.peer_urls.clone(),
-            m.client_urls.clone(),
-            m.learner,
-            m.name.is_empty() && m.client_urls.is_empty(),
-        );
+        let mut view = m.unheard();
         let Some(url) = m.client_urls.first() else {
             if !view.unstarted {
                 view.errors.push("no client URL".into());
             }
             return (view, None);
         };
+        let leader = self.probe_url(url).await.apply(&mut view, m.id, url);
+        (view, leader)
+    }
+
+    /// Asks whoever answers at `url` for its status, and for a linearizable read, in parallel,
+    /// each within [`MEMBER_DEADLINE`].
+    async fn probe_url(&self, url: &str) -> Probe {
         let deadline = MEMBER_DEADLINE;
         let status = async {
             let started = Instant::now();
@@ -229,50 +312,85 @@ impl EtcdCluster {
                     let reason = short_reason(&e);
                     // As etcdctl: a permission error still proves the member serves reads.
                     if reason.contains("permission denied") {
-                        Ok(())
+                        Ok(None)
                     } else {
                         Err(format!("linearizable read: {reason}"))
                     }
                 }
-                Ok(Ok(_)) => Ok(()),
+                Ok(Ok(r)) => Ok(r.header().map(|h| h.member_id()).filter(|id| *id != 0)),
             }
         };
+        let late = deadline + Duration::from_millis(100);
         let (status, health) = tokio::join!(
-            tokio::time::timeout(deadline + Duration::from_millis(100), status),
-            tokio::time::timeout(deadline + Duration::from_millis(100), health)
+            tokio::time::timeout(late, status),
+            tokio::time::timeout(late, health)
         );
-        let mut leader_seen = None;
-        match status {
-            Ok(Ok((s, took))) => {
-                view.reachable = true;
-                view.latency_ms = Some(took.as_secs_f64() * 1000.0);
-                view.version = Some(s.version().to_string());
-                view.db_size = Some(s.db_size());
-                view.db_size_in_use = Some(s.raft_used_db_size()).filter(|n| *n > 0);
-                view.quota = Some(s.db_size_quota()).filter(|q| *q > 0);
-                view.raft_term = Some(s.raft_term());
-                view.raft_index = Some(s.raft_index());
-                view.raft_applied_index = Some(s.raft_applied_index());
-                view.errors.extend(s.errors().iter().cloned());
-                leader_seen = Some(s.leader());
-            }
-            Ok(Err(e)) => view.errors.push(e),
-            Err(_) => view
-                .errors
-                .push(format!("no answer after {:.1} s", deadline.as_secs_f64())),
+        Probe {
+            status: status.unwrap_or_else(|_| {
+                Err(format!("no answer after {:.1} s", deadline.as_secs_f64()))
+            }),
+            health: health.unwrap_or_else(|_| {
+                Err(format!(
+                    "linearizable read: no answer after {:.1} s",
+                    deadline.as_secs_f64()
+                ))
+            }),
         }
-        match health {
-            Ok(Ok(())) => {
-                view.serving = true;
-                view.healthy = view.reachable;
+    }
+
+    /// Configured endpoints that no member advertises as its client URL (a port-forward, a load
+    /// balancer, an address outside the pod network): the members may be reachable only there.
+    fn unadvertised_endpoints(&self, listed: &[RawMember]) -> Vec<String> {
+        let norm = |u: &str| u.trim_end_matches('/').to_ascii_lowercase();
+        let advertised: std::collections::HashSet<String> = listed
+            .iter()
+            .flat_map(|m| m.client_urls.iter().map(|u| norm(u)))
+            .collect();
+        self.endpoints()
+            .into_iter()
+            .filter(|e| !advertised.contains(&norm(e)))
+            .collect()
+    }
+
+    /// Members not reached at their advertised client URL take the answer of a configured
+    /// endpoint that answered as them. When no member answered at its advertised URL while the
+    /// cluster answers through configured endpoints, the advertised URLs do not work from here,
+    /// and the members still unreached are unseen (state unknown), not down.
+    fn reach_through_endpoints(
+        listed: &[RawMember],
+        probed: &mut [(MemberView, Option<u64>)],
+        endpoints: Vec<String>,
+        answers: Vec<Probe>,
+    ) {
+        let any_endpoints = !endpoints.is_empty();
+        for (endpoint, answer) in endpoints.into_iter().zip(answers) {
+            let Some(id) = answer.member() else { continue };
+            let Some(i) = listed.iter().position(|m| m.id == id) else {
+                continue;
+            };
+            let (view, leader) = &mut probed[i];
+            if view.reachable {
+                continue;
             }
-            Ok(Err(e)) => view.errors.push(e),
-            Err(_) => view.errors.push(format!(
-                "linearizable read: no answer after {:.1} s",
-                deadline.as_secs_f64()
-            )),
+            let advertised = if view.errors.is_empty() {
+                "no client URL".to_string()
+            } else {
+                view.errors.join("; ")
+            };
+            let mut fresh = listed[i].unheard();
+            *leader = answer.apply(&mut fresh, id, &endpoint);
+            fresh.via = Some(Via {
+                endpoint,
+                advertised,
+            });
+            *view = fresh;
         }
-        (view, leader_seen)
+        let advertised_work = probed.iter().any(|(v, _)| v.reachable && v.via.is_none());
+        if any_endpoints && !advertised_work {
+            for (view, _) in probed.iter_mut() {
+                view.unseen = !view.reachable && !view.unstarted;
+            }
+        }
     }
 
     /// Disarms every alarm (after the cause was fixed); returns how many were cleared.

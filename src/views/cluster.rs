@@ -33,6 +33,8 @@ pub struct MemberRow {
     pub errors: String,
     /// Client URLs.
     pub client_urls: String,
+    /// How it was reached when not at its client URL ("reached through …"), else empty.
+    pub via: String,
     /// Peer URLs.
     pub peer_urls: String,
     /// Offer maintenance actions (reachable member with an id).

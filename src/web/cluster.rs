@@ -89,6 +89,14 @@ fn member_row(m: &MemberView, quorum_held: bool) -> MemberRow {
             .map_or_else(|| "—".into(), |l| format!("{l:.1} ms")),
         errors: m.errors.join("; "),
         client_urls: m.client_urls.join(", "),
+        via: m.via.as_ref().map_or_else(String::new, |v| {
+            format!(
+                "reached through the configured endpoint {}; its client URL {} did not answer here ({})",
+                v.endpoint,
+                m.client_urls.first().map_or("(none)", String::as_str),
+                v.advertised
+            )
+        }),
         peer_urls: m.peer_urls.join(", "),
         actionable: m.reachable,
         is_leader: m.leader,
@@ -118,6 +126,7 @@ fn endpoint_row(endpoint: &str) -> MemberRow {
             crate::etcd::members::MEMBER_DEADLINE.as_secs_f64()
         ),
         client_urls: endpoint.to_string(),
+        via: String::new(),
         peer_urls: String::new(),
         actionable: false,
         is_leader: false,

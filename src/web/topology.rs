@@ -387,7 +387,13 @@ pub fn svg(report: &TopologyReport) -> String {
             ));
             for (i, p) in members.iter().enumerate() {
                 let m = &p.member;
-                let state = if m.serving { "ok" } else { "bad" };
+                let state = if m.serving {
+                    "ok"
+                } else if m.unseen {
+                    "warn"
+                } else {
+                    "bad"
+                };
                 let name = if m.name.is_empty() {
                     m.id.clone()
                 } else {

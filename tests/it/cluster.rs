@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use etcd_client::{Client, ConnectOptions, GetOptions};
 use serde_json::{json, Value};
 
-use etcdboard::etcd::local::{LocalCluster, LocalClusterOptions};
+use etcdboard::etcd::local::{Advertise, LocalCluster, LocalClusterOptions};
 
-use crate::helpers::{serve_on, spawn_app, AppOptions, TestApp};
+use crate::helpers::{serve_on, serve_on_endpoints, spawn_app, AppOptions, TestApp};
 use crate::support_browser::Browser;
 
 const MEMBERS_API: &str = "/api/v1/clusters/test/members";
@@ -396,6 +396,11 @@ async fn all_members_are_listed_with_the_leader_and_sizes() {
             assert_eq!(m["unstarted"], false, "{name}");
             assert_eq!(m["version"], t.version, "{name}");
             assert_eq!(m["errors"], json!([]), "{name}");
+            assert_eq!(
+                (&m["via"], &m["unseen"]),
+                (&Value::Null, &json!(false)),
+                "{name}"
+            );
             let db = m["db_size"].as_i64().expect("db_size");
             let in_use = m["db_size_in_use"].as_i64().expect("db_size_in_use");
             assert!(db > 0 && in_use > 0 && in_use <= db, "{name}: {m:#}");
@@ -1798,4 +1803,210 @@ async fn make_leader_on_the_page_asks_then_says_who_leads_now() {
         })
         .await;
     b.finish(r).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 9. Members whose advertised client URLs do not work from where etcdboard runs.
+
+/// etcd whose members advertise `advertise`, served by etcdboard configured with the members'
+/// real URLs at `endpoints` (indexes).
+async fn advertised_app(advertise: Advertise, endpoints: &[usize]) -> TestApp {
+    let etcd = LocalCluster::start(LocalClusterOptions {
+        advertise,
+        ..Default::default()
+    })
+    .await
+    .expect("start etcd");
+    let urls = etcd.client_urls();
+    let configured = endpoints.iter().map(|i| urls[*i].clone()).collect();
+    serve_on_endpoints(etcd, configured, AppOptions::default()).await
+}
+
+/// One endpoint per member (a port-forward per pod), the advertised names unresolvable here:
+/// each member is asked at its endpoint, and everything per member works through it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_whose_advertised_names_do_not_resolve_are_reached_through_their_endpoints() {
+    bounded(async {
+        let app = advertised_app(Advertise::Unresolvable, &[0, 1, 2]).await;
+        let t = truth(&app, &[]).await;
+        let names = app.etcd.member_names();
+        let urls = app.etcd.client_urls();
+        let (body, _) = members_until(
+            &app,
+            Instant::now(),
+            ONE_REFRESH,
+            "3 healthy members",
+            |b| names.iter().all(|n| is_healthy(b, n)),
+        )
+        .await;
+        for (i, name) in names.iter().enumerate() {
+            let m = member(&body, name);
+            assert_eq!(
+                m["client_urls"],
+                json!([format!("http://{name}.etcd.invalid:2379")])
+            );
+            assert_eq!(m["via"]["endpoint"], urls[i], "{name}: {m:#}");
+            assert!(
+                m["via"]["advertised"]
+                    .as_str()
+                    .unwrap()
+                    .contains("dns error"),
+                "{m:#}"
+            );
+            assert_eq!(
+                (&m["unseen"], &m["leader"]),
+                (&json!(false), &json!(i == t.leader))
+            );
+            assert_eq!(m["errors"], json!([]), "{name}: {m:#}");
+        }
+        assert_eq!(body["quorum"]["state"], "held", "{body:#}");
+        assert_eq!(body["quorum"]["tolerates"], 1, "{body:#}");
+        assert_eq!(body["quorum"]["warnings"], json!([]), "{body:#}");
+        let (_, page) = app.get_text(PAGE).await;
+        assert!(
+            headline(&page).starts_with("Healthy — leader"),
+            "{}",
+            headline(&page)
+        );
+        let row0 = row(&page, &id_of(&t, 0)).expect("member row");
+        assert!(
+            text(row0).contains(&format!(
+                "reached through the configured endpoint {}",
+                urls[0]
+            )),
+            "{row0}"
+        );
+
+        // Per-member actions go through the same endpoints.
+        let (status, answer) =
+            maintenance(&app, "defragment", json!({ "member": id_of(&t, 0) })).await;
+        assert_eq!(status, 200, "{answer}");
+        let target = follower(&t, &[1, 2]);
+        let (status, answer) =
+            maintenance(&app, "move-leader", json!({ "member": id_of(&t, target) })).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(truth(&app, &[]).await.leader, target);
+    })
+    .await;
+}
+
+/// Through one endpoint only (`kubectl port-forward svc/etcd`), on a follower: the follower's
+/// linearizable read proves quorum, the others are "not reachable from here", never "down", and
+/// the page gives no advice to remove them. A real loss of quorum still shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_one_port_forward_the_other_members_are_unknown_not_down_and_quorum_holds() {
+    bounded(async {
+        let etcd = LocalCluster::start(LocalClusterOptions {
+            advertise: Advertise::Unresolvable,
+            ..Default::default()
+        })
+        .await
+        .expect("start etcd");
+        let urls = etcd.client_urls();
+        // Which member leads, asked before etcdboard starts: the forwarded one is a follower.
+        let mut c = Client::connect(urls.clone(), None).await.expect("raw client");
+        let leader_id = c.status().await.expect("status").leader();
+        let list = c.member_list().await.expect("member list");
+        let names = etcd.member_names();
+        let leader_name = list
+            .members()
+            .iter()
+            .find(|m| m.id() == leader_id)
+            .map(|m| m.name().to_string())
+            .expect("a leader");
+        let f = names.iter().position(|n| *n != leader_name).expect("a follower");
+        let leader = names.iter().position(|n| *n == leader_name).expect("leader index");
+        let other = (0..3).find(|i| *i != f && *i != leader).expect("the third member");
+        let mut app = serve_on_endpoints(etcd, vec![urls[f].clone()], AppOptions::default()).await;
+
+        let (body, _) = members_until(&app, Instant::now(), ONE_REFRESH, "the forwarded member healthy", |b| {
+            is_healthy(b, &names[f])
+        })
+        .await;
+        let q = &body["quorum"];
+        assert_eq!(
+            (&q["state"], &q["healthy"], &q["unseen"], &q["has_leader"]),
+            (&json!("held"), &json!(1), &json!(2), &json!(true)),
+            "{body:#}"
+        );
+        assert_eq!(member(&body, &names[f])["via"]["endpoint"], urls[f]);
+        for i in [leader, other] {
+            let m = member(&body, &names[i]);
+            assert_eq!((&m["unseen"], &m["reachable"]), (&json!(true), &json!(false)), "{m:#}");
+            assert_eq!(m["leader"], json!(i == leader), "named by the serving follower: {m:#}");
+        }
+        let warnings = q["warnings"].as_array().expect("warnings");
+        assert_eq!(warnings.len(), 1, "{body:#}");
+        let w = warnings[0]["text"].as_str().unwrap();
+        assert!(w.starts_with("2 of 3 voting members cannot be reached from etcdboard"), "{w}");
+        assert!(!w.contains("down"), "{w}");
+        assert!(!warnings[0]["advice"].as_str().unwrap().contains("remove"), "{body:#}");
+
+        let (_, page) = app.get_text(PAGE).await;
+        assert_eq!(
+            headline(&page),
+            format!(
+                "Quorum held — leader {} · 1/3 members answer etcdboard, 2 cannot be reached from here · etcd {}",
+                names[leader],
+                member(&body, &names[f])["version"].as_str().unwrap()
+            )
+        );
+        let t = truth(&app, &[]).await;
+        for i in [leader, other] {
+            let r = row(&page, &id_of(&t, i)).expect("row");
+            assert_eq!(row_state(r), "warn", "{r}");
+            assert!(text(r).contains("not reachable from here"), "{r}");
+        }
+        assert!(!text(&page).contains("NO QUORUM"));
+
+        // Losing the two others for real loses quorum, and the page says so.
+        let since = Instant::now();
+        app.etcd.kill(leader);
+        app.etcd.kill(other);
+        let (page, _) = html_until(&app, PAGE, since, ONE_REFRESH * 3, "NO QUORUM", |h| {
+            headline(h).starts_with("NO QUORUM")
+        })
+        .await;
+        assert!(
+            text(&page).contains("1/3 voting members reachable, 2 needed; writes and linearizable reads fail; 2 more cannot be reached from etcdboard"),
+            "{}",
+            text(&page)
+        );
+        let body = members_json(&app).await;
+        assert!(!event_kinds(&body).contains(&"member-down".to_string()), "{body:#}");
+    })
+    .await;
+}
+
+/// Every member advertises one address (member 0's, as behind one load balancer): what answers
+/// there is member 0, and it is not taken for the others, which are asked at their endpoints.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_every_member_advertises_is_not_taken_for_each_of_them() {
+    bounded(async {
+        let app = advertised_app(Advertise::Shared, &[0, 1, 2]).await;
+        let t = truth(&app, &[]).await;
+        let names = app.etcd.member_names();
+        let urls = app.etcd.client_urls();
+        let (body, _) = members_until(
+            &app,
+            Instant::now(),
+            ONE_REFRESH,
+            "3 healthy members",
+            |b| names.iter().all(|n| is_healthy(b, n)),
+        )
+        .await;
+        assert_eq!(member(&body, &names[0])["via"], Value::Null, "{body:#}");
+        for i in [1, 2] {
+            let m = member(&body, &names[i]);
+            assert_eq!(m["client_urls"], json!([urls[0]]));
+            assert_eq!(m["via"]["endpoint"], urls[i], "{m:#}");
+            let said = m["via"]["advertised"].as_str().unwrap();
+            assert!(
+                said.contains(&format!("answered as member {}", id_of(&t, 0))),
+                "{said}"
+            );
+        }
+        assert_eq!(body["quorum"]["tolerates"], 1, "{body:#}");
+    })
+    .await;
 }

@@ -112,7 +112,17 @@ pub async fn spawn_app_with(opts: AppOptions) -> TestApp {
 
 /// Starts etcdboard in front of an already running cluster.
 pub async fn serve_on(etcd: LocalCluster, opts: AppOptions) -> TestApp {
-    let replica = start_replica(etcd.client_urls(), &opts).await;
+    let endpoints = etcd.client_urls();
+    serve_on_endpoints(etcd, endpoints, opts).await
+}
+
+/// Starts etcdboard in front of an already running cluster, configured with `endpoints` only.
+pub async fn serve_on_endpoints(
+    etcd: LocalCluster,
+    endpoints: Vec<String>,
+    opts: AppOptions,
+) -> TestApp {
+    let replica = start_replica(endpoints, &opts).await;
     TestApp {
         addr: replica.addr,
         base: replica.base.clone(),
