@@ -8,7 +8,7 @@ use etcd_client::{EventType, WatchOptions};
 use tokio::sync::mpsc;
 
 use crate::domain::key::prefix_end;
-use crate::etcd::gateway::EtcdCluster;
+use crate::etcd::gateway::{says_denied, EtcdCluster};
 use crate::etcd::member_watch::{MemberWatch, WatchNext};
 
 /// One change under a watched prefix.
@@ -36,6 +36,9 @@ pub enum WatchItem {
     Paused(String),
     /// The watch runs again after [`WatchItem::Paused`], from where it stopped (nothing missed).
     Resumed,
+    /// etcd's roles do not let etcdboard's etcd user watch this prefix: the watch ends, since
+    /// trying again would be refused the same way (a new viewer tries once more).
+    Denied(String),
 }
 
 /// A watch that answers nothing (not even a progress request) for this long is moved to the
@@ -85,6 +88,10 @@ impl EtcdCluster {
                     MemberWatch::open(&cluster, on, start.clone(), opts, OPEN_WITHIN, timing).await;
                 let mut watch = match opened {
                     Ok(w) => w,
+                    Err(why) if says_denied(&why) => {
+                        let _ = tx.send(WatchItem::Denied(why)).await;
+                        return;
+                    }
                     Err(why) => {
                         cluster.watch_restarted("live", "member");
                         reason = why;
@@ -131,6 +138,11 @@ impl EtcdCluster {
                                     return;
                                 }
                                 break;
+                            }
+                            if resp.canceled() && says_denied(resp.cancel_reason()) {
+                                let why = format!("watch cancelled: {}", resp.cancel_reason());
+                                let _ = tx.send(WatchItem::Denied(why)).await;
+                                return;
                             }
                             if resp.canceled() {
                                 cluster.watch_restarted("live", "member");

@@ -131,7 +131,10 @@ impl LiveHub {
                             let covered = match &item {
                                 WatchItem::Started(rev) => Some(*rev),
                                 WatchItem::Events(evs) => evs.last().map(|e| e.revision),
-                                WatchItem::Resync | WatchItem::Paused(_) | WatchItem::Resumed => None,
+                                WatchItem::Resync
+                                | WatchItem::Paused(_)
+                                | WatchItem::Resumed
+                                | WatchItem::Denied(_) => None,
                             };
                             if let (Some(rev), Ok(mut g)) = (covered, started.lock()) {
                                 *g = Some(rev);
@@ -190,6 +193,9 @@ fn to_event(item: &WatchItem) -> Vec<Event> {
             .event("paused")
             .data(json!({ "reason": reason }).to_string())],
         WatchItem::Resumed => vec![Event::default().event("resumed").data("{}")],
+        WatchItem::Denied(reason) => vec![Event::default()
+            .event("denied")
+            .data(json!({ "reason": reason }).to_string())],
         WatchItem::Events(events) => events
             .iter()
             .map(|e| {
@@ -212,7 +218,9 @@ fn to_event(item: &WatchItem) -> Vec<Event> {
 /// "key_b64", "revision"}`) for every change after it; `resync` when changes may have been missed —
 /// the shared watch started after the `start_revision` the viewer rendered at, a slow viewer fell
 /// behind, or etcd compacted the history a resumed watch needed. A viewer reloads what it shows on
-/// `resync`, so it never shows a state that silently skipped a change.
+/// `resync`, so it never shows a state that silently skipped a change. `paused` / `resumed` when no
+/// member can keep the watch for a while; `denied` (`{"reason"}`), and the stream ends, when etcd's
+/// roles do not let etcdboard's etcd user watch the prefix.
 pub async fn watch(
     State(state): State<AppState>,
     Path(cluster): Path<String>,
@@ -341,9 +349,9 @@ fn events(
                     v.pending = opening(rev, start_revision).into();
                 }
                 // Whether the watch can run at all matters before it is ready too.
-                Next::Item(Ok(item @ (WatchItem::Paused(_) | WatchItem::Resumed))) => {
-                    v.pending = to_event(&item).into()
-                }
+                Next::Item(Ok(
+                    item @ (WatchItem::Paused(_) | WatchItem::Resumed | WatchItem::Denied(_)),
+                )) => v.pending = to_event(&item).into(),
                 // Changes before this viewer's watch was ready are covered by its resync check.
                 Next::Item(Ok(_)) if !v.ready => {}
                 Next::Item(Ok(item)) => v.pending = to_event(&item).into(),

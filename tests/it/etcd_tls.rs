@@ -14,6 +14,7 @@ use etcdboard::etcd::local::{LocalCluster, LocalClusterOptions};
 use serde_json::Value;
 
 use crate::helpers::{b64, init_logs};
+use crate::support_browser::Browser;
 use crate::support_tls::{make_pki, Served, SERVER_DNS};
 
 /// The etcd timeout given to etcdboard here: errors must come well within it (plus page work).
@@ -789,4 +790,64 @@ async fn an_etcd_user_limited_to_a_prefix_browses_that_prefix_and_is_told_why_no
         "{log}"
     );
     assert!(!log.contains("fence index lost"), "{log}");
+
+    // Live updates: a prefix it may read streams; the whole key space is refused once, said so,
+    // and the stream ends instead of asking etcd again and again.
+    let (text, ended) = read_stream(
+        &url("/api/v1/clusters/r/watch?prefix=/app/"),
+        Duration::from_secs(3),
+    )
+    .await;
+    assert!(text.contains("event: ready") && !ended, "{text}");
+    let (text, ended) = read_stream(
+        &url("/api/v1/clusters/r/watch?prefix="),
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(ended, "the refused stream is still open after 5 s:\n{text}");
+    assert!(
+        text.contains("event: denied") && text.contains("permission denied"),
+        "{text}"
+    );
+    assert!(!text.contains("event: paused"), "{text}");
+    let (_, metrics, _) = get(&url("/metrics")).await;
+    let metrics = metrics.as_str().unwrap_or_default().to_string();
+    assert!(
+        !metrics.contains(r#"watch_restarts_total{cluster="r",watch="live""#),
+        "a refused watch is not retried:\n{metrics}"
+    );
+    // The page says so, and does not reconnect (a browser would, 3 s after the stream ended).
+    let b = Browser::start("a_prefix_limited_etcd_user_is_told_live_updates_are_not_allowed").await;
+    let result = b
+        .attempt(async {
+            b.goto(&url("/clusters/r/keys")).await;
+            b.wait_text("[data-live-status]", "not allowed").await;
+            tokio::time::sleep(Duration::from_secs(4)).await;
+            assert_eq!(b.text("[data-live-status]").await, "not allowed");
+            b.goto(&url("/clusters/r/keys?prefix=/app/")).await;
+            b.wait_text("[data-live-status]", "live").await;
+        })
+        .await;
+    b.finish(result).await;
+}
+
+/// Reads a server-sent-events stream for up to `within`; returns what came and whether the server
+/// ended it.
+async fn read_stream(url: &str, within: Duration) -> (String, bool) {
+    let mut resp = reqwest::Client::new()
+        .get(url)
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(resp.status(), 200, "{url}");
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, resp.chunk()).await {
+            Err(_) => return (text, false),
+            Ok(Ok(Some(chunk))) => text.push_str(&String::from_utf8_lossy(&chunk)),
+            Ok(Ok(None)) => return (text, true),
+            Ok(Err(e)) => panic!("{url}: {e}"),
+        }
+    }
 }
