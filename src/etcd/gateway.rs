@@ -40,11 +40,21 @@ const SNAPSHOT_HEDGE: Duration = Duration::from_millis(150);
 /// without quorum.
 const LINEARIZABLE_BUDGET: Duration = Duration::from_millis(1200);
 
+/// " within N ms", for a wait long enough to say (a member that refused at once was not waited
+/// for).
+fn within(waited_ms: u128) -> String {
+    if waited_ms < 10 {
+        String::new()
+    } else {
+        format!(" within {waited_ms} ms")
+    }
+}
+
 /// What can go wrong talking to etcd, in terms the web layer can map to a status.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum EtcdError {
     /// No member answered in time (every member down, hung or unreachable).
-    #[error("no member of cluster `{cluster}` answered within {waited_ms} ms ({detail})")]
+    #[error("no member of cluster `{cluster}` answered{} ({detail})", within(*.waited_ms))]
     Unavailable {
         /// Cluster name.
         cluster: String,
@@ -153,6 +163,13 @@ const PLACEMENT_FIRST_AFTER: Duration = Duration::from_millis(500);
 const PLACEMENT_DEADLINE: Duration = Duration::from_millis(800);
 /// `EtcdCluster::leader` when no configured endpoint is known to be the leader.
 const NO_LEADER: usize = usize::MAX;
+/// After etcd refuses a cluster's username and password, connections are not made with the same
+/// ones again for this long: every try costs etcd a bcrypt check (tens of ms of a core), and
+/// etcdboard's background work (the monitor, the listing index) would otherwise try several times
+/// a second for as long as the password is wrong. A changed password file is used at once.
+const AUTH_REFUSED_FOR: Duration = Duration::from_secs(10);
+/// How etcd says it refused a username and password.
+const AUTH_REFUSED: &str = "authentication failed";
 
 /// The order in which to ask `n` members: from `first` (the member that answered last: its
 /// connection is warm, and it was reachable a moment ago) round the list, with `leader` last.
@@ -298,6 +315,8 @@ struct Dial {
     /// Without it, for serializable reads when quorum is lost.
     local: ConnectOptions,
     secrets: Secrets,
+    /// When etcd last refused these credentials, and its words.
+    refused: Mutex<Option<(Instant, String)>>,
 }
 
 impl Dial {
@@ -334,12 +353,71 @@ impl Dial {
             local: options.clone(),
             strict: options.with_require_leader(true),
             secrets,
+            refused: Mutex::new(None),
         }
     }
 
     fn options(&self, local: bool) -> ConnectOptions {
         if local { &self.local } else { &self.strict }.clone()
     }
+
+    /// Connects to `endpoint` (`local`: without require-leader) within `timeout`; without
+    /// contacting etcd while it recently refused these credentials (see [`AUTH_REFUSED_FOR`]).
+    async fn connect(
+        &self,
+        endpoint: &str,
+        local: bool,
+        timeout: Duration,
+    ) -> Result<Client, String> {
+        self.admit()?;
+        let connected = tokio::time::timeout(
+            timeout,
+            Client::connect([endpoint], Some(self.options(local))),
+        )
+        .await
+        .map_err(|_| "connect timed out".to_string())?
+        .map_err(|e| short_reason(&e));
+        if let Ok(mut refused) = self.refused.lock() {
+            match &connected {
+                Ok(_) => *refused = None,
+                Err(why) if self.secrets.credentials.is_some() && why.contains(AUTH_REFUSED) => {
+                    *refused = Some((Instant::now(), why.clone()));
+                }
+                Err(_) => {}
+            }
+        }
+        match connected {
+            Err(why) if why.contains(AUTH_REFUSED) => Err(refused_text(&why, AUTH_REFUSED_FOR)),
+            other => other,
+        }
+    }
+
+    /// Whether a connection may try these credentials now: not while etcd's last refusal is
+    /// recent; once it is not, one connection tries (the others wait for the next window).
+    fn admit(&self) -> Result<(), String> {
+        let Ok(mut refused) = self.refused.lock() else {
+            return Ok(());
+        };
+        let Some((at, why)) = refused.as_mut() else {
+            return Ok(());
+        };
+        match AUTH_REFUSED_FOR.checked_sub(at.elapsed()) {
+            Some(left) if !left.is_zero() => Err(refused_text(why, left)),
+            _ => {
+                *at = Instant::now();
+                Ok(())
+            }
+        }
+    }
+}
+
+/// etcd's refusal of a cluster's credentials, and when they are tried again.
+fn refused_text(why: &str, left: Duration) -> String {
+    format!(
+        "{why}: etcd refused the username and password etcdboard signs in with; not tried again \
+         for {} s, or until the password file changes",
+        left.as_secs() + 1
+    )
 }
 
 /// What differs between two readings of a cluster's files, for the log (never the content).
@@ -612,11 +690,7 @@ impl EtcdCluster {
             return Ok(c);
         }
         let dial = self.dial();
-        let connect = Client::connect([slot.endpoint.as_str()], Some(dial.options(local)));
-        let client = tokio::time::timeout(self.timeout, connect)
-            .await
-            .map_err(|_| "connect timed out".to_string())?
-            .map_err(|e| short_reason(&e))?;
+        let client = dial.connect(&slot.endpoint, local, self.timeout).await?;
         // Not kept when the TLS files changed meanwhile: the next call connects with them.
         if let Ok(mut guard) = cell.lock() {
             if Arc::ptr_eq(&self.dial(), &dial) {
@@ -637,13 +711,7 @@ impl EtcdCluster {
             }
         }
         let dial = self.dial();
-        let client = tokio::time::timeout(
-            self.timeout,
-            Client::connect([url], Some(dial.options(!strict))),
-        )
-        .await
-        .map_err(|_| "connect timed out".to_string())?
-        .map_err(|e| short_reason(&e))?;
+        let client = dial.connect(url, !strict, self.timeout).await?;
         if let Ok(mut map) = self.url_clients.lock() {
             if Arc::ptr_eq(&self.dial(), &dial) {
                 map.insert(cache_key, client.clone());

@@ -372,6 +372,38 @@ async fn an_etcd_with_auth_is_read_with_a_password_from_a_file_or_env_and_a_wron
             bodies.push(text);
         }
     }
+    // A wrong password is not tried again and again: each try costs etcd a bcrypt check, and
+    // etcdboard's background work would try several times a second (about 6/s before).
+    let refusals = || {
+        (0..3)
+            .filter_map(|i| etcd.log_path(i))
+            .map(|p| {
+                std::fs::read_to_string(p)
+                    .unwrap_or_default()
+                    .matches("invalid password")
+                    .count()
+            })
+            .sum::<usize>()
+    };
+    let before = refusals();
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let tries = refusals() - before;
+    assert!(
+        tries <= 2,
+        "etcd refused the wrong password {tries} times in 12 s"
+    );
+    let (_, body, took) = get(&format!(
+        "{}/api/v1/clusters/wrong-password/keys?prefix=/auth/",
+        served.url
+    ))
+    .await;
+    assert!(took < ANSWER_WITHIN, "{took:?}");
+    let text = body["error"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("authentication failed")
+            && text.contains("etcd refused the username and password etcdboard signs in with"),
+        "{body}"
+    );
     let log = served.log_text();
     for secret in [PASSWORD, WRONG] {
         assert!(!log.contains(secret), "the log shows a password");
