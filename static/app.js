@@ -108,10 +108,16 @@
   async function failure(res) {
     let said = "";
     try {
-      const t = doc.createElement("template");
-      t.innerHTML = await res.text();
-      const banner = t.content.querySelector(".banner");
-      said = banner ? banner.textContent.trim() : "";
+      const body = await res.text();
+      if ((res.headers.get("content-type") || "").includes("json")) {
+        const error = JSON.parse(body).error; // the API's {"error": "..."}
+        said = typeof error === "string" ? error.trim() : "";
+      } else {
+        const t = doc.createElement("template");
+        t.innerHTML = body;
+        const banner = t.content.querySelector(".banner");
+        said = banner ? banner.textContent.trim() : "";
+      }
     } catch (_) { /* no readable body */ }
     return said ? `${res.status}: ${said}` : `${res.status} ${res.statusText}`.trim();
   }
@@ -209,7 +215,8 @@
     btn.classList.toggle("copied", ok);
     btn.setAttribute("aria-live", "polite"); // screen readers hear "copied"
     clearTimeout(copyTimers.get(btn));
-    copyTimers.set(btn, setTimeout(() => { btn.textContent = btn.dataset.label; btn.classList.remove("copied"); }, 1500));
+    // A failure stays long enough to be read (it may be the server's sentence).
+    copyTimers.set(btn, setTimeout(() => { btn.textContent = btn.dataset.label; btn.classList.remove("copied"); }, ok ? 1500 : 6000));
   }
   // execCommand fallback for non-secure contexts (plain http to a host other than localhost).
   function legacyCopy(text, near) {

@@ -257,7 +257,7 @@ async fn copy_says(b: &Browser, button: &str, label: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_value_is_not_carried_twice_and_still_copies_exactly() {
     let b = Browser::start("a_large_value_is_not_carried_twice_and_still_copies_exactly").await;
-    let app = spawn_app().await;
+    let mut app = spawn_app().await;
     // 300 KB of every byte value (not UTF-8), and 220 KB of text: both past the 64 KiB shown.
     let blob: Vec<u8> = (0..300_000u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
@@ -319,6 +319,24 @@ async fn a_large_value_is_not_carried_twice_and_still_copies_exactly() {
                 json!([text]),
                 "copy gave the whole text, not the part shown"
             );
+
+            // A copy that fails says what the API said, not only its status.
+            for i in 0..3 {
+                app.etcd.kill(i);
+            }
+            b.c()
+                .find(Locator::Css("#keyview button.copy[data-copy-as='text']"))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap();
+            b.wait_js(
+                "const t = document.querySelector(\"#keyview button.copy[data-copy-as='text']\").textContent; \
+                 return t.startsWith('503: no member of cluster `test` answered');",
+                "the copy button saying why",
+            )
+            .await;
         })
         .await;
     b.finish(r).await;
