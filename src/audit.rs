@@ -1,8 +1,11 @@
 //! The audit log: one JSON line per change and per maintenance action (time, user, source
 //! address, cluster, action, key or prefix, old → new revision, result). Values are never logged.
 
+use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::net::IpAddr;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -14,7 +17,32 @@ use crate::domain::key::b64_std;
 
 /// Where audit lines are written.
 pub struct AuditLog {
-    file: Option<Mutex<std::fs::File>>,
+    file: Option<Mutex<AuditFile>>,
+}
+
+/// An audit file, and the path it was opened at: when the path no longer names it (moved away
+/// or deleted by logrotate), the next line goes to a new file at the path, not to the old one.
+struct AuditFile {
+    path: PathBuf,
+    file: File,
+}
+
+fn open_append(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+impl AuditFile {
+    fn write_line(&mut self, line: &[u8]) -> std::io::Result<()> {
+        let moved = match (std::fs::metadata(&self.path), self.file.metadata()) {
+            (Ok(at_path), Ok(open)) => at_path.dev() != open.dev() || at_path.ino() != open.ino(),
+            _ => true,
+        };
+        if moved {
+            self.file = open_append(&self.path)?;
+            tracing::info!(path = %self.path.display(), "audit log reopened: the file was moved or removed (rotated)");
+        }
+        self.file.write_all(line)
+    }
 }
 
 /// One audited action.
@@ -43,12 +71,10 @@ impl AuditLog {
     pub fn open(target: &AuditTarget) -> std::io::Result<AuditLog> {
         let file = match target {
             AuditTarget::Stdout => None,
-            AuditTarget::File(path) => Some(Mutex::new(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)?,
-            )),
+            AuditTarget::File(path) => Some(Mutex::new(AuditFile {
+                path: path.clone(),
+                file: open_append(path)?,
+            })),
         };
         Ok(AuditLog { file })
     }
@@ -71,7 +97,8 @@ impl AuditLog {
         .to_string()
     }
 
-    /// Writes one line; a failure to write is logged (the action itself already happened).
+    /// Writes one line; a failure to write is logged (the action itself already happened). A
+    /// file moved or removed since (log rotation) is created again at its path.
     pub fn record(&self, entry: &AuditEntry<'_>) {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -82,7 +109,7 @@ impl AuditLog {
         let written = match &self.file {
             None => std::io::stdout().lock().write_all(line.as_bytes()),
             Some(f) => match f.lock() {
-                Ok(mut f) => f.write_all(line.as_bytes()),
+                Ok(mut f) => f.write_line(line.as_bytes()),
                 Err(_) => Err(std::io::Error::other("audit file lock poisoned")),
             },
         };
@@ -117,5 +144,40 @@ mod tests {
         assert_eq!(v["old_revision"], 7);
         assert_eq!(v["new_revision"], 9);
         assert!(v.get("value").is_none());
+    }
+
+    #[test]
+    fn a_rotated_file_is_created_again_and_no_line_goes_to_the_old_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let log = AuditLog::open(&AuditTarget::File(path.clone())).unwrap();
+        let entry = |user| AuditEntry {
+            user,
+            source: None,
+            cluster: "prod",
+            action: "put",
+            key: b"/k",
+            old_revision: 0,
+            new_revision: Some(2),
+            result: "ok",
+        };
+        let users = |p: &Path| -> Vec<String> {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["user"].to_string())
+                .collect()
+        };
+        log.record(&entry("a"));
+        // logrotate's default: rename, then the program goes on.
+        std::fs::rename(&path, dir.path().join("audit.log.1")).unwrap();
+        log.record(&entry("b"));
+        log.record(&entry("c"));
+        assert_eq!(users(&dir.path().join("audit.log.1")), [r#""a""#]);
+        assert_eq!(users(&path), [r#""b""#, r#""c""#]);
+        // Deleted outright.
+        std::fs::remove_file(&path).unwrap();
+        log.record(&entry("d"));
+        assert_eq!(users(&path), [r#""d""#]);
     }
 }
