@@ -104,8 +104,8 @@ pub struct Overview {
     pub warnings: Vec<Notice>,
     /// Member rows.
     pub members: Vec<MemberRow>,
-    /// Quorum numbers: size, healthy, majority, tolerates.
-    pub quorum: (usize, usize, usize, usize),
+    /// Quorum numbers: size, healthy, majority, and how many more may fail ("can lose 1 more").
+    pub quorum: (usize, usize, usize, String),
     /// "observed 1 s ago in 12 ms".
     pub observed: String,
     /// Why the member list could not be read.

@@ -32,7 +32,8 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-fn member_row(m: &MemberView, quorum_held: bool) -> MemberRow {
+/// A member's row; `leader_reached`: etcdboard reaches the leader, whom a leadership move asks.
+fn member_row(m: &MemberView, quorum_held: bool, leader_reached: bool) -> MemberRow {
     let name = if m.name.is_empty() {
         m.id.clone()
     } else {
@@ -100,7 +101,7 @@ fn member_row(m: &MemberView, quorum_held: bool) -> MemberRow {
         peer_urls: m.peer_urls.join(", "),
         actionable: m.reachable,
         is_leader: m.leader,
-        can_lead: m.reachable && quorum_held && !m.leader,
+        can_lead: m.reachable && quorum_held && leader_reached && !m.leader,
         placement: String::new(),
     }
 }
@@ -331,6 +332,7 @@ fn overview(
         now,
     );
     let held = q.state == QuorumState::Held;
+    let leader_reached = snap.members.iter().any(|m| m.leader && m.reachable);
     let down: Vec<&str> = snap
         .members
         .iter()
@@ -394,7 +396,7 @@ fn overview(
             snap.members
                 .iter()
                 .map(|m| {
-                    let mut row = member_row(m, held);
+                    let mut row = member_row(m, held, leader_reached);
                     if let Some(p) = topo.members.iter().find(|p| p.member.id == m.id) {
                         if topo.kubernetes == crate::topology::KubeState::Ready {
                             row.placement = placement_text(p);
@@ -404,7 +406,16 @@ fn overview(
                 })
                 .collect()
         },
-        quorum: (q.size, q.healthy, q.majority, q.tolerates),
+        quorum: (
+            q.size,
+            q.healthy,
+            q.majority,
+            if q.unseen > 0 {
+                format!("can lose ? ({} not reachable from here)", q.unseen)
+            } else {
+                format!("can lose {} more", q.tolerates)
+            },
+        ),
         observed: observation_note(
             snap.observed_ms,
             snap.took_ms,

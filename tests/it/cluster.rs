@@ -1958,6 +1958,13 @@ async fn through_one_port_forward_the_other_members_are_unknown_not_down_and_quo
             assert!(text(r).contains("not reachable from here"), "{r}");
         }
         assert!(!text(&page).contains("NO QUORUM"));
+        assert!(
+            observed(&page).contains("majority 2 · can lose ? (2 not reachable from here)"),
+            "{}",
+            observed(&page)
+        );
+        // Leadership is moved by asking the leader, which etcdboard does not reach.
+        assert!(!page.contains(r#"data-action="move-leader""#), "{page}");
 
         // Losing the two others for real loses quorum, and the page says so.
         let since = Instant::now();
