@@ -17,12 +17,22 @@ pub async fn run(
     let mut cluster = LocalCluster::start(LocalClusterOptions::default()).await?;
     let endpoints = cluster.client_urls();
     eprintln!("etcd members: {}", endpoints.join(", "));
+    // On a terminal one line counts up in place; in a log (a container, CI) a line per tenth.
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut said = 0;
     let report = seed_endpoints(&endpoints, args.flat_keys, |done, total| {
-        eprint!("\rseeding sample data: {done}/{total} keys");
-        let _ = std::io::stderr().flush();
+        if terminal {
+            eprint!("\rseeding sample data: {done}/{total} keys");
+            let _ = std::io::stderr().flush();
+        } else if done * 10 >= (said + 1) * total.max(1) {
+            said = done * 10 / total.max(1);
+            eprintln!("seeding sample data: {done}/{total} keys");
+        }
     })
     .await;
-    eprintln!();
+    if terminal {
+        eprintln!();
+    }
     let report = match report {
         Ok(r) => r,
         Err(e) => {

@@ -77,6 +77,21 @@ async fn the_demo_serves_seeded_data_and_ctrl_c_stops_every_member_quietly() {
         .map(str::to_string)
         .collect();
     assert_eq!(members.len(), 3, "{log:?}");
+    // Not a terminal: progress as a line per tenth, not hundreds of carriage returns.
+    let progress: Vec<&String> = log
+        .iter()
+        .filter(|l| l.contains("seeding sample data"))
+        .collect();
+    assert!(
+        (5..=11).contains(&progress.len()) && !progress.iter().any(|l| l.contains('\r')),
+        "{progress:?}"
+    );
+    assert!(
+        progress
+            .last()
+            .is_some_and(|l| l.ends_with("100025/100025 keys")),
+        "{progress:?}"
+    );
     assert!(members.iter().all(|m| m.starts_with("http://127.0.0.1:")));
     assert!(
         log.iter()
