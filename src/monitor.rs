@@ -60,6 +60,8 @@ pub struct Snapshot {
     pub clock: QuorumClock,
     /// How often metrics are scraped (a chart value older than a few of these is stale).
     pub scrape_every_ms: u64,
+    /// Why members' `/metrics` could not be read in the latest round (member name or id, why).
+    pub scrape_errors: Vec<(String, String)>,
 }
 
 #[derive(Default)]
@@ -73,6 +75,8 @@ struct State {
     counted_leader: Option<String>,
     /// Per member id, like `series` and `learner_behind`: only ids in the latest member list.
     scrapes: HashMap<String, Scrape>,
+    /// Why a member's `/metrics` could not be read in the latest round.
+    scrape_errors: HashMap<String, String>,
     series: HashMap<String, VecDeque<Point>>,
     learner_behind: HashMap<String, u32>,
     listed_ms: Option<u64>,
@@ -84,7 +88,6 @@ pub struct Monitor {
     cluster: Arc<EtcdCluster>,
     scrape_every: Duration,
     state: Mutex<State>,
-    http: reqwest::Client,
 }
 
 impl Monitor {
@@ -94,11 +97,6 @@ impl Monitor {
             cluster,
             scrape_every,
             state: Mutex::new(State::default()),
-            http: reqwest::Client::builder()
-                .timeout(SCRAPE_DEADLINE)
-                .connect_timeout(Duration::from_millis(800))
-                .build()
-                .unwrap_or_default(),
         })
     }
 
@@ -177,35 +175,15 @@ impl Monitor {
                     o.members
                         .iter()
                         .filter(|m| m.reachable)
-                        .filter_map(|m| {
-                            m.reach_url().map(|u| {
-                                (m.id.clone(), format!("{}/metrics", u.trim_end_matches('/')))
-                            })
-                        })
+                        .filter_map(|m| m.reach_url().map(|u| (m.id.clone(), u.to_string())))
                         .collect()
                 })
                 .unwrap_or_default(),
             Err(_) => return,
         };
-        let fetches = targets.into_iter().map(|(id, url)| {
-            let http = self.http.clone();
-            async move {
-                let text = async {
-                    http.get(&url)
-                        .send()
-                        .await?
-                        .error_for_status()?
-                        .text()
-                        .await
-                };
-                (
-                    id,
-                    tokio::time::timeout(SCRAPE_DEADLINE, text)
-                        .await
-                        .ok()
-                        .and_then(Result::ok),
-                )
-            }
+        let fetches = targets.into_iter().map(|(id, url)| async move {
+            let text = self.cluster.member_metrics(&url, SCRAPE_DEADLINE).await;
+            (id, text)
         });
         let results = futures::future::join_all(fetches).await;
         let at = now_ms();
@@ -288,10 +266,17 @@ impl State {
     /// Records a scrape round at `at`: `results` has the text of each member asked, `None` if it
     /// did not answer. Every charted member without an answer gets an empty point, so the charts
     /// stay aligned in time and a dead member's line stops where it died.
-    fn record_scrapes(&mut self, results: Vec<(String, Option<String>)>, at: u64) {
+    fn record_scrapes(&mut self, results: Vec<(String, Result<String, String>)>, at: u64) {
         let mut answered = HashSet::new();
+        self.scrape_errors.clear();
         for (id, text) in results {
-            let Some(text) = text else { continue };
+            let text = match text {
+                Ok(text) => text,
+                Err(why) => {
+                    self.scrape_errors.insert(id, why);
+                    continue;
+                }
+            };
             answered.insert(id.clone());
             let scrape = parse(&text);
             let previous = self.scrapes.insert(id.clone(), scrape.clone());
@@ -340,6 +325,18 @@ impl State {
             })
             .collect();
         series.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
+        let mut scrape_errors: Vec<(String, String)> = self
+            .scrape_errors
+            .iter()
+            .map(|(id, why)| {
+                let name = names.get(id.as_str()).copied().unwrap_or_default();
+                (
+                    if name.is_empty() { id } else { name }.to_string(),
+                    why.clone(),
+                )
+            })
+            .collect();
+        scrape_errors.sort();
         let mut members = obs.members.clone();
         for m in members
             .iter_mut()
@@ -363,6 +360,7 @@ impl State {
             listed_ms: self.listed_ms,
             clock: self.clock,
             scrape_every_ms: scrape_every.as_millis() as u64,
+            scrape_errors,
         }
     }
 }
@@ -396,6 +394,7 @@ impl Snapshot {
             listed_ms: None,
             clock: QuorumClock::default(),
             scrape_every_ms: 0,
+            scrape_errors: Vec::new(),
         }
     }
 }
@@ -448,7 +447,7 @@ mod tests {
                     .map(|id| {
                         (
                             id.to_string(),
-                            Some("etcd_mvcc_db_total_size_in_bytes 1\n".into()),
+                            Ok("etcd_mvcc_db_total_size_in_bytes 1\n".into()),
                         )
                     })
                     .collect(),
@@ -637,13 +636,22 @@ mod tests {
         scrape_twice(&mut st, &["a", "b", "c"], 2_000);
         st.record_scrapes(
             vec![
-                ("a".into(), Some("x 1\n".into())),
-                ("b".into(), Some("x 1\n".into())),
-                ("c".into(), None),
+                ("a".into(), Ok("x 1\n".into())),
+                ("b".into(), Ok("x 1\n".into())),
+                ("c".into(), Err("no answer after 1.5 s".into())),
             ],
             5_000,
         );
-        st.record_scrapes(vec![("a".into(), Some("x 1\n".into()))], 6_000);
+        let errors = st.snapshot(5_000, Duration::from_secs(1)).scrape_errors;
+        assert_eq!(
+            errors,
+            [("m-c".to_string(), "no answer after 1.5 s".to_string())]
+        );
+        st.record_scrapes(vec![("a".into(), Ok("x 1\n".into()))], 6_000);
+        assert!(st
+            .snapshot(6_000, Duration::from_secs(1))
+            .scrape_errors
+            .is_empty());
         let len = |id: &str| st.series.get(id).map_or(0, VecDeque::len);
         assert_eq!((len("a"), len("b"), len("c")), (3, 3, 3));
         let c = st.series.get("c").expect("c keeps its chart");

@@ -599,6 +599,11 @@ impl EtcdCluster {
     }
 
     /// How new connections are made now.
+    /// The TLS settings new connections use now (rotated files included).
+    pub(crate) fn tls_settings(&self) -> Option<TlsConfig> {
+        self.dial().secrets.tls.clone()
+    }
+
     fn dial(&self) -> Arc<Dial> {
         match self.dial.lock() {
             Ok(d) => d.clone(),

@@ -9,6 +9,7 @@ mod member_watch;
 pub mod members;
 /// Listing pages answered from memory while the index's watch proves them current.
 pub mod page_cache;
+mod scrape;
 pub mod seed;
 pub mod watch;
 pub mod writes;

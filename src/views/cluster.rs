@@ -73,6 +73,8 @@ pub struct Chart {
     pub max_label: String,
     /// No data yet.
     pub empty: bool,
+    /// What an empty chart says ("collecting…", or why there is no data).
+    pub empty_note: String,
 }
 
 /// One timeline entry.

@@ -192,6 +192,8 @@ struct Freshness<'a> {
     now_ms: u64,
     /// A value older than this is shown with its age.
     fresh_ms: u64,
+    /// What a chart without data says: still collecting, or why no member's metrics were read.
+    empty_note: String,
 }
 
 fn chart(
@@ -258,6 +260,7 @@ fn chart(
     Chart {
         title: title.to_string(),
         empty: values.iter().all(|v| v.iter().all(Option::is_none)),
+        empty_note: fresh.empty_note.clone(),
         legend,
         lines,
         threshold: threshold_line,
@@ -344,6 +347,13 @@ fn overview(
         now_ms: now,
         // Two missed scrapes and then some: a value this old is not the current one.
         fresh_ms: snap.scrape_every_ms.saturating_mul(2) + 5_000,
+        empty_note: match snap.scrape_errors.as_slice() {
+            [] => "collecting…".into(),
+            [(who, why)] => format!("no metrics: {who}: {why}"),
+            [(who, why), rest @ ..] => {
+                format!("no metrics: {who}: {why} (and {} more)", rest.len())
+            }
+        },
     };
     let base = state.base();
     let series = &snap.series;

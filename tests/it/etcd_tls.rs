@@ -143,7 +143,35 @@ async fn a_client_cert_tls_etcd_is_browsed_through_a_config_file_and_bad_tls_set
         key = f("client.key"),
         other_ca = f("other-ca.crt"),
     );
-    let served = Served::start(&yaml, ETCD_TIMEOUT, &[]).await;
+    let served = Served::start(&yaml, ETCD_TIMEOUT, &[("ETCDBOARD_METRICS_INTERVAL", "1s")]).await;
+
+    // The members' /metrics (on their https client URLs, behind client-cert auth too) feed the
+    // cluster page's charts: a line per member in the DB size chart.
+    for cluster in ["tls", "tls-by-name"] {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (status, page, _) =
+                get(&format!("{}/clusters/{cluster}/ui/overview", served.url)).await;
+            assert_eq!(status, 200, "{cluster}: {page}");
+            let page = page.as_str().unwrap_or_default().to_string();
+            let chart = page
+                .split("<figure class=\"chart\">")
+                .find(|f| f.trim_start().starts_with("<figcaption>DB size <"))
+                .unwrap_or_default();
+            let lines = chart[..chart.find("</figure>").unwrap_or(chart.len())]
+                .matches("<polyline class=\"series")
+                .count();
+            if lines == 3 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{cluster}: the DB size chart has {lines} member lines after 20 s:\n{chart}\nlog:\n{}",
+                served.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
 
     for cluster in ["tls", "tls-by-name"] {
         let (status, body, took) = get(&format!(
