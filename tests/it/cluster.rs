@@ -1822,23 +1822,32 @@ async fn advertised_app(advertise: Advertise, endpoints: &[usize]) -> TestApp {
     serve_on_endpoints(etcd, configured, AppOptions::default()).await
 }
 
+/// [`advertised_app`] with every member's URL configured, once all three are listed healthy: the
+/// app, etcd's own view, the member names, their URLs, and that members answer.
+async fn every_member_configured(
+    advertise: Advertise,
+) -> (TestApp, Truth, Vec<String>, Vec<String>, Value) {
+    let app = advertised_app(advertise, &[0, 1, 2]).await;
+    let t = truth(&app, &[]).await;
+    let names = app.etcd.member_names();
+    let urls = app.etcd.client_urls();
+    let (body, _) = members_until(
+        &app,
+        Instant::now(),
+        ONE_REFRESH,
+        "3 healthy members",
+        |b| names.iter().all(|n| is_healthy(b, n)),
+    )
+    .await;
+    (app, t, names, urls, body)
+}
+
 /// One endpoint per member (a port-forward per pod), the advertised names unresolvable here:
 /// each member is asked at its endpoint, and everything per member works through it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_whose_advertised_names_do_not_resolve_are_reached_through_their_endpoints() {
     bounded(async {
-        let app = advertised_app(Advertise::Unresolvable, &[0, 1, 2]).await;
-        let t = truth(&app, &[]).await;
-        let names = app.etcd.member_names();
-        let urls = app.etcd.client_urls();
-        let (body, _) = members_until(
-            &app,
-            Instant::now(),
-            ONE_REFRESH,
-            "3 healthy members",
-            |b| names.iter().all(|n| is_healthy(b, n)),
-        )
-        .await;
+        let (app, t, names, urls, body) = every_member_configured(Advertise::Unresolvable).await;
         for (i, name) in names.iter().enumerate() {
             let m = member(&body, name);
             assert_eq!(
@@ -1990,18 +1999,7 @@ async fn through_one_port_forward_the_other_members_are_unknown_not_down_and_quo
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_address_every_member_advertises_is_not_taken_for_each_of_them() {
     bounded(async {
-        let app = advertised_app(Advertise::Shared, &[0, 1, 2]).await;
-        let t = truth(&app, &[]).await;
-        let names = app.etcd.member_names();
-        let urls = app.etcd.client_urls();
-        let (body, _) = members_until(
-            &app,
-            Instant::now(),
-            ONE_REFRESH,
-            "3 healthy members",
-            |b| names.iter().all(|n| is_healthy(b, n)),
-        )
-        .await;
+        let (_app, t, names, urls, body) = every_member_configured(Advertise::Shared).await;
         assert_eq!(member(&body, &names[0])["via"], Value::Null, "{body:#}");
         for i in [1, 2] {
             let m = member(&body, &names[i]);
