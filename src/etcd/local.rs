@@ -577,6 +577,16 @@ impl LocalCluster {
     /// serves its peer port; call [`wait_healthy`](Self::wait_healthy) to wait
     /// until it has caught up and serves clients.
     pub async fn add_member(&mut self) -> Result<usize, LocalClusterError> {
+        self.add(false).await
+    }
+
+    /// As [`add_member`](Self::add_member), as a learner (non-voting until promoted; it serves
+    /// no linearizable reads). [`wait_healthy`](Self::wait_healthy) does not apply to it.
+    pub async fn add_learner(&mut self) -> Result<usize, LocalClusterError> {
+        self.add(true).await
+    }
+
+    async fn add(&mut self, learner: bool) -> Result<usize, LocalClusterError> {
         let index = self.members.len();
         let ports = free_ports(2)?;
         let mut member = Member::new(self.dir.path(), index, ports[0], ports[1])
@@ -587,7 +597,8 @@ impl LocalCluster {
         let added = membership_call(&what, || {
             let mut client = admin.clone();
             let peer_url = peer_url.clone();
-            async move { client.member_add([peer_url], None).await }
+            let options = learner.then(|| etcd_client::MemberAddOptions::new().with_is_learner());
+            async move { client.member_add([peer_url], options).await }
         })
         .await?;
         let id = added.member().map(etcd_client::Member::id).ok_or_else(|| {

@@ -2015,3 +2015,52 @@ async fn an_address_every_member_advertises_is_not_taken_for_each_of_them() {
     })
     .await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// 10. Learners.
+
+/// A learner (how kubeadm joins a control-plane node since 1.29) serves no linearizable read by
+/// design: it is shown as a healthy learner with its lag, not as an unhealthy member, and is not
+/// offered leadership.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_learner_is_a_healthy_learner_not_an_unhealthy_member() {
+    bounded(async {
+        let mut app = spawn_app().await;
+        let learner = app.etcd.add_learner().await.expect("add a learner");
+        let name = app.etcd.member_names()[learner].clone();
+        let (body, _) = members_until(
+            &app,
+            Instant::now(),
+            ONE_REFRESH * 3,
+            "the learner, healthy",
+            |b| has_member(b, &name) && is_healthy(b, &name),
+        )
+        .await;
+        let m = member(&body, &name);
+        assert_eq!(
+            (&m["learner"], &m["reachable"]),
+            (&json!(true), &json!(true)),
+            "{m:#}"
+        );
+        assert_eq!(m["errors"], json!([]), "{m:#}");
+        let q = &body["quorum"];
+        assert_eq!(
+            (&q["size"], &q["tolerates"], &q["state"]),
+            (&json!(3), &json!(1), &json!("held")),
+            "{body:#}"
+        );
+        let (_, page) = app.get_text(PAGE).await;
+        let id = m["id"].as_str().unwrap();
+        let r = row(&page, id).expect("the learner's row");
+        assert_eq!(row_state(r), "ok", "{r}");
+        let texts = cells(r);
+        assert!(texts.iter().any(|c| c == "learner"), "{texts:?}");
+        assert!(!r.contains(r#"data-action="move-leader""#), "{r}");
+        assert!(
+            headline(&page).starts_with("Healthy"),
+            "{}",
+            headline(&page)
+        );
+    })
+    .await;
+}
