@@ -99,7 +99,8 @@ fn member_row(m: &MemberView, quorum_held: bool, leader_reached: bool) -> Member
             )
         }),
         peer_urls: m.peer_urls.join(", "),
-        actionable: m.reachable,
+        // etcd refuses maintenance calls (defragment, snapshot) on a learner.
+        actionable: m.reachable && !m.learner,
         is_leader: m.leader,
         can_lead: m.reachable && quorum_held && leader_reached && !m.leader && !m.learner,
         placement: String::new(),

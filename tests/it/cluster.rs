@@ -2056,6 +2056,11 @@ async fn a_learner_is_a_healthy_learner_not_an_unhealthy_member() {
         let texts = cells(r);
         assert!(texts.iter().any(|c| c == "learner"), "{texts:?}");
         assert!(!r.contains(r#"data-action="move-leader""#), "{r}");
+        // etcd refuses defragment and snapshot on a learner: not offered either.
+        assert!(
+            !r.contains(r#"data-action="defragment""#) && !r.contains("snapshot"),
+            "{r}"
+        );
         assert!(
             headline(&page).starts_with("Healthy"),
             "{}",
