@@ -22,6 +22,7 @@ RUN mkdir -p src benches tests/it \
  && echo 'fn main() {}' > src/main.rs \
  && touch src/lib.rs \
  && echo 'fn main() {}' > benches/listing.rs \
+ && echo 'fn main() {}' > benches/etcd_cost.rs \
  && touch tests/it/main.rs \
  && cargo build --release --locked --bin etcdboard \
  && rm -rf src benches tests \

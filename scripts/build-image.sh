@@ -9,6 +9,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+fail() { echo "build-image: $*" >&2; exit 1; }
+
+# 0. The Dockerfile builds its dependency layer against placeholder sources, and cargo refuses a
+#    manifest whose targets have no source: every [[bench]] needs its placeholder there.
+for bench in $(awk '/^\[\[bench\]\]/ { b = 1; next } b && /^name *=/ { gsub(/"|name *= */, ""); print; b = 0 }' Cargo.toml); do
+  grep -q "benches/$bench.rs" Dockerfile \
+    || fail "Dockerfile: no placeholder benches/$bench.rs for [[bench]] $bench (its dependency layer would not build)"
+done
+
 # 1. Build packages (Dockerfile: apt-get install protobuf-compiler libprotobuf-dev).
 need=()
 command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
@@ -28,8 +37,6 @@ echo "release build: $(( $(date +%s) - started )) s" >&2
 # Dockerfile: objcopy --strip-debug into the image; the checks below run on that copy.
 bin="${CARGO_TARGET_DIR:-target}/release/etcdboard.image"
 objcopy --strip-debug "${CARGO_TARGET_DIR:-target}/release/etcdboard" "$bin"
-
-fail() { echo "build-image: $*" >&2; exit 1; }
 
 # 3. It runs and knows its version.
 want="etcdboard $(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"
