@@ -562,6 +562,7 @@ pub fn action_phrase(action: Option<&str>) -> String {
         "revoke-lease" => "revoke leases".into(),
         "maintenance:defragment" => "defragment members".into(),
         "maintenance:move-leader" => "move the leader".into(),
+        "maintenance:promote" => "promote learners".into(),
         "maintenance:compact" => "compact the history".into(),
         "maintenance:disarm" => "disarm alarms".into(),
         other => match other.strip_prefix("maintenance:") {

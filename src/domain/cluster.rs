@@ -852,6 +852,8 @@ pub enum Maintained {
     Defragmented(String),
     /// Leadership moved to that member (hex id).
     Leader(String),
+    /// That learner (hex id) is a voting member now.
+    Promoted(String),
     /// History was compacted up to that revision.
     Compacted(i64),
     /// That many alarms were disarmed.
@@ -890,6 +892,13 @@ impl Maintained {
                 }
             }
             Maintained::Leader(id) => format!("{} is the leader now.", name(id)),
+            Maintained::Promoted(id) => {
+                let voters = after.iter().filter(|m| !m.learner).count();
+                format!(
+                    "{} is a voting member now ({voters} voting members).",
+                    name(id)
+                )
+            }
             Maintained::Compacted(rev) => {
                 format!("Compacted: versions older than revision {rev} are gone for good.")
             }

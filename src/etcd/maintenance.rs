@@ -100,6 +100,21 @@ impl EtcdCluster {
         .map(|_| ())
     }
 
+    /// Promotes learner `member_hex` to a voting member. etcd refuses while the learner has not
+    /// caught up with the leader, and says so.
+    pub async fn promote(&self, member_hex: &str) -> Result<(), EtcdError> {
+        let id = u64::from_str_radix(member_hex, 16)
+            .map_err(|_| EtcdError::Rejected(format!("`{member_hex}` is not a member id")))?;
+        // An id that is not in the member list is the request's mistake (404), not etcd's.
+        self.member_url(member_hex).await?;
+        self.write(|mut c, _| async move {
+            c.member_promote(id).await?;
+            Ok(((), 0))
+        })
+        .await
+        .map(|_| ())
+    }
+
     /// Moves leadership to `member_hex` (asked of the current leader).
     pub async fn move_leader(&self, member_hex: &str) -> Result<(), EtcdError> {
         let target = u64::from_str_radix(member_hex, 16)

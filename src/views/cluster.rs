@@ -43,6 +43,8 @@ pub struct MemberRow {
     pub is_leader: bool,
     /// Leadership can be moved to it: it answers, is not the leader, and there is a leader (quorum).
     pub can_lead: bool,
+    /// A learner that may be promoted to a voting member (etcd refuses until it caught up).
+    pub can_promote: bool,
     /// Pod / node / zone / volume, when Kubernetes knows.
     pub placement: String,
 }

@@ -103,6 +103,7 @@ fn member_row(m: &MemberView, quorum_held: bool, leader_reached: bool) -> Member
         actionable: m.reachable && !m.learner,
         is_leader: m.leader,
         can_lead: m.reachable && quorum_held && leader_reached && !m.leader && !m.learner,
+        can_promote: m.learner && m.reachable && quorum_held,
         placement: String::new(),
     }
 }
@@ -133,6 +134,7 @@ fn endpoint_row(endpoint: &str) -> MemberRow {
         actionable: false,
         is_leader: false,
         can_lead: false,
+        can_promote: false,
         placement: String::new(),
     }
 }
@@ -681,12 +683,14 @@ pub async fn maintenance(
     enum Action {
         Defragment(String),
         MoveLeader(String),
+        Promote(String),
         Compact(i64),
         Disarm,
     }
     let act = match action.as_str() {
         "defragment" => Action::Defragment(member()?),
         "move-leader" => Action::MoveLeader(member()?),
+        "promote" => Action::Promote(member()?),
         "compact" => Action::Compact(
             b.revision
                 .filter(|r| *r > 0)
@@ -711,6 +715,10 @@ pub async fn maintenance(
             Action::MoveLeader(m) => {
                 c.move_leader(&m).await?;
                 Maintained::Leader(m)
+            }
+            Action::Promote(m) => {
+                c.promote(&m).await?;
+                Maintained::Promoted(m)
             }
             Action::Compact(rev) => {
                 c.compact(rev).await.map_err(|e| match e {
@@ -749,6 +757,7 @@ pub async fn maintenance(
     let mut answer = match done {
         Maintained::Defragmented(id) => json!({ "defragmented": id }),
         Maintained::Leader(id) => json!({ "leader": id }),
+        Maintained::Promoted(id) => json!({ "promoted": id }),
         Maintained::Compacted(rev) => json!({ "compacted": rev }),
         Maintained::Disarmed(n) => json!({ "disarmed": n }),
     };

@@ -2019,9 +2019,9 @@ async fn an_address_every_member_advertises_is_not_taken_for_each_of_them() {
 // ---------------------------------------------------------------------------------------------
 // 10. Learners.
 
-/// A learner (how kubeadm joins a control-plane node since 1.29) serves no linearizable read by
-/// design: it is shown as a healthy learner with its lag, not as an unhealthy member, and is not
-/// offered leadership.
+/// A learner (how kubeadm joins control-plane nodes) serves no linearizable read by design: it is
+/// shown as a healthy learner with its lag, not as an unhealthy member, is offered no leadership
+/// and no maintenance etcd refuses on a learner, and can be promoted once it has caught up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_learner_is_a_healthy_learner_not_an_unhealthy_member() {
     bounded(async {
@@ -2061,6 +2061,47 @@ async fn a_learner_is_a_healthy_learner_not_an_unhealthy_member() {
             !r.contains(r#"data-action="defragment""#) && !r.contains("snapshot"),
             "{r}"
         );
+        // What is offered: promotion. etcd refuses it until the learner has caught up.
+        assert!(r.contains(r#"data-action="promote""#), "{r}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let answer = loop {
+            let (status, answer) = maintenance(&app, "promote", json!({ "member": id })).await;
+            if status == 200 {
+                break answer;
+            }
+            assert!(
+                Instant::now() < deadline
+                    && answer["error"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .contains("in sync"),
+                "{status} {answer}"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        assert_eq!(answer["promoted"], id, "{answer}");
+        assert_eq!(
+            answer["message"],
+            format!("{name} is a voting member now (4 voting members).")
+        );
+        let (body, _) = members_until(&app, Instant::now(), ONE_REFRESH, "4 voting members", |b| {
+            b["quorum"]["size"] == 4
+        })
+        .await;
+        assert_eq!(member(&body, &name)["learner"], false, "{body:#}");
+        assert!(
+            body["quorum"]["warnings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|w| w["text"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("4 voting members: an even size")),
+            "{body:#}"
+        );
+        let (_, page) = app.get_text(PAGE).await;
+        assert!(!page.contains(r#"data-action="promote""#));
         assert!(
             headline(&page).starts_with("Healthy"),
             "{}",
