@@ -682,9 +682,7 @@
     // etcd's roles refuse the watch: asking again would be refused too, so stop here.
     es.addEventListener("denied", () => {
       if (source !== es) return;
-      es.close();
-      source = null;
-      clearTimeout(slowTimer);
+      closeLive();
       liveStatus("off", "not allowed", "live updates: the etcd user etcdboard signs in as may not watch everything shown here (its etcd roles); filter by a prefix it may read");
     });
     es.addEventListener("change", onChange);

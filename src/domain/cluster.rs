@@ -780,8 +780,7 @@ pub fn diff_events(
     for a in after {
         if let Some(b) = before.iter().find(|b| b.id == a.id) {
             // A member etcdboard cannot reach is neither down nor back: its state is unknown.
-            let unknown = |m: &MemberView| m.unseen;
-            let known = !unknown(a) && !unknown(b);
+            let known = !a.unseen && !b.unseen;
             if known && up(b) && !up(a) {
                 out.push(ev("member-down", format!("member {} went down", label(a))));
             } else if known && !up(b) && up(a) {

@@ -377,18 +377,22 @@ impl Dial {
         .await
         .map_err(|_| "connect timed out".to_string())?
         .map_err(|e| short_reason(&e));
+        let refusal = match &connected {
+            Err(why) if self.secrets.credentials.is_some() && why.contains(AUTH_REFUSED) => {
+                Some(why.clone())
+            }
+            _ => None,
+        };
         if let Ok(mut refused) = self.refused.lock() {
-            match &connected {
-                Ok(_) => *refused = None,
-                Err(why) if self.secrets.credentials.is_some() && why.contains(AUTH_REFUSED) => {
-                    *refused = Some((Instant::now(), why.clone()));
-                }
-                Err(_) => {}
+            match &refusal {
+                Some(why) => *refused = Some((Instant::now(), why.clone())),
+                None if connected.is_ok() => *refused = None,
+                None => {}
             }
         }
-        match connected {
-            Err(why) if why.contains(AUTH_REFUSED) => Err(refused_text(&why, AUTH_REFUSED_FOR)),
-            other => other,
+        match refusal {
+            Some(why) => Err(refused_text(&why, AUTH_REFUSED_FOR)),
+            None => connected,
         }
     }
 
@@ -598,12 +602,12 @@ impl EtcdCluster {
         FenceIndex::ensure_started(self);
     }
 
-    /// How new connections are made now.
     /// The TLS settings new connections use now (rotated files included).
     pub(crate) fn tls_settings(&self) -> Option<TlsConfig> {
         self.dial().secrets.tls.clone()
     }
 
+    /// How new connections are made now.
     fn dial(&self) -> Arc<Dial> {
         match self.dial.lock() {
             Ok(d) => d.clone(),

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use etcd_client::{AlarmAction, AlarmOptions, AlarmType, GetOptions};
 
 use crate::domain::cluster::{alarm_advice, AlarmView, MemberView, Via};
-use crate::etcd::gateway::{short_reason, EtcdCluster, EtcdError};
+use crate::etcd::gateway::{says_denied, short_reason, EtcdCluster, EtcdError};
 
 /// Deadline of one per-member call: a hung member costs at most this (plus the hedge for the member
 /// list), so the cluster page answers within about a second whatever the members do.
@@ -316,7 +316,7 @@ impl EtcdCluster {
                 Ok(Err(e)) => {
                     let reason = short_reason(&e);
                     // As etcdctl: a permission error still proves the member serves reads.
-                    if reason.contains("permission denied") {
+                    if says_denied(&reason) {
                         Ok(None)
                     } else {
                         Err(format!("linearizable read: {reason}"))

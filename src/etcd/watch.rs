@@ -139,14 +139,14 @@ impl EtcdCluster {
                                 }
                                 break;
                             }
-                            if resp.canceled() && says_denied(resp.cancel_reason()) {
-                                let why = format!("watch cancelled: {}", resp.cancel_reason());
-                                let _ = tx.send(WatchItem::Denied(why)).await;
-                                return;
-                            }
                             if resp.canceled() {
+                                let why = format!("watch cancelled: {}", resp.cancel_reason());
+                                if says_denied(&why) {
+                                    let _ = tx.send(WatchItem::Denied(why)).await;
+                                    return;
+                                }
                                 cluster.watch_restarted("live", "member");
-                                reason = format!("watch cancelled: {}", resp.cancel_reason());
+                                reason = why;
                                 break;
                             }
                             if resp.created() {
