@@ -1385,7 +1385,7 @@ impl PodPresence {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::domain::cluster::tests::member;
 
@@ -1400,7 +1400,7 @@ mod tests {
         join_in(members, pods, namespace.as_deref(), nodes, pvcs)
     }
 
-    fn pod(name: &str, node: &str, ip: &str, spread: bool) -> PodInfo {
+    pub(crate) fn pod(name: &str, node: &str, ip: &str, spread: bool) -> PodInfo {
         PodInfo {
             namespace: "operator-cluster".into(),
             name: name.into(),
@@ -1599,7 +1599,7 @@ mod tests {
         assert!(s.summary.starts_with("status not reported yet"));
     }
 
-    fn node(name: &str, zone: &str) -> NodeInfo {
+    pub(crate) fn node(name: &str, zone: &str) -> NodeInfo {
         NodeInfo {
             name: name.into(),
             ready: true,

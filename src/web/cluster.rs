@@ -540,7 +540,7 @@ fn overview(
             }
             crate::topology::KubeState::Error(e) => format!("Kubernetes: {e}"),
         },
-        topology_svg: crate::web::topology::svg(topo),
+        topology_svg: crate::web::topology::svg(topo, held),
         topology_details: crate::web::topology::details_html(topo),
         spread_warnings: topo
             .spread

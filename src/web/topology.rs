@@ -6,6 +6,7 @@ use axum::Json;
 use serde::Serialize;
 
 use crate::app::AppState;
+use crate::domain::cluster::member_health;
 use crate::domain::discovery::DiscoveryStatus;
 use crate::domain::format::escape_html;
 use crate::domain::pdb::{self, PdbVerdict};
@@ -315,7 +316,9 @@ fn fit(text: &str, max: usize) -> String {
 type NodeBox<'a> = (String, bool, Vec<&'a Placement>);
 
 /// Draws zones → nodes → members as SVG (colours come from CSS classes, so it follows dark mode).
-pub fn svg(report: &TopologyReport) -> String {
+/// A member is coloured as its row in the members table is ([`member_health`]): a learner that
+/// answers is fine, an alarmed member or one waiting for a leader is a warning, not a failure.
+pub fn svg(report: &TopologyReport, quorum_held: bool) -> String {
     let mut zones: Vec<(String, Vec<NodeBox<'_>>)> = Vec::new();
     for p in &report.members {
         let Some(pod) = &p.pod else { continue };
@@ -387,22 +390,20 @@ pub fn svg(report: &TopologyReport) -> String {
             ));
             for (i, p) in members.iter().enumerate() {
                 let m = &p.member;
-                let state = if m.serving {
-                    "ok"
-                } else if m.unseen {
-                    "warn"
-                } else {
-                    "bad"
-                };
+                let (health, state) = member_health(m, quorum_held);
                 let name = if m.name.is_empty() {
                     m.id.clone()
                 } else {
                     m.name.clone()
                 };
+                let title = format!(
+                    "{name}{}: {health}",
+                    if m.learner { " (learner)" } else { "" }
+                );
                 let y = 52 + i * ROW_H;
                 out.push_str(&format!(
                     "<g class=\"member {state}\"><title>{}</title><rect x=\"{}\" y=\"{y}\" width=\"{}\" height=\"{}\" rx=\"4\"/><text x=\"{}\" y=\"{}\">{}{}</text></g>",
-                    escape_html(&name),
+                    escape_html(&title),
                     nx + 6,
                     NODE_W - 12,
                     ROW_H - 4,
@@ -577,5 +578,93 @@ mod tests {
         let b = fit("aks-nodepool1-12345678-vmss000001", NODE_LABEL_CHARS);
         assert_ne!(a, b);
         assert_eq!(fit("ééééé", 3), "é…é");
+    }
+
+    /// The report of one 3-member cluster on three nodes of one zone, from the members given.
+    fn report_of(members: Vec<crate::domain::cluster::MemberView>) -> TopologyReport {
+        use crate::domain::topology::tests::{node, pod};
+        let placed = members
+            .into_iter()
+            .enumerate()
+            .map(|(i, member)| Placement {
+                pod: Some(pod(
+                    &format!("etcd-{i}"),
+                    &format!("node-{i}"),
+                    &format!("10.0.0.{i}"),
+                    true,
+                )),
+                node: Some(node(&format!("node-{i}"), "zone-a")),
+                member,
+                matched_by: Some("name"),
+                volumes: vec![],
+            })
+            .collect();
+        TopologyReport {
+            kubernetes: KubeState::Ready,
+            source: None,
+            sources: vec![],
+            operators: vec![],
+            members: placed,
+            unmatched_members: vec![],
+            unmatched_pods: vec![],
+            candidate_pods: 3,
+            spread: crate::domain::topology::spread(&[], true),
+            pdb: None,
+            etcd_clusters: vec![],
+            pod_events: vec![],
+            discovered: vec![],
+        }
+    }
+
+    /// The class and the tooltip of each member's box, in drawing order.
+    fn member_boxes(svg: &str) -> Vec<(String, String)> {
+        svg.split("<g class=\"member ")
+            .skip(1)
+            .map(|g| {
+                let class = g.split('"').next().unwrap_or_default().to_string();
+                let title = g
+                    .split_once("<title>")
+                    .and_then(|(_, t)| t.split_once("</title>"))
+                    .map(|(t, _)| t.to_string())
+                    .unwrap_or_default();
+                (class, title)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn members_are_coloured_as_their_rows_say_a_learner_that_answers_is_fine() {
+        use crate::domain::cluster::tests::member;
+        let leader = member("a", true, true);
+        // A learner that answers as a learner: healthy, though it serves no linearizable read.
+        let mut learner = member("b", true, false);
+        learner.learner = true;
+        learner.serving = false;
+        // An alarmed member still serves.
+        let mut alarmed = member("c", false, false);
+        alarmed.serving = true;
+        alarmed.reachable = true;
+        let boxes = member_boxes(&svg(&report_of(vec![leader, learner, alarmed]), true));
+        assert_eq!(
+            boxes,
+            [
+                ("ok".to_string(), "m-a: ok".to_string()),
+                ("ok".to_string(), "m-b (learner): ok".to_string()),
+                ("warn".to_string(), "m-c: alarm".to_string()),
+            ]
+        );
+
+        // Without quorum, members that answer wait for a leader (a warning); a dead one is bad.
+        let mut waiting = member("a", false, false);
+        waiting.reachable = true;
+        let dead = member("b", false, false);
+        let boxes = member_boxes(&svg(&report_of(vec![waiting, dead]), false));
+        assert_eq!(
+            boxes,
+            [
+                ("warn".to_string(), "m-a: no leader".to_string()),
+                ("bad".to_string(), "m-b: down".to_string()),
+            ]
+        );
     }
 }
