@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::domain::cluster::{
-    diff_events, lagging_learners, learners_behind, quorum, unanswered, AlarmView, ClusterEvent,
-    MemberView, Quorum, QuorumClock,
+    diff_events, lagging_learners, learners_behind, quorum, space_warnings, unanswered, AlarmView,
+    ClusterEvent, MemberView, Quorum, QuorumClock,
 };
 use crate::domain::metrics::{parse, point, Point, Scrape};
 use crate::etcd::members::{Observation, MEMBER_DEADLINE};
@@ -123,15 +123,22 @@ impl Monitor {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(OBSERVE_EVERY);
             let mut scrape_tick = tokio::time::interval(scrape_every);
+            // Metrics need a member list to know whom to ask: until a scrape had someone to
+            // ask, one follows each observation, so the quota, the charts and the warnings that
+            // need them come with the first member list, not a scrape period later.
+            let mut scraped = false;
             loop {
                 tokio::select! {
                     _ = tick.tick() => {
                         let Some(m) = weak.upgrade() else { return };
                         m.observe_now().await;
+                        if !scraped {
+                            scraped = m.scrape().await;
+                        }
                     }
                     _ = scrape_tick.tick() => {
                         let Some(m) = weak.upgrade() else { return };
-                        m.scrape().await;
+                        scraped |= m.scrape().await;
                     }
                 }
             }
@@ -165,8 +172,9 @@ impl Monitor {
             .unwrap_or_default()
     }
 
-    /// Scrapes `/metrics` of every reachable member (in parallel, each with a deadline).
-    pub async fn scrape(&self) {
+    /// Scrapes `/metrics` of every reachable member (in parallel, each with a deadline); false
+    /// when no member was known to be reachable, so nobody was asked.
+    pub async fn scrape(&self) -> bool {
         let targets: Vec<(String, String)> = match self.state.lock() {
             Ok(st) => st
                 .last
@@ -179,8 +187,9 @@ impl Monitor {
                         .collect()
                 })
                 .unwrap_or_default(),
-            Err(_) => return,
+            Err(_) => return false,
         };
+        let asked = !targets.is_empty();
         let fetches = targets.into_iter().map(|(id, url)| async move {
             let text = self.cluster.member_metrics(&url, SCRAPE_DEADLINE).await;
             (id, text)
@@ -190,6 +199,7 @@ impl Monitor {
         if let Ok(mut st) = self.state.lock() {
             st.record_scrapes(results, at);
         }
+        asked
     }
 }
 
@@ -348,8 +358,12 @@ impl State {
                 .and_then(|s| s.values.get("etcd_server_quota_backend_bytes"))
                 .map(|q| *q as i64);
         }
+        let mut quorum = quorum(&obs.members, changes, &lagging);
+        quorum
+            .warnings
+            .extend(space_warnings(&members, &obs.alarms));
         Snapshot {
-            quorum: quorum(&obs.members, changes, &lagging),
+            quorum,
             members,
             alarms: obs.alarms.clone(),
             error: obs.error.clone(),

@@ -216,6 +216,67 @@ fn not_serving_reason(m: &MemberView) -> String {
     }
 }
 
+/// Warns while a member's database nears its quota (`--quota-backend-bytes`): at the quota etcd
+/// raises NOSPACE and accepts only reads and deletes, which takes down every writer. A warning
+/// from [`thresholds::DB_QUOTA_EARLY_SHARE`], critical from [`thresholds::DB_QUOTA_SHARE`], naming
+/// the fullest member first and what would free space: a defragmentation when much of the file
+/// is free pages, else a compaction first, or a larger quota. Nothing while a NOSPACE alarm is
+/// raised (its banner says what to do) or while no quota is known.
+///
+/// [`thresholds::DB_QUOTA_EARLY_SHARE`]: crate::domain::metrics::thresholds::DB_QUOTA_EARLY_SHARE
+/// [`thresholds::DB_QUOTA_SHARE`]: crate::domain::metrics::thresholds::DB_QUOTA_SHARE
+pub fn space_warnings(members: &[MemberView], alarms: &[AlarmView]) -> Vec<Warning> {
+    use crate::domain::metrics::thresholds::{DB_QUOTA_EARLY_SHARE, DB_QUOTA_SHARE};
+    if alarms.iter().any(|a| a.alarm == "NOSPACE") {
+        return Vec::new();
+    }
+    let mut full: Vec<(&MemberView, i64, i64, f64)> = members
+        .iter()
+        .filter_map(|m| match (m.db_size, m.quota) {
+            (Some(size), Some(quota)) if quota > 0 => {
+                Some((m, size, quota, size as f64 / quota as f64))
+            }
+            _ => None,
+        })
+        .filter(|(_, _, _, share)| *share >= DB_QUOTA_EARLY_SHARE)
+        .collect();
+    full.sort_by(|a, b| b.3.total_cmp(&a.3));
+    let Some(&(m, size, quota, share)) = full.first() else {
+        return Vec::new();
+    };
+    let others: Vec<String> = full[1..]
+        .iter()
+        .map(|(o, _, _, s)| format!("{} at {:.0} %", label(o), (s * 100.0).floor()))
+        .collect();
+    let text = format!(
+        "Database near its quota: {} at {:.0} % ({} of {}){}. At 100 % etcd raises NOSPACE and accepts only reads and deletes",
+        label(m),
+        (share * 100.0).floor(),
+        db_size_text(size),
+        db_size_text(quota),
+        if others.is_empty() {
+            String::new()
+        } else {
+            format!(", {}", others.join(", "))
+        }
+    );
+    let advice = match (m.db_size_in_use, m.fragmentation()) {
+        (Some(in_use), Some(free)) if free >= 0.3 => format!(
+            "{:.0} % of {}'s file is free pages: defragment each member, one at a time (defrag in the members table), and it shrinks to about {}.",
+            free * 100.0,
+            label(m),
+            db_size_text(in_use)
+        ),
+        _ => "The data itself fills it. Compact old revisions (Maintenance below) and then defragment each member, one at a time; delete data nobody needs; or raise --quota-backend-bytes on every member (etcd suggests at most 8 GiB).".to_string(),
+    };
+    let level = if share >= DB_QUOTA_SHARE {
+        "critical"
+    } else {
+        "warning"
+    };
+    vec![warn(level, text, advice)]
+}
+
 /// Computes the quorum panel. `leader_changes_15m` counts leader changes seen in the last 15
 /// minutes; `lagging_learners` names learners that have not caught up for a long time.
 pub fn quorum(
@@ -937,6 +998,65 @@ pub(crate) mod tests {
             via: None,
             unseen: false,
         }
+    }
+
+    /// A member whose database is `size` MiB, `in_use` MiB of it in use, under an 8 MiB quota.
+    fn filled(id: &str, size: f64, in_use: f64) -> MemberView {
+        const MIB: f64 = 1024.0 * 1024.0;
+        let mut m = member(id, true, false);
+        m.db_size = Some((size * MIB) as i64);
+        m.db_size_in_use = Some((in_use * MIB) as i64);
+        m.quota = Some(8 * 1024 * 1024);
+        m
+    }
+
+    #[test]
+    fn a_database_near_its_quota_is_warned_about_with_what_frees_space() {
+        // Below 80 % of the quota, or with no quota known: nothing to say.
+        assert!(space_warnings(&[filled("a", 6.3, 6.0), filled("b", 6.0, 6.0)], &[]).is_empty());
+        let mut unknown = filled("a", 7.9, 7.9);
+        unknown.quota = None;
+        assert!(space_warnings(&[unknown], &[]).is_empty());
+
+        // The data fills it: the fullest member first, the others after, and compaction advice.
+        let w = space_warnings(
+            &[
+                filled("a", 6.5, 6.2),
+                filled("b", 6.9, 6.6),
+                filled("c", 6.0, 6.0),
+            ],
+            &[],
+        );
+        assert_eq!(w.len(), 1, "one warning for the cluster: {w:?}");
+        assert_eq!(w[0].level, "warning");
+        assert_eq!(
+            w[0].text,
+            "Database near its quota: m-b at 86 % (6.9 MiB of 8.0 MiB), m-a at 81 %. At 100 % etcd \
+             raises NOSPACE and accepts only reads and deletes"
+        );
+        assert!(
+            w[0].advice
+                .starts_with("The data itself fills it. Compact old revisions"),
+            "{w:?}"
+        );
+
+        // Mostly free pages: defragmenting is what helps, and says how small it gets.
+        let w = space_warnings(&[filled("a", 7.7, 2.5)], &[]);
+        assert_eq!(w[0].level, "critical", "96 % is close to NOSPACE");
+        assert_eq!(
+            w[0].advice,
+            "68 % of m-a's file is free pages: defragment each member, one at a time (defrag in \
+             the members table), and it shrinks to about 2.5 MiB."
+        );
+
+        // Once NOSPACE is raised, its banner says what to do; no second voice.
+        let alarm = AlarmView {
+            member_id: "a".into(),
+            member: "m-a".into(),
+            alarm: "NOSPACE".into(),
+            advice: String::new(),
+        };
+        assert!(space_warnings(&[filled("a", 8.0, 8.0)], &[alarm]).is_empty());
     }
 
     #[test]

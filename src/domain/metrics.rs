@@ -14,6 +14,9 @@ pub mod thresholds {
     pub const PEER_RTT_P99: f64 = 0.15;
     /// Database above this share of its quota is close to NOSPACE.
     pub const DB_QUOTA_SHARE: f64 = 0.95;
+    /// Database above this share of its quota is worth acting on before it gets close: the
+    /// cluster page warns from here, so that a compaction and defragmentation can be planned.
+    pub const DB_QUOTA_EARLY_SHARE: f64 = 0.8;
     /// This many leader changes in 15 minutes is too many.
     pub const LEADER_CHANGES_15M: f64 = 4.0;
 }

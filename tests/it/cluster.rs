@@ -1169,11 +1169,44 @@ async fn tiny_quota_app() -> TestApp {
     serve_on(etcd, AppOptions::default()).await
 }
 
-/// Writes 256 KiB values under `/fill/` until etcd refuses with "database space exceeded";
-/// returns how many were written.
-async fn fill_until_nospace(c: &mut Client) -> i64 {
+/// Writes 256 KiB values under `/fill/` until some member's database file is at least `share`
+/// of [`TINY_QUOTA`] (asked of each member itself); returns how many were written.
+async fn fill_to_share(app: &TestApp, c: &mut Client, share: f64) -> i64 {
     let value = vec![b'x'; 256 * 1024];
+    let mut members = Vec::new();
+    for url in app.etcd.client_urls() {
+        members.push(
+            Client::connect([url], None)
+                .await
+                .expect("connect to a member"),
+        );
+    }
     let mut written = 0;
+    loop {
+        let mut fullest = 0i64;
+        for m in &mut members {
+            fullest = fullest.max(m.status().await.expect("status").db_size());
+        }
+        if fullest as f64 >= share * TINY_QUOTA as f64 {
+            eprintln!("{fullest} bytes after {written} values of 256 KiB");
+            return written;
+        }
+        c.put(format!("/fill/{written:04}"), value.clone(), None)
+            .await
+            .expect("below the quota, etcd takes the write");
+        written += 1;
+        assert!(
+            written < 200,
+            "{written} values of 256 KiB and still under {share}"
+        );
+    }
+}
+
+/// Writes 256 KiB values under `/fill/` until etcd refuses with "database space exceeded";
+/// returns how many were written. Keys are numbered from `from` (values written before).
+async fn fill_until_nospace(c: &mut Client, from: i64) -> i64 {
+    let value = vec![b'x'; 256 * 1024];
+    let mut written = from;
     let refused = loop {
         match c
             .put(format!("/fill/{written:04}"), value.clone(), None)
@@ -1198,7 +1231,68 @@ async fn a_full_database_raises_nospace_and_disarm_clears_it_after_compaction_an
         let app = tiny_quota_app().await;
         let t = truth(&app, &[]).await;
         let mut c = raw_client(&app, &[]).await;
-        let written = fill_until_nospace(&mut c).await;
+
+        // Before it is full, the page warns, names the fullest member and what frees space.
+        let near = |b: &Value| {
+            b["quorum"]["warnings"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|w| {
+                    w["text"]
+                        .as_str()
+                        .is_some_and(|t| t.starts_with("Database near its quota"))
+                })
+                .cloned()
+        };
+        let before = fill_to_share(&app, &mut c, 0.82).await;
+        let (body, at) = members_until(
+            &app,
+            Instant::now(),
+            ONE_REFRESH,
+            "a warning that the database nears its quota",
+            |b| near(b).is_some(),
+        )
+        .await;
+        let warning = near(&body).unwrap();
+        eprintln!("near-quota warning after {at:?}: {warning:#}");
+        let said = warning["text"].as_str().unwrap();
+        // bbolt grows the file in steps, and after etcd's batched commit: the share the page
+        // reads may be past the 95 % that makes it critical.
+        let share: u32 = said
+            .split(" at ")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("a share in {said}"));
+        assert!(share >= 80, "{said}");
+        let level = if share >= 95 { "critical" } else { "warning" };
+        assert_eq!(warning["level"], level, "{warning:#}");
+        assert!(
+            said.contains("of 8.0 MiB") && said.contains("At 100 % etcd raises NOSPACE"),
+            "{said}"
+        );
+        assert!(
+            app.etcd
+                .member_names()
+                .iter()
+                .any(|n| said.starts_with(&format!("Database near its quota: {n} at "))),
+            "the fullest member is named first: {said}"
+        );
+        assert!(
+            warning["advice"]
+                .as_str()
+                .unwrap()
+                .contains("defragment each member, one at a time"),
+            "{warning:#}"
+        );
+        let (_, html) = app.get_text(PAGE).await;
+        assert!(
+            text(&html).contains("Database near its quota"),
+            "the cluster page shows the warning"
+        );
+
+        let written = fill_until_nospace(&mut c, before).await;
         let (body, at) = members_until(
             &app,
             Instant::now(),
@@ -1208,6 +1302,11 @@ async fn a_full_database_raises_nospace_and_disarm_clears_it_after_compaction_an
         )
         .await;
         eprintln!("alarm shown after {at:?}: {:#}", body["alarms"]);
+        assert!(
+            near(&body).is_none(),
+            "with NOSPACE raised, its banner speaks, not the early warning: {:#}",
+            body["quorum"]["warnings"]
+        );
         for a in body["alarms"].as_array().unwrap() {
             assert_eq!(a["alarm"], "NOSPACE", "{a:#}");
             let i = t
@@ -1340,7 +1439,7 @@ async fn a_full_database_is_not_reported_as_lost_quorum_or_dead_members() {
     bounded(async {
         let app = tiny_quota_app().await;
         let mut c = raw_client(&app, &[]).await;
-        fill_until_nospace(&mut c).await;
+        fill_until_nospace(&mut c, 0).await;
         let (body, _) = members_until(
             &app,
             Instant::now(),
@@ -1392,7 +1491,7 @@ async fn an_alarm_stays_visible_while_quorum_is_lost() {
         let mut app = tiny_quota_app().await;
         let t = truth(&app, &[]).await;
         let mut c = raw_client(&app, &[]).await;
-        fill_until_nospace(&mut c).await;
+        fill_until_nospace(&mut c, 0).await;
         members_until(
             &app,
             Instant::now(),
