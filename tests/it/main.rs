@@ -9,6 +9,7 @@ mod api;
 mod big_values;
 mod browser;
 mod browser_edit;
+mod bulk;
 mod cluster;
 mod demo;
 mod deploy;
