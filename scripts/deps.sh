@@ -15,6 +15,8 @@ if [ "${1:-test}" = test ]; then
   # The Kubernetes tests: certificates for the test API server, and a kubectl to drive it.
   have_cmd openssl || need+=(openssl)
   have_cmd kubectl || need+=(kubernetes-client)
+  # A slow disk, for real: strace delays a member's fdatasync calls.
+  have_cmd strace || need+=(strace)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}" >&2

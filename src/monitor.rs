@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::domain::cluster::{
-    diff_events, lagging_learners, learners_behind, quorum, space_warnings, unanswered, AlarmView,
-    ClusterEvent, MemberView, Quorum, QuorumClock,
+    diff_events, lagging_learners, learners_behind, quorum, quorum_with_slow_disks, slow_members,
+    space_warnings, unanswered, AlarmView, ClusterEvent, MemberView, Quorum, QuorumClock,
 };
 use crate::domain::metrics::{parse, point, Point, Scrape};
 use crate::etcd::members::{Observation, MEMBER_DEADLINE};
@@ -172,17 +172,20 @@ impl Monitor {
             .unwrap_or_default()
     }
 
-    /// Scrapes `/metrics` of every reachable member (in parallel, each with a deadline); false
-    /// when no member was known to be reachable, so nobody was asked.
+    /// Scrapes `/metrics` of every member with a URL etcdboard can use (in parallel, each with a
+    /// deadline); false when no member was known yet, so nobody was asked.
     pub async fn scrape(&self) -> bool {
         let targets: Vec<(String, String)> = match self.state.lock() {
             Ok(st) => st
                 .last
                 .as_ref()
                 .map(|(o, _, _)| {
+                    // Members that did not answer their status too: metrics are served apart
+                    // from raft, so a member too slow to answer in time (a slow disk) still
+                    // says why. Only members known not to be reachable from here are skipped.
                     o.members
                         .iter()
-                        .filter(|m| m.reachable)
+                        .filter(|m| !m.unseen)
                         .filter_map(|m| m.reach_url().map(|u| (m.id.clone(), u.to_string())))
                         .collect()
                 })
@@ -358,10 +361,19 @@ impl State {
                 .and_then(|s| s.values.get("etcd_server_quota_backend_bytes"))
                 .map(|q| *q as i64);
         }
-        let mut quorum = quorum(&obs.members, changes, &lagging);
+        let slow = slow_members(&series, scrape_every.as_millis() as u64);
+        let slow_disks: Vec<&str> = slow
+            .iter()
+            .filter(|s| s.disk)
+            .map(|s| s.id.as_str())
+            .collect();
+        let mut quorum = quorum_with_slow_disks(&obs.members, changes, &lagging, &slow_disks);
         quorum
             .warnings
             .extend(space_warnings(&members, &obs.alarms));
+        quorum
+            .warnings
+            .extend(slow.iter().map(|s| s.warning.clone()));
         Snapshot {
             quorum,
             members,

@@ -277,12 +277,110 @@ pub fn space_warnings(members: &[MemberView], alarms: &[AlarmView]) -> Vec<Warni
     vec![warn(level, text, advice)]
 }
 
+/// Scrapes in a row that must all be over a threshold before a member is called slow: one slow
+/// interval is a hiccup (a snapshot, a compaction), several in a row is the disk or the network.
+pub const SLOW_SCRAPES: usize = 3;
+
+/// A member found slow by [`slow_members`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlowMember {
+    /// Member id (hex).
+    pub id: String,
+    /// Its disk (not only its network) is slow.
+    pub disk: bool,
+    /// What is slow, and what to do.
+    pub warning: Warning,
+}
+
+/// Finds members whose disk or network has been slow in each of the last [`SLOW_SCRAPES`]
+/// scrapes, by etcd's own alert thresholds: WAL fsync p99 (critical from 1 s) and backend commit
+/// p99 for the disk, peer round-trip p99 for the network. `series` is the charts' points per
+/// member, `(id, name, points)`, oldest first; `scrape_every_ms` says how long that is.
+pub fn slow_members(
+    series: &[(String, String, Vec<crate::domain::metrics::Point>)],
+    scrape_every_ms: u64,
+) -> Vec<SlowMember> {
+    use crate::domain::metrics::thresholds::{
+        COMMIT_P99, FSYNC_P99, FSYNC_P99_CRITICAL, PEER_RTT_P99,
+    };
+    use crate::domain::metrics::Point;
+    // The smallest of the last SLOW_SCRAPES values, when every one of them is known.
+    let floor = |points: &[Point], get: fn(&Point) -> Option<f64>| -> Option<f64> {
+        let recent = points.get(points.len().checked_sub(SLOW_SCRAPES)?..)?;
+        recent
+            .iter()
+            .map(get)
+            .try_fold(f64::INFINITY, |low, v| v.map(|v| low.min(v)))
+    };
+    let span = format!(
+        "for the last {} s",
+        (scrape_every_ms * SLOW_SCRAPES as u64).div_ceil(1000)
+    );
+    let ms = |s: f64| format!("{:.0} ms", s * 1000.0);
+    let mut out = Vec::new();
+    for (id, name, points) in series {
+        let who = if name.is_empty() { id } else { name };
+        let mut disk = Vec::new();
+        let mut critical = false;
+        if let Some(v) = floor(points, |p| p.fsync_p99).filter(|v| *v > FSYNC_P99) {
+            critical = v > FSYNC_P99_CRITICAL;
+            disk.push(format!(
+                "WAL fsync p99 at least {} (etcd alerts from {})",
+                ms(v),
+                ms(FSYNC_P99)
+            ));
+        }
+        if let Some(v) = floor(points, |p| p.commit_p99).filter(|v| *v > COMMIT_P99) {
+            disk.push(format!(
+                "backend commit p99 at least {} (etcd alerts from {})",
+                ms(v),
+                ms(COMMIT_P99)
+            ));
+        }
+        if !disk.is_empty() {
+            out.push(SlowMember {
+                id: id.clone(),
+                disk: true,
+                warning: warn(
+                    if critical { "critical" } else { "warning" },
+                    format!("{who}'s disk is slow {span}: {}", disk.join(", ")),
+                    "etcd waits for this disk on every write: slow fsyncs cause leader changes, failed proposals and slow writes for the whole cluster. Give the member a disk with low fsync latency (an SSD not shared with busy workloads); check the node for other I/O.",
+                ),
+            });
+        }
+        if let Some(v) = floor(points, |p| p.peer_rtt_p99).filter(|v| *v > PEER_RTT_P99) {
+            out.push(SlowMember {
+                id: id.clone(),
+                disk: false,
+                warning: warn(
+                    "warning",
+                    format!("{who}'s network to its peers is slow {span}: peer round-trip p99 at least {} (etcd alerts from {})", ms(v), ms(PEER_RTT_P99)),
+                    "Raft heartbeats and log entries between members are late: check the network between the nodes (packet loss, cross-zone latency) and the member's CPU. Members far apart need a longer --heartbeat-interval and --election-timeout.",
+                ),
+            });
+        }
+    }
+    out
+}
+
 /// Computes the quorum panel. `leader_changes_15m` counts leader changes seen in the last 15
 /// minutes; `lagging_learners` names learners that have not caught up for a long time.
 pub fn quorum(
     members: &[MemberView],
     leader_changes_15m: usize,
     lagging_learners: &[String],
+) -> Quorum {
+    quorum_with_slow_disks(members, leader_changes_15m, lagging_learners, &[])
+}
+
+/// [`quorum`], knowing which members' disks are slow (ids, from [`slow_members`]): a slow
+/// member that does not serve, or does not answer in time, is called slow, not cut off or dead,
+/// and nobody is told to remove it.
+pub fn quorum_with_slow_disks(
+    members: &[MemberView],
+    leader_changes_15m: usize,
+    lagging_learners: &[String],
+    slow_disks: &[&str],
 ) -> Quorum {
     let voters: Vec<&MemberView> = members.iter().filter(|m| !m.learner).collect();
     let size = voters.len();
@@ -366,7 +464,17 @@ pub fn quorum(
             .iter()
             .filter(|m| !m.serving && !m.unstarted && !m.unseen)
         {
-            if m.reachable {
+            if slow_disks.contains(&m.id.as_str()) {
+                warnings.push(warn(
+                    "warning",
+                    if m.reachable {
+                        format!("member {} answers but does not serve ({}): its disk is slow", label(m), not_serving_reason(m))
+                    } else {
+                        format!("member {} does not answer in time: its disk is slow", label(m))
+                    },
+                    "It is slow, not dead: etcd waits for its disk (see the disk warning), so it falls behind and answers late. Do not remove it for this: move its data to a faster disk, or stop what else uses that disk, and it catches up.",
+                ));
+            } else if m.reachable {
                 warnings.push(warn(
                     "warning",
                     format!("member {} answers but does not serve ({})", label(m), not_serving_reason(m)),
@@ -1057,6 +1165,147 @@ pub(crate) mod tests {
             advice: String::new(),
         };
         assert!(space_warnings(&[filled("a", 8.0, 8.0)], &[alarm]).is_empty());
+    }
+
+    /// Chart points with these WAL fsync, backend commit and peer round-trip p99s (seconds).
+    fn points(
+        values: &[(Option<f64>, Option<f64>, Option<f64>)],
+    ) -> Vec<crate::domain::metrics::Point> {
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, &(fsync, commit, rtt))| crate::domain::metrics::Point {
+                at_ms: i as u64 * 10_000,
+                fsync_p99: fsync,
+                commit_p99: commit,
+                peer_rtt_p99: rtt,
+                leader_changes: None,
+                proposals_failed: None,
+                proposals_pending: None,
+                db_size: None,
+                quota: None,
+            })
+            .collect()
+    }
+
+    /// The warnings of [`slow_members`].
+    fn slow_members_warnings_for_test(
+        series: &[(String, String, Vec<crate::domain::metrics::Point>)],
+        every_ms: u64,
+    ) -> Vec<Warning> {
+        slow_members(series, every_ms)
+            .into_iter()
+            .map(|s| s.warning)
+            .collect()
+    }
+
+    #[test]
+    fn a_member_slow_in_each_of_the_last_scrapes_is_warned_about_once_a_hiccup_is_not() {
+        let fine = (Some(0.004), Some(0.01), Some(0.002));
+        let slow_disk = (Some(0.7), Some(0.3), Some(0.002));
+        let series = |name: &str, p: Vec<crate::domain::metrics::Point>| {
+            vec![("b1".to_string(), name.to_string(), p)]
+        };
+        // One slow interval among fine ones, or too few points: nothing.
+        let hiccup = points(&[fine, slow_disk, fine, slow_disk, slow_disk]);
+        assert!(slow_members_warnings_for_test(&series("m1", hiccup), 10_000).is_empty());
+        let short = points(&[slow_disk, slow_disk]);
+        assert!(slow_members_warnings_for_test(&series("m1", short), 10_000).is_empty());
+        // A scrape that failed (a gap) or saw no write leaves it unknown: nothing either.
+        let gap = points(&[slow_disk, (None, None, None), slow_disk, slow_disk]);
+        assert!(
+            slow_members_warnings_for_test(&series("m1", gap[..3].to_vec()), 10_000).is_empty()
+        );
+
+        // Slow three times in a row: the disk, with the smallest of those values.
+        let w = slow_members_warnings_for_test(
+            &series(
+                "m1",
+                points(&[
+                    fine,
+                    (Some(0.9), Some(0.4), Some(0.002)),
+                    slow_disk,
+                    (Some(0.6), Some(0.5), None),
+                ]),
+            ),
+            10_000,
+        );
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!(w[0].level, "warning");
+        assert_eq!(
+            w[0].text,
+            "m1's disk is slow for the last 30 s: WAL fsync p99 at least 600 ms (etcd alerts from \
+             500 ms), backend commit p99 at least 300 ms (etcd alerts from 250 ms)"
+        );
+        assert!(w[0]
+            .advice
+            .starts_with("etcd waits for this disk on every write"));
+
+        // Over a second is etcd's critical level; a member without a name goes by its id.
+        let w = slow_members_warnings_for_test(
+            &series("", points(&[(Some(1.5), None, None); 3])),
+            5_000,
+        );
+        assert_eq!(w[0].level, "critical");
+        assert!(
+            w[0].text
+                .starts_with("b1's disk is slow for the last 15 s: WAL fsync p99 at least 1500 ms"),
+            "{w:?}"
+        );
+
+        // The network: peer round trips.
+        let w = slow_members_warnings_for_test(
+            &series("m2", points(&[(Some(0.004), None, Some(0.2)); 3])),
+            10_000,
+        );
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!(
+            w[0].text,
+            "m2's network to its peers is slow for the last 30 s: peer round-trip p99 at least \
+             200 ms (etcd alerts from 150 ms)"
+        );
+        let slow = slow_members(
+            &series("m2", points(&[(Some(0.004), None, Some(0.2)); 3])),
+            10_000,
+        );
+        assert!(!slow[0].disk, "a slow network is not a slow disk");
+    }
+
+    #[test]
+    fn a_member_with_a_slow_disk_is_called_slow_not_dead_and_nobody_is_told_to_remove_it() {
+        let mut members = vec![
+            member("a", true, true),
+            member("b", true, false),
+            member("c", false, false),
+        ];
+        // c timed out: its status did not come back within the deadline.
+        members[2].errors = vec!["no answer after 0.8 s".into()];
+        let q = quorum(&members, 0, &[]);
+        assert_eq!(
+            q.warnings[0].text, "member m-c is down",
+            "without metrics it looks dead"
+        );
+        let q = quorum_with_slow_disks(&members, 0, &[], &["c"]);
+        assert_eq!(q.warnings.len(), 1, "{:?}", q.warnings);
+        assert_eq!(
+            q.warnings[0].text,
+            "member m-c does not answer in time: its disk is slow"
+        );
+        assert!(
+            q.warnings[0].advice.starts_with("It is slow, not dead"),
+            "{:?}",
+            q.warnings
+        );
+        assert!(!q.warnings[0].advice.contains("remove the dead member"));
+        // Answering its status but not serving reads: slow too, not cut off from its peers.
+        members[2].reachable = true;
+        members[2].errors = vec!["linearizable read: no answer after 0.8 s".into()];
+        let q = quorum_with_slow_disks(&members, 0, &[], &["c"]);
+        assert_eq!(
+            q.warnings[0].text,
+            "member m-c answers but does not serve (linearizable read: no answer after 0.8 s): its \
+             disk is slow"
+        );
     }
 
     #[test]

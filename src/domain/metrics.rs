@@ -8,6 +8,8 @@ use std::collections::HashMap;
 pub mod thresholds {
     /// WAL fsync p99 above this is slow (seconds).
     pub const FSYNC_P99: f64 = 0.5;
+    /// WAL fsync p99 above this is critical (seconds): etcd's own rule's second level.
+    pub const FSYNC_P99_CRITICAL: f64 = 1.0;
     /// Backend commit p99 above this is slow (seconds).
     pub const COMMIT_P99: f64 = 0.25;
     /// Peer round-trip p99 above this is slow (seconds).

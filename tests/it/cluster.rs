@@ -2209,3 +2209,158 @@ async fn a_learner_is_a_healthy_learner_not_an_unhealthy_member() {
     })
     .await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// 11. A slow disk.
+
+/// strace delaying every `fdatasync` of one process by `delay`: a slow disk for that etcd
+/// member alone, for real (etcd waits for those calls to persist its log and its database).
+/// Detached when dropped.
+struct SlowDisk(std::process::Child);
+
+impl SlowDisk {
+    fn attach(pid: u32, delay: &str) -> SlowDisk {
+        let child = std::process::Command::new("strace")
+            .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=fdatasync"])
+            .arg("-e")
+            .arg(format!("inject=fdatasync:delay_enter={delay}"))
+            .arg("-p")
+            .arg(pid.to_string())
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .expect("run strace (Debian: apt-get install strace)");
+        SlowDisk(child)
+    }
+}
+
+impl Drop for SlowDisk {
+    fn drop(&mut self) {
+        // SIGTERM: strace detaches from every thread and the member runs on at full speed.
+        unsafe { libc::kill(self.0.id() as libc::pid_t, libc::SIGTERM) };
+        let _ = self.0.wait();
+    }
+}
+
+/// The warnings of a members API answer as `(text, advice)`.
+fn warnings_of(body: &Value) -> Vec<(String, String)> {
+    body["quorum"]["warnings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|w| {
+            (
+                w["text"].as_str().unwrap_or_default().to_string(),
+                w["advice"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_with_a_slow_disk_is_called_slow_not_dead() {
+    bounded(async {
+        let etcd = LocalCluster::start(LocalClusterOptions::default())
+            .await
+            .expect("start etcd");
+        let app = serve_on(
+            etcd,
+            AppOptions {
+                metrics_interval: Duration::from_secs(1),
+                ..Default::default()
+            },
+        )
+        .await;
+        let t = truth(&app, &[]).await;
+        let slow = (t.leader + 1) % 3;
+        let name = app.etcd.member_names()[slow].clone();
+        let disk_warning = format!("{name}'s disk is slow");
+
+        // A steady writer on the leader: every member fsyncs its log for each write.
+        let writing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let writer = {
+            let writing = writing.clone();
+            let mut c = Client::connect([app.etcd.client_urls()[t.leader].clone()], None)
+                .await
+                .expect("connect to the leader");
+            tokio::spawn(async move {
+                let mut i = 0u64;
+                while writing.load(std::sync::atomic::Ordering::SeqCst) {
+                    let _ = c.put(format!("/disk/{}", i % 100), "x", None).await;
+                    i += 1;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            })
+        };
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let body = members_json(&app).await;
+        assert!(
+            !warnings_of(&body)
+                .iter()
+                .any(|(t, _)| t.contains("disk is slow")),
+            "fast disks are not slow: {:#}",
+            body["quorum"]["warnings"]
+        );
+
+        let pid = app.etcd.pid(slow).expect("the member runs");
+        let strace = SlowDisk::attach(pid, "700ms");
+        let since = Instant::now();
+        let (body, at) = members_until(
+            &app,
+            since,
+            Duration::from_secs(20),
+            "a slow-disk warning",
+            |b| {
+                warnings_of(b)
+                    .iter()
+                    .any(|(t, _)| t.starts_with(&disk_warning))
+            },
+        )
+        .await;
+        eprintln!(
+            "slow disk seen after {at:?}: {:#}",
+            body["quorum"]["warnings"]
+        );
+        let warnings = warnings_of(&body);
+        let (said, advice) = warnings
+            .iter()
+            .find(|(t, _)| t.starts_with(&disk_warning))
+            .unwrap();
+        assert!(
+            said.contains("WAL fsync p99 at least") && said.contains("(etcd alerts from 500 ms)"),
+            "{said}"
+        );
+        assert!(advice.contains("low fsync latency"), "{advice}");
+        // Whatever else is said of it, nobody is told it is dead or to remove it.
+        for (t, a) in warnings_of(&members_json(&app).await) {
+            if t.contains(&format!("member {name} ")) {
+                assert!(t.ends_with("its disk is slow"), "{t}");
+                assert!(!t.contains("is down"), "{t}");
+                assert!(
+                    a.starts_with("It is slow, not dead") && !a.contains("remove the dead member"),
+                    "{t}: {a}"
+                );
+            }
+        }
+        let (_, html) = app.get_text(PAGE).await;
+        assert!(text(&html).contains(&disk_warning), "the page says it too");
+
+        // The disk is fast again: the warning goes once the scrapes say so.
+        drop(strace);
+        let (_, at) = members_until(
+            &app,
+            Instant::now(),
+            Duration::from_secs(20),
+            "the slow-disk warning gone",
+            |b| {
+                !warnings_of(b)
+                    .iter()
+                    .any(|(t, _)| t.contains("disk is slow"))
+            },
+        )
+        .await;
+        eprintln!("slow-disk warning gone after {at:?}");
+        writing.store(false, std::sync::atomic::Ordering::SeqCst);
+        writer.await.unwrap();
+    })
+    .await;
+}
