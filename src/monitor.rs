@@ -374,6 +374,13 @@ impl State {
         quorum
             .warnings
             .extend(slow.iter().map(|s| s.warning.clone()));
+        // The most serious first (a slow disk before the member it makes late); the order within
+        // a level stays.
+        quorum.warnings.sort_by_key(|w| match w.level {
+            "critical" => 0,
+            "warning" => 1,
+            _ => 2,
+        });
         Snapshot {
             quorum,
             members,
