@@ -363,6 +363,28 @@ pub fn slow_members(
     out
 }
 
+/// The etcd versions the members answered with, oldest first, each with the members running it.
+fn versions(members: &[MemberView]) -> Vec<(String, Vec<String>)> {
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for m in members {
+        let Some(v) = m.version.as_deref().filter(|v| !v.is_empty()) else {
+            continue;
+        };
+        match out.iter_mut().find(|(known, _)| known == v) {
+            Some((_, who)) => who.push(label(m)),
+            None => out.push((v.to_string(), vec![label(m)])),
+        }
+    }
+    // Numerically, part by part: 3.4.9 is older than 3.4.23.
+    let key = |v: &str| -> Vec<u64> {
+        v.split(['.', '-'])
+            .map(|p| p.parse().unwrap_or(u64::MAX))
+            .collect()
+    };
+    out.sort_by(|a, b| key(&a.0).cmp(&key(&b.0)).then(a.0.cmp(&b.0)));
+    out
+}
+
 /// Computes the quorum panel. `leader_changes_15m` counts leader changes seen in the last 15
 /// minutes; `lagging_learners` names learners that have not caught up for a long time.
 pub fn quorum(
@@ -534,6 +556,19 @@ pub fn quorum_with_slow_disks(
             "warning",
             format!("learner {name} has not caught up"),
             "Check its network and disk; promote it only once its raft index matches the leader's.",
+        ));
+    }
+    let versions = versions(members);
+    if versions.len() > 1 {
+        let on: Vec<String> = versions
+            .iter()
+            .rev()
+            .map(|(v, who)| format!("{v} on {}", who.join(", ")))
+            .collect();
+        warnings.push(warn(
+            "warning",
+            format!("members run different etcd versions: {}", on.join("; ")),
+            "An upgrade is under way or stopped half-way. The cluster keeps the oldest member's features until every member runs the new version: upgrade the rest one member at a time, checking health after each (etcd supports one minor version at a time).",
         ));
     }
     Quorum {
@@ -714,10 +749,11 @@ pub fn headline(
             },
         ),
         QuorumState::Held => {
-            let version = members
-                .iter()
-                .find_map(|m| m.version.clone())
-                .unwrap_or_default();
+            let version = versions(members)
+                .into_iter()
+                .map(|(v, _)| v)
+                .collect::<Vec<_>>()
+                .join(" / ");
             let degraded = healthy < size || alarms > 0;
             if q.unseen > 0 {
                 return Headline {
@@ -1306,6 +1342,44 @@ pub(crate) mod tests {
             "member m-c answers but does not serve (linearizable read: no answer after 0.8 s): its \
              disk is slow"
         );
+    }
+
+    #[test]
+    fn members_on_different_etcd_versions_are_an_upgrade_half_done() {
+        let mut members = vec![
+            member("a", true, true),
+            member("b", true, false),
+            member("c", true, false),
+        ];
+        for m in &mut members {
+            m.version = Some("3.4.23".into());
+        }
+        let q = quorum(&members, 0, &[]);
+        assert!(q.warnings.is_empty(), "{:?}", q.warnings);
+        let h = headline(&q, &members, 0, 3, &QuorumClock::default(), 0);
+        assert!(h.text.ends_with("· etcd 3.4.23"), "{}", h.text);
+
+        // Mid-upgrade; versions are compared by number (3.4.9 is older than 3.4.23).
+        members[1].version = Some("3.5.17".into());
+        members[2].version = Some("3.4.9".into());
+        let q = quorum(&members, 0, &[]);
+        assert_eq!(q.warnings.len(), 1, "{:?}", q.warnings);
+        assert_eq!(
+            q.warnings[0].text,
+            "members run different etcd versions: 3.5.17 on m-b; 3.4.23 on m-a; 3.4.9 on m-c"
+        );
+        assert!(q.warnings[0].advice.starts_with("An upgrade is under way"));
+        let h = headline(&q, &members, 0, 3, &QuorumClock::default(), 0);
+        assert!(
+            h.text.ends_with("· etcd 3.4.9 / 3.4.23 / 3.5.17"),
+            "{}",
+            h.text
+        );
+
+        // A member that did not answer has no version: it is not a version of its own.
+        members[1].version = None;
+        members[2].version = Some("3.4.23".into());
+        assert!(quorum(&members, 0, &[]).warnings.is_empty());
     }
 
     #[test]
