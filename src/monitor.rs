@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::domain::cluster::{
     diff_events, lagging_learners, learners_behind, quorum, quorum_with_slow_disks, slow_members,
-    space_warnings, unanswered, AlarmView, ClusterEvent, MemberView, Quorum, QuorumClock,
+    space_warnings, unanswered, utc_time, AlarmView, ClusterEvent, MemberView, Quorum, QuorumClock,
 };
 use crate::domain::metrics::{parse, point, Point, Scrape};
 use crate::etcd::members::{Observation, MEMBER_DEADLINE};
@@ -81,6 +81,30 @@ struct State {
     learner_behind: HashMap<String, u32>,
     listed_ms: Option<u64>,
     clock: QuorumClock,
+    /// Maintenance etcdboard runs on members now, by member id.
+    busy: HashMap<String, Busy>,
+}
+
+/// Maintenance running on one member (see [`Monitor::begin_maintenance`]).
+#[derive(Debug, Clone)]
+struct Busy {
+    what: &'static str,
+    since_ms: u64,
+    user: String,
+}
+
+/// Marks a member as under maintenance until dropped.
+pub struct MaintenanceGuard {
+    monitor: Arc<Monitor>,
+    member: String,
+}
+
+impl Drop for MaintenanceGuard {
+    fn drop(&mut self) {
+        if let Ok(mut st) = self.monitor.state.lock() {
+            st.busy.remove(&self.member);
+        }
+    }
 }
 
 /// The watcher of one cluster.
@@ -163,6 +187,48 @@ impl Monitor {
         st.snapshot(now_ms(), self.scrape_every)
     }
 
+    /// Marks member `id` (hex) as under `what` ("defragmenting") for `user` until the guard is
+    /// dropped: while it is, the member's row and warnings say so, instead of calling a member
+    /// that cannot answer down. Refused, naming the member, while another member of this
+    /// cluster is under the same maintenance: one member at a time keeps the rest serving.
+    pub fn begin_maintenance(
+        self: &Arc<Self>,
+        id: &str,
+        what: &'static str,
+        user: &str,
+    ) -> Result<MaintenanceGuard, String> {
+        let id = id.to_ascii_lowercase();
+        let Ok(mut st) = self.state.lock() else {
+            return Err("monitor state unavailable".into());
+        };
+        if let Some((other, b)) = st.busy.iter().find(|(_, b)| b.what == what) {
+            let name = st
+                .last
+                .as_ref()
+                .and_then(|(o, _, _)| o.members.iter().find(|m| m.id == *other))
+                .map(|m| m.name.clone())
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| other.clone());
+            return Err(format!(
+                "{name} is {what} (since {}, asked by {}): one member at a time, so that the others keep serving",
+                utc_time(b.since_ms),
+                b.user
+            ));
+        }
+        st.busy.insert(
+            id.clone(),
+            Busy {
+                what,
+                since_ms: now_ms(),
+                user: user.to_string(),
+            },
+        );
+        Ok(MaintenanceGuard {
+            monitor: self.clone(),
+            member: id,
+        })
+    }
+
     /// Alarms of the latest observation (for the banner on every page of the cluster).
     pub fn alarms(&self) -> Vec<AlarmView> {
         self.state
@@ -211,6 +277,7 @@ impl State {
     /// list). When no endpoint answered, the last known members stand in, all down, so the page
     /// keeps their names and count instead of an empty table.
     fn record(&mut self, mut obs: Observation, at: u64, endpoints: &[String]) {
+        self.mark_busy(&mut obs.members);
         // An alarm list that could not be read keeps the last known alarms: an alarm never
         // "clears" just because quorum was lost.
         if !obs.alarms_known {
@@ -279,6 +346,20 @@ impl State {
     /// Records a scrape round at `at`: `results` has the text of each member asked, `None` if it
     /// did not answer. Every charted member without an answer gets an empty point, so the charts
     /// stay aligned in time and a dead member's line stops where it died.
+    /// Says on each member whether etcdboard runs maintenance on it now.
+    fn mark_busy(&self, members: &mut [MemberView]) {
+        for m in members.iter_mut() {
+            m.maintenance = self.busy.get(&m.id).map(|b| {
+                format!(
+                    "{} since {} (asked by {})",
+                    b.what,
+                    utc_time(b.since_ms),
+                    b.user
+                )
+            });
+        }
+    }
+
     fn record_scrapes(&mut self, results: Vec<(String, Result<String, String>)>, at: u64) {
         let mut answered = HashSet::new();
         self.scrape_errors.clear();
@@ -351,6 +432,7 @@ impl State {
             .collect();
         scrape_errors.sort();
         let mut members = obs.members.clone();
+        self.mark_busy(&mut members);
         for m in members
             .iter_mut()
             .filter(|m| m.quota.is_none() && m.reachable)
@@ -367,7 +449,7 @@ impl State {
             .filter(|s| s.disk)
             .map(|s| s.id.as_str())
             .collect();
-        let mut quorum = quorum_with_slow_disks(&obs.members, changes, &lagging, &slow_disks);
+        let mut quorum = quorum_with_slow_disks(&members, changes, &lagging, &slow_disks);
         quorum
             .warnings
             .extend(space_warnings(&members, &obs.alarms));

@@ -59,6 +59,10 @@ pub struct MemberView {
     /// endpoint, but no member answered at the client URL it advertises, so those URLs do not
     /// work from here, and no configured endpoint answered as this member.
     pub unseen: bool,
+    /// Maintenance etcdboard is running on it now, which keeps it from answering (a
+    /// defragmentation blocks the member while it rewrites its database): what, since when, and
+    /// who asked, e.g. "defragmenting since 03:12:05 UTC (asked by alice)".
+    pub maintenance: Option<String>,
 }
 
 /// How a member was reached when its advertised client URL could not be used.
@@ -104,6 +108,7 @@ impl MemberView {
             unstarted,
             via: None,
             unseen: false,
+            maintenance: None,
         }
     }
 
@@ -486,7 +491,13 @@ pub fn quorum_with_slow_disks(
             .iter()
             .filter(|m| !m.serving && !m.unstarted && !m.unseen)
         {
-            if slow_disks.contains(&m.id.as_str()) {
+            if let Some(what) = &m.maintenance {
+                warnings.push(warn(
+                    "info",
+                    format!("member {} does not answer in time: etcdboard is {what}", label(m)),
+                    "A defragmentation blocks the member while it rewrites its database; the other members serve. It answers again when that ends: wait for it before defragmenting the next member.",
+                ));
+            } else if slow_disks.contains(&m.id.as_str()) {
                 warnings.push(warn(
                     "warning",
                     if m.reachable {
@@ -591,6 +602,8 @@ pub fn quorum_with_slow_disks(
 pub fn member_health(m: &MemberView, quorum_held: bool) -> (&'static str, &'static str) {
     if m.unstarted {
         ("not started", "warn")
+    } else if m.maintenance.is_some() && !m.healthy {
+        ("in maintenance", "warn")
     } else if m.healthy {
         ("ok", "ok")
     } else if m.serving {
@@ -987,7 +1000,13 @@ pub fn diff_events(
             // A member etcdboard cannot reach is neither down nor back: its state is unknown.
             let known = !a.unseen && !b.unseen;
             if known && up(b) && !up(a) {
-                out.push(ev("member-down", format!("member {} went down", label(a))));
+                out.push(match &a.maintenance {
+                    Some(what) => ev(
+                        "member-down",
+                        format!("member {} stopped answering: etcdboard is {what}", label(a)),
+                    ),
+                    None => ev("member-down", format!("member {} went down", label(a))),
+                });
             } else if known && !up(b) && up(a) {
                 out.push(ev("member-up", format!("member {} is back", label(a))));
             }
@@ -1141,6 +1160,7 @@ pub(crate) mod tests {
             unstarted: false,
             via: None,
             unseen: false,
+            maintenance: None,
         }
     }
 
@@ -1380,6 +1400,37 @@ pub(crate) mod tests {
         members[1].version = None;
         members[2].version = Some("3.4.23".into());
         assert!(quorum(&members, 0, &[]).warnings.is_empty());
+    }
+
+    #[test]
+    fn a_member_etcdboard_is_defragmenting_is_in_maintenance_not_down() {
+        let before = vec![
+            member("a", true, true),
+            member("b", true, false),
+            member("c", true, false),
+        ];
+        let mut after = before.clone();
+        after[2] = member("c", false, false);
+        after[2].maintenance = Some("defragmenting since 03:12:05 UTC (asked by alice)".into());
+        assert_eq!(member_health(&after[2], true), ("in maintenance", "warn"));
+        let q = quorum(&after, 0, &[]);
+        assert_eq!(q.warnings.len(), 1, "{:?}", q.warnings);
+        assert_eq!(q.warnings[0].level, "info");
+        assert_eq!(
+            q.warnings[0].text,
+            "member m-c does not answer in time: etcdboard is defragmenting since 03:12:05 UTC \
+             (asked by alice)"
+        );
+        let ev = diff_events(&before, &[], true, &after, &[], true, 1);
+        assert_eq!(
+            ev[0].text,
+            "member m-c stopped answering: etcdboard is defragmenting since 03:12:05 UTC (asked \
+             by alice)"
+        );
+        // Once it answers again, it is simply healthy.
+        let mut done = before[2].clone();
+        done.maintenance = Some("defragmenting since 03:12:05 UTC (asked by alice)".into());
+        assert_eq!(member_health(&done, true), ("ok", "ok"));
     }
 
     #[test]

@@ -709,6 +709,9 @@ pub async fn maintenance(
     let outcome = async {
         Ok(match act {
             Action::Defragment(m) => {
+                let _busy = monitor
+                    .begin_maintenance(&m, "defragmenting", &caller.principal.user)
+                    .map_err(|why| AppError::Conflict(why, json!({})))?;
                 c.defragment(&m).await?;
                 Maintained::Defragmented(m)
             }

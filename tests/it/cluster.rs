@@ -2364,3 +2364,115 @@ async fn a_member_with_a_slow_disk_is_called_slow_not_dead() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_being_defragmented_is_in_maintenance_not_down_and_one_at_a_time() {
+    bounded(async {
+        let app = spawn_app().await;
+        let t = truth(&app, &[]).await;
+        let busy = (t.leader + 1) % 3;
+        let other = (t.leader + 2) % 3;
+        let id = t.ids[busy].clone().unwrap();
+        let name = app.etcd.member_names()[busy].clone();
+        let defrag = |member: String| {
+            app.http
+                .post(app.url("/api/v1/clusters/test/maintenance/defragment"))
+                .timeout(Duration::from_secs(60))
+                .json(&json!({ "member": member }))
+                .send()
+        };
+        // A slow disk makes the defragmentation last (it syncs the rewritten file): long enough
+        // to look at, as on a database of gigabytes.
+        let strace = SlowDisk::attach(app.etcd.pid(busy).unwrap(), "1s");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let running = tokio::spawn(defrag(id.clone()));
+
+        let member_of = |b: &Value| -> Value {
+            b["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["id"] == id.as_str())
+                .cloned()
+                .unwrap()
+        };
+        let (body, at) = members_until(
+            &app,
+            Instant::now(),
+            Duration::from_secs(10),
+            "the member in maintenance and not serving",
+            |b| {
+                let m = member_of(b);
+                m["maintenance"].is_string() && m["serving"] == false
+            },
+        )
+        .await;
+        eprintln!(
+            "in maintenance after {at:?}: {:#}",
+            body["quorum"]["warnings"]
+        );
+        let m = member_of(&body);
+        assert!(
+            m["maintenance"]
+                .as_str()
+                .unwrap()
+                .starts_with("defragmenting since ")
+                && m["maintenance"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with("(asked by anonymous)"),
+            "{m:#}"
+        );
+        let about: Vec<(String, String)> = warnings_of(&body)
+            .into_iter()
+            .filter(|(t, _)| t.contains(&format!("member {name} ")))
+            .collect();
+        assert_eq!(about.len(), 1, "{about:?}");
+        assert!(
+            about[0].0.starts_with(&format!(
+                "member {name} does not answer in time: etcdboard is defragmenting since"
+            )),
+            "{about:?}"
+        );
+        assert!(!about[0].1.contains("remove"), "{about:?}");
+        let (_, html) = app.get_text(PAGE).await;
+        let r = row(&html, &id).expect("its row");
+        assert!(r.contains("in maintenance"), "{r}");
+
+        // A second defragmentation meanwhile is refused, and says which member is busy.
+        let second = defrag(t.ids[other].clone().unwrap()).await.unwrap();
+        assert_eq!(second.status(), 409);
+        let why: Value = second.json().await.unwrap();
+        let why = why["error"].as_str().unwrap();
+        assert!(
+            why.starts_with(&format!("{name} is defragmenting (since "))
+                && why.ends_with("one member at a time, so that the others keep serving"),
+            "{why}"
+        );
+
+        // It ends, and the member is itself again.
+        let done = running.await.unwrap().unwrap();
+        let events = members_json(&app).await["events"].clone();
+        let said: Vec<&str> = events
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["text"].as_str())
+            .collect();
+        assert!(
+            !said.iter().any(|t| t.contains("went down")),
+            "the timeline does not say it went down: {said:?}"
+        );
+        assert_eq!(done.status(), 200, "{}", done.text().await.unwrap());
+        drop(strace);
+        members_until(
+            &app,
+            Instant::now(),
+            ONE_REFRESH,
+            "the member out of maintenance",
+            |b| member_of(b)["maintenance"].is_null() && member_of(b)["serving"] == true,
+        )
+        .await;
+    })
+    .await;
+}
