@@ -81,9 +81,14 @@ struct State {
     learner_behind: HashMap<String, u32>,
     listed_ms: Option<u64>,
     clock: QuorumClock,
-    /// Maintenance etcdboard runs on members now, by member id.
+    /// Maintenance etcdboard runs on members now, by member id: a copy of the monitor's
+    /// [`Busy`] map, taken before each observation and snapshot.
     busy: HashMap<String, Busy>,
 }
+
+/// Maintenance running now, by member id; shared by a monitor and its successors, so that a
+/// guard taken before a discovered cluster's monitor was replaced still ends it.
+type BusyMap = Arc<Mutex<HashMap<String, Busy>>>;
 
 /// Maintenance running on one member (see [`Monitor::begin_maintenance`]).
 #[derive(Debug, Clone)]
@@ -95,14 +100,14 @@ struct Busy {
 
 /// Marks a member as under maintenance until dropped.
 pub struct MaintenanceGuard {
-    monitor: Arc<Monitor>,
+    busy: BusyMap,
     member: String,
 }
 
 impl Drop for MaintenanceGuard {
     fn drop(&mut self) {
-        if let Ok(mut st) = self.monitor.state.lock() {
-            st.busy.remove(&self.member);
+        if let Ok(mut busy) = self.busy.lock() {
+            busy.remove(&self.member);
         }
     }
 }
@@ -112,6 +117,7 @@ pub struct Monitor {
     cluster: Arc<EtcdCluster>,
     scrape_every: Duration,
     state: Mutex<State>,
+    busy: BusyMap,
 }
 
 impl Monitor {
@@ -121,6 +127,7 @@ impl Monitor {
             cluster,
             scrape_every,
             state: Mutex::new(State::default()),
+            busy: BusyMap::default(),
         })
     }
 
@@ -128,7 +135,12 @@ impl Monitor {
     /// and chart points), for a discovered cluster whose endpoints changed: the members are the
     /// same etcd cluster, so its history continues and a replaced member shows as such.
     pub fn succeed(cluster: Arc<EtcdCluster>, previous: &Monitor) -> Arc<Monitor> {
-        let next = Monitor::new(cluster, previous.scrape_every);
+        let next = Arc::new(Monitor {
+            cluster,
+            scrape_every: previous.scrape_every,
+            state: Mutex::new(State::default()),
+            busy: previous.busy.clone(),
+        });
         if let (Ok(mut old), Ok(mut new)) = (previous.state.lock(), next.state.lock()) {
             *new = std::mem::take(&mut *old);
         }
@@ -173,7 +185,10 @@ impl Monitor {
     pub async fn observe_now(&self) -> Snapshot {
         let obs = self.cluster.observe().await;
         let at = now_ms();
+        // The busy map is read before the state is locked: the two are never held together.
+        let busy = self.busy_now();
         if let Ok(mut st) = self.state.lock() {
+            st.busy = busy;
             st.record(obs, at, &self.cluster.endpoints());
         }
         self.snapshot()
@@ -181,10 +196,16 @@ impl Monitor {
 
     /// The latest snapshot (members, quorum, timeline, charts) without asking etcd.
     pub fn snapshot(&self) -> Snapshot {
+        let busy = self.busy_now();
         let Ok(mut st) = self.state.lock() else {
             return Snapshot::empty("monitor state unavailable");
         };
+        st.busy = busy;
         st.snapshot(now_ms(), self.scrape_every)
+    }
+
+    fn busy_now(&self) -> HashMap<String, Busy> {
+        self.busy.lock().map(|b| b.clone()).unwrap_or_default()
     }
 
     /// Marks member `id` (hex) as under `what` ("defragmenting") for `user` until the guard is
@@ -198,24 +219,33 @@ impl Monitor {
         user: &str,
     ) -> Result<MaintenanceGuard, String> {
         let id = id.to_ascii_lowercase();
-        let Ok(mut st) = self.state.lock() else {
+        // Names first: the two locks are never held together.
+        let names: HashMap<String, String> = self
+            .state
+            .lock()
+            .ok()
+            .and_then(|st| {
+                st.last.as_ref().map(|(o, _, _)| {
+                    o.members
+                        .iter()
+                        .filter(|m| !m.name.is_empty())
+                        .map(|m| (m.id.clone(), m.name.clone()))
+                        .collect()
+                })
+            })
+            .unwrap_or_default();
+        let Ok(mut busy) = self.busy.lock() else {
             return Err("monitor state unavailable".into());
         };
-        if let Some((other, b)) = st.busy.iter().find(|(_, b)| b.what == what) {
-            let name = st
-                .last
-                .as_ref()
-                .and_then(|(o, _, _)| o.members.iter().find(|m| m.id == *other))
-                .map(|m| m.name.clone())
-                .filter(|n| !n.is_empty())
-                .unwrap_or_else(|| other.clone());
+        if let Some((other, b)) = busy.iter().find(|(_, b)| b.what == what) {
+            let name = names.get(other).unwrap_or(other);
             return Err(format!(
                 "{name} is {what} (since {}, asked by {}): one member at a time, so that the others keep serving",
                 utc_time(b.since_ms),
                 b.user
             ));
         }
-        st.busy.insert(
+        busy.insert(
             id.clone(),
             Busy {
                 what,
@@ -224,7 +254,7 @@ impl Monitor {
             },
         );
         Ok(MaintenanceGuard {
-            monitor: self.clone(),
+            busy: self.busy.clone(),
             member: id,
         })
     }
@@ -519,6 +549,41 @@ mod tests {
     use super::*;
     use crate::domain::cluster::tests::member;
     use crate::domain::cluster::QuorumState;
+
+    #[test]
+    fn maintenance_is_one_member_at_a_time_and_ends_in_a_successor_too() {
+        let cfg = crate::config::ClusterConfig {
+            name: "c".into(),
+            endpoints: vec!["http://127.0.0.1:9".into()],
+            ..Default::default()
+        };
+        let cluster = EtcdCluster::new(&cfg, Duration::from_secs(1)).unwrap();
+        let m = Monitor::new(cluster.clone(), Duration::from_secs(10));
+        let guard = m
+            .begin_maintenance("ABC", "defragmenting", "alice")
+            .unwrap();
+        let refused = m
+            .begin_maintenance("def", "defragmenting", "bob")
+            .err()
+            .unwrap();
+        assert!(
+            refused.starts_with("abc is defragmenting (since ")
+                && refused.ends_with(
+                    ", asked by alice): one member at a time, so that the others keep serving"
+                ),
+            "{refused}"
+        );
+        // A discovered cluster's monitor replaced meanwhile: the successor knows, and the guard
+        // taken before ends it there.
+        let next = Monitor::succeed(cluster, &m);
+        assert!(next
+            .begin_maintenance("def", "defragmenting", "bob")
+            .is_err());
+        drop(guard);
+        assert!(next
+            .begin_maintenance("def", "defragmenting", "bob")
+            .is_ok());
+    }
 
     const ENDPOINTS: [&str; 3] = ["http://a:2379", "http://b:2379", "http://c:2379"];
 
