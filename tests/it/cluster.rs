@@ -834,17 +834,7 @@ async fn a_leader_failover_shows_an_election_in_progress_never_no_quorum() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_every_member_down_the_page_lists_the_last_known_members_as_down() {
     bounded(async {
-        let etcd = LocalCluster::start(LocalClusterOptions::default())
-            .await
-            .expect("start etcd");
-        let mut app = serve_on(
-            etcd,
-            AppOptions {
-                metrics_interval: Duration::from_secs(1),
-                ..Default::default()
-            },
-        )
-        .await;
+        let mut app = scraping_every_second(LocalClusterOptions::default()).await;
         let t = truth(&app, &[]).await;
         let names = app.etcd.member_names();
         html_until(
@@ -1157,6 +1147,19 @@ async fn a_removed_member_leaves_the_table_and_the_margin_and_the_size_warning_s
 
 /// Quota small enough to fill in seconds.
 const TINY_QUOTA: u64 = 8 * 1024 * 1024;
+
+/// etcd started with `opts`, and etcdboard on it scraping metrics every second.
+async fn scraping_every_second(opts: LocalClusterOptions) -> TestApp {
+    let etcd = LocalCluster::start(opts).await.expect("start etcd");
+    serve_on(
+        etcd,
+        AppOptions {
+            metrics_interval: Duration::from_secs(1),
+            ..Default::default()
+        },
+    )
+    .await
+}
 
 /// etcd with [`TINY_QUOTA`] and etcdboard on it.
 async fn tiny_quota_app() -> TestApp {
@@ -1555,19 +1558,10 @@ async fn an_alarm_stays_visible_while_quorum_is_lost() {
 async fn metrics_charts_have_data() {
     bounded(async {
         let quota: u64 = 256 * 1024 * 1024;
-        let etcd = LocalCluster::start(LocalClusterOptions {
+        let app = scraping_every_second(LocalClusterOptions {
             quota_backend_bytes: Some(quota),
             ..Default::default()
         })
-        .await
-        .expect("start etcd");
-        let app = serve_on(
-            etcd,
-            AppOptions {
-                metrics_interval: Duration::from_secs(1),
-                ..Default::default()
-            },
-        )
         .await;
         let mut c = raw_client(&app, &[]).await;
         let writer = tokio::spawn(async move {
@@ -2259,17 +2253,7 @@ fn warnings_of(body: &Value) -> Vec<(String, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_with_a_slow_disk_is_called_slow_not_dead() {
     bounded(async {
-        let etcd = LocalCluster::start(LocalClusterOptions::default())
-            .await
-            .expect("start etcd");
-        let app = serve_on(
-            etcd,
-            AppOptions {
-                metrics_interval: Duration::from_secs(1),
-                ..Default::default()
-            },
-        )
-        .await;
+        let app = scraping_every_second(LocalClusterOptions::default()).await;
         let t = truth(&app, &[]).await;
         let slow = (t.leader + 1) % 3;
         let name = app.etcd.member_names()[slow].clone();
