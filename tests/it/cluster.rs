@@ -1198,6 +1198,9 @@ async fn fill_to_share(app: &TestApp, c: &mut Client, share: f64) -> i64 {
             .await
             .expect("below the quota, etcd takes the write");
         written += 1;
+        // etcd commits its database file every 100 ms, not at each put: let the file grow before
+        // it is measured, or quick puts run ahead of the size they report, past the quota.
+        tokio::time::sleep(Duration::from_millis(150)).await;
         assert!(
             written < 200,
             "{written} values of 256 KiB and still under {share}"
