@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::domain::cluster::{
-    diff_events, lagging_learners, learners_behind, quorum, quorum_with_slow_disks, slow_members,
-    space_warnings, unanswered, utc_time, AlarmView, ClusterEvent, MemberView, Quorum, QuorumClock,
+    diff_events, lagging_learners, learners_behind, most_serious_first, quorum,
+    quorum_with_slow_disks, slow_members, space_warnings, unanswered, utc_time, AlarmView,
+    ClusterEvent, MemberView, Quorum, QuorumClock,
 };
 use crate::domain::metrics::{parse, point, Point, Scrape};
 use crate::etcd::members::{Observation, MEMBER_DEADLINE};
@@ -373,9 +374,6 @@ impl State {
             .retain(|id, _| ids.contains(id.as_str()));
     }
 
-    /// Records a scrape round at `at`: `results` has the text of each member asked, `None` if it
-    /// did not answer. Every charted member without an answer gets an empty point, so the charts
-    /// stay aligned in time and a dead member's line stops where it died.
     /// Says on each member whether etcdboard runs maintenance on it now.
     fn mark_busy(&self, members: &mut [MemberView]) {
         for m in members.iter_mut() {
@@ -390,6 +388,9 @@ impl State {
         }
     }
 
+    /// Records a scrape round at `at`: `results` has the text of each member asked, `None` if it
+    /// did not answer. Every charted member without an answer gets an empty point, so the charts
+    /// stay aligned in time and a dead member's line stops where it died.
     fn record_scrapes(&mut self, results: Vec<(String, Result<String, String>)>, at: u64) {
         let mut answered = HashSet::new();
         self.scrape_errors.clear();
@@ -486,13 +487,7 @@ impl State {
         quorum
             .warnings
             .extend(slow.iter().map(|s| s.warning.clone()));
-        // The most serious first (a slow disk before the member it makes late); the order within
-        // a level stays.
-        quorum.warnings.sort_by_key(|w| match w.level {
-            "critical" => 0,
-            "warning" => 1,
-            _ => 2,
-        });
+        most_serious_first(&mut quorum.warnings);
         Snapshot {
             quorum,
             members,

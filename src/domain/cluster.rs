@@ -121,6 +121,16 @@ impl MemberView {
             .or(self.client_urls.first().map(String::as_str))
     }
 
+    /// How the member is named on the page: its name, or its id while it has none (added but
+    /// not started).
+    pub fn label(&self) -> String {
+        if self.name.is_empty() {
+            self.id.clone()
+        } else {
+            self.name.clone()
+        }
+    }
+
     /// Fragmentation: share of the allocated database not in use (0.0–1.0).
     pub fn fragmentation(&self) -> Option<f64> {
         match (self.db_size, self.db_size_in_use) {
@@ -204,6 +214,17 @@ fn warn(level: &'static str, text: impl Into<String>, advice: impl Into<String>)
     }
 }
 
+/// Orders warnings most serious first (critical, then warnings, then notes), so that a cause
+/// (a slow disk, critical) comes before what it causes (a member answering late); the order
+/// within a level stays.
+pub fn most_serious_first(warnings: &mut [Warning]) {
+    warnings.sort_by_key(|w| match w.level {
+        "critical" => 0,
+        "warning" => 1,
+        _ => 2,
+    });
+}
+
 /// An election lasting longer than this is no longer "in progress": the members cannot agree
 /// (partitioned from each other), and the page says so in red. etcd elects within a few election
 /// timeouts (1 s by default), and the monitor observes every few seconds.
@@ -251,11 +272,11 @@ pub fn space_warnings(members: &[MemberView], alarms: &[AlarmView]) -> Vec<Warni
     };
     let others: Vec<String> = full[1..]
         .iter()
-        .map(|(o, _, _, s)| format!("{} at {:.0} %", label(o), (s * 100.0).floor()))
+        .map(|(o, _, _, s)| format!("{} at {:.0} %", o.label(), (s * 100.0).floor()))
         .collect();
     let text = format!(
         "Database near its quota: {} at {:.0} % ({} of {}){}. At 100 % etcd raises NOSPACE and accepts only reads and deletes",
-        label(m),
+        m.label(),
         (share * 100.0).floor(),
         db_size_text(size),
         db_size_text(quota),
@@ -269,7 +290,7 @@ pub fn space_warnings(members: &[MemberView], alarms: &[AlarmView]) -> Vec<Warni
         (Some(in_use), Some(free)) if free >= 0.3 => format!(
             "{:.0} % of {}'s file is free pages: defragment each member, one at a time (defrag in the members table), and it shrinks to about {}.",
             free * 100.0,
-            label(m),
+            m.label(),
             db_size_text(in_use)
         ),
         _ => "The data itself fills it. Compact old revisions (Maintenance below) and then defragment each member, one at a time; delete data nobody needs; or raise --quota-backend-bytes on every member (etcd suggests at most 8 GiB).".to_string(),
@@ -376,8 +397,8 @@ fn versions(members: &[MemberView]) -> Vec<(String, Vec<String>)> {
             continue;
         };
         match out.iter_mut().find(|(known, _)| known == v) {
-            Some((_, who)) => who.push(label(m)),
-            None => out.push((v.to_string(), vec![label(m)])),
+            Some((_, who)) => who.push(m.label()),
+            None => out.push((v.to_string(), vec![m.label()])),
         }
     }
     // Numerically, part by part: 3.4.9 is older than 3.4.23.
@@ -473,8 +494,8 @@ pub fn quorum_with_slow_disks(
         let names: Vec<String> = unseen_voters
             .iter()
             .map(|m| match m.client_urls.first() {
-                Some(url) => format!("{} ({url})", label(m)),
-                None => label(m),
+                Some(url) => format!("{} ({url})", m.label()),
+                None => m.label(),
             })
             .collect();
         warnings.push(warn(
@@ -494,29 +515,29 @@ pub fn quorum_with_slow_disks(
             if let Some(what) = &m.maintenance {
                 warnings.push(warn(
                     "info",
-                    format!("member {} does not answer in time: etcdboard is {what}", label(m)),
+                    format!("member {} does not answer in time: etcdboard is {what}", m.label()),
                     "A defragmentation blocks the member while it rewrites its database; the other members serve. It answers again when that ends: wait for it before defragmenting the next member.",
                 ));
             } else if slow_disks.contains(&m.id.as_str()) {
                 warnings.push(warn(
                     "warning",
                     if m.reachable {
-                        format!("member {} answers but does not serve ({}): its disk is slow", label(m), not_serving_reason(m))
+                        format!("member {} answers but does not serve ({}): its disk is slow", m.label(), not_serving_reason(m))
                     } else {
-                        format!("member {} does not answer in time: its disk is slow", label(m))
+                        format!("member {} does not answer in time: its disk is slow", m.label())
                     },
                     "It is slow, not dead: etcd waits for its disk (see the disk warning), so it falls behind and answers late. Do not remove it for this: move its data to a faster disk, or stop what else uses that disk, and it catches up.",
                 ));
             } else if m.reachable {
                 warnings.push(warn(
                     "warning",
-                    format!("member {} answers but does not serve ({})", label(m), not_serving_reason(m)),
+                    format!("member {} answers but does not serve ({})", m.label(), not_serving_reason(m)),
                     "It is up but cut off from the leader: check its peer connectivity (peer URLs, firewalls, DNS) and its log. Do not remove it: it rejoins once it reaches its peers.",
                 ));
             } else {
                 warnings.push(warn(
                     "warning",
-                    format!("member {} is down", label(m)),
+                    format!("member {} is down", m.label()),
                     "If it does not come back, remove the dead member (etcdctl member remove) before adding a new one, so the cluster never has more members than it can reach.",
                 ));
             }
@@ -716,7 +737,7 @@ pub fn headline(
     } else {
         "members"
     };
-    let leader = members.iter().find(|m| m.leader).map(label);
+    let leader = members.iter().find(|m| m.leader).map(MemberView::label);
     let (size, reachable, healthy, majority) = (q.size, q.reachable, q.healthy, q.majority);
     let (state, text) = match q.state {
         QuorumState::Unknown => (
@@ -858,7 +879,7 @@ pub fn lagging_learners(
     members
         .iter()
         .filter(|m| m.learner && counts.get(&m.id).is_some_and(|n| *n >= observations))
-        .map(label)
+        .map(MemberView::label)
         .collect()
 }
 
@@ -944,14 +965,6 @@ pub struct ClusterEvent {
     pub text: String,
 }
 
-fn label(m: &MemberView) -> String {
-    if m.name.is_empty() {
-        m.id.clone()
-    } else {
-        m.name.clone()
-    }
-}
-
 /// The events between observation `before` and `after`.
 pub fn diff_events(
     before: &[MemberView],
@@ -977,19 +990,22 @@ pub fn diff_events(
             "member-replaced",
             format!(
                 "member {} joined, replacing {}",
-                label(added[0]),
-                label(removed[0])
+                added[0].label(),
+                removed[0].label()
             ),
         ));
     } else {
         for m in &removed {
             out.push(ev(
                 "member-removed",
-                format!("member {} was removed", label(m)),
+                format!("member {} was removed", m.label()),
             ));
         }
         for m in &added {
-            out.push(ev("member-added", format!("member {} was added", label(m))));
+            out.push(ev(
+                "member-added",
+                format!("member {} was added", m.label()),
+            ));
         }
     }
     // Up is answering at all: a member that answers but cannot serve (no leader, when quorum is
@@ -1003,23 +1019,26 @@ pub fn diff_events(
                 out.push(match &a.maintenance {
                     Some(what) => ev(
                         "member-down",
-                        format!("member {} stopped answering: etcdboard is {what}", label(a)),
+                        format!(
+                            "member {} stopped answering: etcdboard is {what}",
+                            a.label()
+                        ),
                     ),
-                    None => ev("member-down", format!("member {} went down", label(a))),
+                    None => ev("member-down", format!("member {} went down", a.label())),
                 });
             } else if known && !up(b) && up(a) {
-                out.push(ev("member-up", format!("member {} is back", label(a))));
+                out.push(ev("member-up", format!("member {} is back", a.label())));
             }
             if b.name.is_empty() && !a.name.is_empty() {
                 out.push(ev(
                     "member-started",
-                    format!("member {} started and joined", label(a)),
+                    format!("member {} started and joined", a.label()),
                 ));
             }
         }
     }
-    let old_leader = before.iter().find(|m| m.leader).map(label);
-    let new_leader = after.iter().find(|m| m.leader).map(label);
+    let old_leader = before.iter().find(|m| m.leader).map(MemberView::label);
+    let new_leader = after.iter().find(|m| m.leader).map(MemberView::label);
     if let (Some(o), Some(n)) = (&old_leader, &new_leader) {
         if o != n {
             out.push(ev(
@@ -1431,6 +1450,20 @@ pub(crate) mod tests {
         let mut done = before[2].clone();
         done.maintenance = Some("defragmenting since 03:12:05 UTC (asked by alice)".into());
         assert_eq!(member_health(&done, true), ("ok", "ok"));
+    }
+
+    #[test]
+    fn warnings_are_listed_most_serious_first_and_keep_their_order_within_a_level() {
+        let mut w = vec![
+            warn("info", "n1", ""),
+            warn("warning", "w1", ""),
+            warn("critical", "c1", ""),
+            warn("warning", "w2", ""),
+            warn("critical", "c2", ""),
+        ];
+        most_serious_first(&mut w);
+        let order: Vec<&str> = w.iter().map(|w| w.text.as_str()).collect();
+        assert_eq!(order, ["c1", "c2", "w1", "w2", "n1"]);
     }
 
     #[test]

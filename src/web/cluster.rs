@@ -34,11 +34,7 @@ fn now_ms() -> u64 {
 
 /// A member's row; `leader_reached`: etcdboard reaches the leader, whom a leadership move asks.
 fn member_row(m: &MemberView, quorum_held: bool, leader_reached: bool) -> MemberRow {
-    let name = if m.name.is_empty() {
-        m.id.clone()
-    } else {
-        m.name.clone()
-    };
+    let name = m.label();
     let (health, state) = member_health(m, quorum_held);
     let role = if m.unstarted {
         "not started"

@@ -228,13 +228,7 @@ pub async fn report(
         unmatched_members: placements
             .iter()
             .filter(|p| p.pod.is_none())
-            .map(|p| {
-                if p.member.name.is_empty() {
-                    p.member.id.clone()
-                } else {
-                    p.member.name.clone()
-                }
-            })
+            .map(|p| p.member.label())
             .collect(),
         unmatched_pods: strays
             .into_iter()
@@ -391,11 +385,7 @@ pub fn svg(report: &TopologyReport, quorum_held: bool) -> String {
             for (i, p) in members.iter().enumerate() {
                 let m = &p.member;
                 let (health, state) = member_health(m, quorum_held);
-                let name = if m.name.is_empty() {
-                    m.id.clone()
-                } else {
-                    m.name.clone()
-                };
+                let name = m.label();
                 let title = format!(
                     "{name}{}: {health}",
                     if m.learner { " (learner)" } else { "" }
@@ -477,11 +467,7 @@ pub fn details_html(report: &TopologyReport) -> String {
             .filter_map(|p| {
                 let pod = p.pod.as_ref()?;
                 Some(MemberEvents {
-                    member: if p.member.name.is_empty() {
-                        p.member.id.clone()
-                    } else {
-                        p.member.name.clone()
-                    },
+                    member: p.member.label(),
                     pod: format!("{}/{}", pod.namespace, pod.name),
                     events: pod
                         .events
