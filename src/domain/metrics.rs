@@ -220,6 +220,41 @@ pub fn spark(values: &[Option<f64>], threshold: Option<f64>, w: f64, h: f64) -> 
     }
 }
 
+/// The line under a chart. It names what the drawing alone does not: the value at the top of
+/// the vertical scale (not the largest value seen: the scale always reaches past the dashed
+/// line), what the dashed line is, and how far back the chart goes.
+pub fn scale_note(
+    top: f64,
+    threshold: Option<f64>,
+    unit: fn(f64) -> String,
+    since_ms: Option<u64>,
+    now_ms: u64,
+) -> String {
+    let mut parts = vec![if top > 0.0 {
+        format!("scale 0–{}", unit(top))
+    } else {
+        format!("all {}", unit(0.0))
+    }];
+    if let Some(t) = threshold {
+        parts.push(format!("dashed: etcd alerts at {}", unit(t)));
+    }
+    if let Some(since) = since_ms {
+        parts.push(format!("last {}", span(now_ms.saturating_sub(since))));
+    }
+    parts.join(" · ")
+}
+
+/// "40 s", "12 min", "1 h 5 min".
+fn span(ms: u64) -> String {
+    let s = ms / 1000;
+    match s {
+        0..=59 => format!("{s} s"),
+        60..=3599 => format!("{} min", s / 60),
+        _ if s % 3600 < 60 => format!("{} h", s / 3600),
+        _ => format!("{} h {} min", s / 3600, (s % 3600) / 60),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,5 +293,32 @@ etcd_server_leader_changes_seen_total 2\n";
         assert!(s.over);
         assert!(s.threshold_y.is_some());
         assert_eq!(s.points.split(' ').count(), 2);
+    }
+
+    #[test]
+    fn the_scale_note_says_what_the_top_and_the_dashed_line_are_and_how_far_back() {
+        let ms = |v: f64| format!("{:.1} ms", v * 1000.0);
+        let now = 1_000_000_000;
+        // The scale reaches past the threshold: its top is not a value that was seen.
+        assert_eq!(
+            scale_note(0.55, Some(0.5), ms, Some(now - 12 * 60_000 - 5_000), now),
+            "scale 0–550.0 ms · dashed: etcd alerts at 500.0 ms · last 12 min"
+        );
+        assert_eq!(
+            scale_note(0.0, None, |v| format!("{v:.0}"), Some(now - 40_000), now),
+            "all 0 · last 40 s"
+        );
+        assert_eq!(
+            scale_note(2.0, None, |v| format!("{v:.0}"), Some(now - 3_900_000), now),
+            "scale 0–2 · last 1 h 5 min"
+        );
+        assert_eq!(
+            scale_note(2.0, None, |v| format!("{v:.0}"), Some(now - 3_600_000), now),
+            "scale 0–2 · last 1 h"
+        );
+        assert_eq!(
+            scale_note(2.0, None, |v| format!("{v:.0}"), None, now),
+            "scale 0–2"
+        );
     }
 }

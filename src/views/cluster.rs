@@ -71,8 +71,9 @@ pub struct Chart {
     pub lines: Vec<(String, String)>,
     /// Threshold line y, and its label.
     pub threshold: Option<(f64, String)>,
-    /// Scale top label.
-    pub max_label: String,
+    /// What the chart spans, under it: the vertical scale, the dashed line's meaning and the
+    /// time window ("0–550.0 ms · dashed: etcd alerts at 500.0 ms · last 12 min").
+    pub scale_note: String,
     /// No data yet.
     pub empty: bool,
     /// What an empty chart says ("collecting…", or why there is no data).

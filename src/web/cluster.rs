@@ -17,7 +17,7 @@ use crate::domain::cluster::{
     Maintained, MemberView, QuorumState,
 };
 use crate::domain::key::RawQuery;
-use crate::domain::metrics::{spark, thresholds, Point};
+use crate::domain::metrics::{scale_note, spark, thresholds, Point};
 use crate::error::AppError;
 use crate::etcd::EtcdError;
 use crate::monitor::Snapshot;
@@ -256,6 +256,10 @@ fn chart(
         lines.push((format!("s{i}"), s.points));
     }
     let scale = threshold.map_or(max, |t| max.max(t * 1.1));
+    let since = series
+        .iter()
+        .filter_map(|(_, _, pts)| pts.first().map(|p| p.at_ms))
+        .min();
     Chart {
         title: title.to_string(),
         empty: values.iter().all(|v| v.iter().all(Option::is_none)),
@@ -263,7 +267,7 @@ fn chart(
         legend,
         lines,
         threshold: threshold_line,
-        max_label: unit(scale),
+        scale_note: scale_note(scale, threshold, unit, since, fresh.now_ms),
     }
 }
 
