@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::domain::cluster::{
-    diff_events, lagging_learners, learners_behind, most_serious_first, quorum,
+    diff_events, explain_down, lagging_learners, learners_behind, most_serious_first, quorum,
     quorum_with_slow_disks, slow_members, space_warnings, unanswered, utc_time, AlarmView,
     ClusterEvent, MemberView, Quorum, QuorumClock,
 };
@@ -82,14 +82,30 @@ struct State {
     learner_behind: HashMap<String, u32>,
     listed_ms: Option<u64>,
     clock: QuorumClock,
-    /// Maintenance etcdboard runs on members now, by member id: a copy of the monitor's
-    /// [`Busy`] map, taken before each observation and snapshot.
-    busy: HashMap<String, Busy>,
+    /// Maintenance etcdboard runs on members now: a copy of the monitor's [`BusyMap`], taken
+    /// before each observation and snapshot.
+    busy: Marks,
+    /// Members whose latest `/metrics` said a defragmentation is running
+    /// (`etcd_disk_defrag_inflight`), with when that was first and last seen (Unix ms).
+    defrag_seen: HashMap<String, (u64, u64)>,
 }
 
-/// Maintenance running now, by member id; shared by a monitor and its successors, so that a
-/// guard taken before a discovered cluster's monitor was replaced still ends it.
-type BusyMap = Arc<Mutex<HashMap<String, Busy>>>;
+/// etcdboard's own maintenance marks; shared by a monitor and its successors, so that a guard
+/// taken before a discovered cluster's monitor was replaced still ends it.
+type BusyMap = Arc<Mutex<Marks>>;
+
+/// What etcdboard runs on members, by member id.
+#[derive(Debug, Clone, Default)]
+struct Marks {
+    /// Running now.
+    running: HashMap<String, Busy>,
+    /// When the last one on each member ended (Unix ms): a scrape taken before that still
+    /// reports it running, and is not someone else's defragmentation.
+    ended_ms: HashMap<String, u64>,
+}
+
+/// The gauge etcd (3.4.18+, 3.5.1+) sets to 1 while a member defragments, whoever asked.
+const DEFRAG_INFLIGHT: &str = "etcd_disk_defrag_inflight";
 
 /// Maintenance running on one member (see [`Monitor::begin_maintenance`]).
 #[derive(Debug, Clone)]
@@ -108,9 +124,32 @@ pub struct MaintenanceGuard {
 impl Drop for MaintenanceGuard {
     fn drop(&mut self) {
         if let Ok(mut busy) = self.busy.lock() {
-            busy.remove(&self.member);
+            busy.running.remove(&self.member);
+            busy.ended_ms.insert(self.member.clone(), now_ms());
         }
     }
+}
+
+impl Marks {
+    /// Since when member `id` has been defragmented by someone else, given `seen` (first and
+    /// last seen in its metrics): not while etcdboard runs maintenance on it, and not from a
+    /// scrape taken before etcdboard's own defragmentation of it ended.
+    fn defrag_elsewhere(&self, id: &str, (since, last): (u64, u64)) -> Option<u64> {
+        let ended = self.ended_ms.get(id).copied().unwrap_or(0);
+        (!self.running.contains_key(id) && last > ended).then_some(since)
+    }
+}
+
+/// What etcdboard calls its own defragmentations (see [`Monitor::begin_maintenance`]).
+pub const DEFRAGMENTING: &str = "defragmenting";
+
+/// "is being defragmented (…)": a defragmentation etcd reports that this etcdboard did not
+/// start, and where it may come from, so that nobody starts another or takes it for a failure.
+fn defrag_elsewhere_text(since_ms: u64) -> String {
+    format!(
+        "being defragmented (etcd has reported it since {}; started elsewhere: another etcdboard replica, etcdctl or an operator)",
+        utc_time(since_ms)
+    )
 }
 
 /// The watcher of one cluster.
@@ -205,14 +244,16 @@ impl Monitor {
         st.snapshot(now_ms(), self.scrape_every)
     }
 
-    fn busy_now(&self) -> HashMap<String, Busy> {
+    fn busy_now(&self) -> Marks {
         self.busy.lock().map(|b| b.clone()).unwrap_or_default()
     }
 
     /// Marks member `id` (hex) as under `what` ("defragmenting") for `user` until the guard is
     /// dropped: while it is, the member's row and warnings say so, instead of calling a member
     /// that cannot answer down. Refused, naming the member, while another member of this
-    /// cluster is under the same maintenance: one member at a time keeps the rest serving.
+    /// cluster is under the same maintenance: one member at a time keeps the rest serving. A
+    /// defragmentation etcd reports that etcdboard did not start (another replica, etcdctl, an
+    /// operator) counts too.
     pub fn begin_maintenance(
         self: &Arc<Self>,
         id: &str,
@@ -220,33 +261,50 @@ impl Monitor {
         user: &str,
     ) -> Result<MaintenanceGuard, String> {
         let id = id.to_ascii_lowercase();
-        // Names first: the two locks are never held together.
-        let names: HashMap<String, String> = self
+        // What the state knows first: the two locks are never held together.
+        let (names, seen): (HashMap<String, String>, HashMap<String, (u64, u64)>) = self
             .state
             .lock()
-            .ok()
-            .and_then(|st| {
-                st.last.as_ref().map(|(o, _, _)| {
-                    o.members
-                        .iter()
-                        .filter(|m| !m.name.is_empty())
-                        .map(|m| (m.id.clone(), m.name.clone()))
-                        .collect()
-                })
+            .map(|st| {
+                let names = st
+                    .last
+                    .as_ref()
+                    .map(|(o, _, _)| {
+                        o.members
+                            .iter()
+                            .filter(|m| !m.name.is_empty())
+                            .map(|m| (m.id.clone(), m.name.clone()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                (names, st.defrag_seen.clone())
             })
             .unwrap_or_default();
         let Ok(mut busy) = self.busy.lock() else {
             return Err("monitor state unavailable".into());
         };
-        if let Some((other, b)) = busy.iter().find(|(_, b)| b.what == what) {
+        let one_at_a_time = "one member at a time, so that the others keep serving";
+        if let Some((other, b)) = busy.running.iter().find(|(_, b)| b.what == what) {
             let name = names.get(other).unwrap_or(other);
             return Err(format!(
-                "{name} is {what} (since {}, asked by {}): one member at a time, so that the others keep serving",
+                "{name} is {what} (since {}, asked by {}): {one_at_a_time}",
                 utc_time(b.since_ms),
                 b.user
             ));
         }
-        busy.insert(
+        if what == DEFRAGMENTING {
+            if let Some((other, since)) = seen
+                .iter()
+                .find_map(|(m, seen)| busy.defrag_elsewhere(m, *seen).map(|since| (m, since)))
+            {
+                let name = names.get(other).unwrap_or(other);
+                return Err(format!(
+                    "{name} is {}: {one_at_a_time}",
+                    defrag_elsewhere_text(since)
+                ));
+            }
+        }
+        busy.running.insert(
             id.clone(),
             Busy {
                 what,
@@ -296,8 +354,11 @@ impl Monitor {
         });
         let results = futures::future::join_all(fetches).await;
         let at = now_ms();
+        let busy = self.busy_now();
         if let Ok(mut st) = self.state.lock() {
+            st.busy = busy;
             st.record_scrapes(results, at);
+            st.explain_defrags(self.scrape_every);
         }
         asked
     }
@@ -370,21 +431,28 @@ impl State {
         let ids: HashSet<&str> = members.iter().map(|m| m.id.as_str()).collect();
         self.scrapes.retain(|id, _| ids.contains(id.as_str()));
         self.series.retain(|id, _| ids.contains(id.as_str()));
+        self.defrag_seen.retain(|id, _| ids.contains(id.as_str()));
         self.learner_behind
             .retain(|id, _| ids.contains(id.as_str()));
     }
 
-    /// Says on each member whether etcdboard runs maintenance on it now.
+    /// Says on each member whether maintenance runs on it now: etcdboard's own, or a
+    /// defragmentation etcd reports that was started elsewhere.
     fn mark_busy(&self, members: &mut [MemberView]) {
         for m in members.iter_mut() {
-            m.maintenance = self.busy.get(&m.id).map(|b| {
-                format!(
-                    "{} since {} (asked by {})",
+            m.maintenance = match self.busy.running.get(&m.id) {
+                Some(b) => Some(format!(
+                    "etcdboard is {} it (since {}, asked by {})",
                     b.what,
                     utc_time(b.since_ms),
                     b.user
-                )
-            });
+                )),
+                None => self
+                    .defrag_seen
+                    .get(&m.id)
+                    .and_then(|seen| self.busy.defrag_elsewhere(&m.id, *seen))
+                    .map(|since| format!("it is {}", defrag_elsewhere_text(since))),
+            };
         }
     }
 
@@ -404,6 +472,15 @@ impl State {
             };
             answered.insert(id.clone());
             let scrape = parse(&text);
+            if scrape
+                .values
+                .get(DEFRAG_INFLIGHT)
+                .is_some_and(|v| *v >= 1.0)
+            {
+                self.defrag_seen.entry(id.clone()).or_insert((at, at)).1 = at;
+            } else {
+                self.defrag_seen.remove(&id);
+            }
             let previous = self.scrapes.insert(id.clone(), scrape.clone());
             if let Some(prev) = previous {
                 let series = self.series.entry(id).or_default();
@@ -413,6 +490,8 @@ impl State {
                 }
             }
         }
+        // A member that did not answer says nothing about a defragmentation: down is down.
+        self.defrag_seen.retain(|id, _| answered.contains(id));
         for (id, series) in self.series.iter_mut() {
             if !answered.contains(id) {
                 series.push_back(gap(at));
@@ -420,6 +499,27 @@ impl State {
                     series.pop_front();
                 }
             }
+        }
+    }
+
+    /// A member the timeline says went down that its metrics now show being defragmented by
+    /// someone else: the timeline says that instead (the observation that found it silent may
+    /// have come up to a scrape period before the scrape that says why).
+    fn explain_defrags(&mut self, scrape_every: Duration) {
+        let Some((obs, _, _)) = &self.last else {
+            return;
+        };
+        let slack = (scrape_every + OBSERVE_EVERY).as_millis() as u64;
+        for m in &obs.members {
+            let Some(since) = self
+                .defrag_seen
+                .get(&m.id)
+                .and_then(|seen| self.busy.defrag_elsewhere(&m.id, *seen))
+            else {
+                continue;
+            };
+            let why = format!("it is {}", defrag_elsewhere_text(since));
+            explain_down(&mut self.events, &m.label(), &why, since, slack);
         }
     }
 
@@ -578,6 +678,90 @@ mod tests {
         assert!(next
             .begin_maintenance("def", "defragmenting", "bob")
             .is_ok());
+    }
+
+    #[test]
+    fn a_defragmentation_etcd_reports_is_maintenance_whoever_started_it() {
+        let cfg = crate::config::ClusterConfig {
+            name: "c".into(),
+            endpoints: vec!["http://127.0.0.1:9".into()],
+            ..Default::default()
+        };
+        let m = Monitor::new(
+            EtcdCluster::new(&cfg, Duration::from_secs(1)).unwrap(),
+            Duration::from_secs(10),
+        );
+        let mut down_c = healthy_three();
+        down_c[2] = member("c", false, false);
+        let scrape = |m: &Monitor, c: Result<&str, &str>, at: u64| {
+            let mut st = m.state.lock().unwrap();
+            st.record(seen(down_c.clone()), at, &endpoints());
+            st.record_scrapes(
+                vec![
+                    ("a".into(), Ok(format!("{DEFRAG_INFLIGHT} 0\n"))),
+                    ("c".into(), c.map(str::to_string).map_err(str::to_string)),
+                ],
+                at,
+            );
+        };
+        let defrag_of_c = |m: &Monitor| {
+            m.snapshot()
+                .members
+                .iter()
+                .find(|x| x.id == "c")
+                .unwrap()
+                .maintenance
+                .clone()
+        };
+        // Another replica, etcdctl or an operator defragments c: its metrics say so.
+        scrape(&m, Ok("etcd_disk_defrag_inflight 1\n"), 1_000_000);
+        scrape(&m, Ok("etcd_disk_defrag_inflight 1\n"), 1_010_000);
+        let said = defrag_of_c(&m).expect("c is in maintenance");
+        assert_eq!(
+            said,
+            "it is being defragmented (etcd has reported it since 00:16:40 UTC; started \
+             elsewhere: another etcdboard replica, etcdctl or an operator)"
+        );
+        let snap = m.snapshot();
+        let c = snap.members.iter().find(|x| x.id == "c").unwrap();
+        assert_eq!(
+            crate::domain::cluster::member_health(c, true).0,
+            "in maintenance"
+        );
+        assert!(
+            snap.quorum.warnings.iter().any(|w| w.level == "info"
+                && w.text == format!("member m-c does not answer in time: {said}")),
+            "{:?}",
+            snap.quorum.warnings
+        );
+        // So a defragmentation of another member waits for it.
+        let refused = m
+            .begin_maintenance("a", DEFRAGMENTING, "alice")
+            .err()
+            .unwrap();
+        assert!(
+            refused
+                .starts_with("m-c is being defragmented (etcd has reported it since 00:16:40 UTC;")
+                && refused.ends_with("one member at a time, so that the others keep serving"),
+            "{refused}"
+        );
+        // It ended; and a member whose metrics do not answer is not "being defragmented".
+        scrape(&m, Ok("etcd_disk_defrag_inflight 0\n"), 1_020_000);
+        assert_eq!(defrag_of_c(&m), None);
+        scrape(&m, Ok("etcd_disk_defrag_inflight 1\n"), 1_030_000);
+        assert!(defrag_of_c(&m).is_some());
+        scrape(&m, Err("connection refused"), 1_040_000);
+        assert_eq!(defrag_of_c(&m), None);
+        // etcdboard's own defragmentation is named as such, and once it ended a scrape from
+        // before its end (still saying 1) is not taken for someone else's.
+        let guard = m.begin_maintenance("c", DEFRAGMENTING, "alice").unwrap();
+        scrape(&m, Ok("etcd_disk_defrag_inflight 1\n"), now_ms() - 1);
+        assert!(defrag_of_c(&m)
+            .unwrap()
+            .starts_with("etcdboard is defragmenting it (since "));
+        drop(guard);
+        assert_eq!(defrag_of_c(&m), None);
+        assert!(m.begin_maintenance("a", DEFRAGMENTING, "alice").is_ok());
     }
 
     const ENDPOINTS: [&str; 3] = ["http://a:2379", "http://b:2379", "http://c:2379"];

@@ -59,9 +59,11 @@ pub struct MemberView {
     /// endpoint, but no member answered at the client URL it advertises, so those URLs do not
     /// work from here, and no configured endpoint answered as this member.
     pub unseen: bool,
-    /// Maintenance etcdboard is running on it now, which keeps it from answering (a
-    /// defragmentation blocks the member while it rewrites its database): what, since when, and
-    /// who asked, e.g. "defragmenting since 03:12:05 UTC (asked by alice)".
+    /// Maintenance running on it now, which keeps it from answering (a defragmentation blocks
+    /// the member while it rewrites its database), as a clause that follows "member m2 …:":
+    /// who, what and since when. Either etcdboard's own ("etcdboard is defragmenting it (since
+    /// 03:12:05 UTC, asked by alice)") or one etcd reports in its metrics that was started
+    /// elsewhere: another etcdboard replica, etcdctl, an operator's scheduled defragmentation.
     pub maintenance: Option<String>,
 }
 
@@ -515,7 +517,7 @@ pub fn quorum_with_slow_disks(
             if let Some(what) = &m.maintenance {
                 warnings.push(warn(
                     "info",
-                    format!("member {} does not answer in time: etcdboard is {what}", m.label()),
+                    format!("member {} does not answer in time: {what}", m.label()),
                     "A defragmentation blocks the member while it rewrites its database; the other members serve. It answers again when that ends: wait for it before defragmenting the next member.",
                 ));
             } else if slow_disks.contains(&m.id.as_str()) {
@@ -965,6 +967,32 @@ pub struct ClusterEvent {
     pub text: String,
 }
 
+/// Rewrites "member X went down" as "member X stopped answering: {why}" when a later look
+/// showed why (a defragmentation etcd reported, seen from `since_ms` on): the observation that
+/// found the member silent can come a scrape period before the metrics that explain it. Only
+/// the newest such event counts, made no earlier than `slack_ms` before `since_ms` and not
+/// followed by the member coming back. Whether one was rewritten.
+pub fn explain_down(
+    events: &mut std::collections::VecDeque<ClusterEvent>,
+    label: &str,
+    why: &str,
+    since_ms: u64,
+    slack_ms: u64,
+) -> bool {
+    let down = format!("member {label} went down");
+    let back = format!("member {label} is back");
+    for e in events.iter_mut() {
+        if e.text == back || e.at_ms + slack_ms < since_ms {
+            return false;
+        }
+        if e.kind == "member-down" && e.text == down {
+            e.text = format!("member {label} stopped answering: {why}");
+            return true;
+        }
+    }
+    false
+}
+
 /// The events between observation `before` and `after`.
 pub fn diff_events(
     before: &[MemberView],
@@ -1019,10 +1047,7 @@ pub fn diff_events(
                 out.push(match &a.maintenance {
                     Some(what) => ev(
                         "member-down",
-                        format!(
-                            "member {} stopped answering: etcdboard is {what}",
-                            a.label()
-                        ),
+                        format!("member {} stopped answering: {what}", a.label()),
                     ),
                     None => ev("member-down", format!("member {} went down", a.label())),
                 });
@@ -1430,26 +1455,63 @@ pub(crate) mod tests {
         ];
         let mut after = before.clone();
         after[2] = member("c", false, false);
-        after[2].maintenance = Some("defragmenting since 03:12:05 UTC (asked by alice)".into());
+        after[2].maintenance =
+            Some("etcdboard is defragmenting it (since 03:12:05 UTC, asked by alice)".into());
         assert_eq!(member_health(&after[2], true), ("in maintenance", "warn"));
         let q = quorum(&after, 0, &[]);
         assert_eq!(q.warnings.len(), 1, "{:?}", q.warnings);
         assert_eq!(q.warnings[0].level, "info");
         assert_eq!(
             q.warnings[0].text,
-            "member m-c does not answer in time: etcdboard is defragmenting since 03:12:05 UTC \
-             (asked by alice)"
+            "member m-c does not answer in time: etcdboard is defragmenting it (since 03:12:05 \
+             UTC, asked by alice)"
         );
         let ev = diff_events(&before, &[], true, &after, &[], true, 1);
         assert_eq!(
             ev[0].text,
-            "member m-c stopped answering: etcdboard is defragmenting since 03:12:05 UTC (asked \
-             by alice)"
+            "member m-c stopped answering: etcdboard is defragmenting it (since 03:12:05 UTC, \
+             asked by alice)"
         );
         // Once it answers again, it is simply healthy.
         let mut done = before[2].clone();
-        done.maintenance = Some("defragmenting since 03:12:05 UTC (asked by alice)".into());
+        done.maintenance =
+            Some("etcdboard is defragmenting it (since 03:12:05 UTC, asked by alice)".into());
         assert_eq!(member_health(&done, true), ("ok", "ok"));
+    }
+
+    #[test]
+    fn a_member_seen_down_before_its_defragmentation_was_seen_is_explained_later() {
+        let ev = |at_ms: u64, kind: &'static str, text: &str| ClusterEvent {
+            at_ms,
+            kind,
+            text: text.to_string(),
+        };
+        let why = "it is being defragmented (etcd has reported it since 00:16:40 UTC)";
+        // Newest first, as the timeline keeps them.
+        let mut events: std::collections::VecDeque<ClusterEvent> = [
+            ev(995_000, "member-down", "member m-c went down"),
+            ev(990_000, "member-down", "member m-b went down"),
+        ]
+        .into();
+        assert!(explain_down(&mut events, "m-c", why, 1_000_000, 13_000));
+        assert_eq!(
+            events[0].text,
+            format!("member m-c stopped answering: {why}")
+        );
+        assert_eq!(events[1].text, "member m-b went down", "only that member's");
+        // Once explained it stays so; an older outage is not rewritten.
+        assert!(!explain_down(&mut events, "m-c", why, 1_000_000, 13_000));
+        let mut old: std::collections::VecDeque<ClusterEvent> =
+            [ev(900_000, "member-down", "member m-c went down")].into();
+        assert!(!explain_down(&mut old, "m-c", why, 1_000_000, 13_000));
+        // Nor one the member came back from since.
+        let mut back: std::collections::VecDeque<ClusterEvent> = [
+            ev(998_000, "member-up", "member m-c is back"),
+            ev(995_000, "member-down", "member m-c went down"),
+        ]
+        .into();
+        assert!(!explain_down(&mut back, "m-c", why, 1_000_000, 13_000));
+        assert_eq!(back[1].text, "member m-c went down");
     }
 
     #[test]

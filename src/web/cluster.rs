@@ -710,7 +710,7 @@ pub async fn maintenance(
         Ok(match act {
             Action::Defragment(m) => {
                 let _busy = monitor
-                    .begin_maintenance(&m, "defragmenting", &caller.principal.user)
+                    .begin_maintenance(&m, crate::monitor::DEFRAGMENTING, &caller.principal.user)
                     .map_err(|why| AppError::Conflict(why, json!({})))?;
                 c.defragment(&m).await?;
                 Maintained::Defragmented(m)

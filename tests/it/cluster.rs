@@ -13,7 +13,9 @@ use serde_json::{json, Value};
 
 use etcdboard::etcd::local::{Advertise, LocalCluster, LocalClusterOptions};
 
-use crate::helpers::{serve_on, serve_on_endpoints, spawn_app, AppOptions, TestApp};
+use crate::helpers::{
+    serve_on, serve_on_endpoints, spawn_app, start_replica, AppOptions, Replica, TestApp,
+};
 use crate::support_browser::Browser;
 
 const MEMBERS_API: &str = "/api/v1/clusters/test/members";
@@ -2403,11 +2405,11 @@ async fn a_member_being_defragmented_is_in_maintenance_not_down_and_one_at_a_tim
             m["maintenance"]
                 .as_str()
                 .unwrap()
-                .starts_with("defragmenting since ")
+                .starts_with("etcdboard is defragmenting it (since ")
                 && m["maintenance"]
                     .as_str()
                     .unwrap()
-                    .ends_with("(asked by anonymous)"),
+                    .ends_with(", asked by anonymous)"),
             "{m:#}"
         );
         let about: Vec<(String, String)> = warnings_of(&body)
@@ -2417,7 +2419,7 @@ async fn a_member_being_defragmented_is_in_maintenance_not_down_and_one_at_a_tim
         assert_eq!(about.len(), 1, "{about:?}");
         assert!(
             about[0].0.starts_with(&format!(
-                "member {name} does not answer in time: etcdboard is defragmenting since"
+                "member {name} does not answer in time: etcdboard is defragmenting it (since"
             )),
             "{about:?}"
         );
@@ -2460,6 +2462,152 @@ async fn a_member_being_defragmented_is_in_maintenance_not_down_and_one_at_a_tim
             |b| member_of(b)["maintenance"].is_null() && member_of(b)["serving"] == true,
         )
         .await;
+    })
+    .await;
+}
+
+/// GET `path` of a second etcdboard (`r`), as JSON or text.
+async fn replica_get(r: &Replica, path: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .get(format!("http://{}{}{}", r.addr, r.base, path))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .expect("the second etcdboard answers")
+}
+
+/// A defragmentation etcdboard did not start (the Deployment's other replica here; etcdctl or an
+/// operator's schedule alike) shows as maintenance, from the gauge etcd sets while it runs: not
+/// as a member down to be removed, and no second defragmentation starts meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_defragmentation_started_elsewhere_is_maintenance_not_down() {
+    bounded(async {
+        let app = spawn_app().await;
+        // The second replica scrapes every second, so that it learns within a second or two.
+        let b = start_replica(
+            app.etcd.client_urls(),
+            &AppOptions {
+                metrics_interval: Duration::from_secs(1),
+                ..Default::default()
+            },
+        )
+        .await;
+        let t = truth(&app, &[]).await;
+        let busy = (t.leader + 1) % 3;
+        let other = (t.leader + 2) % 3;
+        let id = t.ids[busy].clone().unwrap();
+        let name = app.etcd.member_names()[busy].clone();
+        // As in the test above, a slow disk makes the defragmentation last.
+        let strace = SlowDisk::attach(app.etcd.pid(busy).unwrap(), "1s");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let running = tokio::spawn(
+            app.http
+                .post(app.url("/api/v1/clusters/test/maintenance/defragment"))
+                .timeout(Duration::from_secs(60))
+                .json(&json!({ "member": id.clone() }))
+                .send(),
+        );
+
+        let member_of = |b: &Value| -> Value {
+            b["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["id"] == id.as_str())
+                .cloned()
+                .unwrap()
+        };
+        let started = Instant::now();
+        let body = loop {
+            let body: Value = replica_get(&b, MEMBERS_API).await.json().await.unwrap();
+            let m = member_of(&body);
+            if m["maintenance"].is_string() && m["serving"] == false {
+                break body;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the other replica does not show the member in maintenance: {m:#} {:#}",
+                body["quorum"]["warnings"]
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        eprintln!(
+            "in maintenance on the other replica after {:?}",
+            started.elapsed()
+        );
+        let said = member_of(&body)["maintenance"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            said.starts_with("it is being defragmented (etcd has reported it since ")
+                && said.contains("started elsewhere: another etcdboard replica"),
+            "{said}"
+        );
+        let about: Vec<(String, String)> = warnings_of(&body)
+            .into_iter()
+            .filter(|(t, _)| t.contains(&format!("member {name} ")))
+            .collect();
+        assert_eq!(
+            about,
+            [(
+                format!("member {name} does not answer in time: {said}"),
+                about[0].1.clone()
+            )]
+        );
+        assert!(!about[0].1.contains("remove"), "{about:?}");
+        let html = replica_get(&b, PAGE).await.text().await.unwrap();
+        let r = row(&html, &id).expect("its row");
+        assert!(r.contains("in maintenance"), "{r}");
+
+        // A defragmentation of another member through this replica waits for it.
+        let second = reqwest::Client::new()
+            .post(format!(
+                "http://{}/api/v1/clusters/test/maintenance/defragment",
+                b.addr
+            ))
+            .json(&json!({ "member": t.ids[other].clone().unwrap() }))
+            .timeout(Duration::from_secs(60))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(second.status(), 409);
+        let why: Value = second.json().await.unwrap();
+        let why = why["error"].as_str().unwrap();
+        assert!(
+            why.starts_with(&format!(
+                "{name} is being defragmented (etcd has reported it since "
+            )) && why.ends_with("one member at a time, so that the others keep serving"),
+            "{why}"
+        );
+
+        // It ends; this replica's timeline never said the member went down.
+        let done = running.await.unwrap().unwrap();
+        assert_eq!(done.status(), 200, "{}", done.text().await.unwrap());
+        drop(strace);
+        let started = Instant::now();
+        let body = loop {
+            let body: Value = replica_get(&b, MEMBERS_API).await.json().await.unwrap();
+            let m = member_of(&body);
+            if m["maintenance"].is_null() && m["serving"] == true {
+                break body;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "still in maintenance on the other replica: {m:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        let said: Vec<&str> = body["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["text"].as_str())
+            .collect();
+        assert!(
+            !said.iter().any(|t| t.contains("went down")),
+            "the other replica's timeline does not say it went down: {said:?}"
+        );
     })
     .await;
 }
