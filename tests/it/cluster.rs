@@ -2476,6 +2476,24 @@ async fn replica_get(r: &Replica, path: &str) -> reqwest::Response {
         .expect("the second etcdboard answers")
 }
 
+/// Polls a second etcdboard's members API (≤ 10 s) until `pred` holds; panics with the last
+/// answer.
+async fn replica_members_until(r: &Replica, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let started = Instant::now();
+    loop {
+        let body: Value = replica_get(r, MEMBERS_API).await.json().await.unwrap();
+        if pred(&body) {
+            eprintln!("{what} on the other replica after {:?}", started.elapsed());
+            return body;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the other replica does not show {what}: {body:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// A defragmentation etcdboard did not start (the Deployment's other replica here; etcdctl or an
 /// operator's schedule alike) shows as maintenance, from the gauge etcd sets while it runs: not
 /// as a member down to be removed, and no second defragmentation starts meanwhile.
@@ -2517,24 +2535,11 @@ async fn a_defragmentation_started_elsewhere_is_maintenance_not_down() {
                 .cloned()
                 .unwrap()
         };
-        let started = Instant::now();
-        let body = loop {
-            let body: Value = replica_get(&b, MEMBERS_API).await.json().await.unwrap();
-            let m = member_of(&body);
-            if m["maintenance"].is_string() && m["serving"] == false {
-                break body;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "the other replica does not show the member in maintenance: {m:#} {:#}",
-                body["quorum"]["warnings"]
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        };
-        eprintln!(
-            "in maintenance on the other replica after {:?}",
-            started.elapsed()
-        );
+        let body = replica_members_until(&b, "the member in maintenance", |body| {
+            let m = member_of(body);
+            m["maintenance"].is_string() && m["serving"] == false
+        })
+        .await;
         let said = member_of(&body)["maintenance"]
             .as_str()
             .unwrap()
@@ -2585,19 +2590,11 @@ async fn a_defragmentation_started_elsewhere_is_maintenance_not_down() {
         let done = running.await.unwrap().unwrap();
         assert_eq!(done.status(), 200, "{}", done.text().await.unwrap());
         drop(strace);
-        let started = Instant::now();
-        let body = loop {
-            let body: Value = replica_get(&b, MEMBERS_API).await.json().await.unwrap();
-            let m = member_of(&body);
-            if m["maintenance"].is_null() && m["serving"] == true {
-                break body;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "still in maintenance on the other replica: {m:#}"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        };
+        let body = replica_members_until(&b, "the member out of maintenance", |body| {
+            let m = member_of(body);
+            m["maintenance"].is_null() && m["serving"] == true
+        })
+        .await;
         let said: Vec<&str> = body["events"]
             .as_array()
             .unwrap()
