@@ -34,8 +34,11 @@ fi
 started=$(date +%s)
 cargo build --release --locked --bin etcdboard
 echo "release build: $(( $(date +%s) - started )) s" >&2
-# Dockerfile: objcopy --strip-debug into the image; the checks below run on that copy.
-bin="${CARGO_TARGET_DIR:-target}/release/etcdboard.image"
+# Dockerfile: objcopy --strip-debug into the image; the checks below run on that copy. It goes
+# into the clone's own target/image/ whatever CARGO_TARGET_DIR says: CI keeps Cargo's output under
+# root's home, which the image's user 65532 cannot enter.
+mkdir -p target/image
+bin="target/image/etcdboard"
 objcopy --strip-debug "${CARGO_TARGET_DIR:-target}/release/etcdboard" "$bin"
 
 # 3. It runs and knows its version.
