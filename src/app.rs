@@ -540,6 +540,11 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             web::same_origin_writes,
         ))
+        // A method the route does not have is a 405 whoever asks, not "may not write" or "writes
+        // must be JSON" from the guards above (which would send the caller after the wrong fix).
+        // Set after them, this replaces each route's default fallback they wrapped: it runs no
+        // handler and answers nothing but the status and the route's `Allow`.
+        .method_not_allowed_fallback(web::method_not_allowed)
         .layer(DefaultBodyLimit::max(
             state.config().max_value_bytes * 2 + 64 * 1024,
         ))

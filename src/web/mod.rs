@@ -73,6 +73,12 @@ fn error_page_headers(headers: &HeaderMap) -> HeaderMap {
     kept
 }
 
+/// The answer to a method a route does not have (axum adds the route's `Allow`;
+/// [`uniform_errors`] gives it the usual error shape).
+pub async fn method_not_allowed() -> StatusCode {
+    StatusCode::METHOD_NOT_ALLOWED
+}
+
 /// Gives error responses that did not come from our handlers (axum's own 405 with an empty body,
 /// the body limit's plain-text 413, …) the same shape as ours: `{"error": …}` on the API, the
 /// error page elsewhere.

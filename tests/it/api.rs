@@ -950,6 +950,19 @@ async fn every_api_error_is_json_even_those_the_router_makes() {
     assert!(resp.headers().contains_key("allow"));
     let body: serde_json::Value = resp.json().await.expect("a JSON body");
     assert!(body["error"].as_str().unwrap().contains("PATCH"), "{body}");
+    // From a page (Origin, no JSON content type) as well: what is wrong is the method, not how a
+    // write is sent.
+    let resp = app
+        .http
+        .post(app.url("/api/v1/clusters/test/members"))
+        .header("Origin", format!("http://{}", app.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 405);
+    assert_eq!(resp.headers()["allow"], "GET,HEAD");
+    let body: serde_json::Value = resp.json().await.expect("a JSON body");
+    assert!(body["error"].as_str().unwrap().contains("POST"), "{body}");
     let resp = app
         .http
         .put(app.url("/api/v1/clusters/test/key"))
