@@ -207,6 +207,15 @@ fn event_kinds(body: &Value) -> Vec<String> {
         .collect()
 }
 
+fn event_texts(body: &Value) -> Vec<String> {
+    body["events"]
+        .as_array()
+        .expect("events array")
+        .iter()
+        .map(|e| e["text"].as_str().expect("text").to_string())
+        .collect()
+}
+
 fn has_event(body: &Value, kind: &str, text_contains: &str) -> bool {
     body["events"].as_array().is_some_and(|es| {
         es.iter().any(|e| {
@@ -2241,6 +2250,17 @@ impl Drop for SlowDisk {
 }
 
 /// The warnings of a members API answer as `(text, advice)`.
+/// Member `id` (hex) of a members API answer.
+fn member_with_id(body: &Value, id: &str) -> Value {
+    body["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == id)
+        .cloned()
+        .unwrap()
+}
+
 fn warnings_of(body: &Value) -> Vec<(String, String)> {
     body["quorum"]["warnings"]
         .as_array()
@@ -2376,15 +2396,7 @@ async fn a_member_being_defragmented_is_in_maintenance_not_down_and_one_at_a_tim
         tokio::time::sleep(Duration::from_millis(300)).await;
         let running = tokio::spawn(defrag(id.clone()));
 
-        let member_of = |b: &Value| -> Value {
-            b["members"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|m| m["id"] == id.as_str())
-                .cloned()
-                .unwrap()
-        };
+        let member_of = |b: &Value| member_with_id(b, &id);
         let (body, at) = members_until(
             &app,
             Instant::now(),
@@ -2441,13 +2453,7 @@ async fn a_member_being_defragmented_is_in_maintenance_not_down_and_one_at_a_tim
 
         // It ends, and the member is itself again.
         let done = running.await.unwrap().unwrap();
-        let events = members_json(&app).await["events"].clone();
-        let said: Vec<&str> = events
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|e| e["text"].as_str())
-            .collect();
+        let said = event_texts(&members_json(&app).await);
         assert!(
             !said.iter().any(|t| t.contains("went down")),
             "the timeline does not say it went down: {said:?}"
@@ -2526,15 +2532,7 @@ async fn a_defragmentation_started_elsewhere_is_maintenance_not_down() {
                 .send(),
         );
 
-        let member_of = |b: &Value| -> Value {
-            b["members"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|m| m["id"] == id.as_str())
-                .cloned()
-                .unwrap()
-        };
+        let member_of = |b: &Value| member_with_id(b, &id);
         let body = replica_members_until(&b, "the member in maintenance", |body| {
             let m = member_of(body);
             m["maintenance"].is_string() && m["serving"] == false
@@ -2595,12 +2593,7 @@ async fn a_defragmentation_started_elsewhere_is_maintenance_not_down() {
             m["maintenance"].is_null() && m["serving"] == true
         })
         .await;
-        let said: Vec<&str> = body["events"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|e| e["text"].as_str())
-            .collect();
+        let said = event_texts(&body);
         assert!(
             !said.iter().any(|t| t.contains("went down")),
             "the other replica's timeline does not say it went down: {said:?}"
