@@ -447,13 +447,17 @@ impl State {
                     utc_time(b.since_ms),
                     b.user
                 )),
-                None => self
-                    .defrag_seen
-                    .get(&m.id)
-                    .and_then(|seen| self.busy.defrag_elsewhere(&m.id, *seen))
-                    .map(|since| format!("it is {}", defrag_elsewhere_text(since))),
+                None => self.defrag_elsewhere(&m.id).map(|(_, why)| why),
             };
         }
+    }
+
+    /// A defragmentation of member `id` that etcd reports and etcdboard did not start: since
+    /// when, and the clause that says so ("it is being defragmented (…)").
+    fn defrag_elsewhere(&self, id: &str) -> Option<(u64, String)> {
+        let seen = self.defrag_seen.get(id)?;
+        let since = self.busy.defrag_elsewhere(id, *seen)?;
+        Some((since, format!("it is {}", defrag_elsewhere_text(since))))
     }
 
     /// Records a scrape round at `at`: `results` has the text of each member asked, `None` if it
@@ -510,16 +514,16 @@ impl State {
             return;
         };
         let slack = (scrape_every + OBSERVE_EVERY).as_millis() as u64;
-        for m in &obs.members {
-            let Some(since) = self
-                .defrag_seen
-                .get(&m.id)
-                .and_then(|seen| self.busy.defrag_elsewhere(&m.id, *seen))
-            else {
-                continue;
-            };
-            let why = format!("it is {}", defrag_elsewhere_text(since));
-            explain_down(&mut self.events, &m.label(), &why, since, slack);
+        let explained: Vec<(String, u64, String)> = obs
+            .members
+            .iter()
+            .filter_map(|m| {
+                let (since, why) = self.defrag_elsewhere(&m.id)?;
+                Some((m.label(), since, why))
+            })
+            .collect();
+        for (label, since, why) in explained {
+            explain_down(&mut self.events, &label, &why, since, slack);
         }
     }
 
@@ -645,15 +649,23 @@ mod tests {
     use crate::domain::cluster::tests::member;
     use crate::domain::cluster::QuorumState;
 
-    #[test]
-    fn maintenance_is_one_member_at_a_time_and_ends_in_a_successor_too() {
+    /// A monitor (not started) of a cluster nobody answers for, and that cluster.
+    fn idle_monitor() -> (Arc<EtcdCluster>, Arc<Monitor>) {
         let cfg = crate::config::ClusterConfig {
             name: "c".into(),
             endpoints: vec!["http://127.0.0.1:9".into()],
             ..Default::default()
         };
         let cluster = EtcdCluster::new(&cfg, Duration::from_secs(1)).unwrap();
-        let m = Monitor::new(cluster.clone(), Duration::from_secs(10));
+        (
+            cluster.clone(),
+            Monitor::new(cluster, Duration::from_secs(10)),
+        )
+    }
+
+    #[test]
+    fn maintenance_is_one_member_at_a_time_and_ends_in_a_successor_too() {
+        let (cluster, m) = idle_monitor();
         let guard = m
             .begin_maintenance("ABC", "defragmenting", "alice")
             .unwrap();
@@ -682,15 +694,7 @@ mod tests {
 
     #[test]
     fn a_defragmentation_etcd_reports_is_maintenance_whoever_started_it() {
-        let cfg = crate::config::ClusterConfig {
-            name: "c".into(),
-            endpoints: vec!["http://127.0.0.1:9".into()],
-            ..Default::default()
-        };
-        let m = Monitor::new(
-            EtcdCluster::new(&cfg, Duration::from_secs(1)).unwrap(),
-            Duration::from_secs(10),
-        );
+        let (_, m) = idle_monitor();
         let mut down_c = healthy_three();
         down_c[2] = member("c", false, false);
         let scrape = |m: &Monitor, c: Result<&str, &str>, at: u64| {

@@ -979,18 +979,32 @@ pub fn explain_down(
     since_ms: u64,
     slack_ms: u64,
 ) -> bool {
-    let down = format!("member {label} went down");
-    let back = format!("member {label} is back");
+    let down = went_down(label);
+    let back = is_back(label);
     for e in events.iter_mut() {
         if e.text == back || e.at_ms + slack_ms < since_ms {
             return false;
         }
         if e.kind == "member-down" && e.text == down {
-            e.text = format!("member {label} stopped answering: {why}");
+            e.text = stopped_answering(label, why);
             return true;
         }
     }
     false
+}
+
+// The timeline's words for a member going and coming back: written by [`diff_events`] and
+// recognised by [`explain_down`], so the two cannot drift apart.
+fn went_down(label: &str) -> String {
+    format!("member {label} went down")
+}
+
+fn is_back(label: &str) -> String {
+    format!("member {label} is back")
+}
+
+fn stopped_answering(label: &str, why: &str) -> String {
+    format!("member {label} stopped answering: {why}")
 }
 
 /// The events between observation `before` and `after`.
@@ -1044,15 +1058,15 @@ pub fn diff_events(
             // A member etcdboard cannot reach is neither down nor back: its state is unknown.
             let known = !a.unseen && !b.unseen;
             if known && up(b) && !up(a) {
-                out.push(match &a.maintenance {
-                    Some(what) => ev(
-                        "member-down",
-                        format!("member {} stopped answering: {what}", a.label()),
-                    ),
-                    None => ev("member-down", format!("member {} went down", a.label())),
-                });
+                out.push(ev(
+                    "member-down",
+                    match &a.maintenance {
+                        Some(what) => stopped_answering(&a.label(), what),
+                        None => went_down(&a.label()),
+                    },
+                ));
             } else if known && !up(b) && up(a) {
-                out.push(ev("member-up", format!("member {} is back", a.label())));
+                out.push(ev("member-up", is_back(&a.label())));
             }
             if b.name.is_empty() && !a.name.is_empty() {
                 out.push(ev(
